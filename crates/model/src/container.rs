@@ -1,0 +1,255 @@
+//! Containers: one tenant each. Their view in the API, the request that
+//! creates one, limits, states and the record of state transitions.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ByteSize, ContainerId, ProjectId, Timestamp};
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerStatus {
+    /// Being made; not yet usable.
+    Creating,
+    /// Its processes run and its URL answers.
+    Running,
+    /// No process, no CPU, no memory; its files and address are kept.
+    Stopped,
+    /// Being copied from a template.
+    Copying,
+    /// Being removed.
+    Deleting,
+    /// A start or create failed; see its transitions and logs.
+    Failed,
+}
+
+impl ContainerStatus {
+    /// The status as stored and shown (`running`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creating => "creating",
+            Self::Running => "running",
+            Self::Stopped => "stopped",
+            Self::Copying => "copying",
+            Self::Deleting => "deleting",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored status.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "creating" => Self::Creating,
+            "running" => Self::Running,
+            "stopped" => Self::Stopped,
+            "copying" => Self::Copying,
+            "deleting" => Self::Deleting,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// What caused a state transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// An API call (create, start, stop, restart, delete).
+    Api,
+    /// The container's main process ended on its own.
+    Exited,
+    /// The daemon found the host out of step with its records at start.
+    Reconcile,
+    /// A request to the container's URL woke it.
+    Wake,
+    /// It had no traffic for its idle timeout.
+    Idle,
+}
+
+impl Trigger {
+    /// The trigger as stored (`api`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Exited => "exited",
+            Self::Reconcile => "reconcile",
+            Self::Wake => "wake",
+            Self::Idle => "idle",
+        }
+    }
+
+    /// Parses a stored trigger.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "api" => Self::Api,
+            "exited" => Self::Exited,
+            "reconcile" => Self::Reconcile,
+            "wake" => Self::Wake,
+            "idle" => Self::Idle,
+            _ => return None,
+        })
+    }
+}
+
+/// Resource limits applied to a container's cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Limits {
+    /// CPU time, in cores (0.5 is half of one core).
+    pub cpu: f64,
+    /// Memory, in bytes, including its `/ramdisk` tmpfs.
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
+    pub memory: ByteSize,
+    /// Most processes and threads.
+    pub pids: u32,
+}
+
+/// Limits in a request: each one left out keeps the default (on create) or
+/// the current value (on update).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// CPU time, in cores, from 0.01 up to the host's core count.
+    pub cpu: Option<f64>,
+    /// Memory: bytes, or a string like "512MiB". At least 16 MiB.
+    pub memory: Option<ByteSize>,
+    /// Most processes and threads, from 16 to 65536.
+    pub pids: Option<u32>,
+}
+
+/// A container, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Container {
+    pub id: ContainerId,
+    pub project_id: ProjectId,
+    /// Unique in the project; its hostname and part of its URL.
+    pub name: String,
+    /// The image its root filesystem is layered on.
+    pub image: String,
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    pub environment_vars: BTreeMap<String, String>,
+    /// The TCP port of its HTTP app; the URL forwards to it.
+    pub port: u16,
+    pub limits: Limits,
+    pub status: ContainerStatus,
+    /// Where its app answers, through the daemon's proxy.
+    pub url: String,
+    /// Its address on the daemon's container network.
+    pub address: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub updated_at: Timestamp,
+}
+
+/// The body of `POST /api/v1/projects/{id}/containers`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateContainer {
+    /// Unique in the project: 1 to 30 lowercase letters, digits and hyphens.
+    pub name: String,
+    /// Image name; `minimal` (busybox and the demo app) when left out.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Program and arguments; the image's default when left out.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Added to the image's env; these win.
+    #[serde(default)]
+    pub environment_vars: BTreeMap<String, String>,
+    /// The app's TCP port; the image's default (8080 for `minimal`) when left out.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub limits: Option<LimitsSpec>,
+    /// Start it at once (default true).
+    #[serde(default)]
+    pub start: Option<bool>,
+}
+
+/// One recorded change of a container's status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Transition {
+    /// The status before; absent for the first one.
+    pub from: Option<ContainerStatus>,
+    pub to: ContainerStatus,
+    pub trigger: Trigger,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub at: Timestamp,
+    /// How long the change took.
+    pub duration_ms: u64,
+}
+
+/// The body of `POST /api/v1/containers/{id}/exec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    /// Program and arguments, run inside the container.
+    pub command: Vec<String>,
+    /// Added to the container's env for this process only.
+    #[serde(default)]
+    pub environment_vars: BTreeMap<String, String>,
+    /// Killed after this many seconds (default 30, at most 600).
+    #[serde(default)]
+    pub timeout_seconds: Option<u32>,
+}
+
+/// What an exec produced. Each stream is capped at 1 MiB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExecResult {
+    /// The exit status; 128+N when killed by signal N, 124 on timeout.
+    pub exit_code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A page of a list. Pass `next_cursor` as `cursor` to get the next one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_request_rejects_unknown_fields() {
+        let err = serde_json::from_str::<CreateContainer>(r#"{"name":"a","imgae":"x"}"#).unwrap_err();
+        assert!(err.to_string().contains("imgae"));
+        let ok: CreateContainer =
+            serde_json::from_str(r#"{"name":"a","limits":{"memory":"256MiB","cpu":0.5}}"#).unwrap();
+        assert_eq!(ok.limits.unwrap().memory, Some(ByteSize(256 << 20)));
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in [
+            ContainerStatus::Creating,
+            ContainerStatus::Running,
+            ContainerStatus::Stopped,
+            ContainerStatus::Copying,
+            ContainerStatus::Deleting,
+            ContainerStatus::Failed,
+        ] {
+            assert_eq!(ContainerStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+        }
+    }
+}

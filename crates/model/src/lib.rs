@@ -1,0 +1,37 @@
+//! Cubby's domain model: the resources users see through the API and the
+//! rules their fields obey.
+//!
+//! Everything here is plain data plus pure validation, so the store, the
+//! core, the API and the client share one definition of a [`Container`] or
+//! a [`Project`]. Nothing here touches the host.
+
+mod bytesize;
+mod container;
+mod id;
+mod image;
+mod project;
+mod token;
+mod validate;
+
+pub use bytesize::ByteSize;
+pub use container::{
+    Container, ContainerStatus, CreateContainer, ExecRequest, ExecResult, Limits, LimitsSpec, Page, Transition,
+    Trigger,
+};
+pub use id::{ContainerId, ProjectId, TokenId, random_id, random_secret};
+pub use image::{Image, ImageConfig, ImageSource};
+pub use project::{CreateProject, Project};
+pub use token::{CreateToken, CreatedToken, Token};
+pub use validate::{
+    ValidationError, validate_command, validate_container_name, validate_env, validate_image_name,
+    validate_project_name,
+};
+
+/// Timestamps are UTC and serialised as RFC 3339.
+pub type Timestamp = time::OffsetDateTime;
+
+/// The current time, truncated to milliseconds (what the store keeps).
+pub fn now() -> Timestamp {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(now)
+}

@@ -1,0 +1,39 @@
+//! btrfs subvolumes and snapshots.
+//!
+//! [`Btrfs`] is the seam. [`LibBtrfs`] calls the kernel through
+//! libbtrfsutil (the library btrfs-progs itself uses: ioctls, no process
+//! spawned). [`FakeBtrfs`] models subvolumes as plain directories and
+//! records each call, for unit tests without root.
+
+mod fake;
+mod real;
+
+use std::path::{Path, PathBuf};
+
+pub use fake::{BtrfsCall, FakeBtrfs};
+pub use real::LibBtrfs;
+
+use crate::StorageError;
+
+/// The btrfs operations Cubby needs. Paths are absolute.
+pub trait Btrfs: Send + Sync + std::fmt::Debug {
+    /// Whether `path` lives on a btrfs filesystem.
+    fn is_btrfs(&self, path: &Path) -> Result<bool, StorageError>;
+    /// Whether `path` is the root of a subvolume.
+    fn is_subvolume(&self, path: &Path) -> Result<bool, StorageError>;
+    /// Creates an empty subvolume at `path` (its parent must exist).
+    fn create_subvolume(&self, path: &Path) -> Result<(), StorageError>;
+    /// Snapshots subvolume `source` to `dest`, read-only if asked. Costs no
+    /// data copy: the snapshot shares every extent with its source.
+    fn snapshot(&self, source: &Path, dest: &Path, readonly: bool) -> Result<(), StorageError>;
+    /// Deletes the subvolume at `path` and every subvolume nested in it.
+    /// Succeeds when `path` does not exist.
+    fn delete_subvolume(&self, path: &Path) -> Result<(), StorageError>;
+    /// Makes a subvolume read-only or writable.
+    fn set_readonly(&self, path: &Path, readonly: bool) -> Result<(), StorageError>;
+    /// The subvolume's generation: it grows with every change written to it.
+    fn generation(&self, path: &Path) -> Result<u64, StorageError>;
+    /// Subvolumes directly or indirectly under `dir` (not `dir` itself),
+    /// as absolute paths, deepest first.
+    fn subvolumes_under(&self, dir: &Path) -> Result<Vec<PathBuf>, StorageError>;
+}

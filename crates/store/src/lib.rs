@@ -1,0 +1,85 @@
+//! The daemon's state: projects, tokens, images, containers, their state
+//! transitions and an audit trail.
+//!
+//! [`Store`] is the seam the core talks to. [`SqliteStore`] keeps the state
+//! in one SQLite file in WAL mode, with versioned migrations
+//! ([`migrations`]); `SqliteStore::in_memory()` is the stand-in that unit
+//! tests use. The trait is synchronous on purpose: every call is one short
+//! transaction, and a store shared by a fleet (PostgreSQL) can implement it
+//! over a blocking pool.
+
+mod error;
+mod migrations;
+mod records;
+mod sqlite;
+
+pub use error::StoreError;
+pub use records::{AuditEntry, ContainerRecord, ImageRecord, NewContainer, TokenRecord};
+pub use sqlite::SqliteStore;
+
+use cubby_model::{
+    ContainerId, ContainerStatus, Project, ProjectId, TokenId, Transition, Trigger,
+};
+
+/// Everything the daemon remembers. Each method is one transaction.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    // ---- projects
+    /// Adds a project. [`StoreError::Duplicate`] if the name is taken.
+    fn insert_project(&self, project: &Project) -> Result<(), StoreError>;
+    fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError>;
+    fn projects(&self) -> Result<Vec<Project>, StoreError>;
+    /// Removes a project and its tokens. The caller makes sure it has no
+    /// containers first; [`StoreError::InUse`] if it still has.
+    fn delete_project(&self, id: &ProjectId) -> Result<bool, StoreError>;
+
+    // ---- tokens
+    fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+    /// The token whose secret hashes to `hash`.
+    fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError>;
+    /// Tokens of one project, or the admin tokens when `project` is `None`.
+    fn tokens(&self, project: Option<&ProjectId>) -> Result<Vec<TokenRecord>, StoreError>;
+    fn delete_token(&self, id: &TokenId) -> Result<bool, StoreError>;
+
+    // ---- images
+    /// Adds an image. [`StoreError::Duplicate`] if the name is taken.
+    fn insert_image(&self, image: &ImageRecord) -> Result<(), StoreError>;
+    fn image(&self, name: &str) -> Result<Option<ImageRecord>, StoreError>;
+    fn images(&self) -> Result<Vec<ImageRecord>, StoreError>;
+    fn delete_image(&self, name: &str) -> Result<bool, StoreError>;
+
+    // ---- containers
+    /// Adds a container in status `creating` with the lowest free slot in
+    /// `1..=max_slot`, checking the name is free in its project and the
+    /// project's `max_containers`. Records the first transition.
+    fn insert_container(&self, container: &NewContainer, max_slot: u32) -> Result<ContainerRecord, StoreError>;
+    fn container(&self, id: &ContainerId) -> Result<Option<ContainerRecord>, StoreError>;
+    /// Containers ordered by id, after `after`, at most `limit`; of one
+    /// project or of all.
+    fn containers(
+        &self,
+        project: Option<&ProjectId>,
+        after: Option<&ContainerId>,
+        limit: u32,
+    ) -> Result<Vec<ContainerRecord>, StoreError>;
+    /// Number of containers in a project.
+    fn count_containers(&self, project: &ProjectId) -> Result<u32, StoreError>;
+    /// Moves a container to `to` and records the transition. Returns the
+    /// updated record, or `None` if the container does not exist.
+    fn set_status(
+        &self,
+        id: &ContainerId,
+        to: ContainerStatus,
+        trigger: Trigger,
+        duration_ms: u64,
+    ) -> Result<Option<ContainerRecord>, StoreError>;
+    fn transitions(&self, id: &ContainerId) -> Result<Vec<Transition>, StoreError>;
+    /// Removes the container and its transitions, and appends `audit`, in
+    /// one transaction.
+    fn delete_container(&self, id: &ContainerId, audit: &AuditEntry) -> Result<bool, StoreError>;
+
+    // ---- audit
+    /// Appends an audit entry.
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// The last `limit` audit entries, newest first.
+    fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+}

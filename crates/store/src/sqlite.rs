@@ -1,0 +1,567 @@
+//! [`SqliteStore`]: the [`Store`] in one SQLite file (WAL mode), or in
+//! memory for tests.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use cubby_model::{
+    ByteSize, ContainerId, ContainerStatus, Image, ImageConfig, ImageSource, Limits, Project, ProjectId,
+    Timestamp, Token, TokenId, Transition, Trigger,
+};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
+
+use crate::migrations::migrations;
+use crate::{AuditEntry, ContainerRecord, ImageRecord, NewContainer, Store, StoreError, TokenRecord};
+
+/// The state in SQLite. One connection behind a mutex: every call is a
+/// short transaction, and WAL lets readers of other processes (`cubby
+/// doctor`) look at it meanwhile.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn q(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Query { op, source }
+}
+
+fn ms(t: Timestamp) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_ms(v: i64) -> Timestamp {
+    Timestamp::from_unix_timestamp_nanos(i128::from(v) * 1_000_000).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn is_unique_violation(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::ConstraintViolation)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        Self::init(conn)
+    }
+
+    /// A private database in memory (for tests and fakes).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Open { path: ":memory:".into(), source })?;
+        Self::init(conn)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(q("set synchronous"))?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(q("enable foreign keys"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(q("set busy timeout"))?;
+        migrations().to_latest(&mut conn).map_err(|source| StoreError::Migrate { source })?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn project_from_row(row: &Row<'_>) -> rusqlite::Result<Project> {
+    Ok(Project {
+        id: ProjectId(row.get(0)?),
+        name: row.get(1)?,
+        max_containers: row.get(2)?,
+        created_at: from_ms(row.get(3)?),
+    })
+}
+
+fn token_from_row(row: &Row<'_>) -> rusqlite::Result<TokenRecord> {
+    let hash: Vec<u8> = row.get(3)?;
+    let mut fixed = [0u8; 32];
+    if hash.len() == 32 {
+        fixed.copy_from_slice(&hash);
+    }
+    Ok(TokenRecord {
+        token: Token {
+            id: TokenId(row.get(0)?),
+            project_id: row.get::<_, Option<String>>(1)?.map(ProjectId),
+            name: row.get(2)?,
+            created_at: from_ms(row.get(4)?),
+        },
+        hash: fixed,
+    })
+}
+
+const CONTAINER_COLUMNS: &str =
+    "id, project_id, name, image, command, env, port, cpu, memory, pids, workdir, user, status, slot, created_at, updated_at";
+
+struct RawContainer {
+    id: String,
+    project_id: String,
+    name: String,
+    image: String,
+    command: String,
+    env: String,
+    port: u16,
+    cpu: f64,
+    memory: i64,
+    pids: u32,
+    workdir: Option<String>,
+    user: Option<String>,
+    status: String,
+    slot: u32,
+    created_at: i64,
+    updated_at: i64,
+}
+
+fn raw_container(row: &Row<'_>) -> rusqlite::Result<RawContainer> {
+    Ok(RawContainer {
+        id: row.get(0)?,
+        project_id: row.get(1)?,
+        name: row.get(2)?,
+        image: row.get(3)?,
+        command: row.get(4)?,
+        env: row.get(5)?,
+        port: row.get(6)?,
+        cpu: row.get(7)?,
+        memory: row.get(8)?,
+        pids: row.get(9)?,
+        workdir: row.get(10)?,
+        user: row.get(11)?,
+        status: row.get(12)?,
+        slot: row.get(13)?,
+        created_at: row.get(14)?,
+        updated_at: row.get(15)?,
+    })
+}
+
+impl RawContainer {
+    fn decode(self) -> Result<ContainerRecord, StoreError> {
+        let corrupt = |detail: String| StoreError::Corrupt { what: "container", key: self.id.clone(), detail };
+        let command: Vec<String> =
+            serde_json::from_str(&self.command).map_err(|e| corrupt(format!("command: {e}")))?;
+        let env: BTreeMap<String, String> = serde_json::from_str(&self.env).map_err(|e| corrupt(format!("env: {e}")))?;
+        let status =
+            ContainerStatus::parse(&self.status).ok_or_else(|| corrupt(format!("unknown status `{}`", self.status)))?;
+        let memory = u64::try_from(self.memory).map_err(|_| corrupt("negative memory".into()))?;
+        Ok(ContainerRecord {
+            id: ContainerId(self.id),
+            project_id: ProjectId(self.project_id),
+            name: self.name,
+            image: self.image,
+            command,
+            env,
+            port: self.port,
+            limits: Limits { cpu: self.cpu, memory: ByteSize(memory), pids: self.pids },
+            workdir: self.workdir,
+            user: self.user,
+            status,
+            slot: self.slot,
+            created_at: from_ms(self.created_at),
+            updated_at: from_ms(self.updated_at),
+        })
+    }
+}
+
+fn image_from_row(row: &Row<'_>) -> rusqlite::Result<(String, String, String, i64, String, i64)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+}
+
+fn decode_image(raw: (String, String, String, i64, String, i64)) -> Result<ImageRecord, StoreError> {
+    let (name, source, config, size, digest, created) = raw;
+    let corrupt = |detail: String| StoreError::Corrupt { what: "image", key: name.clone(), detail };
+    let source = ImageSource::parse(&source).ok_or_else(|| corrupt(format!("unknown source `{source}`")))?;
+    let config: ImageConfig = serde_json::from_str(&config).map_err(|e| corrupt(format!("config: {e}")))?;
+    Ok(ImageRecord {
+        image: Image {
+            name: name.clone(),
+            source,
+            config,
+            size_bytes: u64::try_from(size).unwrap_or(0),
+            created_at: from_ms(created),
+        },
+        digest,
+    })
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data serialises")
+}
+
+impl Store for SqliteStore {
+    fn insert_project(&self, project: &Project) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO projects (id, name, max_containers, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![project.id.as_str(), project.name, project.max_containers, ms(project.created_at)],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Duplicate { what: "project", name: project.name.clone() }
+                } else {
+                    StoreError::Query { op: "insert project", source: e }
+                }
+            })?;
+        Ok(())
+    }
+
+    fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT id, name, max_containers, created_at FROM projects WHERE id = ?1",
+                [id.as_str()],
+                project_from_row,
+            )
+            .optional()
+            .map_err(q("get project"))
+    }
+
+    fn projects(&self) -> Result<Vec<Project>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT id, name, max_containers, created_at FROM projects ORDER BY name")
+            .map_err(q("list projects"))?;
+        let rows = stmt.query_map([], project_from_row).map_err(q("list projects"))?;
+        rows.collect::<Result<_, _>>().map_err(q("list projects"))
+    }
+
+    fn delete_project(&self, id: &ProjectId) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let n: u32 = conn
+            .query_row("SELECT COUNT(*) FROM containers WHERE project_id = ?1", [id.as_str()], |r| r.get(0))
+            .map_err(q("count containers"))?;
+        if n > 0 {
+            return Err(StoreError::InUse { what: "project", id: id.to_string(), by: format!("{n} containers") });
+        }
+        let deleted = conn.execute("DELETE FROM projects WHERE id = ?1", [id.as_str()]).map_err(q("delete project"))?;
+        Ok(deleted > 0)
+    }
+
+    fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO tokens (id, project_id, name, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    token.token.id.as_str(),
+                    token.token.project_id.as_ref().map(ProjectId::as_str),
+                    token.token.name,
+                    &token.hash[..],
+                    ms(token.token.created_at)
+                ],
+            )
+            .map_err(q("insert token"))?;
+        Ok(())
+    }
+
+    fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+        self.conn()
+            .prepare_cached("SELECT id, project_id, name, hash, created_at FROM tokens WHERE hash = ?1")
+            .and_then(|mut s| s.query_row([&hash[..]], token_from_row).optional())
+            .map_err(q("find token"))
+    }
+
+    fn tokens(&self, project: Option<&ProjectId>) -> Result<Vec<TokenRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, project_id, name, hash, created_at FROM tokens WHERE project_id IS ?1 ORDER BY created_at, id",
+            )
+            .map_err(q("list tokens"))?;
+        let rows = stmt.query_map([project.map(ProjectId::as_str)], token_from_row).map_err(q("list tokens"))?;
+        rows.collect::<Result<_, _>>().map_err(q("list tokens"))
+    }
+
+    fn delete_token(&self, id: &TokenId) -> Result<bool, StoreError> {
+        let n = self.conn().execute("DELETE FROM tokens WHERE id = ?1", [id.as_str()]).map_err(q("delete token"))?;
+        Ok(n > 0)
+    }
+
+    fn insert_image(&self, image: &ImageRecord) -> Result<(), StoreError> {
+        let i = &image.image;
+        self.conn()
+            .execute(
+                "INSERT INTO images (name, source, config, size_bytes, digest, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    i.name,
+                    i.source.as_str(),
+                    json(&i.config),
+                    i64::try_from(i.size_bytes).unwrap_or(i64::MAX),
+                    image.digest,
+                    ms(i.created_at)
+                ],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Duplicate { what: "image", name: i.name.clone() }
+                } else {
+                    StoreError::Query { op: "insert image", source: e }
+                }
+            })?;
+        Ok(())
+    }
+
+    fn image(&self, name: &str) -> Result<Option<ImageRecord>, StoreError> {
+        let raw = self
+            .conn()
+            .query_row(
+                "SELECT name, source, config, size_bytes, digest, created_at FROM images WHERE name = ?1",
+                [name],
+                image_from_row,
+            )
+            .optional()
+            .map_err(q("get image"))?;
+        raw.map(decode_image).transpose()
+    }
+
+    fn images(&self) -> Result<Vec<ImageRecord>, StoreError> {
+        let raws: Vec<_> = {
+            let conn = self.conn();
+            let mut stmt = conn
+                .prepare_cached("SELECT name, source, config, size_bytes, digest, created_at FROM images ORDER BY name")
+                .map_err(q("list images"))?;
+            let rows = stmt.query_map([], image_from_row).map_err(q("list images"))?;
+            rows.collect::<Result<_, _>>().map_err(q("list images"))?
+        };
+        raws.into_iter().map(decode_image).collect()
+    }
+
+    fn delete_image(&self, name: &str) -> Result<bool, StoreError> {
+        let n = self.conn().execute("DELETE FROM images WHERE name = ?1", [name]).map_err(q("delete image"))?;
+        Ok(n > 0)
+    }
+
+    fn insert_container(&self, c: &NewContainer, max_slot: u32) -> Result<ContainerRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(q("begin insert container"))?;
+        let max: Option<u32> = tx
+            .query_row("SELECT max_containers FROM projects WHERE id = ?1", [c.project_id.as_str()], |r| r.get(0))
+            .map_err(q("read project limit"))?;
+        if let Some(max) = max {
+            let n: u32 = tx
+                .query_row("SELECT COUNT(*) FROM containers WHERE project_id = ?1", [c.project_id.as_str()], |r| {
+                    r.get(0)
+                })
+                .map_err(q("count containers"))?;
+            if n >= max {
+                return Err(StoreError::LimitReached { what: "project max_containers", limit: max });
+            }
+        }
+        // Lowest free slot: 1 if free, else the first slot whose successor is free.
+        let slot: u32 = tx
+            .query_row(
+                "SELECT s FROM (
+                    SELECT 1 AS s WHERE NOT EXISTS (SELECT 1 FROM containers WHERE slot = 1)
+                    UNION ALL
+                    SELECT slot + 1 FROM containers c
+                     WHERE NOT EXISTS (SELECT 1 FROM containers d WHERE d.slot = c.slot + 1)
+                 ) ORDER BY s LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(q("allocate slot"))?;
+        if slot > max_slot {
+            return Err(StoreError::LimitReached { what: "container network address", limit: max_slot });
+        }
+        let status = ContainerStatus::Creating;
+        tx.execute(
+            &format!("INSERT INTO containers ({CONTAINER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)"),
+            params![
+                c.id.as_str(),
+                c.project_id.as_str(),
+                c.name,
+                c.image,
+                json(&c.command),
+                json(&c.env),
+                c.port,
+                c.limits.cpu,
+                i64::try_from(c.limits.memory.0).unwrap_or(i64::MAX),
+                c.limits.pids,
+                c.workdir,
+                c.user,
+                status.as_str(),
+                slot,
+                ms(c.created_at),
+            ],
+        )
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Duplicate { what: "container", name: c.name.clone() }
+            } else {
+                StoreError::Query { op: "insert container", source: e }
+            }
+        })?;
+        tx.execute(
+            "INSERT INTO transitions (container_id, from_status, to_status, trigger, at, duration_ms) VALUES (?1, NULL, ?2, ?3, ?4, 0)",
+            params![c.id.as_str(), status.as_str(), Trigger::Api.as_str(), ms(c.created_at)],
+        )
+        .map_err(q("record transition"))?;
+        tx.commit().map_err(q("commit insert container"))?;
+        Ok(ContainerRecord {
+            id: c.id.clone(),
+            project_id: c.project_id.clone(),
+            name: c.name.clone(),
+            image: c.image.clone(),
+            command: c.command.clone(),
+            env: c.env.clone(),
+            port: c.port,
+            limits: c.limits,
+            workdir: c.workdir.clone(),
+            user: c.user.clone(),
+            status,
+            slot,
+            created_at: c.created_at,
+            updated_at: c.created_at,
+        })
+    }
+
+    fn container(&self, id: &ContainerId) -> Result<Option<ContainerRecord>, StoreError> {
+        let raw = self
+            .conn()
+            .prepare_cached(&format!("SELECT {CONTAINER_COLUMNS} FROM containers WHERE id = ?1"))
+            .and_then(|mut s| s.query_row([id.as_str()], raw_container).optional())
+            .map_err(q("get container"))?;
+        raw.map(RawContainer::decode).transpose()
+    }
+
+    fn containers(
+        &self,
+        project: Option<&ProjectId>,
+        after: Option<&ContainerId>,
+        limit: u32,
+    ) -> Result<Vec<ContainerRecord>, StoreError> {
+        let raws: Vec<RawContainer> = {
+            let conn = self.conn();
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {CONTAINER_COLUMNS} FROM containers
+                      WHERE (?1 IS NULL OR project_id = ?1) AND (?2 IS NULL OR id > ?2)
+                      ORDER BY id LIMIT ?3"
+                ))
+                .map_err(q("list containers"))?;
+            let rows = stmt
+                .query_map(
+                    params![project.map(ProjectId::as_str), after.map(ContainerId::as_str), limit],
+                    raw_container,
+                )
+                .map_err(q("list containers"))?;
+            rows.collect::<Result<_, _>>().map_err(q("list containers"))?
+        };
+        raws.into_iter().map(RawContainer::decode).collect()
+    }
+
+    fn count_containers(&self, project: &ProjectId) -> Result<u32, StoreError> {
+        self.conn()
+            .query_row("SELECT COUNT(*) FROM containers WHERE project_id = ?1", [project.as_str()], |r| r.get(0))
+            .map_err(q("count containers"))
+    }
+
+    fn set_status(
+        &self,
+        id: &ContainerId,
+        to: ContainerStatus,
+        trigger: Trigger,
+        duration_ms: u64,
+    ) -> Result<Option<ContainerRecord>, StoreError> {
+        let now = ms(cubby_model::now());
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(q("begin set status"))?;
+        let from: Option<String> = tx
+            .query_row("SELECT status FROM containers WHERE id = ?1", [id.as_str()], |r| r.get(0))
+            .optional()
+            .map_err(q("read status"))?;
+        let Some(from) = from else { return Ok(None) };
+        tx.execute(
+            "UPDATE containers SET status = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id.as_str(), to.as_str(), now],
+        )
+        .map_err(q("update status"))?;
+        tx.execute(
+            "INSERT INTO transitions (container_id, from_status, to_status, trigger, at, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id.as_str(), from, to.as_str(), trigger.as_str(), now, i64::try_from(duration_ms).unwrap_or(i64::MAX)],
+        )
+        .map_err(q("record transition"))?;
+        let raw = tx
+            .query_row(&format!("SELECT {CONTAINER_COLUMNS} FROM containers WHERE id = ?1"), [id.as_str()], raw_container)
+            .map_err(q("read container"))?;
+        tx.commit().map_err(q("commit set status"))?;
+        raw.decode().map(Some)
+    }
+
+    fn transitions(&self, id: &ContainerId) -> Result<Vec<Transition>, StoreError> {
+        type Raw = (Option<String>, String, String, i64, i64);
+        let raws: Vec<Raw> = {
+            let conn = self.conn();
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT from_status, to_status, trigger, at, duration_ms FROM transitions WHERE container_id = ?1 ORDER BY id",
+                )
+                .map_err(q("list transitions"))?;
+            let rows = stmt
+                .query_map([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                .map_err(q("list transitions"))?;
+            rows.collect::<Result<_, _>>().map_err(q("list transitions"))?
+        };
+        raws.into_iter()
+            .map(|(from, to, trigger, at, duration)| {
+                let corrupt = |detail: String| StoreError::Corrupt { what: "transition", key: id.to_string(), detail };
+                Ok(Transition {
+                    from: from.as_deref().and_then(ContainerStatus::parse),
+                    to: ContainerStatus::parse(&to).ok_or_else(|| corrupt(format!("status `{to}`")))?,
+                    trigger: Trigger::parse(&trigger).ok_or_else(|| corrupt(format!("trigger `{trigger}`")))?,
+                    at: from_ms(at),
+                    duration_ms: u64::try_from(duration).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    fn delete_container(&self, id: &ContainerId, audit: &AuditEntry) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(q("begin delete container"))?;
+        tx.execute("DELETE FROM transitions WHERE container_id = ?1", [id.as_str()])
+            .map_err(q("delete transitions"))?;
+        let n = tx.execute("DELETE FROM containers WHERE id = ?1", [id.as_str()]).map_err(q("delete container"))?;
+        insert_audit(&tx, audit)?;
+        tx.commit().map_err(q("commit delete container"))?;
+        Ok(n > 0)
+    }
+
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        insert_audit(&self.conn(), entry)
+    }
+
+    fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT at, action, project_id, container_id FROM audit ORDER BY id DESC LIMIT ?1")
+            .map_err(q("list audit"))?;
+        let rows = stmt
+            .query_map([limit], |r| {
+                Ok(AuditEntry {
+                    at: from_ms(r.get(0)?),
+                    action: r.get(1)?,
+                    project_id: r.get::<_, Option<String>>(2)?.map(ProjectId),
+                    container_id: r.get::<_, Option<String>>(3)?.map(ContainerId),
+                })
+            })
+            .map_err(q("list audit"))?;
+        rows.collect::<Result<_, _>>().map_err(q("list audit"))
+    }
+}
+
+fn insert_audit(conn: &Connection, entry: &AuditEntry) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO audit (at, action, project_id, container_id) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            ms(entry.at),
+            entry.action,
+            entry.project_id.as_ref().map(ProjectId::as_str),
+            entry.container_id.as_ref().map(ContainerId::as_str)
+        ],
+    )
+    .map_err(q("append audit"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

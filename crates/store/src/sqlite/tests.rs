@@ -1,0 +1,151 @@
+//! Unit tests of the SQLite store against an in-memory database.
+
+use super::*;
+
+fn project(name: &str, max: Option<u32>) -> Project {
+    Project { id: ProjectId::random(), name: name.into(), max_containers: max, created_at: cubby_model::now() }
+}
+
+fn new_container(project: &ProjectId, name: &str) -> NewContainer {
+    NewContainer {
+        id: ContainerId::random(),
+        project_id: project.clone(),
+        name: name.into(),
+        image: "minimal".into(),
+        command: vec!["/bin/app".into()],
+        env: BTreeMap::from([("A".into(), "1".into())]),
+        port: 8080,
+        limits: Limits { cpu: 1.0, memory: ByteSize(256 << 20), pids: 128 },
+        workdir: None,
+        user: None,
+        created_at: cubby_model::now(),
+    }
+}
+
+#[test]
+fn project_names_are_unique() {
+    let s = SqliteStore::in_memory().unwrap();
+    s.insert_project(&project("acme", None)).unwrap();
+    let err = s.insert_project(&project("acme", None)).unwrap_err();
+    assert!(matches!(err, StoreError::Duplicate { what: "project", .. }));
+    assert_eq!(s.projects().unwrap().len(), 1);
+}
+
+#[test]
+fn containers_get_lowest_free_slot_and_unique_names() {
+    let s = SqliteStore::in_memory().unwrap();
+    let p = project("acme", None);
+    s.insert_project(&p).unwrap();
+    let a = s.insert_container(&new_container(&p.id, "a"), 100).unwrap();
+    let b = s.insert_container(&new_container(&p.id, "b"), 100).unwrap();
+    let c = s.insert_container(&new_container(&p.id, "c"), 100).unwrap();
+    assert_eq!((a.slot, b.slot, c.slot), (1, 2, 3));
+    let dup = s.insert_container(&new_container(&p.id, "a"), 100).unwrap_err();
+    assert!(matches!(dup, StoreError::Duplicate { what: "container", .. }));
+    let audit = AuditEntry {
+        at: cubby_model::now(),
+        action: "container.deleted".into(),
+        project_id: Some(p.id.clone()),
+        container_id: Some(b.id.clone()),
+    };
+    assert!(s.delete_container(&b.id, &audit).unwrap());
+    let d = s.insert_container(&new_container(&p.id, "d"), 100).unwrap();
+    assert_eq!(d.slot, 2, "freed slot is reused");
+    assert_eq!(s.audit(10).unwrap()[0].action, "container.deleted");
+    assert!(s.transitions(&b.id).unwrap().is_empty());
+}
+
+#[test]
+fn slot_capacity_and_project_limit_are_enforced() {
+    let s = SqliteStore::in_memory().unwrap();
+    let p = project("acme", Some(2));
+    s.insert_project(&p).unwrap();
+    s.insert_container(&new_container(&p.id, "a"), 100).unwrap();
+    s.insert_container(&new_container(&p.id, "b"), 100).unwrap();
+    let err = s.insert_container(&new_container(&p.id, "c"), 100).unwrap_err();
+    assert!(matches!(err, StoreError::LimitReached { limit: 2, .. }));
+
+    let q = project("other", None);
+    s.insert_project(&q).unwrap();
+    let err = s.insert_container(&new_container(&q.id, "x"), 2).unwrap_err();
+    assert!(matches!(err, StoreError::LimitReached { what: "container network address", .. }));
+}
+
+#[test]
+fn status_changes_are_recorded_as_transitions() {
+    let s = SqliteStore::in_memory().unwrap();
+    let p = project("acme", None);
+    s.insert_project(&p).unwrap();
+    let c = s.insert_container(&new_container(&p.id, "a"), 100).unwrap();
+    let r = s.set_status(&c.id, ContainerStatus::Running, Trigger::Api, 42).unwrap().unwrap();
+    assert_eq!(r.status, ContainerStatus::Running);
+    s.set_status(&c.id, ContainerStatus::Stopped, Trigger::Exited, 3).unwrap();
+    let t = s.transitions(&c.id).unwrap();
+    assert_eq!(t.len(), 3);
+    assert_eq!(t[1].from, Some(ContainerStatus::Creating));
+    assert_eq!(t[1].to, ContainerStatus::Running);
+    assert_eq!(t[1].duration_ms, 42);
+    assert_eq!(t[2].trigger, Trigger::Exited);
+    assert!(s.set_status(&ContainerId::random(), ContainerStatus::Running, Trigger::Api, 0).unwrap().is_none());
+}
+
+#[test]
+fn listing_pages_by_id_and_filters_by_project() {
+    let s = SqliteStore::in_memory().unwrap();
+    let p = project("acme", None);
+    let q = project("other", None);
+    s.insert_project(&p).unwrap();
+    s.insert_project(&q).unwrap();
+    for i in 0..5 {
+        s.insert_container(&new_container(&p.id, &format!("a{i}")), 100).unwrap();
+    }
+    s.insert_container(&new_container(&q.id, "z"), 100).unwrap();
+    let first = s.containers(Some(&p.id), None, 3).unwrap();
+    assert_eq!(first.len(), 3);
+    let rest = s.containers(Some(&p.id), Some(&first[2].id), 3).unwrap();
+    assert_eq!(rest.len(), 2);
+    assert!(rest.iter().all(|c| c.project_id == p.id));
+    assert_eq!(s.containers(None, None, 100).unwrap().len(), 6);
+    assert_eq!(s.count_containers(&q.id).unwrap(), 1);
+}
+
+#[test]
+fn tokens_are_found_by_hash_and_scoped() {
+    let s = SqliteStore::in_memory().unwrap();
+    let p = project("acme", None);
+    s.insert_project(&p).unwrap();
+    let t = TokenRecord {
+        token: Token { id: TokenId::random(), project_id: Some(p.id.clone()), name: None, created_at: cubby_model::now() },
+        hash: [7; 32],
+    };
+    s.insert_token(&t).unwrap();
+    assert_eq!(s.token_by_hash(&[7; 32]).unwrap().unwrap(), t);
+    assert!(s.token_by_hash(&[8; 32]).unwrap().is_none());
+    assert_eq!(s.tokens(Some(&p.id)).unwrap().len(), 1);
+    assert!(s.tokens(None).unwrap().is_empty());
+    assert!(s.delete_project(&p.id).unwrap());
+    assert!(s.token_by_hash(&[7; 32]).unwrap().is_none(), "tokens go with their project");
+}
+
+#[test]
+fn project_with_containers_cannot_be_deleted() {
+    let s = SqliteStore::in_memory().unwrap();
+    let p = project("acme", None);
+    s.insert_project(&p).unwrap();
+    s.insert_container(&new_container(&p.id, "a"), 100).unwrap();
+    assert!(matches!(s.delete_project(&p.id).unwrap_err(), StoreError::InUse { .. }));
+}
+
+#[test]
+fn file_database_uses_wal_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cubby.db");
+    {
+        let s = SqliteStore::open(&path).unwrap();
+        s.insert_project(&project("acme", None)).unwrap();
+    }
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.projects().unwrap()[0].name, "acme");
+    let mode: String = s.conn().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+}
