@@ -1,1 +1,269 @@
-//! placeholder
+//! A typed, blocking client of the Cubby API. The CLI, the end-to-end tests
+//! and the bench all talk to the daemon through it, so they exercise the
+//! same HTTP surface users do.
+
+use std::io::Read;
+use std::time::Duration;
+
+use cubby_model::{
+    Container, CreateContainer, CreateProject, CreateToken, CreatedToken, ExecRequest, ExecResult, Image, Page,
+    Project, Token, Transition,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The API answered with an error.
+    #[error("{status} {code}: {message}")]
+    Api { status: u16, code: String, message: String, details: Option<serde_json::Value> },
+    /// The request did not get an answer.
+    #[error("could not reach the Cubby API at {url}")]
+    Transport {
+        url: String,
+        #[source]
+        source: ureq::Error,
+    },
+    /// The answer was not what the API promises.
+    #[error("unexpected answer from {url}: {detail}")]
+    Decode { url: String, detail: String },
+}
+
+impl ClientError {
+    /// The stable error code, if the API answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, if the API answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A raw answer, for callers that check statuses and bodies themselves.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// A connection to one daemon with one token.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client of the API at `base` (like `http://127.0.0.1:7070`).
+    pub fn new(base: impl Into<String>, token: Option<String>) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(600)))
+            .build()
+            .into();
+        Self { base: base.into().trim_end_matches('/').to_string(), token, agent }
+    }
+
+    /// The same daemon with another token.
+    pub fn with_token(&self, token: Option<String>) -> Self {
+        Self { base: self.base.clone(), token, agent: self.agent.clone() }
+    }
+
+    /// The API's base address.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends any request and returns the status and body as they are.
+    pub fn raw(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<RawResponse, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(token) = &self.token {
+            req = req.header("Authorization", format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            req = req.header("Content-Type", "application/json");
+        }
+        let req = req
+            .body(body.map(<[u8]>::to_vec).unwrap_or_default())
+            .map_err(|e| ClientError::Decode { url: url.clone(), detail: e.to_string() })?;
+        let mut resp = self.agent.run(req).map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .map_err(|source| ClientError::Transport { url, source })?;
+        Ok(RawResponse { status, body })
+    }
+
+    fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
+        let payload = body.map(|b| serde_json::to_vec(b).expect("requests serialise"));
+        let resp = self.raw(method, path, payload.as_deref())?;
+        decode(&format!("{}{path}", self.base), resp)
+    }
+
+    fn call_empty(&self, method: &str, path: &str) -> Result<(), ClientError> {
+        let resp = self.raw(method, path, None)?;
+        if (200..300).contains(&resp.status) { Ok(()) } else { Err(api_error(&format!("{}{path}", self.base), &resp)) }
+    }
+
+    pub fn health(&self) -> Result<serde_json::Value, ClientError> {
+        self.call("GET", "/api/v1/health", None::<&()>)
+    }
+
+    pub fn create_project(&self, req: &CreateProject) -> Result<Project, ClientError> {
+        self.call("POST", "/api/v1/projects", Some(req))
+    }
+
+    pub fn projects(&self) -> Result<Vec<Project>, ClientError> {
+        self.call("GET", "/api/v1/projects", None::<&()>)
+    }
+
+    pub fn project(&self, id: &str) -> Result<Project, ClientError> {
+        self.call("GET", &format!("/api/v1/projects/{id}"), None::<&()>)
+    }
+
+    pub fn delete_project(&self, id: &str) -> Result<(), ClientError> {
+        self.call_empty("DELETE", &format!("/api/v1/projects/{id}"))
+    }
+
+    pub fn create_token(&self, project: &str, req: &CreateToken) -> Result<CreatedToken, ClientError> {
+        self.call("POST", &format!("/api/v1/projects/{project}/tokens"), Some(req))
+    }
+
+    pub fn tokens(&self, project: &str) -> Result<Vec<Token>, ClientError> {
+        self.call("GET", &format!("/api/v1/projects/{project}/tokens"), None::<&()>)
+    }
+
+    pub fn create_container(&self, project: &str, req: &CreateContainer) -> Result<Container, ClientError> {
+        self.call("POST", &format!("/api/v1/projects/{project}/containers"), Some(req))
+    }
+
+    /// One page of containers, of a project or of all visible ones.
+    pub fn containers(
+        &self,
+        project: Option<&str>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Container>, ClientError> {
+        let mut path = match project {
+            Some(p) => format!("/api/v1/projects/{p}/containers?limit={limit}"),
+            None => format!("/api/v1/containers?limit={limit}"),
+        };
+        if let Some(c) = cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        self.call("GET", &path, None::<&()>)
+    }
+
+    pub fn container(&self, id: &str) -> Result<Container, ClientError> {
+        self.call("GET", &format!("/api/v1/containers/{id}"), None::<&()>)
+    }
+
+    pub fn delete_container(&self, id: &str) -> Result<(), ClientError> {
+        self.call_empty("DELETE", &format!("/api/v1/containers/{id}"))
+    }
+
+    pub fn start(&self, id: &str) -> Result<Container, ClientError> {
+        self.call("POST", &format!("/api/v1/containers/{id}/start"), None::<&()>)
+    }
+
+    pub fn stop(&self, id: &str) -> Result<Container, ClientError> {
+        self.call("POST", &format!("/api/v1/containers/{id}/stop"), None::<&()>)
+    }
+
+    pub fn restart(&self, id: &str) -> Result<Container, ClientError> {
+        self.call("POST", &format!("/api/v1/containers/{id}/restart"), None::<&()>)
+    }
+
+    pub fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecResult, ClientError> {
+        self.call("POST", &format!("/api/v1/containers/{id}/exec"), Some(req))
+    }
+
+    /// Runs `argv` in the container with default options.
+    pub fn exec_args(&self, id: &str, argv: &[&str]) -> Result<ExecResult, ClientError> {
+        self.exec(id, &ExecRequest { command: argv.iter().map(|s| (*s).to_string()).collect(), ..Default::default() })
+    }
+
+    pub fn logs(&self, id: &str, tail_bytes: u64) -> Result<String, ClientError> {
+        let path = format!("/api/v1/containers/{id}/logs?tail_bytes={tail_bytes}");
+        let resp = self.raw("GET", &path, None)?;
+        if resp.status == 200 {
+            Ok(String::from_utf8_lossy(&resp.body).into_owned())
+        } else {
+            Err(api_error(&path, &resp))
+        }
+    }
+
+    pub fn transitions(&self, id: &str) -> Result<Vec<Transition>, ClientError> {
+        self.call("GET", &format!("/api/v1/containers/{id}/transitions"), None::<&()>)
+    }
+
+    pub fn images(&self) -> Result<Vec<Image>, ClientError> {
+        self.call("GET", "/api/v1/images", None::<&()>)
+    }
+
+    /// Streams a rootfs tarball to the daemon as image `name`.
+    pub fn import_image(&self, name: &str, archive: impl Read + Send + Sync + 'static) -> Result<Image, ClientError> {
+        let url = format!("{}/api/v1/images?name={name}", self.base);
+        let mut req = self.agent.post(&url).header("Content-Type", "application/octet-stream");
+        if let Some(token) = &self.token {
+            req = req.header("Authorization", &format!("Bearer {token}"));
+        }
+        let mut archive = archive;
+        let mut resp = req
+            .send(ureq::SendBody::from_reader(&mut archive))
+            .map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+        let status = resp.status().as_u16();
+        let body =
+            resp.body_mut().read_to_vec().map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+        decode(&url, RawResponse { status, body })
+    }
+}
+
+fn api_error(url: &str, resp: &RawResponse) -> ClientError {
+    let v = resp.json();
+    match (v["error"]["code"].as_str(), v["error"]["message"].as_str()) {
+        (Some(code), Some(message)) => ClientError::Api {
+            status: resp.status,
+            code: code.to_string(),
+            message: message.to_string(),
+            details: v["error"].get("details").cloned(),
+        },
+        _ => ClientError::Decode {
+            url: url.to_string(),
+            detail: format!("status {} with body {}", resp.status, String::from_utf8_lossy(&resp.body)),
+        },
+    }
+}
+
+fn decode<T: DeserializeOwned>(url: &str, resp: RawResponse) -> Result<T, ClientError> {
+    if !(200..300).contains(&resp.status) {
+        return Err(api_error(url, &resp));
+    }
+    serde_json::from_slice(&resp.body).map_err(|e| ClientError::Decode { url: url.to_string(), detail: e.to_string() })
+}

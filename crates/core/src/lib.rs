@@ -1,1 +1,30 @@
-//! placeholder
+//! Cubby's core: what a tenant container *is* and how it lives, on top of
+//! the host subsystems (btrfs, mounts, the OCI runtime, cgroups, netlink,
+//! nftables) and the store.
+//!
+//! [`Platform`] is the entry point. Every operation takes a [`Caller`], so
+//! scoping (a project token sees only its project) is enforced here and not
+//! only in the HTTP layer: nothing in this crate knows about HTTP.
+//!
+//! - [`projects`], [`tokens`], [`images`]: the resources around containers;
+//! - [`containers`]: create, start, stop, delete, exec and logs, each step
+//!   rolled back when a later one fails;
+//! - [`routes`]: which URL host reaches which container;
+//! - [`reconcile`]: bringing the host and the store back in step at start.
+
+mod caller;
+mod config;
+pub mod containers;
+mod error;
+pub mod images;
+mod platform;
+pub mod projects;
+pub mod reconcile;
+pub mod routes;
+pub mod tokens;
+
+pub use caller::Caller;
+pub use config::{Config, Defaults, Helpers};
+pub use error::Error;
+pub use platform::{Host, Platform};
+pub use routes::{Route, RouteTable};

@@ -1,1 +1,53 @@
-fn main() {}
+//! `cubby`: one binary for the daemon and its command-line client.
+//!
+//! - `cubby serve` runs the daemon (wiring in [`serve`]);
+//! - `cubby purge` removes every host resource of one daemon instance;
+//! - `cubby openapi` prints the API's OpenAPI document;
+//! - every other subcommand is a client of the API ([`cli`]).
+
+mod cli;
+mod purge;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// Cubby: one isolated Linux container per customer, made by one HTTP call.
+#[derive(Debug, Parser)]
+#[command(name = "cubby", version, about)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Serve(serve::ServeArgs),
+    /// Remove everything one daemon instance made on this host: containers,
+    /// mounts, network, firewall table, cgroups, pool and data dir.
+    Purge(purge::PurgeArgs),
+    /// Print the API's OpenAPI document.
+    Openapi,
+    #[command(flatten)]
+    Client(cli::ClientCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        Command::Serve(a) => serve::run(a),
+        Command::Purge(a) => purge::run(a),
+        Command::Openapi => {
+            println!("{}", cubby_api::openapi::document().to_pretty_json().expect("the document serialises"));
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Client(c) => cli::run(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cubby: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

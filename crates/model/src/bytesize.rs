@@ -16,9 +16,9 @@ impl ByteSize {
         let text = text.trim();
         let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
         let (digits, unit) = text.split_at(split);
-        let value: u64 = digits
-            .parse()
-            .map_err(|_| format!("`{text}` is not a size: write bytes as an integer or a number with a unit, like \"512MiB\""))?;
+        let value: u64 = digits.parse().map_err(|_| {
+            format!("`{text}` is not a size: write bytes as an integer or a number with a unit, like \"512MiB\"")
+        })?;
         let factor: u64 = match unit.trim() {
             "" | "B" => 1,
             "K" | "KiB" | "k" => 1 << 10,
@@ -31,10 +31,7 @@ impl ByteSize {
             "TB" => 1_000_000_000_000,
             other => return Err(format!("unknown size unit `{other}` in `{text}`: use B, KiB, MiB, GiB or TiB")),
         };
-        value
-            .checked_mul(factor)
-            .map(Self)
-            .ok_or_else(|| format!("`{text}` is too large"))
+        value.checked_mul(factor).map(Self).ok_or_else(|| format!("`{text}` is too large"))
     }
 }
 

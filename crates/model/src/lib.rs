@@ -15,8 +15,7 @@ mod validate;
 
 pub use bytesize::ByteSize;
 pub use container::{
-    Container, ContainerStatus, CreateContainer, ExecRequest, ExecResult, Limits, LimitsSpec, Page, Transition,
-    Trigger,
+    Container, ContainerStatus, CreateContainer, ExecRequest, ExecResult, Limits, LimitsSpec, Page, Transition, Trigger,
 };
 pub use id::{ContainerId, ProjectId, TokenId, random_id, random_secret};
 pub use image::{Image, ImageConfig, ImageSource};

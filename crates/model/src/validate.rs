@@ -71,7 +71,9 @@ pub fn validate_project_name(name: &str) -> Result<(), ValidationError> {
         if tail.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ValidationError::new(
                 "name",
-                format!("`{name}` ends in `-{tail}`, which URLs use for ports: choose a name that does not end in a hyphen and digits"),
+                format!(
+                    "`{name}` ends in `-{tail}`, which URLs use for ports: choose a name that does not end in a hyphen and digits"
+                ),
             ));
         }
     }
@@ -103,7 +105,10 @@ pub fn validate_image_name(name: &str) -> Result<(), ValidationError> {
 /// Env vars: keys like shell identifiers, bounded count and sizes, no NUL.
 pub fn validate_env(field: &str, env: &BTreeMap<String, String>) -> Result<(), ValidationError> {
     if env.len() > MAX_ENV_VARS {
-        return Err(ValidationError::new(field, format!("{} variables given; at most {MAX_ENV_VARS} are allowed", env.len())));
+        return Err(ValidationError::new(
+            field,
+            format!("{} variables given; at most {MAX_ENV_VARS} are allowed", env.len()),
+        ));
     }
     for (key, value) in env {
         let valid_key = !key.is_empty()
@@ -132,14 +137,23 @@ pub fn validate_env(field: &str, env: &BTreeMap<String, String>) -> Result<(), V
 /// A command: at least one argument, bounded count and sizes, no NUL.
 pub fn validate_command(field: &str, command: &[String]) -> Result<(), ValidationError> {
     if command.is_empty() || command[0].is_empty() {
-        return Err(ValidationError::new(field, "the command is empty: give the program and its arguments, like [\"/bin/sh\", \"-c\", \"...\"]"));
+        return Err(ValidationError::new(
+            field,
+            "the command is empty: give the program and its arguments, like [\"/bin/sh\", \"-c\", \"...\"]",
+        ));
     }
     if command.len() > MAX_COMMAND_ARGS {
-        return Err(ValidationError::new(field, format!("{} arguments given; at most {MAX_COMMAND_ARGS} are allowed", command.len())));
+        return Err(ValidationError::new(
+            field,
+            format!("{} arguments given; at most {MAX_COMMAND_ARGS} are allowed", command.len()),
+        ));
     }
     for (i, arg) in command.iter().enumerate() {
         if arg.len() > MAX_COMMAND_ARG {
-            return Err(ValidationError::new(format!("{field}[{i}]"), format!("the argument is longer than {MAX_COMMAND_ARG} bytes")));
+            return Err(ValidationError::new(
+                format!("{field}[{i}]"),
+                format!("the argument is longer than {MAX_COMMAND_ARG} bytes"),
+            ));
         }
         if arg.contains('\0') {
             return Err(ValidationError::new(format!("{field}[{i}]"), "the argument contains a NUL byte"));

@@ -15,7 +15,9 @@ pub const MAX_SLOTS: u32 = 65_000;
 /// Errors from address planning.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IpamError {
-    #[error("subnet {subnet} is too small: it needs room for a gateway and at least one container (use a prefix of /30 or shorter)")]
+    #[error(
+        "subnet {subnet} is too small: it needs room for a gateway and at least one container (use a prefix of /30 or shorter)"
+    )]
     SubnetTooSmall { subnet: Ipv4Net },
     #[error("slot {slot} is outside subnet {subnet}, which holds {capacity} containers")]
     SlotOutOfRange { slot: u32, subnet: Ipv4Net, capacity: u32 },
@@ -60,11 +62,7 @@ impl Ipam {
     /// The address of `slot`.
     pub fn address(&self, slot: u32) -> Result<Ipv4Addr, IpamError> {
         if slot == 0 || slot > self.capacity() {
-            return Err(IpamError::SlotOutOfRange {
-                slot,
-                subnet: self.subnet,
-                capacity: self.capacity(),
-            });
+            return Err(IpamError::SlotOutOfRange { slot, subnet: self.subnet, capacity: self.capacity() });
         }
         Ok(Ipv4Addr::from(u32::from(self.subnet.network()) + 1 + slot))
     }
@@ -121,10 +119,7 @@ mod tests {
 
     #[test]
     fn tiny_subnet_is_refused() {
-        assert!(matches!(
-            Ipam::new("10.0.0.0/31".parse().unwrap()),
-            Err(IpamError::SubnetTooSmall { .. })
-        ));
+        assert!(matches!(Ipam::new("10.0.0.0/31".parse().unwrap()), Err(IpamError::SubnetTooSmall { .. })));
     }
 
     #[test]

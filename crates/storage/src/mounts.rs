@@ -25,12 +25,7 @@ impl Overlay {
     /// The mount data string for overlayfs.
     pub fn options(&self) -> String {
         let lowers: Vec<String> = self.lowers.iter().map(|p| p.display().to_string()).collect();
-        format!(
-            "lowerdir={},upperdir={},workdir={}",
-            lowers.join(":"),
-            self.upper.display(),
-            self.work.display()
-        )
+        format!("lowerdir={},upperdir={},workdir={}", lowers.join(":"), self.upper.display(), self.work.display())
     }
 }
 
@@ -62,14 +57,8 @@ impl KernelMounts {
 impl Mounts for KernelMounts {
     fn mount_overlay(&self, overlay: &Overlay) -> Result<(), StorageError> {
         let _span = tracing::debug_span!("mount.overlay", target = %overlay.target.display()).entered();
-        mount(
-            Some("overlay"),
-            &overlay.target,
-            Some("overlay"),
-            MsFlags::MS_NOATIME,
-            Some(overlay.options().as_str()),
-        )
-        .map_err(|source| StorageError::Mount { op: "mount overlay on", target: overlay.target.clone(), source })
+        mount(Some("overlay"), &overlay.target, Some("overlay"), MsFlags::MS_NOATIME, Some(overlay.options().as_str()))
+            .map_err(|source| StorageError::Mount { op: "mount overlay on", target: overlay.target.clone(), source })
     }
 
     fn unmount(&self, target: &Path) -> Result<(), StorageError> {
@@ -79,8 +68,11 @@ impl Mounts for KernelMounts {
             Err(nix::Error::EINVAL | nix::Error::ENOENT) => Ok(()),
             // Something still holds it (a process that just exited and whose
             // files are being closed): detach it now, the kernel frees it later.
-            Err(nix::Error::EBUSY) => umount2(target, MntFlags::MNT_DETACH)
-                .map_err(|source| StorageError::Mount { op: "detach", target: target.to_path_buf(), source }),
+            Err(nix::Error::EBUSY) => umount2(target, MntFlags::MNT_DETACH).map_err(|source| StorageError::Mount {
+                op: "detach",
+                target: target.to_path_buf(),
+                source,
+            }),
             Err(source) => Err(StorageError::Mount { op: "unmount", target: target.to_path_buf(), source }),
         }
     }

@@ -17,9 +17,7 @@ pub use error::StoreError;
 pub use records::{AuditEntry, ContainerRecord, ImageRecord, NewContainer, TokenRecord};
 pub use sqlite::SqliteStore;
 
-use cubby_model::{
-    ContainerId, ContainerStatus, Project, ProjectId, TokenId, Transition, Trigger,
-};
+use cubby_model::{ContainerId, ContainerStatus, Project, ProjectId, TokenId, Transition, Trigger};
 
 /// Everything the daemon remembers. Each method is one transaction.
 pub trait Store: Send + Sync + std::fmt::Debug {

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use cubby_model::{
-    ByteSize, ContainerId, ContainerStatus, Image, ImageConfig, ImageSource, Limits, Project, ProjectId,
-    Timestamp, Token, TokenId, Transition, Trigger,
+    ByteSize, ContainerId, ContainerStatus, Image, ImageConfig, ImageSource, Limits, Project, ProjectId, Timestamp,
+    Token, TokenId, Transition, Trigger,
 };
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 
@@ -49,7 +49,8 @@ impl SqliteStore {
 
     /// A private database in memory (for tests and fakes).
     pub fn in_memory() -> Result<Self, StoreError> {
-        let conn = Connection::open_in_memory().map_err(|source| StoreError::Open { path: ":memory:".into(), source })?;
+        let conn =
+            Connection::open_in_memory().map_err(|source| StoreError::Open { path: ":memory:".into(), source })?;
         Self::init(conn)
     }
 
@@ -92,8 +93,7 @@ fn token_from_row(row: &Row<'_>) -> rusqlite::Result<TokenRecord> {
     })
 }
 
-const CONTAINER_COLUMNS: &str =
-    "id, project_id, name, image, command, env, port, cpu, memory, pids, workdir, user, status, slot, created_at, updated_at";
+const CONTAINER_COLUMNS: &str = "id, project_id, name, image, command, env, port, cpu, memory, pids, workdir, user, status, slot, created_at, updated_at";
 
 struct RawContainer {
     id: String,
@@ -138,9 +138,9 @@ fn raw_container(row: &Row<'_>) -> rusqlite::Result<RawContainer> {
 impl RawContainer {
     fn decode(self) -> Result<ContainerRecord, StoreError> {
         let corrupt = |detail: String| StoreError::Corrupt { what: "container", key: self.id.clone(), detail };
-        let command: Vec<String> =
-            serde_json::from_str(&self.command).map_err(|e| corrupt(format!("command: {e}")))?;
-        let env: BTreeMap<String, String> = serde_json::from_str(&self.env).map_err(|e| corrupt(format!("env: {e}")))?;
+        let command: Vec<String> = serde_json::from_str(&self.command).map_err(|e| corrupt(format!("command: {e}")))?;
+        let env: BTreeMap<String, String> =
+            serde_json::from_str(&self.env).map_err(|e| corrupt(format!("env: {e}")))?;
         let status =
             ContainerStatus::parse(&self.status).ok_or_else(|| corrupt(format!("unknown status `{}`", self.status)))?;
         let memory = u64::try_from(self.memory).map_err(|_| corrupt("negative memory".into()))?;
@@ -481,7 +481,11 @@ impl Store for SqliteStore {
         )
         .map_err(q("record transition"))?;
         let raw = tx
-            .query_row(&format!("SELECT {CONTAINER_COLUMNS} FROM containers WHERE id = ?1"), [id.as_str()], raw_container)
+            .query_row(
+                &format!("SELECT {CONTAINER_COLUMNS} FROM containers WHERE id = ?1"),
+                [id.as_str()],
+                raw_container,
+            )
             .map_err(q("read container"))?;
         tx.commit().map_err(q("commit set status"))?;
         raw.decode().map(Some)

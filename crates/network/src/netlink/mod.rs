@@ -59,8 +59,9 @@ pub enum NetlinkError {
         op: &'static str,
         ifname: String,
         netns: PathBuf,
+        /// Boxed to keep `NetlinkError` small.
         #[source]
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     #[error("interface `{ifname}` does not exist")]
     LinkNotFound { ifname: String },

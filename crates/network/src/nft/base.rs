@@ -65,11 +65,7 @@ impl BaseRules {
     /// The transaction that (re)creates the table.
     pub fn batch(&self) -> schema::Nftables<'static> {
         let table = || {
-            NfListObject::Table(Table {
-                family: NfFamily::INet,
-                name: Cow::Owned(self.table.clone()),
-                handle: None,
-            })
+            NfListObject::Table(Table { family: NfFamily::INet, name: Cow::Owned(self.table.clone()), handle: None })
         };
         let from_bridge = || eq(meta(MetaKey::Iifname), s(&self.bridge));
         let accept = || Statement::Accept(Some(Accept {}));
@@ -86,10 +82,7 @@ impl BaseRules {
         batch.add(self.chain("postrouting", NfChainType::NAT, NfHook::Postrouting, 100));
         batch.add(self.rule("input", vec![from_bridge(), established(), accept()]));
         batch.add(self.rule("input", vec![from_bridge(), drop()]));
-        batch.add(self.rule(
-            "forward",
-            vec![from_bridge(), eq(meta(MetaKey::Oifname), s(&self.bridge)), drop()],
-        ));
+        batch.add(self.rule("forward", vec![from_bridge(), eq(meta(MetaKey::Oifname), s(&self.bridge)), drop()]));
         batch.add(self.rule("forward", vec![established(), accept()]));
         batch.add(self.rule(
             "postrouting",
@@ -109,11 +102,8 @@ mod tests {
 
     #[test]
     fn batch_recreates_the_table_atomically() {
-        let rules = BaseRules {
-            table: "cubbyt".into(),
-            bridge: "cubbyt-br".into(),
-            subnet: "10.1.0.0/24".parse().unwrap(),
-        };
+        let rules =
+            BaseRules { table: "cubbyt".into(), bridge: "cubbyt-br".into(), subnet: "10.1.0.0/24".parse().unwrap() };
         let json = serde_json::to_value(rules.batch()).unwrap();
         let cmds = json["nftables"].as_array().unwrap();
         assert!(cmds[0]["add"]["table"]["name"] == "cubbyt");

@@ -53,10 +53,6 @@ impl Nftables for NftCli {
             .await
             .map_err(|source| NftError::Apply { table: table.to_string(), op: "list tables", source })?;
         let parsed: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
-        Ok(parsed["nftables"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|obj| obj["table"]["name"] == table))
+        Ok(parsed["nftables"].as_array().into_iter().flatten().any(|obj| obj["table"]["name"] == table))
     }
 }

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use nftables::expr::{Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, CT};
+use nftables::expr::{CT, Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix};
 use nftables::stmt::{Match, Operator, Statement};
 
 pub(crate) fn s(value: impl Into<String>) -> Expression<'static> {

@@ -40,11 +40,9 @@ impl Btrfs for LibBtrfs {
     }
 
     fn snapshot(&self, source: &Path, dest: &Path, readonly: bool) -> Result<(), StorageError> {
-        let _span = tracing::debug_span!("btrfs.snapshot", source = %source.display(), dest = %dest.display()).entered();
-        CreateSnapshotOptions::new()
-            .readonly(readonly)
-            .create(source, dest)
-            .map_err(err("snapshot", dest))
+        let _span =
+            tracing::debug_span!("btrfs.snapshot", source = %source.display(), dest = %dest.display()).entered();
+        CreateSnapshotOptions::new().readonly(readonly).create(source, dest).map_err(err("snapshot", dest))
     }
 
     fn delete_subvolume(&self, path: &Path) -> Result<(), StorageError> {
@@ -58,10 +56,7 @@ impl Btrfs for LibBtrfs {
         for nested in self.subvolumes_under(path)? {
             let _ = libbtrfsutil::set_subvolume_read_only(&nested, false);
         }
-        DeleteSubvolumeOptions::new()
-            .recursive(true)
-            .delete(path)
-            .map_err(err("subvolume delete", path))
+        DeleteSubvolumeOptions::new().recursive(true).delete(path).map_err(err("subvolume delete", path))
     }
 
     fn set_readonly(&self, path: &Path, readonly: bool) -> Result<(), StorageError> {

@@ -77,8 +77,21 @@ fn copy_exec(from: &Path, to: &Path) -> Result<(), StorageError> {
 /// Fills `root` (an empty directory) with the minimal image.
 pub fn populate(root: &Path, sources: &MinimalSources) -> Result<(), StorageError> {
     for dir in [
-        "bin", "sbin", "usr/bin", "usr/sbin", "usr/local/bin", "etc", "proc", "sys", "dev", "run", "root", "data",
-        "ramdisk", "var/tmp", "home",
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "usr/local/bin",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "root",
+        "data",
+        "ramdisk",
+        "var/tmp",
+        "home",
     ] {
         let path = root.join(dir);
         std::fs::create_dir_all(&path).map_err(StorageError::io("create", &path))?;
@@ -88,10 +101,10 @@ pub fn populate(root: &Path, sources: &MinimalSources) -> Result<(), StorageErro
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).map_err(StorageError::io("chmod", &tmp))?;
 
     copy_exec(&sources.busybox, &root.join("bin/busybox"))?;
-    let list = Command::new(&sources.busybox)
-        .arg("--list-full")
-        .output()
-        .map_err(|source| StorageError::Spawn { command: format!("{} --list-full", sources.busybox.display()), source })?;
+    let list = Command::new(&sources.busybox).arg("--list-full").output().map_err(|source| StorageError::Spawn {
+        command: format!("{} --list-full", sources.busybox.display()),
+        source,
+    })?;
     if !list.status.success() {
         return Err(StorageError::Command {
             command: format!("{} --list-full", sources.busybox.display()),
@@ -114,9 +127,19 @@ pub fn populate(root: &Path, sources: &MinimalSources) -> Result<(), StorageErro
     }
 
     copy_exec(&sources.demo, &root.join(DEMO_PATH.trim_start_matches('/')))?;
-    write(root, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", 0o644)?;
+    write(
+        root,
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        0o644,
+    )?;
     write(root, "etc/group", "root:x:0:\nnogroup:x:65534:\n", 0o644)?;
-    write(root, "etc/os-release", "NAME=\"Cubby minimal\"\nID=cubby-minimal\nPRETTY_NAME=\"Cubby minimal (busybox)\"\n", 0o644)?;
+    write(
+        root,
+        "etc/os-release",
+        "NAME=\"Cubby minimal\"\nID=cubby-minimal\nPRETTY_NAME=\"Cubby minimal (busybox)\"\n",
+        0o644,
+    )?;
     // Bind-mount targets, so the runtime need not create them in the
     // tenant's upper layer.
     write(root, "etc/hostname", "", 0o644)?;

@@ -64,9 +64,9 @@ pub fn decompress<'a>(reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>, Stor
     let head = buffered.fill_buf().map_err(|source| StorageError::Archive { source })?;
     Ok(match sniff(head) {
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
-        Compression::Zstd => {
-            Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(|source| StorageError::Archive { source })?)
-        }
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(buffered).map_err(|source| StorageError::Archive { source })?,
+        ),
         Compression::None => Box::new(buffered),
     })
 }

@@ -115,7 +115,12 @@ fn tokens_are_found_by_hash_and_scoped() {
     let p = project("acme", None);
     s.insert_project(&p).unwrap();
     let t = TokenRecord {
-        token: Token { id: TokenId::random(), project_id: Some(p.id.clone()), name: None, created_at: cubby_model::now() },
+        token: Token {
+            id: TokenId::random(),
+            project_id: Some(p.id.clone()),
+            name: None,
+            created_at: cubby_model::now(),
+        },
         hash: [7; 32],
     };
     s.insert_token(&t).unwrap();

@@ -1,33 +1,30 @@
 //! [`RtNetlink`]: the real [`Netlink`], speaking rtnetlink to the kernel.
 //!
-//! Host-side objects (the bridge, the host end of each veth) go through one
-//! long-lived connection opened in the daemon's own network namespace. Work
-//! inside a container's namespace (its `eth0` address and default route, its
-//! loopback) goes through a short-lived connection whose socket was opened
-//! from a thread that entered that namespace; see [`netns`]. No process is
-//! ever spawned.
+//! Host-side objects (the bridge, the host end of each veth) are created and
+//! queried through one long-lived connection opened in the daemon's own
+//! network namespace, and deleted from a blocking thread ([`blocking`]: the
+//! kernel makes a deleter wait tens of milliseconds). Work inside a
+//! container's namespace (its `eth0` address and default route, its loopback)
+//! goes through a short-lived connection whose socket was opened from a thread
+//! that entered that namespace ([`netns`]). [`veth`] puts an attachment
+//! together. No process is ever spawned.
 
+mod blocking;
 mod netns;
+mod veth;
 
-use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
-use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-};
-use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
-use tracing::{Instrument, debug, debug_span, warn};
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec};
+use tracing::{Instrument, debug, debug_span};
 
 use super::{Attachment, BridgeConfig, Netlink, NetlinkError};
-
-/// Name of the container end of every veth pair, inside its namespace.
-const CONTAINER_IFNAME: &str = "eth0";
 
 /// The kernel-backed [`Netlink`].
 ///
@@ -62,10 +59,12 @@ impl RtNetlink {
 
     async fn ensure_bridge_inner(&self, bridge: &BridgeConfig) -> Result<(), NetlinkError> {
         let name = bridge.name.as_str();
+        let mac = bridge_mac(name);
         let link = match link_by_name(&self.handle, name).await.map_err(link_err("look up", name))? {
             Some(link) => link,
             None => {
-                let created = self.handle.link().add(LinkBridge::new(name).build()).execute().await;
+                let created =
+                    self.handle.link().add(LinkBridge::new(name).address(mac.to_vec()).build()).execute().await;
                 match created {
                     Ok(()) => debug!("created bridge"),
                     // Raced with another creator: fine, it is checked below.
@@ -105,109 +104,14 @@ impl RtNetlink {
             }
         }
 
-        if !link.header.flags.contains(LinkFlags::Up) {
-            self.handle
-                .link()
-                .change(LinkUnspec::new_with_index(index).up().build())
-                .execute()
-                .await
-                .map_err(link_err("set up", name))?;
-            debug!("bridge set up");
+        let has_mac = link.attributes.contains(&LinkAttribute::Address(mac.to_vec()));
+        if !has_mac || !link.header.flags.contains(LinkFlags::Up) {
+            let change = LinkUnspec::new_with_index(index).address(mac.to_vec()).up();
+            self.handle.link().change(change.build()).execute().await.map_err(link_err("set address and up", name))?;
+            debug!("bridge address set and up");
         }
         Ok(())
     }
-
-    async fn attach_inner(&self, bridge: &str, a: &Attachment) -> Result<(), NetlinkError> {
-        let host = a.host_ifname.as_str();
-        // Open the container's netlink socket on the side while the veth is
-        // being made on the host.
-        let container = netns::connect(&a.netns);
-        let netns_file = File::open(&a.netns)
-            .map_err(|source| NetlinkError::Netns { op: "open", path: a.netns.clone(), source })?;
-        let bridge_index = self.link_index(bridge).await?;
-
-        // One request: the host end already a (down) port of the bridge, and
-        // the peer born inside the namespace as `eth0`, up. Nothing exists
-        // if it fails, so there is nothing to roll back yet.
-        let peer = LinkMessageBuilder::<LinkUnspec>::new()
-            .name(CONTAINER_IFNAME)
-            .setns_by_fd(netns_file.as_raw_fd())
-            .up()
-            .build();
-        let mut veth = LinkMessageBuilder::<LinkUnspec>::new().name(host).controller(bridge_index).build();
-        veth.attributes.push(LinkAttribute::LinkInfo(vec![
-            LinkInfo::Kind(InfoKind::Veth),
-            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
-        ]));
-        self.handle.link().add(veth).execute().await.map_err(link_err("create veth", host))?;
-        drop(netns_file);
-        debug!("created veth");
-
-        if let Err(err) = self.configure_attachment(a, container).await {
-            match delete_link(&self.handle, host).await {
-                Ok(_) => debug!("rolled back veth"),
-                Err(e) => warn!(error = %e, "could not roll back veth"),
-            }
-            return Err(err);
-        }
-        Ok(())
-    }
-
-    /// Everything after the veth exists: the host end becomes an isolated,
-    /// up bridge port while `eth0` gets its address and default route.
-    async fn configure_attachment(
-        &self,
-        a: &Attachment,
-        container: impl Future<Output = Result<Handle, NetlinkError>> + Send,
-    ) -> Result<(), NetlinkError> {
-        let host = a.host_ifname.as_str();
-        // Port options can only be set once the link is a port (slave data
-        // is interpreted by its current controller), hence a second request;
-        // the port comes up only once it is isolated.
-        let port = LinkMessageBuilder::<LinkBridgePort>::default()
-            .name(host)
-            .set_port_kind(InfoPortKind::Bridge)
-            .isolated(true)
-            .up()
-            .build();
-        let host_side = async {
-            self.handle.link().set_port(port).execute().await.map_err(link_err("set isolated and up", host))
-        };
-        let container_side = async {
-            let handle = container.await?;
-            configure_container(&handle, a).await
-        };
-        futures::try_join!(host_side, container_side)?;
-        Ok(())
-    }
-}
-
-/// Inside the namespace: `eth0`'s address, then the default route through
-/// the gateway (which needs the subnet route that the address brings).
-async fn configure_container(handle: &Handle, a: &Attachment) -> Result<(), NetlinkError> {
-    let ns_err = |op| {
-        move |source| NetlinkError::NetnsLink {
-            op,
-            ifname: CONTAINER_IFNAME.to_string(),
-            netns: a.netns.clone(),
-            source,
-        }
-    };
-    let index = link_by_name(handle, CONTAINER_IFNAME)
-        .await
-        .map_err(ns_err("look up"))?
-        .map(|link| link.header.index)
-        .ok_or_else(|| NetlinkError::LinkNotFound { ifname: CONTAINER_IFNAME.to_string() })?;
-    handle
-        .address()
-        .add(index, IpAddr::V4(a.address), a.prefix_len)
-        .execute()
-        .await
-        .map_err(ns_err("add address"))?;
-    let route = RouteMessageBuilder::<Ipv4Addr>::new().output_interface(index).gateway(a.gateway).build();
-    handle.route().add(route).execute().await.map_err(ns_err("add default route"))?;
-    debug!("configured container interface");
-    Ok(())
 }
 
 #[async_trait]
@@ -225,7 +129,7 @@ impl Netlink for RtNetlink {
     async fn delete_bridge(&self, name: &str) -> Result<(), NetlinkError> {
         let span = debug_span!("delete_bridge", bridge = %name);
         async {
-            let deleted = delete_link(&self.handle, name).await.map_err(link_err("delete bridge", name))?;
+            let deleted = blocking::delete_link("delete bridge", name).await?;
             debug!(deleted, "bridge removed");
             Ok(())
         }
@@ -275,8 +179,7 @@ impl Netlink for RtNetlink {
         let span = debug_span!("detach", ifname = %host_ifname);
         async {
             let started = Instant::now();
-            let deleted =
-                delete_link(&self.handle, host_ifname).await.map_err(link_err("delete veth", host_ifname))?;
+            let deleted = blocking::delete_link("delete veth", host_ifname).await?;
             debug!(deleted, elapsed_us = elapsed_us(started), "detached");
             Ok(())
         }
@@ -285,8 +188,14 @@ impl Netlink for RtNetlink {
     }
 
     async fn links_with_prefix(&self, prefix: &str) -> Result<Vec<String>, NetlinkError> {
-        let links: Vec<LinkMessage> =
-            self.handle.link().get().execute().try_collect().await.map_err(link_err("list links", prefix))?;
+        let links: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(link_err("list links", &format!("{prefix}*")))?;
         Ok(links
             .into_iter()
             .filter_map(|link| {
@@ -307,14 +216,16 @@ async fn link_by_name(handle: &Handle, name: &str) -> Result<Option<LinkMessage>
     }
 }
 
-/// Deletes the link called `name`; `Ok(false)` if there was none.
-async fn delete_link(handle: &Handle, name: &str) -> Result<bool, rtnetlink::Error> {
-    let request = handle.link().del_with_message(LinkUnspec::new_with_name(name).build());
-    match request.execute().await {
-        Ok(()) => Ok(true),
-        Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(false),
-        Err(e) => Err(e),
-    }
+/// A fixed, locally administered unicast MAC address for the bridge `name`
+/// (FNV-1a of the name). A bridge whose address was never set takes the
+/// lowest of its ports' addresses, so the gateway's MAC would change whenever
+/// a container comes or goes, leaving stale ARP entries in the others.
+fn bridge_mac(name: &str) -> [u8; 6] {
+    let hash = name
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3));
+    let [a, b, c, d, e, ..] = hash.to_be_bytes();
+    [0x02, a, b, c, d, e]
 }
 
 fn is_bridge(link: &LinkMessage) -> bool {
@@ -339,4 +250,17 @@ fn link_err(op: &'static str, ifname: &str) -> impl FnOnce(rtnetlink::Error) -> 
 
 fn elapsed_us(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bridge_mac_is_stable_local_and_unicast() {
+        let mac = bridge_mac("cubby-br");
+        assert_eq!(mac, bridge_mac("cubby-br"));
+        assert_ne!(mac, bridge_mac("other-br"));
+        assert_eq!(mac[0] & 0b11, 0b10, "locally administered unicast: {mac:02x?}");
+    }
 }

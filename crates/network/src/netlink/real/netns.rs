@@ -98,7 +98,12 @@ pub(super) async fn create(path: &Path, dirs: &SharedDirs) -> Result<(), Netlink
     let lo_up = handle.link().change(LinkUnspec::new_with_name("lo").up().build()).execute().await;
     if let Err(source) = lo_up {
         let _ = delete(path);
-        return Err(NetlinkError::NetnsLink { op: "set up", ifname: "lo".to_string(), netns: path.to_path_buf(), source });
+        return Err(NetlinkError::NetnsLink {
+            op: "set up",
+            ifname: "lo".to_string(),
+            netns: path.to_path_buf(),
+            source: Box::new(source),
+        });
     }
     Ok(())
 }
@@ -111,7 +116,8 @@ fn create_mount_point(path: &Path) -> Result<(), NetlinkError> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             let mounted = statfs(path).is_ok_and(|fs| fs.filesystem_type() == NSFS_MAGIC);
             if mounted {
-                let source = io::Error::new(io::ErrorKind::AlreadyExists, "a network namespace is already mounted there");
+                let source =
+                    io::Error::new(io::ErrorKind::AlreadyExists, "a network namespace is already mounted there");
                 return Err(netns_err("create", path)(source));
             }
             debug!("reusing a leftover mount point file");

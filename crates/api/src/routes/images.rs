@@ -1,0 +1,59 @@
+//! `/api/v1/images`
+
+use axum::Json as Out;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use cubby_model::Image;
+use futures::TryStreamExt;
+use serde::Deserialize;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+use utoipa::IntoParams;
+
+use crate::auth::Auth;
+use crate::error::ErrorBody;
+use crate::{ApiError, AppState};
+
+/// Every image.
+#[utoipa::path(get, path = "/api/v1/images", tag = "images", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Image>), (status = 401, body = ErrorBody)))]
+pub async fn list_images(State(s): State<AppState>, Auth(caller): Auth) -> Result<Out<Vec<Image>>, ApiError> {
+    Ok(Out(s.platform.images(&caller)?))
+}
+
+/// One image.
+#[utoipa::path(get, path = "/api/v1/images/{name}", tag = "images", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Image name")),
+    responses((status = 200, body = Image), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_image(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+) -> Result<Out<Image>, ApiError> {
+    Ok(Out(s.platform.image(&caller, &name)?))
+}
+
+/// Query of an import.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ImportQuery {
+    /// Name of the new image.
+    pub name: String,
+}
+
+/// Import a rootfs tarball (plain, gzip or zstd) streamed as the body
+/// (admin token).
+#[utoipa::path(post, path = "/api/v1/images", tag = "images", security(("bearer" = [])), params(ImportQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "A rootfs tarball"),
+    responses((status = 201, body = Image), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn import_image(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    Query(q): Query<ImportQuery>,
+    body: Body,
+) -> Result<(StatusCode, Out<Image>), ApiError> {
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = SyncIoBridge::new(StreamReader::new(stream));
+    let image = s.platform.import_tarball(&caller, &q.name, reader, s.max_image_bytes).await?;
+    Ok((StatusCode::CREATED, Out(image)))
+}

@@ -1,0 +1,39 @@
+//! One module per API resource. Each handler: parse, call the core with the
+//! caller, map the result. No business logic lives here.
+
+pub mod containers;
+pub mod images;
+pub mod meta;
+pub mod projects;
+pub mod tokens;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+
+/// Every documented route.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(meta::health))
+        .routes(routes!(projects::create_project, projects::list_projects))
+        .routes(routes!(projects::get_project, projects::delete_project))
+        .routes(routes!(tokens::create_token, tokens::list_tokens))
+        .routes(routes!(tokens::delete_token))
+        .routes(routes!(containers::create_container, containers::list_project_containers))
+        .routes(routes!(containers::list_containers))
+        .routes(routes!(containers::get_container, containers::delete_container))
+        .routes(routes!(containers::start_container))
+        .routes(routes!(containers::stop_container))
+        .routes(routes!(containers::restart_container))
+        .routes(routes!(containers::exec_container))
+        .routes(routes!(containers::container_logs))
+        .routes(routes!(containers::container_transitions))
+        .routes(routes!(images::list_images))
+        .routes(routes!(images::get_image))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(images::import_image))
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+}

@@ -1,0 +1,50 @@
+//! `/api/v1/projects/{id}/tokens`
+
+use axum::Json as Out;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use cubby_model::{CreateToken, CreatedToken, ProjectId, Token, TokenId};
+
+use crate::auth::Auth;
+use crate::error::ErrorBody;
+use crate::json::Json;
+use crate::{ApiError, AppState};
+
+/// Make a token that sees only this project. The secret is shown once.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/tokens", tag = "tokens", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Project id")), request_body = CreateToken,
+    responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn create_token(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Json(req): Json<CreateToken>,
+) -> Result<(StatusCode, Out<CreatedToken>), ApiError> {
+    Ok((StatusCode::CREATED, Out(s.platform.create_token(&caller, &ProjectId(id), &req)?)))
+}
+
+/// The project's tokens, without secrets.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/tokens", tag = "tokens", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Project id")),
+    responses((status = 200, body = Vec<Token>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list_tokens(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> Result<Out<Vec<Token>>, ApiError> {
+    Ok(Out(s.platform.tokens(&caller, &ProjectId(id))?))
+}
+
+/// Revoke a token.
+#[utoipa::path(delete, path = "/api/v1/projects/{id}/tokens/{token_id}", tag = "tokens", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Project id"), ("token_id" = String, Path, description = "Token id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_token(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, token_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    s.platform.delete_token(&caller, &ProjectId(id), &TokenId(token_id))?;
+    Ok(StatusCode::NO_CONTENT)
+}

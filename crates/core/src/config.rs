@@ -1,0 +1,123 @@
+//! The daemon's configuration, as the core sees it: names, paths, address
+//! plan and defaults. The binary fills it from flags.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cubby_model::{ByteSize, Limits};
+use ipnet::Ipv4Net;
+
+/// Host binaries that containers are made from.
+#[derive(Debug, Clone)]
+pub struct Helpers {
+    /// Static init, bind-mounted as PID 1 of every container.
+    pub init: PathBuf,
+    /// Static demo app of the `minimal` image.
+    pub demo: PathBuf,
+    /// Static busybox of the `minimal` image.
+    pub busybox: PathBuf,
+}
+
+/// Defaults for containers that do not say otherwise.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub limits: Limits,
+    /// Size cap of `/ramdisk`.
+    pub ramdisk: ByteSize,
+    /// How long a stop waits after SIGTERM before SIGKILL.
+    pub stop_timeout: Duration,
+    /// How long a start waits for the app's port to accept connections.
+    pub ready_timeout: Duration,
+    /// Cap of each container's output log (two files of this size at most).
+    pub log_cap: ByteSize,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            limits: Limits { cpu: 1.0, memory: ByteSize(512 << 20), pids: 512 },
+            ramdisk: ByteSize(64 << 20),
+            stop_timeout: Duration::from_secs(10),
+            ready_timeout: Duration::from_secs(10),
+            log_cap: ByteSize(1 << 20),
+        }
+    }
+}
+
+/// Everything the core needs to know about where and how it runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Name stem of every host resource (bridge, veths, nft table, cgroup
+    /// parent, runtime root): two daemons with different prefixes can share
+    /// a host.
+    pub prefix: String,
+    /// State: database, tokens, logs, the pool.
+    pub data_dir: PathBuf,
+    /// Runtime files that do not outlive a reboot: bundles, mount points,
+    /// network namespaces, the runtime's state (`/run/{prefix}`).
+    pub run_dir: PathBuf,
+    /// Where proc is mounted (normally `/proc`).
+    pub proc_root: PathBuf,
+    /// Container URLs are `http://{name}--{project}.{domain}:{proxy_port}/`.
+    pub domain: String,
+    /// The port the proxy is reached on, for URLs.
+    pub proxy_port: u16,
+    /// The container address range.
+    pub subnet: Ipv4Net,
+    /// Resolvers written to each container's `/etc/resolv.conf`.
+    pub dns_servers: Vec<IpAddr>,
+    /// Size of a new loop pool, when one is made.
+    pub pool_size: Option<u64>,
+    pub helpers: Helpers,
+    pub defaults: Defaults,
+}
+
+impl Config {
+    /// Validates the prefix: 1 to 8 of `a-z0-9`, starting with a letter,
+    /// so every derived interface name fits the kernel's 15 bytes.
+    pub fn check_prefix(prefix: &str) -> Result<(), String> {
+        let ok = !prefix.is_empty()
+            && prefix.len() <= 8
+            && prefix.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+            && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "prefix `{prefix}` must be 1 to 8 lowercase letters and digits, starting with a letter (it names interfaces, limited to 15 bytes)"
+            ))
+        }
+    }
+
+    /// The host's resolvers from `resolv.conf` text, leaving out loopback
+    /// ones (a container cannot reach the host's 127.0.0.53).
+    pub fn resolvers_from(resolv_conf: &str) -> Vec<IpAddr> {
+        resolv_conf
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("nameserver"))
+            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+            .filter(|a| !a.is_loopback())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes() {
+        assert!(Config::check_prefix("cubby").is_ok());
+        assert!(Config::check_prefix("t1a2b3c4").is_ok());
+        assert!(Config::check_prefix("toolongxx").is_err());
+        assert!(Config::check_prefix("1abc").is_err());
+        assert!(Config::check_prefix("a-b").is_err());
+    }
+
+    #[test]
+    fn loopback_resolvers_are_left_out() {
+        let r = Config::resolvers_from("# x\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nnameserver ::1\nsearch lan\n");
+        assert_eq!(r, vec!["10.0.0.2".parse::<IpAddr>().unwrap()]);
+    }
+}

@@ -1,0 +1,200 @@
+//! Creating a container: validate, record, make its subvolume and network,
+//! start it. If any step fails, every step before it is undone and the
+//! error says which step and why.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use cubby_model::{
+    ByteSize, Container, ContainerId, ContainerStatus, CreateContainer, Limits, LimitsSpec, ProjectId, Trigger,
+    validate_command, validate_container_name, validate_env, validate_image_name,
+};
+use cubby_storage::image::minimal;
+use cubby_store::{AuditEntry, ContainerRecord, NewContainer};
+
+use tracing::Instrument;
+
+use crate::{Caller, Error, Platform};
+
+/// Bounds of limits a container may ask for.
+const MIN_MEMORY: u64 = 16 << 20;
+const MIN_PIDS: u32 = 16;
+const MAX_PIDS: u32 = 65_536;
+const MIN_CPU: f64 = 0.01;
+
+fn host_cpus() -> f64 {
+    std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(1.0)
+}
+
+fn host_memory(proc_root: &std::path::Path) -> u64 {
+    std::fs::read_to_string(proc_root.join("meminfo"))
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(u64::MAX, |kib| kib * 1024)
+}
+
+impl Platform {
+    /// Applies `spec` over `base`, checking every value against the host.
+    pub(crate) fn resolve_limits(&self, base: Limits, spec: Option<&LimitsSpec>) -> Result<Limits, Error> {
+        let Some(spec) = spec else { return Ok(base) };
+        let mut limits = base;
+        if let Some(cpu) = spec.cpu {
+            let max = host_cpus();
+            if !(cpu.is_finite() && (MIN_CPU..=max).contains(&cpu)) {
+                return Err(Error::invalid(
+                    "limits.cpu",
+                    format!("{cpu} cores is out of range: give {MIN_CPU} to {max} (this host's cores)"),
+                ));
+            }
+            limits.cpu = cpu;
+        }
+        if let Some(memory) = spec.memory {
+            let max = host_memory(&self.config.proc_root);
+            if memory.0 < MIN_MEMORY || memory.0 > max {
+                return Err(Error::invalid(
+                    "limits.memory",
+                    format!(
+                        "{memory} is out of range: give {} to {} (this host's memory)",
+                        ByteSize(MIN_MEMORY),
+                        ByteSize(max)
+                    ),
+                ));
+            }
+            limits.memory = memory;
+        }
+        if let Some(pids) = spec.pids {
+            if !(MIN_PIDS..=MAX_PIDS).contains(&pids) {
+                return Err(Error::invalid(
+                    "limits.pids",
+                    format!("{pids} is out of range: give {MIN_PIDS} to {MAX_PIDS}"),
+                ));
+            }
+            limits.pids = pids;
+        }
+        Ok(limits)
+    }
+
+    /// Creates a container in `project` and, unless asked not to, starts it
+    /// and waits until its app's port accepts connections.
+    pub async fn create_container(
+        self: &Arc<Self>,
+        caller: &Caller,
+        project: &ProjectId,
+        req: &CreateContainer,
+    ) -> Result<Container, Error> {
+        let started = Instant::now();
+        self.project(caller, project)?;
+        validate_container_name(&req.name)?;
+        let image_name = req.image.as_deref().unwrap_or(minimal::NAME);
+        validate_image_name(image_name)?;
+        let image = self
+            .store
+            .image(image_name)?
+            .ok_or_else(|| Error::NotFound { kind: "image", id: image_name.into() })?
+            .image;
+        let command = req.command.clone().unwrap_or_else(|| image.config.command.clone());
+        if command.is_empty() {
+            return Err(Error::invalid(
+                "command",
+                format!("image `{image_name}` has no default command: give one, like [\"/bin/sh\", \"-c\", \"...\"]"),
+            ));
+        }
+        validate_command("command", &command)?;
+        validate_env("environment_vars", &req.environment_vars)?;
+        let port = req.port.or(image.config.port).unwrap_or(8080);
+        if port == 0 {
+            return Err(Error::invalid("port", "give a TCP port from 1 to 65535"));
+        }
+        let limits = self.resolve_limits(self.config.defaults.limits, req.limits.as_ref())?;
+        let mut env = image.config.env.clone();
+        env.extend(req.environment_vars.clone());
+
+        let new = NewContainer {
+            id: ContainerId::random(),
+            project_id: project.clone(),
+            name: req.name.clone(),
+            image: image.name.clone(),
+            command,
+            env,
+            port,
+            limits,
+            workdir: image.config.workdir.clone(),
+            user: image.config.user.clone(),
+            created_at: cubby_model::now(),
+        };
+        let rec = self.store.insert_container(&new, self.ipam.capacity())?;
+        let span = tracing::info_span!("container.create", container = %rec.id, project = %project, name = %rec.name);
+        let guard = self.lock(&rec.id).await;
+        match self.provision(&rec, req.start.unwrap_or(true)).instrument(span).await {
+            Ok(rec) => {
+                drop(guard);
+                tracing::info!(container = %rec.id, ms = started.elapsed().as_millis() as u64, "container created");
+                self.view(&rec)
+            }
+            Err(err) => {
+                tracing::warn!(container = %rec.id, error = %err, "create failed; rolling back");
+                if let Err(cleanup) = self.destroy(&rec).await {
+                    tracing::error!(container = %rec.id, error = %cleanup, "rollback left debris; `cubby doctor` will report it");
+                }
+                self.routes.remove(&rec.id);
+                self.store.delete_container(
+                    &rec.id,
+                    &AuditEntry {
+                        at: cubby_model::now(),
+                        action: "container.create_failed".into(),
+                        project_id: Some(rec.project_id.clone()),
+                        container_id: Some(rec.id.clone()),
+                    },
+                )?;
+                drop(guard);
+                self.forget_lock(&rec.id);
+                Err(err)
+            }
+        }
+    }
+
+    /// Makes the host resources of a recorded container and starts it.
+    async fn provision(self: &Arc<Self>, rec: &ContainerRecord, start: bool) -> Result<ContainerRecord, Error> {
+        let t0 = Instant::now();
+        let paths = self.paths(&rec.id, rec.slot);
+        {
+            let _s = tracing::debug_span!("storage.subvolume", container = %rec.id).entered();
+            self.host
+                .btrfs
+                .create_subvolume(&paths.subvolume)
+                .map_err(Error::storage("create subvolume", rec.id.as_str()))?;
+            for dir in [&paths.upper, &paths.work] {
+                std::fs::create_dir(dir).map_err(Error::io("create", dir))?;
+            }
+        }
+        self.connect(rec).await?;
+        if start {
+            self.start_locked(rec, Trigger::Api).await
+        } else {
+            let rec = self
+                .store
+                .set_status(&rec.id, ContainerStatus::Stopped, Trigger::Api, t0.elapsed().as_millis() as u64)?
+                .ok_or_else(|| Error::NotFound { kind: "container", id: rec.id.to_string() })?;
+            let (label, route) = self.route_of(&rec, false)?;
+            self.routes.insert(label, route);
+            Ok(rec)
+        }
+    }
+
+    /// Makes the container's network namespace and veth.
+    pub(crate) async fn connect(&self, rec: &ContainerRecord) -> Result<(), Error> {
+        let attachment = self.attachment(rec)?;
+        let netlink = &self.host.netlink;
+        netlink
+            .create_netns(&attachment.netns)
+            .await
+            .map_err(Error::netlink("create network namespace", rec.id.as_str()))?;
+        // A veth with this slot's name can only be debris of an earlier crash.
+        netlink.detach(&attachment.host_ifname).await.map_err(Error::netlink("remove stale veth", rec.id.as_str()))?;
+        netlink.attach(&self.bridge(), &attachment).await.map_err(Error::netlink("attach veth", rec.id.as_str()))
+    }
+}

@@ -1,0 +1,302 @@
+//! Start, stop, restart, and noticing a container that exits on its own.
+//!
+//! Start: network namespace (if a reboot cleared it), overlay mount, the
+//! files init and the resolver read, the OCI bundle, `runtime create` and
+//! `start`, then a connect probe on the app's port. Stop: SIGTERM to init
+//! (which forwards it), SIGKILL after the grace period, runtime state
+//! removed, overlay unmounted. A stopped container holds no process and no
+//! memory; its subvolume, address and network namespace stay.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cubby_model::{Container, ContainerId, ContainerStatus, Trigger};
+use cubby_runtime::RuntimeStatus;
+use cubby_runtime::bundle::{self, BundleSpec};
+use cubby_runtime::pidfd::ProcessHandle;
+use cubby_runtime::process::{ProcessFile, parse_user};
+use cubby_storage::Overlay;
+use cubby_store::ContainerRecord;
+
+use crate::{Caller, Error, Platform};
+
+const SIGTERM: i32 = 15;
+const SIGKILL: i32 = 9;
+
+fn ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie has exited: only its entry in the process table remains.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')).unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+async fn wait_exit(pid: Option<u32>, within: Duration) -> bool {
+    let Some(pid) = pid else { return true };
+    match ProcessHandle::open(pid) {
+        Ok(handle) => tokio::time::timeout(within, handle.exited()).await.is_ok(),
+        Err(_) => true,
+    }
+}
+
+impl Platform {
+    /// Starts a stopped (or failed) container. Starting a running one
+    /// changes nothing.
+    pub async fn start_container(self: &Arc<Self>, caller: &Caller, id: &ContainerId) -> Result<Container, Error> {
+        let _guard = self.lock(id).await;
+        let rec = self.record(caller, id)?;
+        match rec.status {
+            ContainerStatus::Running => self.view(&rec),
+            ContainerStatus::Stopped | ContainerStatus::Failed => {
+                self.view(&self.start_locked(&rec, Trigger::Api).await?)
+            }
+            other => Err(busy(id, other)),
+        }
+    }
+
+    /// Stops a running container: SIGTERM, then SIGKILL after the grace
+    /// period. Stopping a stopped one changes nothing.
+    pub async fn stop_container(self: &Arc<Self>, caller: &Caller, id: &ContainerId) -> Result<Container, Error> {
+        let _guard = self.lock(id).await;
+        let rec = self.record(caller, id)?;
+        match rec.status {
+            ContainerStatus::Stopped => self.view(&rec),
+            ContainerStatus::Running | ContainerStatus::Failed => {
+                self.view(&self.stop_locked(&rec, Trigger::Api, Some(self.config.defaults.stop_timeout)).await?)
+            }
+            other => Err(busy(id, other)),
+        }
+    }
+
+    /// Stops (if running) and starts a container.
+    pub async fn restart_container(self: &Arc<Self>, caller: &Caller, id: &ContainerId) -> Result<Container, Error> {
+        let _guard = self.lock(id).await;
+        let rec = self.record(caller, id)?;
+        match rec.status {
+            ContainerStatus::Running | ContainerStatus::Stopped | ContainerStatus::Failed => {
+                let rec = if rec.status == ContainerStatus::Stopped {
+                    rec
+                } else {
+                    self.stop_locked(&rec, Trigger::Api, Some(self.config.defaults.stop_timeout)).await?
+                };
+                self.view(&self.start_locked(&rec, Trigger::Api).await?)
+            }
+            other => Err(busy(id, other)),
+        }
+    }
+
+    /// Starts a container; the caller holds its lock. On failure the
+    /// runtime state is removed and the container is marked failed.
+    pub(crate) async fn start_locked(
+        self: &Arc<Self>,
+        rec: &ContainerRecord,
+        trigger: Trigger,
+    ) -> Result<ContainerRecord, Error> {
+        let t0 = Instant::now();
+        match self.boot(rec).await {
+            Ok(pid) => {
+                let rec = self
+                    .store
+                    .set_status(&rec.id, ContainerStatus::Running, trigger, ms(t0))?
+                    .ok_or_else(|| Error::NotFound { kind: "container", id: rec.id.to_string() })?;
+                let (label, route) = self.route_of(&rec, true)?;
+                self.routes.insert(label, route);
+                self.monitor(&rec.id, pid);
+                tracing::info!(container = %rec.id, ms = ms(t0), trigger = trigger.as_str(), "container started");
+                Ok(rec)
+            }
+            Err(err) => {
+                if let Err(e) = self.halt(rec, None).await {
+                    tracing::warn!(container = %rec.id, error = %e, "cleanup after a failed start");
+                }
+                self.store.set_status(&rec.id, ContainerStatus::Failed, trigger, ms(t0))?;
+                self.routes.set_running(&rec.id, false);
+                Err(err)
+            }
+        }
+    }
+
+    /// Stops a container; the caller holds its lock.
+    pub(crate) async fn stop_locked(
+        &self,
+        rec: &ContainerRecord,
+        trigger: Trigger,
+        grace: Option<Duration>,
+    ) -> Result<ContainerRecord, Error> {
+        let t0 = Instant::now();
+        self.halt(rec, grace).await?;
+        self.routes.set_running(&rec.id, false);
+        let rec = self
+            .store
+            .set_status(&rec.id, ContainerStatus::Stopped, trigger, ms(t0))?
+            .ok_or_else(|| Error::NotFound { kind: "container", id: rec.id.to_string() })?;
+        tracing::info!(container = %rec.id, ms = ms(t0), trigger = trigger.as_str(), "container stopped");
+        Ok(rec)
+    }
+
+    /// Brings the container up and returns its init's host pid.
+    async fn boot(&self, rec: &ContainerRecord) -> Result<u32, Error> {
+        let id = rec.id.as_str();
+        let paths = self.paths(&rec.id, rec.slot);
+        if !paths.netns.exists() {
+            // A reboot emptied /run; the veth went with the old namespace.
+            self.connect(rec).await?;
+        }
+        std::fs::create_dir_all(&paths.rootfs).map_err(Error::io("create", &paths.rootfs))?;
+        {
+            let _s = tracing::debug_span!("storage.mount", container = id).entered();
+            let mounts = &self.host.mounts;
+            if !mounts.is_mounted(&paths.rootfs).map_err(Error::storage("check rootfs mount", id))? {
+                let overlay = Overlay {
+                    lowers: vec![self.pool.image(&rec.image)],
+                    upper: paths.upper.clone(),
+                    work: paths.work.clone(),
+                    target: paths.rootfs.clone(),
+                };
+                mounts.mount_overlay(&overlay).map_err(Error::storage("mount rootfs", id))?;
+            }
+        }
+        {
+            let _s = tracing::debug_span!("runtime.bundle", container = id).entered();
+            self.write_bundle(rec)?;
+        }
+        let runtime = &self.host.runtime;
+        runtime.delete(id, true).await.map_err(Error::runtime("remove stale runtime state", id))?;
+        let pid = runtime.create(id, &paths.bundle, paths.log.path()).await.map_err(Error::runtime("create", id))?;
+        runtime.start(id).await.map_err(Error::runtime("start", id))?;
+        self.wait_ready(rec, pid).await?;
+        Ok(pid)
+    }
+
+    fn write_bundle(&self, rec: &ContainerRecord) -> Result<(), Error> {
+        let paths = self.paths(&rec.id, rec.slot);
+        let address = self.ipam.address(rec.slot).map_err(|e| Error::invalid("slot", e.to_string()))?;
+        let mut env: Vec<String> = rec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if !rec.env.contains_key("PORT") {
+            env.push(format!("PORT={}", rec.port));
+        }
+        env.push(format!("HOSTNAME={}", rec.name));
+        let (uid, gid) = parse_user(rec.user.as_deref());
+        ProcessFile {
+            args: rec.command.clone(),
+            env,
+            cwd: rec.workdir.clone().unwrap_or_else(|| "/".into()),
+            uid,
+            gid,
+            additional_gids: Vec::new(),
+        }
+        .write(&paths.process_file)
+        .map_err(Error::runtime("write process.json", rec.id.as_str()))?;
+        let resolv: String = self.config.dns_servers.iter().map(|s| format!("nameserver {s}\n")).collect();
+        let hosts =
+            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{address}\t{}\n", rec.name);
+        for (path, content) in
+            [(&paths.resolv_conf, resolv), (&paths.hosts, hosts), (&paths.hostname, format!("{}\n", rec.name))]
+        {
+            std::fs::write(path, content).map_err(Error::io("write", path))?;
+        }
+        let spec = bundle::spec(&BundleSpec {
+            id: rec.id.to_string(),
+            hostname: rec.name.clone(),
+            rootfs: paths.rootfs.clone(),
+            netns: paths.netns.clone(),
+            cgroups_path: paths.cgroup.clone(),
+            limits: rec.limits,
+            ramdisk_bytes: self.config.defaults.ramdisk.0,
+            init_binary: self.config.helpers.init.clone(),
+            process_file: paths.process_file.clone(),
+            resolv_conf: paths.resolv_conf.clone(),
+            hosts: paths.hosts.clone(),
+            hostname_file: paths.hostname.clone(),
+        })
+        .map_err(Error::runtime("build OCI spec", rec.id.as_str()))?;
+        bundle::write(&paths.bundle, &spec).map_err(Error::runtime("write OCI bundle", rec.id.as_str()))
+    }
+
+    /// Waits until the app's port accepts a connection. Fails if the
+    /// container's init exits first; gives up quietly after the ready
+    /// timeout (an app may not serve HTTP at all).
+    async fn wait_ready(&self, rec: &ContainerRecord, pid: u32) -> Result<(), Error> {
+        let _s = tracing::debug_span!("readiness", container = %rec.id);
+        let address = self.ipam.address(rec.slot).map_err(|e| Error::invalid("slot", e.to_string()))?;
+        let target = SocketAddr::from((address, rec.port));
+        let deadline = Instant::now() + self.config.defaults.ready_timeout;
+        let mut delay = Duration::from_millis(1);
+        loop {
+            if let Ok(Ok(_)) =
+                tokio::time::timeout(Duration::from_millis(250), tokio::net::TcpStream::connect(target)).await
+            {
+                return Ok(());
+            }
+            if !alive(pid) {
+                let paths = self.paths(&rec.id, rec.slot);
+                let tail = paths.log.tail(2048).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+                return Err(Error::StartFailed {
+                    id: rec.id.to_string(),
+                    reason: "its main process exited before its port accepted connections".into(),
+                    log_tail: tail,
+                });
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(container = %rec.id, port = rec.port, "app did not open its port in time; treating it as running");
+                return Ok(());
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Ends every process of the container (SIGTERM first if `grace`),
+    /// removes its runtime state and unmounts its rootfs. Idempotent.
+    pub(crate) async fn halt(&self, rec: &ContainerRecord, grace: Option<Duration>) -> Result<(), Error> {
+        let id = rec.id.as_str();
+        let paths = self.paths(&rec.id, rec.slot);
+        self.unmonitor(&rec.id);
+        let runtime = &self.host.runtime;
+        let state = runtime.state(id).await.map_err(Error::runtime("read state", id))?;
+        if let Some(state) = state.filter(|s| s.status != RuntimeStatus::Stopped) {
+            let mut gone = false;
+            if let Some(grace) = grace.filter(|_| state.status == RuntimeStatus::Running) {
+                runtime.kill(id, SIGTERM, false).await.map_err(Error::runtime("send SIGTERM", id))?;
+                gone = wait_exit(state.pid, grace).await;
+            }
+            if !gone {
+                runtime.kill(id, SIGKILL, true).await.map_err(Error::runtime("send SIGKILL", id))?;
+                wait_exit(state.pid, Duration::from_secs(5)).await;
+            }
+        }
+        runtime.delete(id, true).await.map_err(Error::runtime("delete", id))?;
+        self.host.mounts.unmount(&paths.rootfs).map_err(Error::storage("unmount rootfs", id))?;
+        self.host.cgroups.remove(&paths.cgroup).map_err(Error::runtime("remove cgroup", id))?;
+        Ok(())
+    }
+
+    /// Called by a container's monitor when its init has exited.
+    pub(crate) async fn on_exit(self: &Arc<Self>, id: &ContainerId, generation: u64) {
+        let _guard = self.lock(id).await;
+        if !self.is_current_monitor(id, generation) {
+            return;
+        }
+        self.forget_monitor(id);
+        let Ok(Some(rec)) = self.store.container(id) else { return };
+        if rec.status != ContainerStatus::Running {
+            return;
+        }
+        tracing::info!(container = %id, "container's main process exited");
+        if let Err(e) = self.stop_locked(&rec, Trigger::Exited, None).await {
+            tracing::warn!(container = %id, error = %e, "cleanup after exit");
+        }
+    }
+}
+
+fn busy(id: &ContainerId, status: ContainerStatus) -> Error {
+    Error::Conflict {
+        code: "container_busy",
+        message: format!("container {id} is {}: wait until it is running or stopped and try again", status.as_str()),
+    }
+}

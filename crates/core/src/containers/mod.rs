@@ -1,0 +1,180 @@
+//! Containers: one tenant each.
+//!
+//! Host resources of container `{id}` (slot `{n}`), all derived from the id
+//! and slot so cleanup can find them even when a step failed midway:
+//!
+//! | what                      | where                                         |
+//! |---------------------------|-----------------------------------------------|
+//! | own subvolume             | `{pool}/containers/{id}` (`upper/`, `work/`)  |
+//! | bundle, mount point, files| `{run}/containers/{id}/`                      |
+//! | network namespace         | `{run}/netns/{id}`                            |
+//! | veth (host side)          | `{prefix}-{n}`                                |
+//! | cgroup                    | `/{prefix}/{id}` in every hierarchy           |
+//! | runtime state             | `{run}/runc/{id}`                             |
+//! | output log                | `{data}/logs/{id}.log`                        |
+//!
+//! Each operation lives in its own file: [`create`](self::create),
+//! lifecycle (start, stop, restart, exit monitoring), delete, and exec and
+//! logs.
+
+mod create;
+mod delete;
+mod exec;
+mod lifecycle;
+
+use std::path::PathBuf;
+
+use cubby_model::{Container, ContainerId, Page, ProjectId, Transition};
+use cubby_network::{Attachment, ipam};
+use cubby_runtime::logs::LogFile;
+use cubby_store::ContainerRecord;
+
+use crate::routes::{Route, label};
+use crate::{Caller, Error, Platform};
+
+/// Largest page of a container list.
+pub const MAX_PAGE: u32 = 500;
+
+/// Where each host resource of one container lives.
+#[derive(Debug, Clone)]
+pub(crate) struct ContainerPaths {
+    pub subvolume: PathBuf,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub process_file: PathBuf,
+    pub resolv_conf: PathBuf,
+    pub hosts: PathBuf,
+    pub hostname: PathBuf,
+    pub netns: PathBuf,
+    pub log: LogFile,
+    pub cgroup: String,
+    pub veth: String,
+}
+
+impl Platform {
+    pub(crate) fn paths(&self, id: &ContainerId, slot: u32) -> ContainerPaths {
+        let subvolume = self.pool.container(id.as_str());
+        let bundle = self.config.run_dir.join("containers").join(id.as_str());
+        ContainerPaths {
+            upper: subvolume.join("upper"),
+            work: subvolume.join("work"),
+            subvolume,
+            rootfs: bundle.join("rootfs"),
+            process_file: bundle.join("process.json"),
+            resolv_conf: bundle.join("resolv.conf"),
+            hosts: bundle.join("hosts"),
+            hostname: bundle.join("hostname"),
+            bundle,
+            netns: self.config.run_dir.join("netns").join(id.as_str()),
+            log: LogFile::new(&self.config.data_dir.join("logs"), id.as_str()),
+            cgroup: format!("/{}/{}", self.config.prefix, id),
+            veth: ipam::veth_name(&self.config.prefix, slot),
+        }
+    }
+
+    pub(crate) fn attachment(&self, rec: &ContainerRecord) -> Result<Attachment, Error> {
+        let paths = self.paths(&rec.id, rec.slot);
+        Ok(Attachment {
+            host_ifname: paths.veth,
+            netns: paths.netns,
+            address: self.ipam.address(rec.slot).map_err(|e| Error::invalid("slot", e.to_string()))?,
+            prefix_len: self.ipam.subnet().prefix_len(),
+            gateway: self.ipam.gateway(),
+        })
+    }
+
+    /// The URL of a container.
+    pub fn url(&self, name: &str, project: &str) -> String {
+        let port = match self.config.proxy_port {
+            80 => String::new(),
+            p => format!(":{p}"),
+        };
+        format!("http://{}.{}{port}", label(name, project), self.config.domain)
+    }
+
+    pub(crate) fn project_name(&self, id: &ProjectId) -> Result<String, Error> {
+        Ok(self.store.project(id)?.map(|p| p.name).unwrap_or_default())
+    }
+
+    pub(crate) fn view(&self, rec: &ContainerRecord) -> Result<Container, Error> {
+        let project = self.project_name(&rec.project_id)?;
+        Ok(Container {
+            id: rec.id.clone(),
+            project_id: rec.project_id.clone(),
+            name: rec.name.clone(),
+            image: rec.image.clone(),
+            command: rec.command.clone(),
+            environment_vars: rec.env.clone(),
+            port: rec.port,
+            limits: rec.limits,
+            status: rec.status,
+            url: self.url(&rec.name, &project),
+            address: self.ipam.address(rec.slot).map(|a| a.to_string()).unwrap_or_default(),
+            created_at: rec.created_at,
+            updated_at: rec.updated_at,
+        })
+    }
+
+    pub(crate) fn route_of(&self, rec: &ContainerRecord, running: bool) -> Result<(String, Route), Error> {
+        let project = self.project_name(&rec.project_id)?;
+        let address = self.ipam.address(rec.slot).map_err(|e| Error::invalid("slot", e.to_string()))?;
+        Ok((
+            label(&rec.name, &project),
+            Route {
+                container_id: rec.id.clone(),
+                project_id: rec.project_id.clone(),
+                address,
+                port: rec.port,
+                running,
+            },
+        ))
+    }
+
+    /// The record of a container the caller may see.
+    pub(crate) fn record(&self, caller: &Caller, id: &ContainerId) -> Result<ContainerRecord, Error> {
+        let not_found = || Error::NotFound { kind: "container", id: id.to_string() };
+        if !ContainerId::is_well_formed(id.as_str()) {
+            return Err(not_found());
+        }
+        match self.store.container(id)? {
+            Some(rec) if caller.can_access(&rec.project_id) => Ok(rec),
+            _ => Err(not_found()),
+        }
+    }
+
+    /// A container.
+    pub fn container(&self, caller: &Caller, id: &ContainerId) -> Result<Container, Error> {
+        self.view(&self.record(caller, id)?)
+    }
+
+    /// A page of containers, of one project or of every project the caller
+    /// may see, ordered by id.
+    pub fn containers(
+        &self,
+        caller: &Caller,
+        project: Option<&ProjectId>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Container>, Error> {
+        if let Some(p) = project {
+            self.project(caller, p)?;
+        }
+        let scope = project.or(caller.project());
+        let limit = limit.clamp(1, MAX_PAGE);
+        let after = cursor.map(ContainerId::from);
+        let records = self.store.containers(scope, after.as_ref(), limit + 1)?;
+        let more = records.len() > limit as usize;
+        let items: Vec<Container> =
+            records.iter().take(limit as usize).map(|r| self.view(r)).collect::<Result<_, _>>()?;
+        let next_cursor = if more { items.last().map(|c| c.id.to_string()) } else { None };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// The recorded state transitions of a container, oldest first.
+    pub fn transitions(&self, caller: &Caller, id: &ContainerId) -> Result<Vec<Transition>, Error> {
+        self.record(caller, id)?;
+        Ok(self.store.transitions(id)?)
+    }
+}

@@ -1,0 +1,224 @@
+//! [`Platform`]: the core's state and its start-up, plus the background
+//! work (exit monitors, log rotation) that keeps it true.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use cubby_model::ContainerId;
+use cubby_network::{BaseRules, BridgeConfig, Ipam, Netlink, Nftables, ipam};
+use cubby_runtime::{Cgroups, OciRuntime};
+use cubby_storage::{Btrfs, Mounts, Pool, PoolOptions};
+use cubby_store::Store;
+use tokio::task::JoinHandle;
+
+use crate::{Config, Error, RouteTable};
+
+/// The host subsystems the core drives, each behind its trait. The binary
+/// passes the real ones; unit tests pass the fakes.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub btrfs: Arc<dyn Btrfs>,
+    pub mounts: Arc<dyn Mounts>,
+    pub runtime: Arc<dyn OciRuntime>,
+    pub cgroups: Arc<dyn Cgroups>,
+    pub netlink: Arc<dyn Netlink>,
+    pub nft: Arc<dyn Nftables>,
+}
+
+/// The running core of one daemon.
+#[derive(Debug)]
+pub struct Platform {
+    pub(crate) config: Config,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) host: Host,
+    pub(crate) pool: Pool,
+    pub(crate) ipam: Ipam,
+    pub(crate) routes: RouteTable,
+    locks: Mutex<HashMap<ContainerId, Arc<tokio::sync::Mutex<()>>>>,
+    monitors: Mutex<HashMap<ContainerId, (u64, JoinHandle<()>)>>,
+    generation: AtomicU64,
+    background: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Platform {
+    /// Prepares the host (pool, bridge, firewall table, the `minimal`
+    /// image), reconciles the store with what runs, and starts background
+    /// work.
+    pub async fn open(config: Config, store: Arc<dyn Store>, host: Host) -> Result<Arc<Self>, Error> {
+        Config::check_prefix(&config.prefix).map_err(|m| Error::invalid("prefix", m))?;
+        let ipam = Ipam::new(config.subnet).map_err(|e| Error::invalid("subnet", e.to_string()))?;
+        for dir in [
+            config.data_dir.clone(),
+            config.data_dir.join("logs"),
+            config.run_dir.join("containers"),
+            config.run_dir.join("netns"),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        }
+        set_mode(&config.data_dir, 0o711)?;
+
+        let pool_opts = PoolOptions {
+            data_dir: config.data_dir.clone(),
+            loop_size: config.pool_size,
+            proc_root: config.proc_root.clone(),
+        };
+        let btrfs = Arc::clone(&host.btrfs);
+        let pool = tokio::task::spawn_blocking(move || Pool::open(&*btrfs, &pool_opts))
+            .await
+            .expect("pool task does not panic")
+            .map_err(|source| Error::Storage { step: "open pool", container: None, source })?;
+
+        let platform = Arc::new(Self {
+            config,
+            store,
+            host,
+            pool,
+            ipam,
+            routes: RouteTable::default(),
+            locks: Mutex::new(HashMap::new()),
+            monitors: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(1),
+            background: Mutex::new(Vec::new()),
+        });
+        platform.prepare_network().await?;
+        platform.ensure_minimal_image().await?;
+        platform.reconcile().await?;
+        platform.spawn_log_rotation();
+        Ok(platform)
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The URL routing table the proxy reads.
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    /// The open pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The daemon's bridge name.
+    pub fn bridge(&self) -> String {
+        ipam::bridge_name(&self.config.prefix)
+    }
+
+    async fn prepare_network(&self) -> Result<(), Error> {
+        let forward = self.config.proc_root.join("sys/net/ipv4/ip_forward");
+        if std::fs::read_to_string(&forward).map(|v| v.trim() != "1").unwrap_or(true) {
+            tracing::info!("enabling IPv4 forwarding for container egress");
+            std::fs::write(&forward, "1").map_err(Error::io("enable forwarding in", &forward))?;
+        }
+        let bridge = BridgeConfig {
+            name: self.bridge(),
+            gateway: self.ipam.gateway(),
+            prefix_len: self.ipam.subnet().prefix_len(),
+        };
+        self.host.netlink.ensure_bridge(&bridge).await.map_err(|source| Error::Netlink {
+            step: "create bridge",
+            container: None,
+            source,
+        })?;
+        let rules = BaseRules { table: self.config.prefix.clone(), bridge: self.bridge(), subnet: self.ipam.subnet() };
+        self.host
+            .nft
+            .apply(&self.config.prefix, &rules.batch())
+            .await
+            .map_err(|source| Error::Firewall { step: "install base rules", source })
+    }
+
+    /// The lock that serialises lifecycle operations on one container.
+    pub(crate) async fn lock(&self, id: &ContainerId) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(locks.entry(id.clone()).or_default())
+        };
+        lock.lock_owned().await
+    }
+
+    /// Forgets the lock of a deleted container.
+    pub(crate) fn forget_lock(&self, id: &ContainerId) {
+        self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+    }
+
+    /// Watches the init process `pid` of container `id`; when it exits on
+    /// its own, the container is marked stopped.
+    pub(crate) fn monitor(self: &Arc<Self>, id: &ContainerId, pid: u32) {
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let watched = id.clone();
+        let task = tokio::spawn(async move {
+            match cubby_runtime::pidfd::ProcessHandle::open(pid) {
+                Ok(handle) => handle.exited().await,
+                Err(_) => {} // already gone
+            }
+            if let Some(platform) = weak.upgrade() {
+                platform.on_exit(&watched, generation).await;
+            }
+        });
+        let old = self
+            .monitors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.clone(), (generation, task));
+        if let Some((_, old)) = old {
+            old.abort();
+        }
+    }
+
+    /// Stops watching container `id` (before a deliberate stop).
+    pub(crate) fn unmonitor(&self, id: &ContainerId) {
+        if let Some((_, task)) = self.monitors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id) {
+            task.abort();
+        }
+    }
+
+    /// Drops the monitor entry of `id` without aborting it (a monitor calls
+    /// this about itself).
+    pub(crate) fn forget_monitor(&self, id: &ContainerId) {
+        self.monitors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+    }
+
+    /// Whether `generation` is still the current monitor of `id`.
+    pub(crate) fn is_current_monitor(&self, id: &ContainerId, generation: u64) -> bool {
+        self.monitors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .is_some_and(|(g, _)| *g == generation)
+    }
+
+    fn spawn_log_rotation(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                let Some(platform) = weak.upgrade() else { return };
+                platform.rotate_logs();
+            }
+        });
+        self.background.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(task);
+    }
+
+    /// Stops background work. Containers keep running.
+    pub fn shutdown(&self) {
+        for task in self.background.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..) {
+            task.abort();
+        }
+        for (_, (_, task)) in self.monitors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain() {
+            task.abort();
+        }
+    }
+}
+
+pub(crate) fn set_mode(path: &std::path::Path, mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", path))
+}

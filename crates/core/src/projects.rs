@@ -1,0 +1,57 @@
+//! Projects: create, read, list and delete, scoped to the caller.
+
+use cubby_model::{CreateProject, Project, ProjectId, validate_project_name};
+
+use crate::{Caller, Error, Platform};
+
+impl Platform {
+    /// Makes a project (admin only).
+    pub fn create_project(&self, caller: &Caller, req: &CreateProject) -> Result<Project, Error> {
+        if !caller.is_admin() {
+            return Err(Error::Forbidden);
+        }
+        validate_project_name(&req.name)?;
+        if req.max_containers == Some(0) {
+            return Err(Error::invalid("max_containers", "must be at least 1, or left out for no limit"));
+        }
+        let project = Project {
+            id: ProjectId::random(),
+            name: req.name.clone(),
+            max_containers: req.max_containers,
+            created_at: cubby_model::now(),
+        };
+        self.store.insert_project(&project)?;
+        tracing::info!(project = %project.id, name = %project.name, "project created");
+        Ok(project)
+    }
+
+    /// A project the caller may see.
+    pub fn project(&self, caller: &Caller, id: &ProjectId) -> Result<Project, Error> {
+        let not_found = || Error::NotFound { kind: "project", id: id.to_string() };
+        if !ProjectId::is_well_formed(id.as_str()) || !caller.can_access(id) {
+            return Err(not_found());
+        }
+        self.store.project(id)?.ok_or_else(not_found)
+    }
+
+    /// The projects the caller may see.
+    pub fn projects(&self, caller: &Caller) -> Result<Vec<Project>, Error> {
+        Ok(self.store.projects()?.into_iter().filter(|p| caller.can_access(&p.id)).collect())
+    }
+
+    /// Deletes an empty project and its tokens (admin only).
+    pub fn delete_project(&self, caller: &Caller, id: &ProjectId) -> Result<(), Error> {
+        self.project(caller, id)?;
+        if !caller.is_admin() {
+            return Err(Error::Forbidden);
+        }
+        self.store.delete_project(id)?;
+        self.store.append_audit(&cubby_store::AuditEntry {
+            at: cubby_model::now(),
+            action: "project.deleted".into(),
+            project_id: Some(id.clone()),
+            container_id: None,
+        })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,108 @@
+//! API tokens: the admin token written at first start, project tokens made
+//! through the API, and authentication. Only SHA-256 hashes of secrets are
+//! stored; a secret is shown once, when it is made.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use cubby_model::{CreateToken, CreatedToken, ProjectId, Token, TokenId, random_secret};
+use cubby_store::TokenRecord;
+use sha2::{Digest, Sha256};
+
+use crate::{Caller, Error, Platform};
+
+/// Secrets start with this, so leaked ones are easy to scan for.
+pub const SECRET_PREFIX: &str = "cubby_";
+
+fn hash(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+impl Platform {
+    /// Makes sure the admin token exists: written to `path` (mode 0600) at
+    /// first start, and its hash in the store. Returns the file's path.
+    pub fn ensure_admin_token(&self, path: &Path) -> Result<(), Error> {
+        let secret = match std::fs::read_to_string(path) {
+            Ok(s) => s.trim().to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let secret = format!("{SECRET_PREFIX}{}", random_secret());
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                    .map_err(Error::io("create", path))?;
+                writeln!(file, "{secret}").map_err(Error::io("write", path))?;
+                tracing::info!(path = %path.display(), "admin token written");
+                secret
+            }
+            Err(e) => return Err(Error::io("read", path)(e)),
+        };
+        if secret.is_empty() {
+            return Err(Error::invalid(
+                "admin token",
+                format!("{} is empty: delete it and restart to make a new one", path.display()),
+            ));
+        }
+        let h = hash(&secret);
+        if self.store.token_by_hash(&h)?.is_none() {
+            self.store.insert_token(&TokenRecord {
+                token: Token {
+                    id: TokenId::random(),
+                    project_id: None,
+                    name: Some("admin".into()),
+                    created_at: cubby_model::now(),
+                },
+                hash: h,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Who holds `secret`, if it is a valid token.
+    pub fn authenticate(&self, secret: &str) -> Result<Option<Caller>, Error> {
+        if !secret.starts_with(SECRET_PREFIX) || secret.len() > 256 {
+            return Ok(None);
+        }
+        Ok(self.store.token_by_hash(&hash(secret))?.map(|t| match t.token.project_id {
+            Some(p) => Caller::Project(p),
+            None => Caller::Admin,
+        }))
+    }
+
+    /// Makes a token for `project`. The admin or a token of that project may.
+    pub fn create_token(&self, caller: &Caller, project: &ProjectId, req: &CreateToken) -> Result<CreatedToken, Error> {
+        self.project(caller, project)?;
+        if let Some(name) = &req.name {
+            if name.len() > 64 || name.chars().any(char::is_control) {
+                return Err(Error::invalid("name", "a token name is at most 64 printable characters"));
+            }
+        }
+        let secret = format!("{SECRET_PREFIX}{}", random_secret());
+        let token = Token {
+            id: TokenId::random(),
+            project_id: Some(project.clone()),
+            name: req.name.clone(),
+            created_at: cubby_model::now(),
+        };
+        self.store.insert_token(&TokenRecord { token: token.clone(), hash: hash(&secret) })?;
+        Ok(CreatedToken { token, secret })
+    }
+
+    /// The tokens of a project (without secrets).
+    pub fn tokens(&self, caller: &Caller, project: &ProjectId) -> Result<Vec<Token>, Error> {
+        self.project(caller, project)?;
+        Ok(self.store.tokens(Some(project))?.into_iter().map(|t| t.token).collect())
+    }
+
+    /// Revokes a token of a project.
+    pub fn delete_token(&self, caller: &Caller, project: &ProjectId, id: &TokenId) -> Result<(), Error> {
+        self.project(caller, project)?;
+        let owned = self.store.tokens(Some(project))?.into_iter().any(|t| &t.token.id == id);
+        if !owned || !self.store.delete_token(id)? {
+            return Err(Error::NotFound { kind: "token", id: id.to_string() });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,212 @@
+//! `cubby containers ...`, `cubby exec`, `cubby logs`
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::bail;
+use clap::{Args, Subcommand};
+use cubby_model::{ByteSize, CreateContainer, ExecRequest, LimitsSpec};
+
+use super::Connection;
+use super::output::{print, print_one};
+
+#[derive(Debug, Subcommand)]
+pub enum ContainersCommand {
+    /// List containers (all you can see, or one project's).
+    List {
+        #[arg(long)]
+        project: Option<String>,
+        #[command(flatten)]
+        c: Connection,
+    },
+    /// Make a container and wait until its app answers.
+    Create(CreateArgs),
+    /// Show a container.
+    Get {
+        id: String,
+        #[command(flatten)]
+        c: Connection,
+    },
+    /// Start a container.
+    Start {
+        id: String,
+        #[command(flatten)]
+        c: Connection,
+    },
+    /// Stop a container.
+    Stop {
+        id: String,
+        #[command(flatten)]
+        c: Connection,
+    },
+    /// Restart a container.
+    Restart {
+        id: String,
+        #[command(flatten)]
+        c: Connection,
+    },
+    /// Delete a container and everything of it.
+    Delete {
+        id: String,
+        #[command(flatten)]
+        c: Connection,
+    },
+    /// Show a container's state transitions.
+    Transitions {
+        id: String,
+        #[command(flatten)]
+        c: Connection,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Project id.
+    pub project: String,
+    /// Container name.
+    pub name: String,
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Env var, repeatable: --env GREETING=hello
+    #[arg(long = "env", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// CPU cores.
+    #[arg(long)]
+    pub cpu: Option<f64>,
+    /// Memory, like 256MiB.
+    #[arg(long, value_parser = |s: &str| ByteSize::parse(s))]
+    pub memory: Option<ByteSize>,
+    #[arg(long)]
+    pub pids: Option<u32>,
+    /// Create it stopped.
+    #[arg(long)]
+    pub no_start: bool,
+    /// Command and arguments, after `--`.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+    #[command(flatten)]
+    pub c: Connection,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Container id.
+    pub id: String,
+    /// Seconds before the command is killed.
+    #[arg(long)]
+    pub timeout: Option<u32>,
+    /// Command and arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+    #[command(flatten)]
+    pub c: Connection,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Container id.
+    pub id: String,
+    /// Last bytes of output.
+    #[arg(long, default_value_t = 65536)]
+    pub tail: u64,
+    #[command(flatten)]
+    pub c: Connection,
+}
+
+fn show_list(c: &Connection, items: &[cubby_model::Container]) {
+    let rows = items
+        .iter()
+        .map(|x| vec![x.id.to_string(), x.name.clone(), x.status.as_str().to_string(), x.image.clone(), x.url.clone()])
+        .collect();
+    print(c.json, &items, &["ID", "NAME", "STATUS", "IMAGE", "URL"], rows);
+}
+
+pub fn run(cmd: ContainersCommand) -> anyhow::Result<std::process::ExitCode> {
+    match cmd {
+        ContainersCommand::List { project, c } => {
+            let client = c.client()?;
+            let mut all = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = client.containers(project.as_deref(), cursor.as_deref(), 500)?;
+                all.extend(page.items);
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            show_list(&c, &all);
+        }
+        ContainersCommand::Create(a) => {
+            let limits = (a.cpu.is_some() || a.memory.is_some() || a.pids.is_some()).then_some(LimitsSpec {
+                cpu: a.cpu,
+                memory: a.memory,
+                pids: a.pids,
+            });
+            let req = CreateContainer {
+                name: a.name,
+                image: a.image,
+                command: (!a.command.is_empty()).then_some(a.command),
+                environment_vars: a.env.into_iter().collect::<BTreeMap<_, _>>(),
+                port: a.port,
+                limits,
+                start: Some(!a.no_start),
+            };
+            print_one(a.c.json, &a.c.client()?.create_container(&a.project, &req)?);
+        }
+        ContainersCommand::Get { id, c } => print_one(c.json, &c.client()?.container(&id)?),
+        ContainersCommand::Start { id, c } => print_one(c.json, &c.client()?.start(&id)?),
+        ContainersCommand::Stop { id, c } => print_one(c.json, &c.client()?.stop(&id)?),
+        ContainersCommand::Restart { id, c } => print_one(c.json, &c.client()?.restart(&id)?),
+        ContainersCommand::Delete { id, c } => {
+            c.client()?.delete_container(&id)?;
+            if !c.json {
+                println!("deleted container {id}");
+            }
+        }
+        ContainersCommand::Transitions { id, c } => {
+            let t = c.client()?.transitions(&id)?;
+            let rows = t
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.at.to_string(),
+                        t.from.map(|s| s.as_str()).unwrap_or("-").to_string(),
+                        t.to.as_str().to_string(),
+                        t.trigger.as_str().to_string(),
+                        format!("{} ms", t.duration_ms),
+                    ]
+                })
+                .collect();
+            print(c.json, &t, &["AT", "FROM", "TO", "TRIGGER", "TOOK"], rows);
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+pub fn exec(a: ExecArgs) -> anyhow::Result<std::process::ExitCode> {
+    let req = ExecRequest { command: a.command, environment_vars: BTreeMap::new(), timeout_seconds: a.timeout };
+    let out = a.c.client()?.exec(&a.id, &req)?;
+    if a.c.json {
+        print_one(true, &out);
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    std::io::stdout().write_all(out.stdout.as_bytes())?;
+    std::io::stderr().write_all(out.stderr.as_bytes())?;
+    let code = u8::try_from(out.exit_code).unwrap_or(1);
+    Ok(std::process::ExitCode::from(code))
+}
+
+pub fn logs(a: LogsArgs) -> anyhow::Result<std::process::ExitCode> {
+    if a.tail == 0 {
+        bail!("--tail must be at least 1");
+    }
+    print!("{}", a.c.client()?.logs(&a.id, a.tail)?);
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -1,0 +1,88 @@
+//! The command-line client: one subcommand per API resource, readable
+//! tables by default and the API's JSON with `--json`.
+//!
+//! It finds the daemon through `--api` (or `CUBBY_API`), else the
+//! `endpoints.json` the daemon writes in its data dir; and the token
+//! through `--token` (or `CUBBY_TOKEN`), else the admin token file.
+
+mod containers;
+mod images;
+mod output;
+mod projects;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use cubby_client::Client;
+
+/// How to reach the daemon.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// API address, like http://127.0.0.1:7070.
+    #[arg(long, global = true, env = "CUBBY_API")]
+    pub api: Option<String>,
+    /// API token (default: the admin token in the data dir).
+    #[arg(long, global = true, env = "CUBBY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The daemon's data dir, to find its address and admin token.
+    #[arg(long, global = true, default_value = "/var/lib/cubby", env = "CUBBY_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Print the API's JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl Connection {
+    fn client(&self) -> anyhow::Result<Client> {
+        let api = match &self.api {
+            Some(api) => api.clone(),
+            None => std::fs::read(self.data_dir.join("endpoints.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v["api"].as_str().map(str::to_string))
+                .unwrap_or_else(|| "http://127.0.0.1:7070".into()),
+        };
+        let token = match &self.token {
+            Some(t) => Some(t.clone()),
+            None => std::fs::read_to_string(self.data_dir.join("admin.token")).ok().map(|t| t.trim().to_string()),
+        };
+        Ok(Client::new(api, token))
+    }
+}
+
+/// The client's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Projects: list, create, get, delete; and their tokens.
+    #[command(subcommand, alias = "project")]
+    Projects(projects::ProjectsCommand),
+    /// Containers: list, create, get, start, stop, restart, delete, transitions.
+    #[command(subcommand, alias = "container")]
+    Containers(containers::ContainersCommand),
+    /// Images: list, import.
+    #[command(subcommand, alias = "image")]
+    Images(images::ImagesCommand),
+    /// Run a command in a container: `cubby exec <id> -- ls /data`.
+    Exec(containers::ExecArgs),
+    /// Print a container's output.
+    Logs(containers::LogsArgs),
+}
+
+/// The client's flags and subcommand together.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+pub fn run(command: ClientCommand) -> anyhow::Result<std::process::ExitCode> {
+    match command {
+        ClientCommand::Projects(c) => projects::run(c),
+        ClientCommand::Containers(c) => containers::run(c),
+        ClientCommand::Images(c) => images::run(c),
+        ClientCommand::Exec(a) => containers::exec(a),
+        ClientCommand::Logs(a) => containers::logs(a),
+    }
+    .context("the API call failed")
+}

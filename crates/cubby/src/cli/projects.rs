@@ -1,0 +1,93 @@
+//! `cubby projects ...`
+
+use clap::Subcommand;
+use cubby_model::{CreateProject, CreateToken};
+
+use super::Connection;
+use super::output::{print, print_one};
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectsCommand {
+    /// List projects.
+    List {
+        #[command(flatten)]
+        c: Connection,
+    },
+    /// Make a project.
+    Create {
+        name: String,
+        /// Most containers it may hold.
+        #[arg(long)]
+        max_containers: Option<u32>,
+        #[command(flatten)]
+        c: Connection,
+    },
+    /// Show a project.
+    Get {
+        id: String,
+        #[command(flatten)]
+        c: Connection,
+    },
+    /// Delete an empty project.
+    Delete {
+        id: String,
+        #[command(flatten)]
+        c: Connection,
+    },
+    /// Make a token that sees only this project (its secret is shown once).
+    Token {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        c: Connection,
+    },
+    /// List a project's tokens.
+    Tokens {
+        id: String,
+        #[command(flatten)]
+        c: Connection,
+    },
+}
+
+pub fn run(cmd: ProjectsCommand) -> anyhow::Result<std::process::ExitCode> {
+    match cmd {
+        ProjectsCommand::List { c } => {
+            let projects = c.client()?.projects()?;
+            let rows = projects
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.id.to_string(),
+                        p.name.clone(),
+                        p.max_containers.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
+                        p.created_at.to_string(),
+                    ]
+                })
+                .collect();
+            print(c.json, &projects, &["ID", "NAME", "MAX CONTAINERS", "CREATED"], rows);
+        }
+        ProjectsCommand::Create { name, max_containers, c } => {
+            print_one(c.json, &c.client()?.create_project(&CreateProject { name, max_containers })?);
+        }
+        ProjectsCommand::Get { id, c } => print_one(c.json, &c.client()?.project(&id)?),
+        ProjectsCommand::Delete { id, c } => {
+            c.client()?.delete_project(&id)?;
+            if !c.json {
+                println!("deleted project {id}");
+            }
+        }
+        ProjectsCommand::Token { id, name, c } => {
+            print_one(c.json, &c.client()?.create_token(&id, &CreateToken { name })?)
+        }
+        ProjectsCommand::Tokens { id, c } => {
+            let tokens = c.client()?.tokens(&id)?;
+            let rows = tokens
+                .iter()
+                .map(|t| vec![t.id.to_string(), t.name.clone().unwrap_or_default(), t.created_at.to_string()])
+                .collect();
+            print(c.json, &tokens, &["ID", "NAME", "CREATED"], rows);
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -1,0 +1,271 @@
+//! `cubby serve`: builds the real host subsystems, opens the core, and
+//! serves the API and the proxy until SIGTERM or SIGINT. Containers keep
+//! running when the daemon stops.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use cubby_core::routes::Lookup;
+use cubby_core::{Config, Defaults, Helpers, Host, Platform};
+use cubby_model::ByteSize;
+use cubby_proxy::{Proxy, ProxyConfig, Resolution, Resolver};
+
+/// Flags of `cubby serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// State: database, admin token, logs and the btrfs pool.
+    #[arg(long, default_value = "/var/lib/cubby", env = "CUBBY_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Where the API listens.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub api_listen: SocketAddr,
+    /// Where the container URL proxy listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub proxy_listen: SocketAddr,
+    /// Container URLs are http://<name>--<project>.<domain>:<proxy port>.
+    #[arg(long, default_value = "localhost")]
+    pub domain: String,
+    /// The container address range (IPv4).
+    #[arg(long, default_value = "10.213.0.0/16")]
+    pub subnet: ipnet::Ipv4Net,
+    /// Name stem of every host resource this daemon makes (1-8 of a-z0-9).
+    #[arg(long, default_value = "cubby")]
+    pub prefix: String,
+    /// OCI runtime binary (runc, or one with runc's command line).
+    #[arg(long, default_value = "runc")]
+    pub runtime: PathBuf,
+    /// Size of the btrfs loop pool made when the data dir is not on btrfs
+    /// (default: a quarter of the free space, 4-64 GiB; the file is sparse).
+    #[arg(long)]
+    pub pool_size: Option<String>,
+    /// Directory holding the static `cubby-init` and `cubby-demo` binaries
+    /// (default: next to this binary).
+    #[arg(long, env = "CUBBY_HELPERS_DIR")]
+    pub helpers_dir: Option<PathBuf>,
+    /// A statically linked busybox for the `minimal` image.
+    #[arg(long, default_value = "/bin/busybox")]
+    pub busybox: PathBuf,
+    /// Resolvers for containers (comma-separated); default: the host's
+    /// non-loopback ones.
+    #[arg(long, value_delimiter = ',')]
+    pub dns: Vec<IpAddr>,
+    /// Runtime files (default /run/<prefix>).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Where cgroupfs is mounted.
+    #[arg(long, default_value = "/sys/fs/cgroup")]
+    pub cgroup_root: PathBuf,
+    /// Where proc is mounted.
+    #[arg(long, default_value = "/proc")]
+    pub proc_root: PathBuf,
+    /// Port in container URLs, when a front proxy listens elsewhere
+    /// (default: the port of --proxy-listen).
+    #[arg(long)]
+    pub public_port: Option<u16>,
+    /// Largest image import, once decompressed.
+    #[arg(long, default_value = "8GiB")]
+    pub max_image_size: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+/// Adapts the core's route table to the proxy's resolver seam.
+struct Routes(Arc<Platform>);
+
+impl Resolver for Routes {
+    fn resolve(&self, label: &str) -> Resolution {
+        match self.0.routes().lookup(label) {
+            Lookup::Running { upstream, .. } => Resolution::Forward(upstream),
+            Lookup::Stopped { .. } => Resolution::Stopped { name: label.to_string() },
+            Lookup::Unknown => Resolution::NotFound,
+        }
+    }
+}
+
+fn helpers_dir(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = arg {
+        return Ok(dir);
+    }
+    let exe = std::env::current_exe().context("locating the cubby binary")?;
+    Ok(exe.parent().map(Path::to_path_buf).unwrap_or_default())
+}
+
+/// Whether the ELF file at `path` is statically linked (no interpreter).
+fn is_static_elf(path: &Path) -> anyhow::Result<bool> {
+    let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 {
+        bail!("{} is not a 64-bit ELF executable", path.display());
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([data[o], data[o + 1]]);
+    let phoff = u64::from_le_bytes(data[32..40].try_into().expect("8 bytes")) as usize;
+    let (phentsize, phnum) = (usize::from(u16_at(54)), usize::from(u16_at(56)));
+    for i in 0..phnum {
+        let at = phoff + i * phentsize;
+        if at + 4 > data.len() {
+            bail!("{} has a truncated program header table", path.display());
+        }
+        if u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes")) == 3 {
+            return Ok(false); // PT_INTERP
+        }
+    }
+    Ok(true)
+}
+
+fn helpers(dir: &Path, busybox: &Path) -> anyhow::Result<Helpers> {
+    let helpers =
+        Helpers { init: dir.join("cubby-init"), demo: dir.join("cubby-demo"), busybox: busybox.to_path_buf() };
+    for path in [&helpers.init, &helpers.demo, &helpers.busybox] {
+        if !path.is_file() {
+            bail!(
+                "{} is missing: build the static helpers with `scripts/build.sh` (or pass --helpers-dir / --busybox)",
+                path.display()
+            );
+        }
+        if !is_static_elf(path)? {
+            bail!(
+                "{} is dynamically linked, but it runs inside containers that may lack its libraries: build it with `scripts/build.sh`",
+                path.display()
+            );
+        }
+    }
+    Ok(helpers)
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
+    init_tracing(args.log_json);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    runtime.block_on(serve(args))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    Config::check_prefix(&args.prefix).map_err(anyhow::Error::msg)?;
+    let api_listener = tokio::net::TcpListener::bind(args.api_listen)
+        .await
+        .with_context(|| format!("listening for the API on {}", args.api_listen))?;
+    let proxy_listener = tokio::net::TcpListener::bind(args.proxy_listen)
+        .await
+        .with_context(|| format!("listening for the proxy on {}", args.proxy_listen))?;
+    let api_addr = api_listener.local_addr()?;
+    let proxy_addr = proxy_listener.local_addr()?;
+
+    let helpers = helpers(&helpers_dir(args.helpers_dir.clone())?, &args.busybox)?;
+    let dns = if args.dns.is_empty() {
+        Config::resolvers_from(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+    } else {
+        args.dns.clone()
+    };
+    let pool_size = args
+        .pool_size
+        .as_deref()
+        .map(ByteSize::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--pool-size: {e}"))?
+        .map(|b| b.0);
+    let max_image_bytes =
+        ByteSize::parse(&args.max_image_size).map_err(|e| anyhow::anyhow!("--max-image-size: {e}"))?.0;
+    let run_dir = args.run_dir.clone().unwrap_or_else(|| PathBuf::from(format!("/run/{}", args.prefix)));
+    let config = Config {
+        prefix: args.prefix.clone(),
+        data_dir: args.data_dir.clone(),
+        run_dir: run_dir.clone(),
+        proc_root: args.proc_root.clone(),
+        domain: args.domain.to_ascii_lowercase(),
+        proxy_port: args.public_port.unwrap_or(proxy_addr.port()),
+        subnet: args.subnet,
+        dns_servers: dns,
+        pool_size,
+        helpers,
+        defaults: Defaults::default(),
+    };
+
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let store = Arc::new(
+        cubby_store::SqliteStore::open(&args.data_dir.join("cubby.db")).context("opening the state database")?,
+    );
+    let host = Host {
+        btrfs: Arc::new(cubby_storage::LibBtrfs),
+        mounts: Arc::new(cubby_storage::KernelMounts::new(&args.proc_root)),
+        runtime: Arc::new(cubby_runtime::Runc::new(&args.runtime, run_dir.join("runc"))),
+        cgroups: Arc::new(cubby_runtime::CgroupFs::detect(&args.cgroup_root).context("reading cgroupfs")?),
+        netlink: Arc::new(cubby_network::RtNetlink::new().context("opening netlink")?),
+        nft: Arc::new(cubby_network::NftCli::new()),
+    };
+    let platform = Platform::open(config, store, host).await.map_err(error_chain).context("starting the core")?;
+    let token_file = args.data_dir.join("admin.token");
+    platform.ensure_admin_token(&token_file).map_err(error_chain)?;
+
+    let endpoints = args.data_dir.join("endpoints.json");
+    let api_url = format!("http://{api_addr}");
+    std::fs::write(
+        &endpoints,
+        serde_json::to_vec_pretty(&serde_json::json!({
+            "api": api_url,
+            "proxy": format!("http://{proxy_addr}"),
+            "domain": platform.config().domain,
+            "pid": std::process::id(),
+        }))?,
+    )?;
+
+    let app = cubby_api::router(cubby_api::AppState { platform: Arc::clone(&platform), max_image_bytes });
+    let proxy = Proxy::new(
+        ProxyConfig { domain: platform.config().domain.clone(), ..ProxyConfig::default() },
+        Arc::new(Routes(Arc::clone(&platform))),
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.changed().await;
+    };
+    let api_task = tokio::spawn(
+        axum::serve(api_listener, app.into_make_service()).with_graceful_shutdown(wait(stop_rx.clone())).into_future(),
+    );
+    let proxy_task = tokio::spawn(proxy.serve(proxy_listener, wait(stop_rx)));
+
+    eprintln!(
+        "\ncubby is running.\n  API:        {api_url}\n  proxy:      http://{proxy_addr} (container URLs: http://<name>--<project>.{}:{})\n  admin token: {}\n  data dir:   {}\n\nTry:\n  TOKEN=$(cat {})\n  curl -sX POST -H \"Authorization: Bearer $TOKEN\" {api_url}/api/v1/projects -d '{{\"name\":\"acme\"}}'\n",
+        platform.config().domain,
+        platform.config().proxy_port,
+        token_file.display(),
+        args.data_dir.display(),
+        token_file.display(),
+    );
+
+    shutdown_signal().await;
+    tracing::info!("shutting down; containers keep running");
+    let _ = stop_tx.send(true);
+    let _ = api_task.await;
+    let _ = proxy_task.await;
+    platform.shutdown();
+    let _ = std::fs::remove_file(&endpoints);
+    Ok(())
+}
+
+/// The error with its causes, for the daemon's last words.
+fn error_chain(err: cubby_core::Error) -> anyhow::Error {
+    anyhow::Error::new(err)
+}

@@ -1,0 +1,189 @@
+//! cgroupfs: where a container's processes are accounted, read from a
+//! root path (normally `/sys/fs/cgroup`) so tests can use a temp dir.
+//!
+//! The runtime creates and removes each container's cgroup; the daemon
+//! reads it (which processes remain, memory in use) and removes leftovers
+//! when it cleans up. Three host layouts exist and all are handled:
+//! - v2 (unified): one tree, `cgroup.controllers` at the root;
+//! - v1: one tree per controller (`cpu/`, `memory/`, `pids/`, ...);
+//! - hybrid: v1 trees plus a v2 tree at `unified/`.
+
+mod fake;
+
+use std::path::{Path, PathBuf};
+
+pub use fake::FakeCgroups;
+
+use crate::RuntimeError;
+
+/// Read and clean-up access to a container's cgroup. `cgroup` is the path
+/// relative to each hierarchy root, such as `/cubby/cq3v7hxk2m4ta`.
+pub trait Cgroups: Send + Sync + std::fmt::Debug {
+    /// Host pids in the cgroup; empty when it does not exist.
+    fn pids(&self, cgroup: &str) -> Result<Vec<u32>, RuntimeError>;
+    /// Every directory this cgroup has on the host (one per hierarchy).
+    fn dirs(&self, cgroup: &str) -> Vec<PathBuf>;
+    /// Bytes of memory charged to the cgroup, if it exists.
+    fn memory_usage(&self, cgroup: &str) -> Result<Option<u64>, RuntimeError>;
+    /// Removes the cgroup and any child cgroups, deepest first. They must
+    /// hold no processes. Succeeds when absent.
+    fn remove(&self, cgroup: &str) -> Result<(), RuntimeError>;
+}
+
+/// The cgroup version of a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+/// The host's cgroupfs.
+#[derive(Debug, Clone)]
+pub struct CgroupFs {
+    root: PathBuf,
+    version: CgroupVersion,
+    /// Hierarchy roots: the root itself on v2; one per mounted tree on v1.
+    hierarchies: Vec<PathBuf>,
+}
+
+impl CgroupFs {
+    /// Inspects the cgroupfs mounted at `root`.
+    pub fn detect(root: impl Into<PathBuf>) -> Result<Self, RuntimeError> {
+        let root = root.into();
+        if root.join("cgroup.controllers").exists() {
+            return Ok(Self { hierarchies: vec![root.clone()], root, version: CgroupVersion::V2 });
+        }
+        let mut hierarchies = Vec::new();
+        for entry in std::fs::read_dir(&root).map_err(RuntimeError::io("list", &root))? {
+            let path = entry.map_err(RuntimeError::io("list", &root))?.path();
+            if path.is_dir() && !path.is_symlink() && path.join("cgroup.procs").exists() {
+                hierarchies.push(path);
+            }
+        }
+        hierarchies.sort();
+        Ok(Self { root, version: CgroupVersion::V1, hierarchies })
+    }
+
+    /// The version (a hybrid host reports V1: that is where limits apply).
+    pub fn version(&self) -> CgroupVersion {
+        self.version
+    }
+
+    /// The root this was detected at.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn controller(&self, name: &str) -> PathBuf {
+        match self.version {
+            CgroupVersion::V2 => self.root.clone(),
+            CgroupVersion::V1 => self.root.join(name),
+        }
+    }
+}
+
+fn rel(cgroup: &str) -> &str {
+    cgroup.trim_start_matches('/')
+}
+
+fn read_pids(file: &Path) -> Result<Vec<u32>, RuntimeError> {
+    match std::fs::read_to_string(file) {
+        Ok(text) => Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(RuntimeError::io("read", file)(e)),
+    }
+}
+
+fn remove_tree(dir: &Path) -> Result<(), RuntimeError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    // cgroup dirs hold only pseudo-files: recurse into child dirs, then rmdir.
+    for entry in std::fs::read_dir(dir).map_err(RuntimeError::io("list", dir))? {
+        let entry = entry.map_err(RuntimeError::io("list", dir))?;
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            remove_tree(&entry.path())?;
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(RuntimeError::io("remove cgroup", dir)(e)),
+    }
+}
+
+impl Cgroups for CgroupFs {
+    fn pids(&self, cgroup: &str) -> Result<Vec<u32>, RuntimeError> {
+        let dir = self.controller("pids").join(rel(cgroup));
+        read_pids(&dir.join("cgroup.procs"))
+    }
+
+    fn dirs(&self, cgroup: &str) -> Vec<PathBuf> {
+        self.hierarchies.iter().map(|h| h.join(rel(cgroup))).filter(|d| d.exists()).collect()
+    }
+
+    fn memory_usage(&self, cgroup: &str) -> Result<Option<u64>, RuntimeError> {
+        let dir = self.controller("memory").join(rel(cgroup));
+        let file = match self.version {
+            CgroupVersion::V2 => dir.join("memory.current"),
+            CgroupVersion::V1 => dir.join("memory.usage_in_bytes"),
+        };
+        match std::fs::read_to_string(&file) {
+            Ok(text) => Ok(text.trim().parse().ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(RuntimeError::io("read", &file)(e)),
+        }
+    }
+
+    fn remove(&self, cgroup: &str) -> Result<(), RuntimeError> {
+        if rel(cgroup).is_empty() {
+            return Ok(());
+        }
+        for dir in self.dirs(cgroup) {
+            remove_tree(&dir)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_v2_and_reads_pids_and_memory() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("cgroup.controllers"), "cpu memory pids").unwrap();
+        let cg = root.path().join("cubby/c1");
+        std::fs::create_dir_all(&cg).unwrap();
+        std::fs::write(cg.join("cgroup.procs"), "12\n34\n").unwrap();
+        std::fs::write(cg.join("memory.current"), "4096\n").unwrap();
+        let fs = CgroupFs::detect(root.path()).unwrap();
+        assert_eq!(fs.version(), CgroupVersion::V2);
+        assert_eq!(fs.pids("/cubby/c1").unwrap(), vec![12, 34]);
+        assert_eq!(fs.memory_usage("/cubby/c1").unwrap(), Some(4096));
+        assert_eq!(fs.pids("/cubby/none").unwrap(), Vec::<u32>::new());
+        assert_eq!(fs.memory_usage("/cubby/none").unwrap(), None);
+    }
+
+    #[test]
+    fn detects_v1_hybrid_and_removes_every_hierarchy() {
+        let root = tempfile::tempdir().unwrap();
+        for h in ["memory", "pids", "cpu", "unified"] {
+            std::fs::create_dir_all(root.path().join(h).join("cubby/c1/child")).unwrap();
+            std::fs::write(root.path().join(h).join("cgroup.procs"), "").unwrap();
+        }
+        std::fs::write(root.path().join("memory/cubby/c1/memory.usage_in_bytes"), "100").unwrap();
+        let fs = CgroupFs::detect(root.path()).unwrap();
+        assert_eq!(fs.version(), CgroupVersion::V1);
+        assert_eq!(fs.dirs("/cubby/c1").len(), 4);
+        assert_eq!(fs.memory_usage("/cubby/c1").unwrap(), Some(100));
+        // Real cgroupfs lets rmdir remove a dir holding pseudo-files; a temp
+        // dir does not, so clear them first.
+        std::fs::remove_file(root.path().join("memory/cubby/c1/memory.usage_in_bytes")).unwrap();
+        fs.remove("/cubby/c1").unwrap();
+        assert!(fs.dirs("/cubby/c1").is_empty());
+        assert!(root.path().join("memory/cubby").exists(), "the parent stays");
+        fs.remove("/cubby/c1").unwrap();
+    }
+}
