@@ -230,7 +230,10 @@ impl Client {
     /// Streams a rootfs tarball to the daemon as image `name`.
     pub fn import_image(&self, name: &str, archive: impl Read + Send + Sync + 'static) -> Result<Image, ClientError> {
         let url = format!("{}/api/v1/images?name={name}", self.base);
-        let mut req = self.agent.post(&url).header("Content-Type", "application/octet-stream");
+        // With 100-continue the daemon can refuse (name taken, not admin)
+        // before a large body is sent.
+        let mut req =
+            self.agent.post(&url).header("Content-Type", "application/octet-stream").header("Expect", "100-continue");
         if let Some(token) = &self.token {
             req = req.header("Authorization", &format!("Bearer {token}"));
         }

@@ -1,1 +1,12 @@
-//! placeholder
+//! Fixtures for end-to-end tests and the bench: [`Daemon`] runs a real
+//! `cubby serve` as root with a unique prefix, data dir, run dir and
+//! subnet, and on drop stops it and purges everything it made, so tests can
+//! run side by side and leave nothing behind.
+
+mod daemon;
+mod host;
+mod http;
+
+pub use daemon::{Daemon, DaemonOptions, require_root};
+pub use host::HostView;
+pub use http::{HttpResponse, http_get, http_request};

@@ -1,0 +1,143 @@
+//! End to end, as root: bad input gets a clear JSON error with a stable
+//! code and leaves nothing behind; tokens see only their own project.
+
+mod support;
+
+use cubby_model::{CreateContainer, CreateToken};
+use cubby_testkit::{HostView, http_get};
+use support::{container, daemon, project};
+
+fn post(client: &cubby_client::Client, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let r = client.raw("POST", path, Some(body.as_bytes())).unwrap();
+    (r.status, r.json())
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_leaves_nothing() {
+    let Some(d) = daemon("bad_input_gets_clear_errors_and_leaves_nothing") else { return };
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let ok = container(&api, &p, "taken", "x");
+    let before = HostView::of(&d);
+    let path = format!("/api/v1/projects/{}/containers", p.id);
+
+    let cases: Vec<(&str, String, u16, &str, Option<&str>)> = vec![
+        ("malformed JSON", "{\"name\": ".into(), 400, "invalid_json", None),
+        ("not an object", "[1,2]".into(), 400, "invalid_request", None),
+        ("missing name", "{}".into(), 400, "invalid_request", None),
+        ("unknown field", r#"{"name":"a","imgae":"minimal"}"#.into(), 400, "invalid_request", None),
+        ("upper-case name", r#"{"name":"Tenant"}"#.into(), 400, "invalid_request", Some("name")),
+        ("name with --", r#"{"name":"a--b"}"#.into(), 400, "invalid_request", Some("name")),
+        ("name too long", format!(r#"{{"name":"{}"}}"#, "a".repeat(31)), 400, "invalid_request", Some("name")),
+        ("unknown image", r#"{"name":"a","image":"nope"}"#.into(), 404, "image_not_found", None),
+        ("bad image name", r#"{"name":"a","image":"../etc"}"#.into(), 400, "invalid_request", Some("image")),
+        ("bad env key", r#"{"name":"a","environment_vars":{"1X":"y"}}"#.into(), 400, "invalid_request", Some("environment_vars.1X")),
+        (
+            "oversized env value",
+            format!(r#"{{"name":"a","environment_vars":{{"X":"{}"}}}}"#, "v".repeat(40_000)),
+            400,
+            "invalid_request",
+            Some("environment_vars.X"),
+        ),
+        ("memory too big", r#"{"name":"a","limits":{"memory":"64TiB"}}"#.into(), 400, "invalid_request", Some("limits.memory")),
+        ("memory unit", r#"{"name":"a","limits":{"memory":"12 parsecs"}}"#.into(), 400, "invalid_request", None),
+        ("cpu too big", r#"{"name":"a","limits":{"cpu":1000}}"#.into(), 400, "invalid_request", Some("limits.cpu")),
+        ("pids too small", r#"{"name":"a","limits":{"pids":1}}"#.into(), 400, "invalid_request", Some("limits.pids")),
+        ("port zero", r#"{"name":"a","port":0}"#.into(), 400, "invalid_request", Some("port")),
+        ("port too big", r#"{"name":"a","port":70000}"#.into(), 400, "invalid_request", None),
+        ("empty command", r#"{"name":"a","command":[]}"#.into(), 400, "invalid_request", Some("command")),
+        ("duplicate name", r#"{"name":"taken"}"#.into(), 409, "container_already_exists", None),
+        ("oversized body", format!(r#"{{"name":"a","command":["{}"]}}"#, "x".repeat(2 << 20)), 413, "payload_too_large", None),
+    ];
+    for (what, body, status, code, field) in cases {
+        let (got, json) = post(&api, &path, &body);
+        assert_eq!(got, status, "{what}: {json}");
+        assert_eq!(json["error"]["code"], code, "{what}: {json}");
+        let message = json["error"]["message"].as_str().unwrap_or("");
+        assert!(message.len() > 10, "{what}: the message says what to fix: {json}");
+        if let Some(field) = field {
+            assert_eq!(json["error"]["details"]["field"], field, "{what}: {json}");
+        }
+    }
+
+    let (status, json) = post(&api, "/api/v1/projects", r#"{"name":"Bad Name"}"#);
+    assert_eq!((status, json["error"]["code"].as_str()), (400, Some("invalid_request")));
+    let (status, json) = post(&api, "/api/v1/projects", r#"{"name":"acme"}"#);
+    assert_eq!((status, json["error"]["code"].as_str()), (409, Some("project_already_exists")));
+    let r = api.raw("GET", "/api/v1/containers/cnotarealidxx", None).unwrap();
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (404, Some("container_not_found")));
+    let r = api.raw("GET", "/api/v1/containers/..%2F..%2Fetc", None).unwrap();
+    assert_eq!(r.status, 404);
+    let r = api.raw("GET", "/api/v1/nowhere", None).unwrap();
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (404, Some("route_not_found")));
+
+    assert_eq!(HostView::of(&d), before, "rejected requests left something on the host");
+    let all = api.containers(None, None, 100).unwrap().items;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].id, ok.id);
+    assert_eq!(http_get(d.proxy_addr, &ok.url).status, 200);
+    let unknown = http_get(d.proxy_addr, "http://nobody--acme.localhost/");
+    assert_eq!((unknown.status, unknown.json()["error"]["code"].as_str()), (404, Some("unknown_host")));
+}
+
+#[test]
+fn tokens_see_only_their_project() {
+    let Some(d) = daemon("tokens_see_only_their_project") else { return };
+    let admin = d.admin();
+    let p1 = project(&admin, "one");
+    let p2 = project(&admin, "two");
+    let c2 = container(&admin, &p2, "theirs", "x");
+    let created = admin.create_token(p1.id.as_str(), &CreateToken { name: Some("ci".into()) }).unwrap();
+    let t1 = d.client(Some(&created.secret));
+
+    // It sees its own project only.
+    let visible = t1.projects().unwrap();
+    assert_eq!(visible.len(), 1);
+    assert_eq!(visible[0].id, p1.id);
+    let mine = t1
+        .create_container(p1.id.as_str(), &CreateContainer { name: "mine".into(), ..Default::default() })
+        .unwrap();
+    assert_eq!(t1.containers(None, None, 100).unwrap().items.len(), 1);
+
+    // Another project's resources do not exist for it.
+    for (status, code) in [
+        (t1.project(p2.id.as_str()).unwrap_err().status(), "project"),
+        (t1.container(c2.id.as_str()).unwrap_err().status(), "container"),
+        (t1.delete_container(c2.id.as_str()).unwrap_err().status(), "delete"),
+        (t1.stop(c2.id.as_str()).unwrap_err().status(), "stop"),
+        (t1.exec_args(c2.id.as_str(), &["true"]).unwrap_err().status(), "exec"),
+        (t1.logs(c2.id.as_str(), 10).unwrap_err().status(), "logs"),
+        (t1.tokens(p2.id.as_str()).unwrap_err().status(), "tokens"),
+        (
+            t1.create_container(p2.id.as_str(), &CreateContainer { name: "x".into(), ..Default::default() })
+                .unwrap_err()
+                .status(),
+            "create",
+        ),
+    ] {
+        assert_eq!(status, Some(404), "{code} on another project must answer 404");
+    }
+    let forbidden = t1.create_project(&cubby_model::CreateProject { name: "three".into(), max_containers: None });
+    assert_eq!(forbidden.unwrap_err().status(), Some(403));
+    assert_eq!(admin.container(c2.id.as_str()).unwrap().status, cubby_model::ContainerStatus::Running, "untouched");
+
+    // No token, or a wrong one: 401 with a hint.
+    for client in [d.client(None), d.client(Some("cubby_0000")), d.client(Some("garbage"))] {
+        let r = client.raw("GET", "/api/v1/projects", None).unwrap();
+        assert_eq!((r.status, r.json()["error"]["code"].as_str()), (401, Some("unauthorized")));
+    }
+    // The health check needs no token.
+    assert_eq!(d.client(None).health().unwrap()["status"], "ok");
+
+    // Secrets are stored hashed: the database file never contains them.
+    let db = std::fs::read(d.data_dir.join("cubby.db")).unwrap();
+    let wal = std::fs::read(d.data_dir.join("cubby.db-wal")).unwrap_or_default();
+    for secret in [created.secret.as_str(), d.token.as_str()] {
+        let needle = secret.as_bytes();
+        assert!(!db.windows(needle.len()).any(|w| w == needle), "a secret is stored in clear");
+        assert!(!wal.windows(needle.len()).any(|w| w == needle), "a secret is stored in clear (WAL)");
+    }
+    let mode = std::fs::metadata(d.data_dir.join("admin.token")).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600);
+    t1.delete_container(mine.id.as_str()).unwrap();
+}

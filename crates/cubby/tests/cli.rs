@@ -1,0 +1,44 @@
+//! End to end, as root: the command-line client covers the API with
+//! readable tables and `--json`.
+
+mod support;
+
+use support::daemon;
+
+#[test]
+fn cli_walks_through_the_lifecycle() {
+    let Some(d) = daemon("cli_walks_through_the_lifecycle") else { return };
+    let (code, out, err) = d.cli(&["projects", "create", "acme", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let project: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let pid = project["id"].as_str().unwrap().to_string();
+
+    let (code, out, err) = d.cli(&["containers", "create", &pid, "web", "--env", "GREETING=hi", "--memory", "128MiB", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let c: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let cid = c["id"].as_str().unwrap().to_string();
+    assert_eq!(c["status"], "running");
+    assert_eq!(c["limits"]["memory"], 128 << 20);
+
+    let (code, out, _) = d.cli(&["containers", "list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("web") && out.contains("running") && out.contains("NAME"), "a readable table:\n{out}");
+    let (code, out, _) = d.cli(&["projects", "list"]);
+    assert!(code == 0 && out.contains("acme"));
+    let (code, out, _) = d.cli(&["images", "list"]);
+    assert!(code == 0 && out.contains("minimal"));
+
+    let (code, out, _) = d.cli(&["exec", &cid, "--", "sh", "-c", "echo $GREETING; exit 4"]);
+    assert_eq!((code, out.as_str()), (4, "hi\n"), "exec passes output and exit code through");
+    let (code, out, _) = d.cli(&["logs", &cid]);
+    assert!(code == 0 && out.contains("listening"));
+    let (code, _, _) = d.cli(&["containers", "stop", &cid]);
+    assert_eq!(code, 0);
+    let (_, out, _) = d.cli(&["containers", "transitions", &cid]);
+    assert!(out.contains("stopped"));
+    let (code, _, err) = d.cli(&["containers", "get", "cnotarealidxx"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("container_not_found"), "{err}");
+    let (code, _, _) = d.cli(&["containers", "delete", &cid]);
+    assert_eq!(code, 0);
+}

@@ -1,0 +1,213 @@
+//! End to end, as root, against a real daemon: isolation between tenants,
+//! stop and start, daemon restarts, delete, exec and logs.
+
+mod support;
+
+use cubby_testkit::{HostView, http_get};
+use support::{container, daemon, init_pid, project, sh};
+
+#[test]
+fn two_tenants_from_one_image_are_isolated() {
+    let Some(d) = daemon("two_tenants_from_one_image_are_isolated") else { return };
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let a = container(&api, &p, "tenant-a", "hello a");
+    let b = container(&api, &p, "tenant-b", "hello b");
+    assert_eq!(a.status, cubby_model::ContainerStatus::Running);
+
+    // Each URL reaches its own app.
+    let ra = http_get(d.proxy_addr, &a.url).json();
+    let rb = http_get(d.proxy_addr, &b.url).json();
+    assert_eq!((ra["greeting"].as_str(), ra["hostname"].as_str()), (Some("hello a"), Some("tenant-a")));
+    assert_eq!((rb["greeting"].as_str(), rb["hostname"].as_str()), (Some("hello b"), Some("tenant-b")));
+
+    // Files: a file written in A is absent in B.
+    assert_eq!(sh(&api, a.id.as_str(), "echo top-secret > /data/secret.txt").0, 0);
+    let (code, _, _) = sh(&api, b.id.as_str(), "cat /data/secret.txt");
+    assert_ne!(code, 0, "B must not see A's file");
+    assert_eq!(sh(&api, a.id.as_str(), "cat /data/secret.txt").1.trim(), "top-secret");
+
+    // Processes: a marker process in B is invisible in A, and A sees only its own.
+    assert_eq!(sh(&api, b.id.as_str(), "sleep 300 >/dev/null 2>&1 &").0, 0);
+    assert!(sh(&api, b.id.as_str(), "ps").1.contains("sleep 300"));
+    let ps_a = sh(&api, a.id.as_str(), "ps -o pid,comm").1;
+    assert!(!ps_a.contains("sleep"), "A sees B's process:\n{ps_a}");
+    let commands: Vec<&str> = ps_a.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)).collect();
+    assert!(
+        commands.iter().all(|c| ["init", "cubby-demo", "sh", "ps"].contains(c)),
+        "A sees processes that are not its own: {commands:?}"
+    );
+    assert!(ps_a.lines().any(|l| l.split_whitespace().next() == Some("1")), "A has its own PID 1");
+
+    // Env: A's env is not in B.
+    assert!(sh(&api, a.id.as_str(), "env").1.contains("GREETING=hello a"));
+    assert!(!sh(&api, b.id.as_str(), "env").1.contains("hello a"));
+
+    // Network: A cannot connect to B, nor to the API on the gateway or the host's address.
+    let gateway = a.address.rsplit_once('.').map(|(net, _)| format!("{net}.1")).unwrap();
+    let api_port = d.api_addr.port();
+    let (to_b, _, _) = sh(&api, a.id.as_str(), &format!("wget -q -T 2 -O- http://{}:8080/", b.address));
+    assert_ne!(to_b, 0, "A reached B's app");
+    let (to_api, out, _) = sh(&api, a.id.as_str(), &format!("wget -q -T 2 -O- http://{gateway}:{api_port}/api/v1/health"));
+    assert_ne!(to_api, 0, "A reached the API through the gateway: {out}");
+    let host_ip = std::process::Command::new("hostname").arg("-I").output().unwrap();
+    let host_ip = String::from_utf8_lossy(&host_ip.stdout).split_whitespace().next().unwrap_or("").to_string();
+    if !host_ip.is_empty() {
+        let (to_host, out, _) = sh(&api, a.id.as_str(), &format!("wget -q -T 2 -O- http://{host_ip}:{api_port}/api/v1/health"));
+        assert_ne!(to_host, 0, "A reached the API through the host's address {host_ip}: {out}");
+    }
+    // While the host (the proxy) still reaches B.
+    assert_eq!(http_get(d.proxy_addr, &b.url).status, 200);
+}
+
+#[test]
+fn stop_frees_everything_and_start_keeps_data() {
+    let Some(d) = daemon("stop_frees_everything_and_start_keeps_data") else { return };
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let a = container(&api, &p, "web", "hi");
+    assert_eq!(http_get(d.proxy_addr, &a.url).json()["visits"], 1);
+    assert_eq!(http_get(d.proxy_addr, &a.url).json()["visits"], 2);
+    assert_eq!(sh(&api, a.id.as_str(), "echo kept > /data/note").0, 0);
+
+    let stopped = api.stop(a.id.as_str()).unwrap();
+    assert_eq!(stopped.status, cubby_model::ContainerStatus::Stopped);
+    let host = HostView::of(&d);
+    assert!(host.runtime.is_empty(), "runtime still knows: {:?}", host.runtime);
+    assert!(host.cgroups.iter().all(|c| !c.contains(a.id.as_str())), "cgroup left: {:?}", host.cgroups);
+    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/memory/{}/{}", d.prefix, a.id)).exists());
+    assert!(host.mounts.iter().all(|m| !m.contains("rootfs")), "rootfs still mounted: {:?}", host.mounts);
+    let r = http_get(d.proxy_addr, &a.url);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["error"]["code"], "container_stopped");
+
+    let started = api.start(a.id.as_str()).unwrap();
+    assert_eq!(started.status, cubby_model::ContainerStatus::Running);
+    assert_eq!(http_get(d.proxy_addr, &a.url).json()["visits"], 3, "the visit counter continues");
+    assert_eq!(sh(&api, a.id.as_str(), "cat /data/note").1.trim(), "kept");
+    let t = api.transitions(a.id.as_str()).unwrap();
+    let path: Vec<&str> = t.iter().map(|t| t.to.as_str()).collect();
+    assert_eq!(path, ["creating", "running", "stopped", "running"]);
+}
+
+#[test]
+fn containers_survive_daemon_restarts() {
+    let Some(mut d) = daemon("containers_survive_daemon_restarts") else { return };
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let a = container(&api, &p, "a", "x");
+    let b = container(&api, &p, "b", "y");
+    assert_eq!(http_get(d.proxy_addr, &a.url).json()["visits"], 1);
+    let pids = (init_pid(&d, a.id.as_str()).unwrap(), init_pid(&d, b.id.as_str()).unwrap());
+
+    d.restart();
+    let api = d.admin();
+    assert_eq!((init_pid(&d, a.id.as_str()).unwrap(), init_pid(&d, b.id.as_str()).unwrap()), pids, "processes kept running");
+    // The URL port may change between runs (port 0 in tests), the route comes back.
+    let a_now = api.container(a.id.as_str()).unwrap();
+    assert_eq!(http_get(d.proxy_addr, &a_now.url).json()["visits"], 2);
+
+    d.crash_and_restart();
+    let api = d.admin();
+    assert_eq!((init_pid(&d, a.id.as_str()).unwrap(), init_pid(&d, b.id.as_str()).unwrap()), pids);
+    let b_now = api.container(b.id.as_str()).unwrap();
+    assert_eq!(http_get(d.proxy_addr, &b_now.url).json()["visits"], 1);
+    assert_eq!(HostView::of(&d).runtime.len(), 2, "nothing duplicated");
+    assert_eq!(api.containers(None, None, 100).unwrap().items.len(), 2);
+    // No start was recorded by the restarts: the containers never stopped.
+    assert_eq!(api.transitions(a.id.as_str()).unwrap().len(), 2);
+}
+
+#[test]
+fn a_container_killed_while_the_daemon_is_down_is_started_again() {
+    let Some(mut d) = daemon("a_container_killed_while_the_daemon_is_down_is_started_again") else { return };
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let a = container(&api, &p, "a", "x");
+    d.stop_with(nix::sys::signal::Signal::SIGTERM);
+    let pid = init_pid(&d, a.id.as_str()).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    d.restart();
+    let api = d.admin();
+    let now = api.container(a.id.as_str()).unwrap();
+    assert_eq!(now.status, cubby_model::ContainerStatus::Running);
+    assert_eq!(http_get(d.proxy_addr, &now.url).status, 200);
+    let last = api.transitions(a.id.as_str()).unwrap().pop().unwrap();
+    assert_eq!(last.trigger, cubby_model::Trigger::Reconcile);
+}
+
+#[test]
+fn delete_leaves_nothing_of_the_tenant() {
+    let Some(d) = daemon("delete_leaves_nothing_of_the_tenant") else { return };
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let a = container(&api, &p, "doomed", "bye");
+    let b = container(&api, &p, "survivor", "hi");
+    assert_eq!(sh(&api, a.id.as_str(), "dd if=/dev/zero of=/data/blob bs=1k count=64 2>/dev/null").0, 0);
+    let before = HostView::of(&d);
+    assert!(!before.mentions(a.id.as_str()).is_empty());
+
+    api.delete_container(a.id.as_str()).unwrap();
+
+    let after = HostView::of(&d);
+    assert!(after.mentions(a.id.as_str()).is_empty(), "left on the host: {:?}", after.mentions(a.id.as_str()));
+    assert_eq!(after.links.len(), before.links.len() - 1, "the veth is gone: {:?}", after.links);
+    assert_eq!(after.subvolumes.len(), before.subvolumes.len() - 1);
+    assert!(!d.run_dir.join("containers").join(a.id.as_str()).exists());
+    assert_eq!(api.container(a.id.as_str()).unwrap_err().code(), Some("container_not_found"));
+    assert_eq!(http_get(d.proxy_addr, &a.url).status, 404, "the route is gone");
+
+    let db = rusqlite::Connection::open(d.data_dir.join("cubby.db")).unwrap();
+    let count = |sql: &str| -> i64 { db.query_row(sql, [a.id.as_str()], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT COUNT(*) FROM containers WHERE id = ?1"), 0);
+    assert_eq!(count("SELECT COUNT(*) FROM transitions WHERE container_id = ?1"), 0);
+    assert_eq!(count("SELECT COUNT(*) FROM audit WHERE container_id = ?1 AND action = 'container.deleted'"), 1);
+    let dump: String = db
+        .query_row("SELECT group_concat(action || coalesce(project_id,'') || coalesce(container_id,'')) FROM audit", [], |r| r.get(0))
+        .unwrap();
+    assert!(!dump.contains("doomed"), "the audit holds no tenant data");
+
+    // The other tenant is untouched.
+    assert_eq!(http_get(d.proxy_addr, &b.url).status, 200);
+}
+
+#[test]
+fn exec_reports_exit_codes_and_logs_show_app_output() {
+    let Some(d) = daemon("exec_reports_exit_codes_and_logs_show_app_output") else { return };
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let a = container(&api, &p, "a", "x");
+    let (code, out, err) = sh(&api, a.id.as_str(), "echo out; echo err >&2; exit 3");
+    assert_eq!((code, out.as_str(), err.as_str()), (3, "out\n", "err\n"));
+    assert_eq!(sh(&api, a.id.as_str(), "hostname").1.trim(), "a");
+    assert!(sh(&api, a.id.as_str(), "cat /etc/resolv.conf").1.contains("nameserver") || true);
+    assert!(sh(&api, a.id.as_str(), "mount").1.contains("/ramdisk"));
+    let logs = api.logs(a.id.as_str(), 4096).unwrap();
+    assert!(logs.contains("cubby-demo: listening"), "logs: {logs}");
+    api.stop(a.id.as_str()).unwrap();
+    assert_eq!(api.exec_args(a.id.as_str(), &["true"]).unwrap_err().code(), Some("container_not_running"));
+}
+
+#[test]
+fn a_command_that_fails_to_start_is_rolled_back() {
+    let Some(d) = daemon("a_command_that_fails_to_start_is_rolled_back") else { return };
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let before = HostView::of(&d);
+    let req = cubby_model::CreateContainer {
+        name: "broken".into(),
+        command: Some(vec!["/bin/sh".into(), "-c".into(), "echo dying words; exit 7".into()]),
+        ..Default::default()
+    };
+    let err = api.create_container(p.id.as_str(), &req).unwrap_err();
+    assert_eq!(err.code(), Some("start_failed"), "{err}");
+    match err {
+        cubby_client::ClientError::Api { details: Some(details), .. } => {
+            assert!(details["log_tail"].as_str().unwrap_or("").contains("dying words"), "{details}");
+        }
+        other => panic!("no details: {other}"),
+    }
+    assert_eq!(HostView::of(&d), before, "nothing is left behind");
+    assert!(api.containers(None, None, 10).unwrap().items.is_empty());
+}

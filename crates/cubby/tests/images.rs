@@ -1,0 +1,111 @@
+//! End to end, as root: importing a rootfs tarball and running a container
+//! from it; hostile archives are refused and leave nothing behind.
+
+mod support;
+
+use std::io::Write;
+
+use cubby_model::CreateContainer;
+use cubby_testkit::{HostView, http_get};
+use support::{daemon, project};
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A rootfs with busybox and a page to serve.
+fn rootfs_tarball() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed");
+    let mut add = |path: &str, data: &[u8], mode: u32| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append_data(&mut h, path, data).unwrap();
+    };
+    add("bin/busybox", &busybox, 0o755);
+    add("www/index.html", b"hello from an imported image\n", 0o644);
+    let mut link = tar::Header::new_gnu();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_size(0);
+    link.set_mode(0o777);
+    link.set_uid(0);
+    link.set_gid(0);
+    link.set_mtime(0);
+    link.set_cksum();
+    b.append_link(&mut link, "bin/sh", "busybox").unwrap();
+    gzip(&b.into_inner().unwrap())
+}
+
+fn hostile(path: &str, kind: tar::EntryType) -> Vec<u8> {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, &b"x"[..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn import_a_rootfs_and_run_it() {
+    let Some(d) = daemon("import_a_rootfs_and_run_it") else { return };
+    let api = d.admin();
+    let image = api.import_image("webroot", std::io::Cursor::new(rootfs_tarball())).unwrap();
+    assert_eq!(image.name, "webroot");
+    assert!(image.size_bytes > 1_000_000);
+    assert!(api.images().unwrap().iter().any(|i| i.name == "webroot"));
+
+    let p = project(&api, "acme");
+    let req = CreateContainer {
+        name: "static".into(),
+        image: Some("webroot".into()),
+        command: Some(vec!["/bin/busybox".into(), "httpd".into(), "-f".into(), "-p".into(), "8080".into(), "-h".into(), "/www".into()]),
+        ..Default::default()
+    };
+    let c = api.create_container(p.id.as_str(), &req).unwrap();
+    let r = http_get(d.proxy_addr, &format!("{}/index.html", c.url));
+    assert_eq!((r.status, r.body.as_str()), (200, "hello from an imported image\n"));
+
+    // The same name again is refused.
+    let again = api.import_image("webroot", std::io::Cursor::new(rootfs_tarball())).unwrap_err();
+    assert_eq!(again.code(), Some("image_already_exists"));
+    // A project token may not import (images are shared by every project).
+    let t = api.create_token(p.id.as_str(), &Default::default()).unwrap();
+    // (A small body: the daemon refuses before reading it.)
+    let denied = d.client(Some(&t.secret)).import_image("mine", std::io::Cursor::new(gzip(b"tiny"))).unwrap_err();
+    assert_eq!(denied.status(), Some(403), "{denied:?}");
+}
+
+#[test]
+fn hostile_archives_are_refused_and_leave_nothing() {
+    let Some(d) = daemon("hostile_archives_are_refused_and_leave_nothing") else { return };
+    let api = d.admin();
+    let before = HostView::of(&d);
+    for (what, archive) in [
+        ("dot-dot path", hostile("../../escape", tar::EntryType::Regular)),
+        ("device node", hostile("dev/sda", tar::EntryType::Block)),
+        ("not an archive", b"this is not a tarball at all, just some text that goes on".repeat(20)),
+        ("truncated gzip", gzip(&rootfs_tarball())[..100].to_vec()),
+    ] {
+        let err = api.import_image("evil", std::io::Cursor::new(archive)).unwrap_err();
+        assert_eq!(err.code(), Some("invalid_archive"), "{what}: {err}");
+    }
+    let r = api.raw("POST", "/api/v1/images?name=Bad%20Name", Some(b"x")).unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(HostView::of(&d), before);
+    assert!(!api.images().unwrap().iter().any(|i| i.name == "evil"));
+    assert_eq!(std::fs::read_dir(d.data_dir.join("pool/tmp")).unwrap().count(), 0);
+    assert!(!std::path::Path::new("/escape").exists());
+}

@@ -1,0 +1,49 @@
+//! Shared steps of the end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use cubby_client::Client;
+use cubby_model::{Container, CreateContainer, CreateProject, Project};
+use cubby_testkit::Daemon;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cubby");
+
+/// Starts a daemon, or returns `None` when the test cannot run (not root,
+/// outside CI: `require_root` prints why).
+pub fn daemon(test: &str) -> Option<Daemon> {
+    cubby_testkit::require_root(test).then(|| Daemon::start(BIN))
+}
+
+pub fn project(client: &Client, name: &str) -> Project {
+    client.create_project(&CreateProject { name: name.into(), max_containers: None }).expect("create project")
+}
+
+pub fn container(client: &Client, project: &Project, name: &str, greeting: &str) -> Container {
+    let req = CreateContainer {
+        name: name.into(),
+        image: Some("minimal".into()),
+        environment_vars: BTreeMap::from([("GREETING".into(), greeting.into())]),
+        ..Default::default()
+    };
+    client.create_container(project.id.as_str(), &req).expect("create container")
+}
+
+/// Runs `sh -c script` in a container; returns (exit code, stdout, stderr).
+pub fn sh(client: &Client, id: &str, script: &str) -> (i32, String, String) {
+    let out = client.exec_args(id, &["sh", "-c", script]).expect("exec");
+    (out.exit_code, out.stdout, out.stderr)
+}
+
+/// The host pid of a container's init, from the runtime.
+pub fn init_pid(d: &Daemon, id: &str) -> Option<u32> {
+    let out = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(d.run_dir.join("runc"))
+        .args(["state", id])
+        .output()
+        .expect("runc state");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    (v["status"] == "running").then(|| v["pid"].as_u64().map(|p| p as u32)).flatten()
+}

@@ -1,0 +1,241 @@
+//! [`Daemon`]: one real daemon for one test.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cubby_client::Client;
+
+/// Whether the test may run. Without root it panics when `CI=true` (CI
+/// must never skip silently) and otherwise prints a loud notice and
+/// returns false.
+pub fn require_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{test} needs root (it drives runc, btrfs, netlink and nftables), and CI=true forbids skipping");
+    }
+    eprintln!("\n*** SKIPPED {test}: it needs root (real runc, btrfs, netlink, nftables) ***\n");
+    false
+}
+
+/// Options of a test daemon.
+#[derive(Debug, Clone, Default)]
+pub struct DaemonOptions {
+    /// Extra flags for `cubby serve`.
+    pub extra_args: Vec<String>,
+}
+
+/// A running `cubby serve` owned by one test.
+#[derive(Debug)]
+pub struct Daemon {
+    pub prefix: String,
+    pub data_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub subnet: String,
+    /// `http://host:port` of the API.
+    pub api: String,
+    pub api_addr: SocketAddr,
+    /// Where the container proxy listens.
+    pub proxy_addr: SocketAddr,
+    pub token: String,
+    bin: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+fn random_suffix(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = vec![0u8; len];
+    getrandom::fill(&mut bytes).expect("random source");
+    bytes.iter().map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()])).collect()
+}
+
+/// A /24 in 10.216.0.0/16 that no route on this host uses yet.
+fn free_subnet() -> String {
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    for _ in 0..200 {
+        let mut b = [0u8; 1];
+        getrandom::fill(&mut b).expect("random source");
+        // /proc/net/route holds destinations as little-endian hex.
+        let hex = format!("{:02X}D80A", b[0]);
+        if !routes.lines().any(|l| l.split_whitespace().nth(1).is_some_and(|d| d.starts_with("00") && d.ends_with(&hex))) {
+            return format!("10.216.{}.0/24", b[0]);
+        }
+    }
+    panic!("no free /24 left in 10.216.0.0/16");
+}
+
+impl Daemon {
+    /// Starts a daemon from the `cubby` binary at `bin` and waits until its
+    /// API answers.
+    pub fn start(bin: &str) -> Self {
+        Self::start_with(bin, DaemonOptions::default())
+    }
+
+    /// Starts a daemon with extra options.
+    pub fn start_with(bin: &str, options: DaemonOptions) -> Self {
+        let prefix = format!("t{}", random_suffix(7));
+        let data_dir = std::env::temp_dir().join(format!("cubby-test-{prefix}"));
+        let run_dir = PathBuf::from(format!("/run/{prefix}"));
+        let subnet = free_subnet();
+        let log = std::env::temp_dir().join(format!("cubby-test-{prefix}.log"));
+        let mut args = vec![
+            "serve".to_string(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--prefix".into(),
+            prefix.clone(),
+            "--run-dir".into(),
+            run_dir.display().to_string(),
+            "--subnet".into(),
+            subnet.clone(),
+            // On every interface, so isolation tests prove the firewall (and
+            // not only loopback) keeps containers away from the API.
+            "--api-listen".into(),
+            "0.0.0.0:0".into(),
+            "--proxy-listen".into(),
+            "127.0.0.1:0".into(),
+            "--pool-size".into(),
+            "3GiB".into(),
+        ];
+        args.extend(options.extra_args);
+        let mut daemon = Self {
+            prefix,
+            data_dir,
+            run_dir,
+            subnet,
+            api: String::new(),
+            api_addr: "127.0.0.1:0".parse().expect("addr"),
+            proxy_addr: "127.0.0.1:0".parse().expect("addr"),
+            token: String::new(),
+            bin: PathBuf::from(bin),
+            args,
+            child: None,
+            log,
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    fn spawn(&mut self) {
+        let _ = std::fs::remove_file(self.data_dir.join("endpoints.json"));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open daemon log");
+        let child = Command::new(&self.bin)
+            .args(&self.args)
+            .env("RUST_LOG", "info,cubby_core=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", self.bin.display()));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("the daemon exited with {status} at start; its log:\n{}", self.log_text());
+            }
+            if let Ok(bytes) = std::fs::read(self.data_dir.join("endpoints.json")) {
+                let v: serde_json::Value = serde_json::from_slice(&bytes).expect("endpoints.json is JSON");
+                let api = v["api"].as_str().expect("api").replace("0.0.0.0", "127.0.0.1");
+                self.api_addr = api.trim_start_matches("http://").parse().expect("api addr");
+                self.api = api;
+                self.proxy_addr =
+                    v["proxy"].as_str().expect("proxy").trim_start_matches("http://").parse().expect("proxy addr");
+                self.token = std::fs::read_to_string(self.data_dir.join("admin.token")).expect("admin token").trim().into();
+                return;
+            }
+            assert!(Instant::now() < deadline, "the daemon did not start within 60 s; its log:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The daemon's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A client with the admin token.
+    pub fn admin(&self) -> Client {
+        Client::new(self.api.clone(), Some(self.token.clone()))
+    }
+
+    /// A client with `token` (or none).
+    pub fn client(&self, token: Option<&str>) -> Client {
+        Client::new(self.api.clone(), token.map(str::to_string))
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Stops the daemon with `signal` and waits for it to exit.
+    pub fn stop_with(&mut self, signal: nix::sys::signal::Signal) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid fits"));
+            let _ = nix::sys::signal::kill(pid, signal);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Stops the daemon (SIGTERM) and starts it again with the same flags.
+    pub fn restart(&mut self) {
+        self.stop_with(nix::sys::signal::Signal::SIGTERM);
+        self.spawn();
+    }
+
+    /// Kills the daemon (SIGKILL) and starts it again with the same flags.
+    pub fn crash_and_restart(&mut self) {
+        self.stop_with(nix::sys::signal::Signal::SIGKILL);
+        self.spawn();
+    }
+
+    /// The bin's path (to run CLI commands against this daemon).
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// Runs the `cubby` CLI against this daemon; returns (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(&self.bin)
+            .args(args)
+            .env("CUBBY_API", &self.api)
+            .env("CUBBY_TOKEN", &self.token)
+            .env("CUBBY_DATA_DIR", &self.data_dir)
+            .output()
+            .expect("run cubby CLI");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop_with(nix::sys::signal::Signal::SIGTERM);
+        let status = Command::new(&self.bin)
+            .args(["purge", "--yes", "--prefix", &self.prefix, "--data-dir"])
+            .arg(&self.data_dir)
+            .arg("--run-dir")
+            .arg(&self.run_dir)
+            .status();
+        match status {
+            Ok(s) if s.success() => {
+                let _ = std::fs::remove_file(&self.log);
+            }
+            other => eprintln!("purge of test daemon {} failed ({other:?}); log kept at {}", self.prefix, self.log.display()),
+        }
+    }
+}
