@@ -44,30 +44,30 @@ pub enum Error {
         step: &'static str,
         container: Option<String>,
         #[source]
-        source: StorageError,
+        source: Box<StorageError>,
     },
     #[error("runtime step `{step}` failed{}", for_container(container))]
     Runtime {
         step: &'static str,
         container: Option<String>,
         #[source]
-        source: RuntimeError,
+        source: Box<RuntimeError>,
     },
     #[error("network step `{step}` failed{}", for_container(container))]
     Netlink {
         step: &'static str,
         container: Option<String>,
         #[source]
-        source: NetlinkError,
+        source: Box<NetlinkError>,
     },
     #[error("firewall step `{step}` failed")]
     Firewall {
         step: &'static str,
         #[source]
-        source: NftError,
+        source: Box<NftError>,
     },
     #[error("state database")]
-    Store(#[source] StoreError),
+    Store(#[source] Box<StoreError>),
     #[error("could not {op} {}", path.display())]
     Io {
         op: &'static str,
@@ -90,7 +90,7 @@ impl From<StoreError> for Error {
                 code: "in_use",
                 message: format!("{what} `{id}` is still used by {by}: remove them first"),
             },
-            other => Self::Store(other),
+            other => Self::Store(Box::new(other)),
         }
     }
 }
@@ -101,6 +101,11 @@ impl From<ValidationError> for Error {
     }
 }
 
+/// Milliseconds since `since`, saturating.
+pub(crate) fn elapsed_ms(since: std::time::Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 impl Error {
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid(ValidationError::new(field, message))
@@ -108,17 +113,17 @@ impl Error {
 
     pub(crate) fn storage(step: &'static str, container: &str) -> impl FnOnce(StorageError) -> Self {
         let container = Some(container.to_string());
-        move |source| Self::Storage { step, container, source }
+        move |source| Self::Storage { step, container, source: Box::new(source) }
     }
 
     pub(crate) fn runtime(step: &'static str, container: &str) -> impl FnOnce(RuntimeError) -> Self {
         let container = Some(container.to_string());
-        move |source| Self::Runtime { step, container, source }
+        move |source| Self::Runtime { step, container, source: Box::new(source) }
     }
 
     pub(crate) fn netlink(step: &'static str, container: &str) -> impl FnOnce(NetlinkError) -> Self {
         let container = Some(container.to_string());
-        move |source| Self::Netlink { step, container, source }
+        move |source| Self::Netlink { step, container, source: Box::new(source) }
     }
 
     pub(crate) fn io(op: &'static str, path: impl Into<std::path::PathBuf>) -> impl FnOnce(std::io::Error) -> Self {

@@ -28,7 +28,7 @@ impl Platform {
         let digest = minimal::digest(&sources).map_err(|source| Error::Storage {
             step: "read minimal image sources",
             container: None,
-            source,
+            source: Box::new(source),
         })?;
         tracing::info!("building the built-in `minimal` image");
         let size = self
@@ -66,7 +66,11 @@ impl Platform {
         tokio::task::spawn_blocking(move || {
             let fail = |step: &'static str| {
                 let name = name.clone();
-                move |source| Error::Storage { step, container: Some(format!("image {name}")), source }
+                move |source| Error::Storage {
+                    step,
+                    container: Some(format!("image {name}")),
+                    source: Box::new(source),
+                }
             };
             btrfs.create_subvolume(&tmp).map_err(fail("create image subvolume"))?;
             let result = fill(&tmp).map_err(fail("fill image")).and_then(|size| {
@@ -99,11 +103,14 @@ impl Platform {
         let limits = tarball::ImportLimits { max_unpacked_bytes: max_bytes };
         let size =
             self.publish_image(name, move |root| tarball::unpack(reader, root, limits)).await.map_err(|e| match e {
-                Error::Storage { source: StorageError::TooLarge { limit }, .. } => Error::TooLarge { limit },
-                Error::Storage {
-                    source: source @ (StorageError::Refused { .. } | StorageError::Archive { .. }),
-                    ..
-                } => Error::InvalidArchive { reason: error_chain(&source) },
+                Error::Storage { source, .. } if matches!(*source, StorageError::TooLarge { .. }) => {
+                    Error::TooLarge { limit: max_bytes }
+                }
+                Error::Storage { source, .. }
+                    if matches!(*source, StorageError::Refused { .. } | StorageError::Archive { .. }) =>
+                {
+                    Error::InvalidArchive { reason: error_chain(&*source) }
+                }
                 other => other,
             })?;
         let image = Image {

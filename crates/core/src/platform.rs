@@ -68,7 +68,7 @@ impl Platform {
         let pool = tokio::task::spawn_blocking(move || Pool::open(&*btrfs, &pool_opts))
             .await
             .expect("pool task does not panic")
-            .map_err(|source| Error::Storage { step: "open pool", container: None, source })?;
+            .map_err(|source| Error::Storage { step: "open pool", container: None, source: Box::new(source) })?;
 
         let platform = Arc::new(Self {
             config,
@@ -123,14 +123,14 @@ impl Platform {
         self.host.netlink.ensure_bridge(&bridge).await.map_err(|source| Error::Netlink {
             step: "create bridge",
             container: None,
-            source,
+            source: Box::new(source),
         })?;
         let rules = BaseRules { table: self.config.prefix.clone(), bridge: self.bridge(), subnet: self.ipam.subnet() };
         self.host
             .nft
             .apply(&self.config.prefix, &rules.batch())
             .await
-            .map_err(|source| Error::Firewall { step: "install base rules", source })
+            .map_err(|source| Error::Firewall { step: "install base rules", source: Box::new(source) })
     }
 
     /// The lock that serialises lifecycle operations on one container.
@@ -154,9 +154,9 @@ impl Platform {
         let weak: Weak<Self> = Arc::downgrade(self);
         let watched = id.clone();
         let task = tokio::spawn(async move {
-            match cubby_runtime::pidfd::ProcessHandle::open(pid) {
-                Ok(handle) => handle.exited().await,
-                Err(_) => {} // already gone
+            // An error means the process is already gone.
+            if let Ok(handle) = cubby_runtime::pidfd::ProcessHandle::open(pid) {
+                handle.exited().await;
             }
             if let Some(platform) = weak.upgrade() {
                 platform.on_exit(&watched, generation).await;

@@ -149,12 +149,12 @@ impl Platform {
             .netlink
             .links_with_prefix(&format!("{}-", self.config.prefix))
             .await
-            .map_err(|source| Error::Netlink { step: "list veths", container: None, source })?;
+            .map_err(|source| Error::Netlink { step: "list veths", container: None, source: Box::new(source) })?;
         for link in links.into_iter().filter(|l| *l != bridge && !veths.contains(l)) {
             self.host.netlink.detach(&link).await.map_err(|source| Error::Netlink {
                 step: "remove orphan veth",
                 container: None,
-                source,
+                source: Box::new(source),
             })?;
             removed += 1;
         }

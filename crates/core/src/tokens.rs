@@ -74,10 +74,10 @@ impl Platform {
     /// Makes a token for `project`. The admin or a token of that project may.
     pub fn create_token(&self, caller: &Caller, project: &ProjectId, req: &CreateToken) -> Result<CreatedToken, Error> {
         self.project(caller, project)?;
-        if let Some(name) = &req.name {
-            if name.len() > 64 || name.chars().any(char::is_control) {
-                return Err(Error::invalid("name", "a token name is at most 64 printable characters"));
-            }
+        if let Some(name) = &req.name
+            && (name.len() > 64 || name.chars().any(char::is_control))
+        {
+            return Err(Error::invalid("name", "a token name is at most 64 printable characters"));
         }
         let secret = format!("{SECRET_PREFIX}{}", random_secret());
         let token = Token {

@@ -101,7 +101,7 @@ fn is_static_elf(path: &Path) -> anyhow::Result<bool> {
         bail!("{} is not a 64-bit ELF executable", path.display());
     }
     let u16_at = |o: usize| u16::from_le_bytes([data[o], data[o + 1]]);
-    let phoff = u64::from_le_bytes(data[32..40].try_into().expect("8 bytes")) as usize;
+    let phoff = usize::try_from(u64::from_le_bytes(data[32..40].try_into().expect("8 bytes")))?;
     let (phentsize, phnum) = (usize::from(u16_at(54)), usize::from(u16_at(56)));
     for i in 0..phnum {
         let at = phoff + i * phentsize;

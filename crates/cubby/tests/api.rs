@@ -31,7 +31,13 @@ fn bad_input_gets_clear_errors_and_leaves_nothing() {
         ("name too long", format!(r#"{{"name":"{}"}}"#, "a".repeat(31)), 400, "invalid_request", Some("name")),
         ("unknown image", r#"{"name":"a","image":"nope"}"#.into(), 404, "image_not_found", None),
         ("bad image name", r#"{"name":"a","image":"../etc"}"#.into(), 400, "invalid_request", Some("image")),
-        ("bad env key", r#"{"name":"a","environment_vars":{"1X":"y"}}"#.into(), 400, "invalid_request", Some("environment_vars.1X")),
+        (
+            "bad env key",
+            r#"{"name":"a","environment_vars":{"1X":"y"}}"#.into(),
+            400,
+            "invalid_request",
+            Some("environment_vars.1X"),
+        ),
         (
             "oversized env value",
             format!(r#"{{"name":"a","environment_vars":{{"X":"{}"}}}}"#, "v".repeat(40_000)),
@@ -39,7 +45,13 @@ fn bad_input_gets_clear_errors_and_leaves_nothing() {
             "invalid_request",
             Some("environment_vars.X"),
         ),
-        ("memory too big", r#"{"name":"a","limits":{"memory":"64TiB"}}"#.into(), 400, "invalid_request", Some("limits.memory")),
+        (
+            "memory too big",
+            r#"{"name":"a","limits":{"memory":"64TiB"}}"#.into(),
+            400,
+            "invalid_request",
+            Some("limits.memory"),
+        ),
         ("memory unit", r#"{"name":"a","limits":{"memory":"12 parsecs"}}"#.into(), 400, "invalid_request", None),
         ("cpu too big", r#"{"name":"a","limits":{"cpu":1000}}"#.into(), 400, "invalid_request", Some("limits.cpu")),
         ("pids too small", r#"{"name":"a","limits":{"pids":1}}"#.into(), 400, "invalid_request", Some("limits.pids")),
@@ -47,7 +59,13 @@ fn bad_input_gets_clear_errors_and_leaves_nothing() {
         ("port too big", r#"{"name":"a","port":70000}"#.into(), 400, "invalid_request", None),
         ("empty command", r#"{"name":"a","command":[]}"#.into(), 400, "invalid_request", Some("command")),
         ("duplicate name", r#"{"name":"taken"}"#.into(), 409, "container_already_exists", None),
-        ("oversized body", format!(r#"{{"name":"a","command":["{}"]}}"#, "x".repeat(2 << 20)), 413, "payload_too_large", None),
+        (
+            "oversized body",
+            format!(r#"{{"name":"a","command":["{}"]}}"#, "x".repeat(2 << 20)),
+            413,
+            "payload_too_large",
+            None,
+        ),
     ];
     for (what, body, status, code, field) in cases {
         let (got, json) = post(&api, &path, &body);
@@ -94,9 +112,8 @@ fn tokens_see_only_their_project() {
     let visible = t1.projects().unwrap();
     assert_eq!(visible.len(), 1);
     assert_eq!(visible[0].id, p1.id);
-    let mine = t1
-        .create_container(p1.id.as_str(), &CreateContainer { name: "mine".into(), ..Default::default() })
-        .unwrap();
+    let mine =
+        t1.create_container(p1.id.as_str(), &CreateContainer { name: "mine".into(), ..Default::default() }).unwrap();
     assert_eq!(t1.containers(None, None, 100).unwrap().items.len(), 1);
 
     // Another project's resources do not exist for it.

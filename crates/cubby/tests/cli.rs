@@ -13,7 +13,8 @@ fn cli_walks_through_the_lifecycle() {
     let project: serde_json::Value = serde_json::from_str(&out).unwrap();
     let pid = project["id"].as_str().unwrap().to_string();
 
-    let (code, out, err) = d.cli(&["containers", "create", &pid, "web", "--env", "GREETING=hi", "--memory", "128MiB", "--json"]);
+    let (code, out, err) =
+        d.cli(&["containers", "create", &pid, "web", "--env", "GREETING=hi", "--memory", "128MiB", "--json"]);
     assert_eq!(code, 0, "{err}");
     let c: serde_json::Value = serde_json::from_str(&out).unwrap();
     let cid = c["id"].as_str().unwrap().to_string();

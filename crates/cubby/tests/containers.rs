@@ -48,12 +48,14 @@ fn two_tenants_from_one_image_are_isolated() {
     let api_port = d.api_addr.port();
     let (to_b, _, _) = sh(&api, a.id.as_str(), &format!("wget -q -T 2 -O- http://{}:8080/", b.address));
     assert_ne!(to_b, 0, "A reached B's app");
-    let (to_api, out, _) = sh(&api, a.id.as_str(), &format!("wget -q -T 2 -O- http://{gateway}:{api_port}/api/v1/health"));
+    let (to_api, out, _) =
+        sh(&api, a.id.as_str(), &format!("wget -q -T 2 -O- http://{gateway}:{api_port}/api/v1/health"));
     assert_ne!(to_api, 0, "A reached the API through the gateway: {out}");
     let host_ip = std::process::Command::new("hostname").arg("-I").output().unwrap();
     let host_ip = String::from_utf8_lossy(&host_ip.stdout).split_whitespace().next().unwrap_or("").to_string();
     if !host_ip.is_empty() {
-        let (to_host, out, _) = sh(&api, a.id.as_str(), &format!("wget -q -T 2 -O- http://{host_ip}:{api_port}/api/v1/health"));
+        let (to_host, out, _) =
+            sh(&api, a.id.as_str(), &format!("wget -q -T 2 -O- http://{host_ip}:{api_port}/api/v1/health"));
         assert_ne!(to_host, 0, "A reached the API through the host's address {host_ip}: {out}");
     }
     // While the host (the proxy) still reaches B.
@@ -102,7 +104,11 @@ fn containers_survive_daemon_restarts() {
 
     d.restart();
     let api = d.admin();
-    assert_eq!((init_pid(&d, a.id.as_str()).unwrap(), init_pid(&d, b.id.as_str()).unwrap()), pids, "processes kept running");
+    assert_eq!(
+        (init_pid(&d, a.id.as_str()).unwrap(), init_pid(&d, b.id.as_str()).unwrap()),
+        pids,
+        "processes kept running"
+    );
     // The URL port may change between runs (port 0 in tests), the route comes back.
     let a_now = api.container(a.id.as_str()).unwrap();
     assert_eq!(http_get(d.proxy_addr, &a_now.url).json()["visits"], 2);
@@ -126,7 +132,8 @@ fn a_container_killed_while_the_daemon_is_down_is_started_again() {
     let a = container(&api, &p, "a", "x");
     d.stop_with(nix::sys::signal::Signal::SIGTERM);
     let pid = init_pid(&d, a.id.as_str()).unwrap();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     d.restart();
     let api = d.admin();
@@ -164,7 +171,11 @@ fn delete_leaves_nothing_of_the_tenant() {
     assert_eq!(count("SELECT COUNT(*) FROM transitions WHERE container_id = ?1"), 0);
     assert_eq!(count("SELECT COUNT(*) FROM audit WHERE container_id = ?1 AND action = 'container.deleted'"), 1);
     let dump: String = db
-        .query_row("SELECT group_concat(action || coalesce(project_id,'') || coalesce(container_id,'')) FROM audit", [], |r| r.get(0))
+        .query_row(
+            "SELECT group_concat(action || coalesce(project_id,'') || coalesce(container_id,'')) FROM audit",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert!(!dump.contains("doomed"), "the audit holds no tenant data");
 
@@ -181,7 +192,9 @@ fn exec_reports_exit_codes_and_logs_show_app_output() {
     let (code, out, err) = sh(&api, a.id.as_str(), "echo out; echo err >&2; exit 3");
     assert_eq!((code, out.as_str(), err.as_str()), (3, "out\n", "err\n"));
     assert_eq!(sh(&api, a.id.as_str(), "hostname").1.trim(), "a");
-    assert!(sh(&api, a.id.as_str(), "cat /etc/resolv.conf").1.contains("nameserver") || true);
+    // The test daemon runs with --dns 192.0.2.53 (see the testkit).
+    assert_eq!(sh(&api, a.id.as_str(), "cat /etc/resolv.conf").1, "nameserver 192.0.2.53\n");
+    assert!(sh(&api, a.id.as_str(), "cat /etc/hosts").1.contains(&format!("{}\ta", a.address)));
     assert!(sh(&api, a.id.as_str(), "mount").1.contains("/ramdisk"));
     let logs = api.logs(a.id.as_str(), 4096).unwrap();
     assert!(logs.contains("cubby-demo: listening"), "logs: {logs}");

@@ -71,7 +71,15 @@ fn import_a_rootfs_and_run_it() {
     let req = CreateContainer {
         name: "static".into(),
         image: Some("webroot".into()),
-        command: Some(vec!["/bin/busybox".into(), "httpd".into(), "-f".into(), "-p".into(), "8080".into(), "-h".into(), "/www".into()]),
+        command: Some(vec![
+            "/bin/busybox".into(),
+            "httpd".into(),
+            "-f".into(),
+            "-p".into(),
+            "8080".into(),
+            "-h".into(),
+            "/www".into(),
+        ]),
         ..Default::default()
     };
     let c = api.create_container(p.id.as_str(), &req).unwrap();

@@ -67,15 +67,15 @@ pub fn validate_container_name(name: &str) -> Result<(), ValidationError> {
 /// in `-<digits>` (URLs use that suffix for ports), unique on the daemon.
 pub fn validate_project_name(name: &str) -> Result<(), ValidationError> {
     dns_label("name", name, 20, "project")?;
-    if let Some((_, tail)) = name.rsplit_once('-') {
-        if tail.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ValidationError::new(
-                "name",
-                format!(
-                    "`{name}` ends in `-{tail}`, which URLs use for ports: choose a name that does not end in a hyphen and digits"
-                ),
-            ));
-        }
+    if let Some((_, tail)) = name.rsplit_once('-')
+        && tail.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(ValidationError::new(
+            "name",
+            format!(
+                "`{name}` ends in `-{tail}`, which URLs use for ports: choose a name that does not end in a hyphen and digits"
+            ),
+        ));
     }
     if name == "exec" {
         return Err(ValidationError::new("name", "`exec` is reserved for script URLs: choose another project name"));

@@ -106,6 +106,17 @@ fn fs_mount(typ: &str, source: &str, destination: &str, options: &[&str]) -> Res
         .build()
 }
 
+/// CFS quota (µs per [`CPU_PERIOD_US`]) and relative shares for `cpu` cores.
+/// The core validates `cpu` (0.01 up to the host's cores), so the rounded
+/// values are small and positive; the clamps keep a bad value harmless.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+pub fn cpu_quota_and_shares(cpu: f64) -> (i64, u64) {
+    let cpu = if cpu.is_finite() { cpu.clamp(0.01, 1024.0) } else { 1.0 };
+    let quota = (cpu * CPU_PERIOD_US as f64).round() as i64;
+    let shares = ((cpu * 1024.0).round() as u64).clamp(2, 262_144);
+    (quota, shares)
+}
+
 /// Builds the OCI spec of a container.
 pub fn spec(b: &BundleSpec) -> Result<Spec, RuntimeError> {
     build(b).map_err(|source| RuntimeError::Spec { id: b.id.clone(), source })
@@ -150,8 +161,7 @@ fn build(b: &BundleSpec) -> Result<Spec, oci_spec::OciSpecError> {
     ];
 
     let memory = i64::try_from(b.limits.memory.0).unwrap_or(i64::MAX);
-    let quota = (b.limits.cpu * CPU_PERIOD_US as f64).round() as i64;
-    let shares = ((b.limits.cpu * 1024.0).round() as u64).clamp(2, 262_144);
+    let (quota, shares) = cpu_quota_and_shares(b.limits.cpu);
     let resources = LinuxResourcesBuilder::default()
         .devices(vec![LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build()?])
         // memory+swap equal to memory: no swap.

@@ -62,7 +62,10 @@ fn free_subnet() -> String {
         getrandom::fill(&mut b).expect("random source");
         // /proc/net/route holds destinations as little-endian hex.
         let hex = format!("{:02X}D80A", b[0]);
-        if !routes.lines().any(|l| l.split_whitespace().nth(1).is_some_and(|d| d.starts_with("00") && d.ends_with(&hex))) {
+        if !routes
+            .lines()
+            .any(|l| l.split_whitespace().nth(1).is_some_and(|d| d.starts_with("00") && d.ends_with(&hex)))
+        {
             return format!("10.216.{}.0/24", b[0]);
         }
     }
@@ -101,6 +104,10 @@ impl Daemon {
             "127.0.0.1:0".into(),
             "--pool-size".into(),
             "3GiB".into(),
+            // A fixed resolver (TEST-NET-1) so tests can check what
+            // containers are given; tests never send traffic outside.
+            "--dns".into(),
+            "192.0.2.53".into(),
         ];
         args.extend(options.extra_args);
         let mut daemon = Self {
@@ -145,7 +152,8 @@ impl Daemon {
                 self.api = api;
                 self.proxy_addr =
                     v["proxy"].as_str().expect("proxy").trim_start_matches("http://").parse().expect("proxy addr");
-                self.token = std::fs::read_to_string(self.data_dir.join("admin.token")).expect("admin token").trim().into();
+                self.token =
+                    std::fs::read_to_string(self.data_dir.join("admin.token")).expect("admin token").trim().into();
                 return;
             }
             assert!(Instant::now() < deadline, "the daemon did not start within 60 s; its log:\n{}", self.log_text());
@@ -235,7 +243,9 @@ impl Drop for Daemon {
             Ok(s) if s.success() => {
                 let _ = std::fs::remove_file(&self.log);
             }
-            other => eprintln!("purge of test daemon {} failed ({other:?}); log kept at {}", self.prefix, self.log.display()),
+            other => {
+                eprintln!("purge of test daemon {} failed ({other:?}); log kept at {}", self.prefix, self.log.display())
+            }
         }
     }
 }

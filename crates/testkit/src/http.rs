@@ -49,18 +49,15 @@ pub fn http_request(
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into();
-    let mut req = ureq::http::Request::builder().method(method).uri(format!("http://{proxy}{path}")).header("Host", host);
+    let mut req =
+        ureq::http::Request::builder().method(method).uri(format!("http://{proxy}{path}")).header("Host", host);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     let req = req.body(body.map(<[u8]>::to_vec).unwrap_or_default()).expect("request builds");
     let mut resp = agent.run(req).unwrap_or_else(|e| panic!("{method} {url} through {proxy}: {e}"));
     let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
+    let headers = resp.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
     let body = resp.body_mut().read_to_string().unwrap_or_default();
     HttpResponse { status, headers, body }
 }

@@ -132,7 +132,7 @@ impl Platform {
         match self.provision(&rec, req.start.unwrap_or(true)).instrument(span).await {
             Ok(rec) => {
                 drop(guard);
-                tracing::info!(container = %rec.id, ms = started.elapsed().as_millis() as u64, "container created");
+                tracing::info!(container = %rec.id, ms = crate::error::elapsed_ms(started), "container created");
                 self.view(&rec)
             }
             Err(err) => {
@@ -177,7 +177,7 @@ impl Platform {
         } else {
             let rec = self
                 .store
-                .set_status(&rec.id, ContainerStatus::Stopped, Trigger::Api, t0.elapsed().as_millis() as u64)?
+                .set_status(&rec.id, ContainerStatus::Stopped, Trigger::Api, crate::error::elapsed_ms(t0))?
                 .ok_or_else(|| Error::NotFound { kind: "container", id: rec.id.to_string() })?;
             let (label, route) = self.route_of(&rec, false)?;
             self.routes.insert(label, route);

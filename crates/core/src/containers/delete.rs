@@ -33,7 +33,7 @@ impl Platform {
         )?;
         drop(guard);
         self.forget_lock(id);
-        tracing::info!(container = %id, ms = t0.elapsed().as_millis() as u64, "container deleted");
+        tracing::info!(container = %id, ms = crate::error::elapsed_ms(t0), "container deleted");
         Ok(())
     }
 

@@ -45,5 +45,5 @@ pub fn init_pid(d: &Daemon, id: &str) -> Option<u32> {
         .output()
         .expect("runc state");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    (v["status"] == "running").then(|| v["pid"].as_u64().map(|p| p as u32)).flatten()
+    (v["status"] == "running").then(|| v["pid"].as_u64().and_then(|p| u32::try_from(p).ok())).flatten()
 }

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every check and test, as root: formatting, lints, unit tests, and the
+# end-to-end tests that drive real daemons (runc, btrfs, netlink, nftables).
+# Each e2e test makes its own prefix, data dir, loop pool, bridge and nft
+# table, and purges them when it ends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+# The helpers that run inside containers are linked statically and placed
+# next to target/debug/cubby, where test daemons look for them.
+PROFILE=dev ./scripts/build.sh
+cargo test --workspace "$@"
