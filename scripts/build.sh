@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds `cubby` and the two helpers that run inside containers
 # (cubby-init, cubby-demo). The helpers are linked statically so they run
-# in any image; they are placed next to the `cubby` binary, where the daemon
-# looks for them.
+# in any image; they go to `helpers/` next to the `cubby` binary, where the
+# daemon looks for them (a directory cargo itself never writes to).
 #
 #   scripts/build.sh            # release build: target/release/
 #   PROFILE=dev scripts/build.sh  # debug build: target/debug/
@@ -17,6 +17,6 @@ cargo build --profile "$profile" -p cubby
 for pkg in cubby-init cubby-demo; do
   # crt-static goes to the final link only; the workspace build stays dynamic.
   cargo rustc --profile "$profile" -p "$pkg" --bin "$pkg" --target-dir target/static -- -C target-feature=+crt-static
-  install -m 0755 "target/static/$dir/$pkg" "target/$dir/$pkg"
+  install -D -m 0755 "target/static/$dir/$pkg" "target/$dir/helpers/$pkg"
 done
-echo "built target/$dir/cubby with static helpers next to it"
+echo "built target/$dir/cubby with its static helpers in target/$dir/helpers/"

@@ -10,6 +10,6 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The helpers that run inside containers are linked statically and placed
-# next to target/debug/cubby, where test daemons look for them.
+# in target/debug/helpers/, where test daemons look for them.
 PROFILE=dev ./scripts/build.sh
 cargo test --workspace "$@"

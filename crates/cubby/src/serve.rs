@@ -42,7 +42,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub pool_size: Option<String>,
     /// Directory holding the static `cubby-init` and `cubby-demo` binaries
-    /// (default: next to this binary).
+    /// (default: `helpers/` next to this binary, else `../lib/cubby/`).
     #[arg(long, env = "CUBBY_HELPERS_DIR")]
     pub helpers_dir: Option<PathBuf>,
     /// A statically linked busybox for the `minimal` image.
@@ -90,8 +90,13 @@ fn helpers_dir(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(dir) = arg {
         return Ok(dir);
     }
+    // A directory of their own: `cargo build` never writes there, so the
+    // static builds are not replaced by the workspace's dynamic ones.
     let exe = std::env::current_exe().context("locating the cubby binary")?;
-    Ok(exe.parent().map(Path::to_path_buf).unwrap_or_default())
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    let beside = dir.join("helpers");
+    let installed = dir.join("../lib/cubby");
+    Ok(if !beside.exists() && installed.join("cubby-init").exists() { installed } else { beside })
 }
 
 /// Whether the ELF file at `path` is statically linked (no interpreter).

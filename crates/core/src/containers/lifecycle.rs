@@ -143,8 +143,19 @@ impl Platform {
     async fn boot(&self, rec: &ContainerRecord) -> Result<u32, Error> {
         let id = rec.id.as_str();
         let paths = self.paths(&rec.id, rec.slot);
-        if !paths.netns.exists() {
+        let has_netns = self
+            .host
+            .netlink
+            .netns_exists(&paths.netns)
+            .await
+            .map_err(Error::netlink("check network namespace", id))?;
+        if !has_netns {
             // A reboot emptied /run; the veth went with the old namespace.
+            self.host
+                .netlink
+                .delete_netns(&paths.netns)
+                .await
+                .map_err(Error::netlink("remove stale namespace file", id))?;
             self.connect(rec).await?;
         }
         std::fs::create_dir_all(&paths.rootfs).map_err(Error::io("create", &paths.rootfs))?;

@@ -125,6 +125,10 @@ impl Netlink for FakeNetlink {
         Ok(())
     }
 
+    async fn netns_exists(&self, path: &Path) -> Result<bool, NetlinkError> {
+        Ok(self.lock().netns.contains(path))
+    }
+
     async fn delete_netns(&self, path: &Path) -> Result<(), NetlinkError> {
         let mut state = self.lock();
         state.calls.push(NetlinkCall::DeleteNetns(path.to_path_buf()));

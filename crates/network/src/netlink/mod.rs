@@ -100,6 +100,10 @@ pub trait Netlink: Send + Sync + std::fmt::Debug {
     /// already a namespace.
     async fn create_netns(&self, path: &Path) -> Result<(), NetlinkError>;
 
+    /// Whether a network namespace is mounted at `path` (a reboot empties
+    /// `/run`; a crash can leave a file with nothing mounted on it).
+    async fn netns_exists(&self, path: &Path) -> Result<bool, NetlinkError>;
+
     /// Unmounts and removes the namespace file. Succeeds when it is absent.
     async fn delete_netns(&self, path: &Path) -> Result<(), NetlinkError>;
 

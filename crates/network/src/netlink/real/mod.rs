@@ -149,6 +149,10 @@ impl Netlink for RtNetlink {
         .await
     }
 
+    async fn netns_exists(&self, path: &Path) -> Result<bool, NetlinkError> {
+        Ok(nix::sys::statfs::statfs(path).is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::NSFS_MAGIC))
+    }
+
     async fn delete_netns(&self, path: &Path) -> Result<(), NetlinkError> {
         debug_span!("delete_netns", netns = %path.display()).in_scope(|| {
             let existed = netns::delete(path)?;

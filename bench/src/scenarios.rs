@@ -1,0 +1,108 @@
+//! The measured scenarios. Each runs against a fresh daemon owned by the
+//! bench and removed at the end.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cubby_model::CreateContainer;
+use cubby_testkit::{Daemon, http_get};
+use serde::Serialize;
+
+use crate::stats::{Summary, summarize};
+
+/// The whole report.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub machine: String,
+    pub n: usize,
+    pub rows: BTreeMap<String, Summary>,
+    pub notes: Vec<String>,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Polls `url` through the proxy until it answers 200.
+fn until_200(d: &Daemon, url: &str, within: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        if http_get(d.proxy_addr, url).status == 200 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{url} did not answer 200 within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+pub fn run_all(bin: &str, n: usize) -> anyhow::Result<Report> {
+    let d = Daemon::start(bin);
+    let api = d.admin();
+    let project = api.create_project(&cubby_model::CreateProject { name: "bench".into(), max_containers: None })?;
+
+    // Warm-up: the first container pays for cold caches.
+    let warm =
+        api.create_container(project.id.as_str(), &CreateContainer { name: "warmup".into(), ..Default::default() })?;
+    api.delete_container(warm.id.as_str())?;
+
+    let mut create_call = Vec::new();
+    let mut create_to_200 = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let req = CreateContainer {
+            name: format!("t{i}"),
+            environment_vars: BTreeMap::from([("GREETING".into(), format!("tenant {i}"))]),
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let c = api.create_container(project.id.as_str(), &req).context("create")?;
+        create_call.push(ms(t0.elapsed()));
+        until_200(&d, &c.url, Duration::from_secs(30))?;
+        create_to_200.push(ms(t0.elapsed()));
+        ids.push((c.id.to_string(), c.url));
+    }
+
+    let mut stop = Vec::new();
+    let mut start_to_200 = Vec::new();
+    for (id, url) in &ids {
+        let t0 = Instant::now();
+        api.stop(id)?;
+        stop.push(ms(t0.elapsed()));
+        let t0 = Instant::now();
+        api.start(id)?;
+        until_200(&d, url, Duration::from_secs(30))?;
+        start_to_200.push(ms(t0.elapsed()));
+    }
+
+    let mut delete = Vec::new();
+    for (id, _) in &ids {
+        let t0 = Instant::now();
+        api.delete_container(id)?;
+        delete.push(ms(t0.elapsed()));
+    }
+
+    let mut rows = BTreeMap::new();
+    rows.insert("create (API call, running + port open)".into(), summarize(&create_call));
+    rows.insert("create → first HTTP 200 via proxy".into(), summarize(&create_to_200));
+    rows.insert("stop (API call)".into(), summarize(&stop));
+    rows.insert("start → first HTTP 200 via proxy".into(), summarize(&start_to_200));
+    rows.insert("delete (API call)".into(), summarize(&delete));
+    Ok(Report {
+        machine: machine(),
+        n,
+        rows,
+        notes: vec![
+            "sequential, one client; containers from the built-in `minimal` image (busybox + demo app)".into(),
+            "times are wall-clock on a shared machine: read them as indications, compare ratios within one run".into(),
+        ],
+    })
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpus} CPUs, Linux {}", kernel.trim())
+}

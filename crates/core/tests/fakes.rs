@@ -1,0 +1,180 @@
+//! The core against the named fakes of every host subsystem: no root, no
+//! kernel. These check the core's own logic (scoping, rollback, cleanup);
+//! the end-to-end tests in the `cubby` crate check the real parts.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use cubby_core::{Caller, Config, Defaults, Helpers, Host, Platform};
+use cubby_model::{ContainerStatus, CreateContainer, CreateProject, Image, ImageSource, ProjectId};
+use cubby_network::{FakeNetlink, FakeNftables};
+use cubby_runtime::{FakeCgroups, FakeRuntime};
+use cubby_storage::{FakeBtrfs, FakeMounts};
+use cubby_store::{ImageRecord, SqliteStore, Store};
+
+struct Fixture {
+    platform: Arc<Platform>,
+    btrfs: Arc<FakeBtrfs>,
+    netlink: Arc<FakeNetlink>,
+    runtime: Arc<FakeRuntime>,
+    nft: Arc<FakeNftables>,
+    store: Arc<SqliteStore>,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // A proc root where forwarding is already on, so nothing is written to the host.
+    std::fs::create_dir_all(root.join("proc/sys/net/ipv4")).unwrap();
+    std::fs::write(root.join("proc/sys/net/ipv4/ip_forward"), "1\n").unwrap();
+    std::fs::write(root.join("proc/meminfo"), "MemTotal: 8388608 kB\n").unwrap();
+    // The `minimal` image, recorded and present, so it is not built.
+    std::fs::create_dir_all(root.join("data/pool/images/minimal")).unwrap();
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    store
+        .insert_image(&ImageRecord {
+            image: Image {
+                name: "minimal".into(),
+                source: ImageSource::Builtin,
+                config: cubby_storage::image::minimal::config(),
+                size_bytes: 1,
+                created_at: cubby_model::now(),
+            },
+            digest: String::new(),
+        })
+        .unwrap();
+    let config = Config {
+        prefix: "fake".into(),
+        data_dir: root.join("data"),
+        run_dir: root.join("run"),
+        proc_root: root.join("proc"),
+        domain: "localhost".into(),
+        proxy_port: 8080,
+        subnet: "10.99.0.0/24".parse().unwrap(),
+        dns_servers: vec![],
+        pool_size: None,
+        helpers: Helpers { init: "/nonexistent".into(), demo: "/nonexistent".into(), busybox: "/nonexistent".into() },
+        defaults: Defaults::default(),
+    };
+    let btrfs = Arc::new(FakeBtrfs::new());
+    let netlink = Arc::new(FakeNetlink::new());
+    let runtime = Arc::new(FakeRuntime::new());
+    let nft = Arc::new(FakeNftables::new());
+    let host = Host {
+        btrfs: btrfs.clone(),
+        mounts: Arc::new(FakeMounts::new()),
+        runtime: runtime.clone(),
+        cgroups: Arc::new(FakeCgroups::new()),
+        netlink: netlink.clone(),
+        nft: nft.clone(),
+    };
+    let platform = Platform::open(config, store.clone(), host).await.unwrap();
+    Fixture { platform, btrfs, netlink, runtime, nft, store, _dir: dir }
+}
+
+fn req(name: &str, start: bool) -> CreateContainer {
+    CreateContainer {
+        name: name.into(),
+        environment_vars: BTreeMap::from([("GREETING".into(), "hi".into())]),
+        start: Some(start),
+        ..Default::default()
+    }
+}
+
+fn container_subvolumes(f: &Fixture) -> usize {
+    let dir = f.platform.pool().containers_dir();
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn opening_prepares_bridge_and_firewall_table() {
+    let f = fixture().await;
+    assert_eq!(f.netlink.links(), vec!["fake-br".to_string()]);
+    let batches = f.nft.batches();
+    assert_eq!(batches.len(), 1);
+    assert!(batches[0].to_string().contains("masquerade"));
+}
+
+#[tokio::test]
+async fn a_failed_runtime_create_rolls_everything_back() {
+    let f = fixture().await;
+    let p = f
+        .platform
+        .create_project(&Caller::Admin, &CreateProject { name: "acme".into(), max_containers: None })
+        .unwrap();
+    f.runtime.fail_create_of("c");
+    let err = f.platform.create_container(&Caller::Admin, &p.id, &req("web", true)).await.unwrap_err();
+    assert!(matches!(err, cubby_core::Error::Runtime { step: "create", .. }), "{err}");
+    assert_eq!(f.netlink.links(), vec!["fake-br".to_string()], "veth removed");
+    assert!(f.netlink.namespaces().is_empty(), "netns removed");
+    assert_eq!(container_subvolumes(&f), 0, "subvolume removed");
+    assert!(f.store.containers(None, None, 10).unwrap().is_empty(), "row removed");
+    assert_eq!(f.store.audit(1).unwrap()[0].action, "container.create_failed");
+    assert!(f.platform.routes().is_empty());
+}
+
+#[tokio::test]
+async fn create_stopped_then_delete_forgets_everything() {
+    let f = fixture().await;
+    let p = f
+        .platform
+        .create_project(&Caller::Admin, &CreateProject { name: "acme".into(), max_containers: None })
+        .unwrap();
+    let c = f.platform.create_container(&Caller::Admin, &p.id, &req("web", false)).await.unwrap();
+    assert_eq!(c.status, ContainerStatus::Stopped);
+    assert_eq!(c.url, "http://web--acme.localhost:8080");
+    assert_eq!(c.address, "10.99.0.2");
+    assert_eq!(f.netlink.links(), vec!["fake-1".to_string(), "fake-br".to_string()]);
+    assert!(f.btrfs.has_subvolume(&f.platform.pool().container(c.id.as_str())));
+
+    f.platform.delete_container(&Caller::Admin, &c.id).await.unwrap();
+    assert_eq!(f.netlink.links(), vec!["fake-br".to_string()]);
+    assert!(f.netlink.namespaces().is_empty());
+    assert!(!f.btrfs.has_subvolume(&f.platform.pool().container(c.id.as_str())));
+    assert!(f.platform.routes().is_empty());
+    let err = f.platform.container(&Caller::Admin, &c.id).unwrap_err();
+    assert!(matches!(err, cubby_core::Error::NotFound { kind: "container", .. }));
+}
+
+#[tokio::test]
+async fn a_project_token_sees_nothing_of_other_projects() {
+    let f = fixture().await;
+    let a =
+        f.platform.create_project(&Caller::Admin, &CreateProject { name: "a".into(), max_containers: None }).unwrap();
+    let b =
+        f.platform.create_project(&Caller::Admin, &CreateProject { name: "b".into(), max_containers: None }).unwrap();
+    let cb = f.platform.create_container(&Caller::Admin, &b.id, &req("theirs", false)).await.unwrap();
+    let caller = Caller::Project(a.id.clone());
+    let not_found = |e: cubby_core::Error| matches!(e, cubby_core::Error::NotFound { .. });
+    assert!(not_found(f.platform.project(&caller, &b.id).unwrap_err()));
+    assert!(not_found(f.platform.container(&caller, &cb.id).unwrap_err()));
+    assert!(not_found(f.platform.delete_container(&caller, &cb.id).await.unwrap_err()));
+    assert!(not_found(f.platform.create_container(&caller, &b.id, &req("x", false)).await.unwrap_err()));
+    assert_eq!(f.platform.projects(&caller).unwrap().len(), 1);
+    assert!(f.platform.containers(&caller, None, None, 100).unwrap().items.is_empty());
+    assert!(matches!(
+        f.platform.create_project(&caller, &CreateProject { name: "c".into(), max_containers: None }),
+        Err(cubby_core::Error::Forbidden)
+    ));
+    // Still there for its owner.
+    assert!(f.platform.container(&Caller::Admin, &cb.id).is_ok());
+    assert!(f.platform.project(&caller, &ProjectId::random()).is_err());
+}
+
+#[tokio::test]
+async fn max_containers_and_names_are_enforced() {
+    let f = fixture().await;
+    let p = f
+        .platform
+        .create_project(&Caller::Admin, &CreateProject { name: "acme".into(), max_containers: Some(1) })
+        .unwrap();
+    f.platform.create_container(&Caller::Admin, &p.id, &req("one", false)).await.unwrap();
+    let err = f.platform.create_container(&Caller::Admin, &p.id, &req("two", false)).await.unwrap_err();
+    assert!(matches!(err, cubby_core::Error::LimitReached { limit: 1, .. }), "{err}");
+    let err = f.platform.create_container(&Caller::Admin, &p.id, &req("BAD", false)).await.unwrap_err();
+    assert!(matches!(err, cubby_core::Error::Invalid(_)), "{err}");
+    assert_eq!(container_subvolumes(&f), 1, "refusals make nothing");
+    let _ = Path::new("");
+}
