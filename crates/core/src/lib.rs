@@ -16,6 +16,7 @@ mod caller;
 mod config;
 pub mod containers;
 mod error;
+pub mod firewall;
 pub mod images;
 mod platform;
 pub mod projects;

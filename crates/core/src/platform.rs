@@ -125,12 +125,30 @@ impl Platform {
             container: None,
             source: Box::new(source),
         })?;
-        let rules = BaseRules { table: self.config.prefix.clone(), bridge: self.bridge(), subnet: self.ipam.subnet() };
-        self.host
-            .nft
-            .apply(&self.config.prefix, &rules.batch())
-            .await
-            .map_err(|source| Error::Firewall { step: "install base rules", source: Box::new(source) })
+        // The base tables and every container's chains, in one transaction:
+        // there is no moment when a container runs without its rules.
+        let base = BaseRules {
+            table: self.config.prefix.clone(),
+            bridge: self.bridge(),
+            veth_prefix: format!("{}-", self.config.prefix),
+            subnet: self.ipam.subnet(),
+        };
+        let mut batch = base.batch();
+        for rec in self.store.containers(None, None, u32::MAX)? {
+            let rules = self
+                .store
+                .firewall(&rec.id)
+                .map_err(Error::from)
+                .and_then(|f| Ok((f, self.store.network(&rec.id)?)))
+                .and_then(|(f, n)| self.container_rules(&rec, &f, &n));
+            match rules {
+                Ok(rules) => rules.install(&mut batch),
+                Err(e) => {
+                    tracing::error!(container = %rec.id, error = %e, "stored rules are unusable; its traffic stays blocked")
+                }
+            }
+        }
+        self.apply(batch, "install base rules").await
     }
 
     /// The lock that serialises lifecycle operations on one container.

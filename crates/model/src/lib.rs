@@ -7,6 +7,7 @@
 
 mod bytesize;
 mod container;
+pub mod firewall;
 mod id;
 mod image;
 mod project;
@@ -16,6 +17,10 @@ mod validate;
 pub use bytesize::ByteSize;
 pub use container::{
     Container, ContainerStatus, CreateContainer, ExecRequest, ExecResult, Limits, LimitsSpec, Page, Transition, Trigger,
+};
+pub use firewall::{
+    Direction, Firewall, FirewallRule, NetworkMode, NetworkRules, Protocol, ReplaceFirewall, RuleAction, RulePatch,
+    RuleSpec, RuleState,
 };
 pub use id::{ContainerId, ProjectId, TokenId, random_id, random_secret};
 pub use image::{Image, ImageConfig, ImageSource};

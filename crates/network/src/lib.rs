@@ -18,4 +18,6 @@ pub mod nft;
 
 pub use ipam::{Ipam, IpamError};
 pub use netlink::{Attachment, BridgeConfig, FakeNetlink, Netlink, NetlinkError, RtNetlink};
-pub use nft::{BaseRules, FakeNftables, NftCli, NftError, Nftables};
+pub use nft::{
+    BaseRules, Batch, ContainerRules, EgressPolicy, FakeNftables, L4, Match, NftCli, NftError, Nftables, Verdict,
+};

@@ -9,6 +9,7 @@
 //! over a blocking pool.
 
 mod error;
+mod firewall;
 mod migrations;
 mod records;
 mod sqlite;
@@ -17,7 +18,9 @@ pub use error::StoreError;
 pub use records::{AuditEntry, ContainerRecord, ImageRecord, NewContainer, TokenRecord};
 pub use sqlite::SqliteStore;
 
-use cubby_model::{ContainerId, ContainerStatus, Project, ProjectId, TokenId, Transition, Trigger};
+use cubby_model::{
+    ContainerId, ContainerStatus, Firewall, NetworkRules, Project, ProjectId, TokenId, Transition, Trigger,
+};
 
 /// Everything the daemon remembers. Each method is one transaction.
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -74,6 +77,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Removes the container and its transitions, and appends `audit`, in
     /// one transaction.
     fn delete_container(&self, id: &ContainerId, audit: &AuditEntry) -> Result<bool, StoreError>;
+
+    // ---- firewall and network rules
+    /// A container's firewall rules, each direction in evaluation order.
+    fn firewall(&self, id: &ContainerId) -> Result<Firewall, StoreError>;
+    /// Replaces a container's firewall rules in one transaction.
+    fn replace_firewall(&self, id: &ContainerId, firewall: &Firewall) -> Result<(), StoreError>;
+    /// A container's network rules.
+    fn network(&self, id: &ContainerId) -> Result<NetworkRules, StoreError>;
+    /// Replaces a container's network rules.
+    fn set_network(&self, id: &ContainerId, rules: &NetworkRules) -> Result<(), StoreError>;
 
     // ---- audit
     /// Appends an audit entry.

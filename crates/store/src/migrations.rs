@@ -6,8 +6,9 @@ use rusqlite_migration::{M, Migrations};
 
 /// All migrations, oldest first.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        r#"
+    Migrations::new(vec![
+        M::up(
+            r#"
 CREATE TABLE projects (
     id             TEXT PRIMARY KEY,
     name           TEXT NOT NULL UNIQUE,
@@ -71,7 +72,29 @@ CREATE TABLE audit (
     container_id TEXT
 );
 "#,
-    )])
+        ),
+        M::up(
+            r#"
+CREATE TABLE firewall_rules (
+    id           TEXT PRIMARY KEY,
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    direction    TEXT NOT NULL,
+    position     INTEGER NOT NULL,
+    action       TEXT NOT NULL,
+    protocol     TEXT NOT NULL,
+    ports        TEXT,
+    peer         TEXT,
+    description  TEXT,
+    state        TEXT NOT NULL
+);
+CREATE INDEX firewall_by_container ON firewall_rules(container_id, direction, position);
+
+ALTER TABLE containers ADD COLUMN network_mode TEXT NOT NULL DEFAULT 'open';
+ALTER TABLE containers ADD COLUMN network_proxy TEXT;
+ALTER TABLE containers ADD COLUMN dns_servers TEXT NOT NULL DEFAULT '[]';
+"#,
+        ),
+    ])
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use cubby_model::{ContainerId, ContainerStatus, Image, Limits, ProjectId, Timestamp, Token};
+use cubby_model::{ContainerId, ContainerStatus, Firewall, Image, Limits, NetworkRules, ProjectId, Timestamp, Token};
 
 /// A container as stored. The API view adds the URL and address, which
 /// are derived from the name, project and slot.
@@ -40,6 +40,9 @@ pub struct NewContainer {
     pub workdir: Option<String>,
     pub user: Option<String>,
     pub created_at: Timestamp,
+    /// Its first firewall rules (stored in the same transaction).
+    pub firewall: Firewall,
+    pub network: NetworkRules,
 }
 
 /// A token and the SHA-256 of its secret.

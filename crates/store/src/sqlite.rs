@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use cubby_model::{
-    ByteSize, ContainerId, ContainerStatus, Image, ImageConfig, ImageSource, Limits, Project, ProjectId, Timestamp,
-    Token, TokenId, Transition, Trigger,
+    ByteSize, ContainerId, ContainerStatus, Firewall, Image, ImageConfig, ImageSource, Limits, NetworkRules, Project,
+    ProjectId, Timestamp, Token, TokenId, Transition, Trigger,
 };
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 
@@ -395,6 +395,8 @@ impl Store for SqliteStore {
             params![c.id.as_str(), status.as_str(), Trigger::Api.as_str(), ms(c.created_at)],
         )
         .map_err(q("record transition"))?;
+        crate::firewall::insert(&tx, &c.id, &c.firewall)?;
+        crate::firewall::write_network(&tx, &c.id, &c.network)?;
         tx.commit().map_err(q("commit insert container"))?;
         Ok(ContainerRecord {
             id: c.id.clone(),
@@ -524,10 +526,31 @@ impl Store for SqliteStore {
         let tx = conn.transaction().map_err(q("begin delete container"))?;
         tx.execute("DELETE FROM transitions WHERE container_id = ?1", [id.as_str()])
             .map_err(q("delete transitions"))?;
+        crate::firewall::delete(&tx, id)?;
         let n = tx.execute("DELETE FROM containers WHERE id = ?1", [id.as_str()]).map_err(q("delete container"))?;
         insert_audit(&tx, audit)?;
         tx.commit().map_err(q("commit delete container"))?;
         Ok(n > 0)
+    }
+
+    fn firewall(&self, id: &ContainerId) -> Result<Firewall, StoreError> {
+        crate::firewall::read(&self.conn(), id)
+    }
+
+    fn replace_firewall(&self, id: &ContainerId, firewall: &Firewall) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(q("begin replace firewall"))?;
+        crate::firewall::delete(&tx, id)?;
+        crate::firewall::insert(&tx, id, firewall)?;
+        tx.commit().map_err(q("commit replace firewall"))
+    }
+
+    fn network(&self, id: &ContainerId) -> Result<NetworkRules, StoreError> {
+        crate::firewall::read_network(&self.conn(), id)
+    }
+
+    fn set_network(&self, id: &ContainerId, rules: &NetworkRules) -> Result<(), StoreError> {
+        crate::firewall::write_network(&self.conn(), id, rules)
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

@@ -2,6 +2,7 @@
 //! caller, map the result. No business logic lives here.
 
 pub mod containers;
+pub mod firewall;
 pub mod images;
 pub mod meta;
 pub mod projects;
@@ -29,6 +30,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(containers::exec_container))
         .routes(routes!(containers::container_logs))
         .routes(routes!(containers::container_transitions))
+        .routes(routes!(firewall::get_firewall, firewall::replace_firewall))
+        .routes(routes!(firewall::reset_firewall))
+        .routes(routes!(firewall::add_rule))
+        .routes(routes!(firewall::patch_rule, firewall::delete_rule))
+        .routes(routes!(firewall::get_network, firewall::set_network))
         .routes(routes!(images::list_images))
         .routes(routes!(images::get_image))
         .merge(

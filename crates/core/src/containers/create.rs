@@ -125,6 +125,8 @@ impl Platform {
             workdir: image.config.workdir.clone(),
             user: image.config.user.clone(),
             created_at: cubby_model::now(),
+            firewall: self.default_firewall(port),
+            network: cubby_model::NetworkRules::default(),
         };
         let rec = self.store.insert_container(&new, self.ipam.capacity())?;
         let span = tracing::info_span!("container.create", container = %rec.id, project = %project, name = %rec.name);
@@ -185,7 +187,8 @@ impl Platform {
         }
     }
 
-    /// Makes the container's network namespace and veth.
+    /// Makes the container's network namespace and veth, and installs its
+    /// firewall chains.
     pub(crate) async fn connect(&self, rec: &ContainerRecord) -> Result<(), Error> {
         let attachment = self.attachment(rec)?;
         let netlink = &self.host.netlink;
@@ -195,6 +198,7 @@ impl Platform {
             .map_err(Error::netlink("create network namespace", rec.id.as_str()))?;
         // A veth with this slot's name can only be debris of an earlier crash.
         netlink.detach(&attachment.host_ifname).await.map_err(Error::netlink("remove stale veth", rec.id.as_str()))?;
-        netlink.attach(&self.bridge(), &attachment).await.map_err(Error::netlink("attach veth", rec.id.as_str()))
+        netlink.attach(&self.bridge(), &attachment).await.map_err(Error::netlink("attach veth", rec.id.as_str()))?;
+        self.install_firewall(rec).await
     }
 }

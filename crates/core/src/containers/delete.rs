@@ -51,6 +51,7 @@ impl Platform {
             }
         };
         keep(self.halt(rec, None).await);
+        keep(self.remove_firewall(rec).await);
         keep(self.host.netlink.detach(&paths.veth).await.map_err(Error::netlink("remove veth", id)));
         keep(
             self.host.netlink.delete_netns(&paths.netns).await.map_err(Error::netlink("remove network namespace", id)),

@@ -192,6 +192,14 @@ impl Platform {
             env.push(format!("PORT={}", rec.port));
         }
         env.push(format!("HOSTNAME={}", rec.name));
+        let network = self.store.network(&rec.id)?;
+        if let (cubby_model::NetworkMode::Proxy, Some(proxy)) = (network.mode, &network.proxy) {
+            for key in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+                env.push(format!("{key}={proxy}"));
+            }
+            env.push("NO_PROXY=localhost,127.0.0.1".into());
+            env.push("no_proxy=localhost,127.0.0.1".into());
+        }
         let (uid, gid) = parse_user(rec.user.as_deref());
         ProcessFile {
             args: rec.command.clone(),
@@ -203,7 +211,7 @@ impl Platform {
         }
         .write(&paths.process_file)
         .map_err(Error::runtime("write process.json", rec.id.as_str()))?;
-        let resolv: String = self.config.dns_servers.iter().map(|s| format!("nameserver {s}\n")).collect();
+        let resolv = self.resolv_conf(&network);
         let hosts =
             format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{address}\t{}\n", rec.name);
         for (path, content) in

@@ -3,11 +3,10 @@
 
 use async_trait::async_trait;
 use nftables::helper::{self, NftablesError};
-use nftables::schema;
 
-use super::{NftError, Nftables};
+use super::{Batch, NftError, Nftables};
 
-/// Runs batches through the `nft` executable found at `program`.
+/// Runs batches through the `nft` executable.
 #[derive(Debug, Clone)]
 pub struct NftCli {
     program: String,
@@ -28,30 +27,37 @@ impl Default for NftCli {
 
 #[async_trait]
 impl Nftables for NftCli {
-    async fn apply(&self, table: &str, batch: &schema::Nftables<'_>) -> Result<(), NftError> {
-        helper::apply_ruleset_with_args_async(batch, Some(self.program.as_str()), helper::DEFAULT_ARGS)
+    async fn apply(&self, table: &str, batch: &Batch) -> Result<(), NftError> {
+        let payload = batch.to_json().to_string();
+        helper::apply_ruleset_raw_async(&payload, Some(self.program.as_str()), helper::DEFAULT_ARGS)
             .await
+            .map(|_| ())
             .map_err(|source| NftError::Apply { table: table.to_string(), op: "apply a batch", source })
     }
 
     async fn delete_table(&self, table: &str) -> Result<(), NftError> {
-        if !self.table_exists(table).await? {
-            return Ok(());
+        for family in ["inet", "bridge"] {
+            // Add-then-delete in one transaction: succeeds whether or not it exists.
+            let payload = serde_json::json!({ "nftables": [
+                { "add": { "table": { "family": family, "name": table } } },
+                { "delete": { "table": { "family": family, "name": table } } },
+            ]})
+            .to_string();
+            match helper::apply_ruleset_raw_async(&payload, Some(self.program.as_str()), helper::DEFAULT_ARGS).await {
+                Ok(_) => {}
+                Err(source) => {
+                    return Err(NftError::Apply { table: table.to_string(), op: "delete the table", source });
+                }
+            }
         }
-        let args = ["delete", "table", "inet", table];
-        match helper::get_current_ruleset_raw_async(Some(self.program.as_str()), args).await {
-            Ok(_) => Ok(()),
-            // Raced with another deleter: the table is gone, which is the goal.
-            Err(NftablesError::NftFailed { ref stderr, .. }) if stderr.contains("No such file") => Ok(()),
-            Err(source) => Err(NftError::Apply { table: table.to_string(), op: "delete the table", source }),
-        }
+        Ok(())
     }
 
     async fn table_exists(&self, table: &str) -> Result<bool, NftError> {
         let args = ["-j", "list", "tables", "inet"];
         let out = helper::get_current_ruleset_raw_async(Some(self.program.as_str()), args)
             .await
-            .map_err(|source| NftError::Apply { table: table.to_string(), op: "list tables", source })?;
+            .map_err(|source: NftablesError| NftError::Apply { table: table.to_string(), op: "list tables", source })?;
         let parsed: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
         Ok(parsed["nftables"].as_array().into_iter().flatten().any(|obj| obj["table"]["name"] == table))
     }

@@ -4,9 +4,8 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use nftables::schema;
 
-use super::{NftError, Nftables};
+use super::{Batch, NftError, Nftables};
 
 /// An in-memory [`Nftables`] for unit tests. It keeps the JSON of each
 /// applied batch and the set of tables that exist.
@@ -39,8 +38,8 @@ impl FakeNftables {
 
 #[async_trait]
 impl Nftables for FakeNftables {
-    async fn apply(&self, table: &str, batch: &schema::Nftables<'_>) -> Result<(), NftError> {
-        let json = serde_json::to_value(batch).unwrap_or_default();
+    async fn apply(&self, table: &str, batch: &Batch) -> Result<(), NftError> {
+        let json = batch.to_json();
         let mut state = self.lock();
         state.tables.insert(table.to_string());
         state.batches.push(json);

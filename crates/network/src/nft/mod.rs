@@ -1,21 +1,32 @@
-//! The daemon's nftables table, applied as atomic JSON transactions.
+//! The daemon's nftables tables, applied as atomic JSON transactions.
 //!
-//! [`Nftables`] is the seam: [`NftCli`] hands a batch to `nft -j -f -` (one
-//! kernel transaction per call) and [`FakeNftables`] records batches for
-//! unit tests. [`BaseRules`] renders the table every daemon owns: NAT for
-//! container egress, and drops for traffic between containers and from
-//! containers to the host.
+//! [`Nftables`] is the seam: [`NftCli`] hands a [`Batch`] to
+//! `nft -j -f -` (one kernel transaction per call) and [`FakeNftables`]
+//! records batches for unit tests.
+//!
+//! - [`BaseRules`]: the tables every daemon owns: NAT for egress, guards
+//!   that keep containers away from each other and from the host, verdict
+//!   maps that dispatch each packet to its container's chains, and an
+//!   anti-spoofing set on the bridge.
+//! - [`ContainerRules`]: one container's ingress and egress chains and its
+//!   map elements, installed, replaced or removed as one transaction.
+//!
+//! Batches are nft JSON (libnftables-json(5)) built here directly: the
+//! `nftables` crate's typed schema cannot declare verdict maps, so it is
+//! used only to run `nft`.
 
 mod base;
+mod batch;
 mod cli;
-mod expr;
+mod container;
 mod fake;
 
 use async_trait::async_trait;
-use nftables::schema;
 
 pub use base::BaseRules;
+pub use batch::Batch;
 pub use cli::NftCli;
+pub use container::{ContainerRules, EgressPolicy, L4, Match, Verdict};
 pub use fake::FakeNftables;
 
 /// Errors from running an nft transaction.
@@ -30,15 +41,15 @@ pub enum NftError {
     },
 }
 
-/// One nftables table owned by the daemon (family `inet`).
+/// The nftables tables owned by the daemon.
 #[async_trait]
 pub trait Nftables: Send + Sync + std::fmt::Debug {
     /// Applies `batch` as one atomic transaction: either every command in it
     /// takes effect or none does. `table` names the table for errors.
-    async fn apply(&self, table: &str, batch: &schema::Nftables<'_>) -> Result<(), NftError>;
+    async fn apply(&self, table: &str, batch: &Batch) -> Result<(), NftError>;
 
-    /// Deletes the `inet` table `table` and everything in it. Succeeds when
-    /// it does not exist.
+    /// Deletes the `inet` and `bridge` tables named `table` and everything
+    /// in them. Succeeds when they do not exist.
     async fn delete_table(&self, table: &str) -> Result<(), NftError>;
 
     /// Whether the `inet` table `table` exists.

@@ -19,6 +19,8 @@ fn new_container(project: &ProjectId, name: &str) -> NewContainer {
         workdir: None,
         user: None,
         created_at: cubby_model::now(),
+        firewall: Firewall::default(),
+        network: NetworkRules::default(),
     }
 }
 
@@ -153,4 +155,48 @@ fn file_database_uses_wal_and_survives_reopen() {
     assert_eq!(s.projects().unwrap()[0].name, "acme");
     let mode: String = s.conn().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
+}
+
+#[test]
+fn firewall_rules_keep_their_order_and_go_with_the_container() {
+    use cubby_model::{FirewallRule, NetworkMode, Protocol, RuleAction, RuleState};
+    let s = SqliteStore::in_memory().unwrap();
+    let p = project("acme", None);
+    s.insert_project(&p).unwrap();
+    let rule = |id: &str, action, dest: Option<&str>| FirewallRule {
+        id: id.into(),
+        action,
+        protocol: Protocol::Tcp,
+        ports: Some("443".into()),
+        source: None,
+        destination: dest.map(str::to_string),
+        description: Some("d".into()),
+        state: RuleState::Enabled,
+    };
+    let mut new = new_container(&p.id, "a");
+    new.firewall.egress = vec![rule("r2", RuleAction::Drop, Some("10.0.0.0/8")), rule("r1", RuleAction::Allow, None)];
+    new.firewall.ingress = vec![FirewallRule {
+        source: Some("10.0.0.1".into()),
+        destination: None,
+        ..rule("r3", RuleAction::Allow, None)
+    }];
+    new.network = NetworkRules {
+        mode: NetworkMode::Proxy,
+        proxy: Some("http://10.0.0.9:3128".into()),
+        dns_servers: vec!["1.1.1.1".into()],
+    };
+    let c = s.insert_container(&new, 10).unwrap();
+    let fw = s.firewall(&c.id).unwrap();
+    assert_eq!(fw, new.firewall);
+    assert_eq!(s.network(&c.id).unwrap(), new.network);
+
+    let mut changed = fw.clone();
+    changed.egress.reverse();
+    s.replace_firewall(&c.id, &changed).unwrap();
+    assert_eq!(s.firewall(&c.id).unwrap().egress[0].id, "r1");
+
+    let audit =
+        AuditEntry { at: cubby_model::now(), action: "container.deleted".into(), project_id: None, container_id: None };
+    s.delete_container(&c.id, &audit).unwrap();
+    assert_eq!(s.firewall(&c.id).unwrap(), Firewall::default());
 }
