@@ -1,6 +1,6 @@
 //! `cubby-bench`: starts its own daemon (a unique prefix and data dir, as
-//! the tests do), measures lifecycle latencies through the public API and
-//! the proxy, and prints one report as markdown and JSON.
+//! the tests do), measures it through the public API and the proxy, and
+//! prints one report as markdown and JSON.
 //!
 //! This is a benchmark, not a test: it asserts nothing about time.
 
@@ -11,37 +11,60 @@ mod stats;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// Measure a real Cubby daemon on this machine (needs root).
 #[derive(Debug, Parser)]
 #[command(name = "cubby-bench")]
 struct Args {
     /// The `cubby` binary to measure (default: next to this one).
-    #[arg(long)]
+    #[arg(long, global = true)]
     bin: Option<PathBuf>,
-    /// Containers per scenario.
-    #[arg(long, default_value_t = 20)]
-    n: usize,
-    /// A short run for development (n = 5).
-    #[arg(long)]
+    /// A short run for development.
+    #[arg(long, global = true)]
     quick: bool,
     /// Write report.md and report.json here too.
-    #[arg(long)]
+    #[arg(long, global = true)]
     out: Option<PathBuf>,
+    #[command(subcommand)]
+    scenario: Option<Scenario>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Create, stop, start and delete latencies (the default).
+    Lifecycle {
+        /// Containers.
+        #[arg(long, default_value_t = 20)]
+        n: usize,
+    },
+    /// Rule-change latency with 1 and many tenants, and the per-packet cost of rules.
+    Firewall {
+        /// Tenants for the second measurement.
+        #[arg(long, default_value_t = 500)]
+        tenants: usize,
+        /// Rules per tenant.
+        #[arg(long, default_value_t = 10)]
+        rules: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if !nix_is_root() {
+    if !is_root() {
         bail!("cubby-bench drives a real daemon (runc, btrfs, netlink, nftables): run it as root");
     }
     let bin = match args.bin {
         Some(b) => b,
         None => std::env::current_exe()?.parent().context("bench binary has a directory")?.join("cubby"),
     };
-    let n = if args.quick { 5 } else { args.n };
-    let report = scenarios::run_all(&bin.display().to_string(), n)?;
+    let bin = bin.display().to_string();
+    let report = match args.scenario.unwrap_or(Scenario::Lifecycle { n: 20 }) {
+        Scenario::Lifecycle { n } => scenarios::lifecycle::run(&bin, if args.quick { 5 } else { n })?,
+        Scenario::Firewall { tenants, rules } => {
+            scenarios::firewall::run(&bin, if args.quick { 20 } else { tenants }, rules)?
+        }
+    };
     let markdown = report::markdown(&report);
     let json = serde_json::to_string_pretty(&report)?;
     println!("{markdown}");
@@ -55,7 +78,7 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn nix_is_root() -> bool {
+fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))

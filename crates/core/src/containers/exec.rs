@@ -38,8 +38,7 @@ impl Platform {
                 message: format!("container {id} is {}: start it first", rec.status.as_str()),
             });
         }
-        let mut env = rec.env.clone();
-        env.entry("PORT".into()).or_insert_with(|| rec.port.to_string());
+        let mut env = self.process_env(&rec, &self.store.network(id)?);
         env.extend(req.environment_vars.clone());
         let spec = ExecSpec {
             args: req.command.clone(),

@@ -187,19 +187,8 @@ impl Platform {
     fn write_bundle(&self, rec: &ContainerRecord) -> Result<(), Error> {
         let paths = self.paths(&rec.id, rec.slot);
         let address = self.ipam.address(rec.slot).map_err(|e| Error::invalid("slot", e.to_string()))?;
-        let mut env: Vec<String> = rec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        if !rec.env.contains_key("PORT") {
-            env.push(format!("PORT={}", rec.port));
-        }
-        env.push(format!("HOSTNAME={}", rec.name));
         let network = self.store.network(&rec.id)?;
-        if let (cubby_model::NetworkMode::Proxy, Some(proxy)) = (network.mode, &network.proxy) {
-            for key in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
-                env.push(format!("{key}={proxy}"));
-            }
-            env.push("NO_PROXY=localhost,127.0.0.1".into());
-            env.push("no_proxy=localhost,127.0.0.1".into());
-        }
+        let env: Vec<String> = self.process_env(rec, &network).iter().map(|(k, v)| format!("{k}={v}")).collect();
         let (uid, gid) = parse_user(rec.user.as_deref());
         ProcessFile {
             args: rec.command.clone(),
@@ -235,6 +224,27 @@ impl Platform {
         })
         .map_err(Error::runtime("build OCI spec", rec.id.as_str()))?;
         bundle::write(&paths.bundle, &spec).map_err(Error::runtime("write OCI bundle", rec.id.as_str()))
+    }
+
+    /// The environment of the container's processes: its env, `PORT`,
+    /// `HOSTNAME`, and the proxy variables in proxy mode.
+    pub(crate) fn process_env(
+        &self,
+        rec: &ContainerRecord,
+        network: &cubby_model::NetworkRules,
+    ) -> std::collections::BTreeMap<String, String> {
+        let mut env = rec.env.clone();
+        env.entry("PORT".into()).or_insert_with(|| rec.port.to_string());
+        env.insert("HOSTNAME".into(), rec.name.clone());
+        if let (cubby_model::NetworkMode::Proxy, Some(proxy)) = (network.mode, &network.proxy) {
+            for key in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+                env.insert(key.into(), proxy.clone());
+            }
+            for key in ["NO_PROXY", "no_proxy"] {
+                env.insert(key.into(), "localhost,127.0.0.1".into());
+            }
+        }
+        env
     }
 
     /// Waits until the app's port accepts a connection. Fails if the

@@ -1,28 +1,13 @@
-//! The measured scenarios. Each runs against a fresh daemon owned by the
-//! bench and removed at the end.
+//! Lifecycle latencies: create, stop, start and delete, sequentially.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::{Report, machine, ms};
+use crate::stats::summarize;
 use anyhow::{Context, bail};
 use cubby_model::CreateContainer;
 use cubby_testkit::{Daemon, http_get};
-use serde::Serialize;
-
-use crate::stats::{Summary, summarize};
-
-/// The whole report.
-#[derive(Debug, Serialize)]
-pub struct Report {
-    pub machine: String,
-    pub n: usize,
-    pub rows: BTreeMap<String, Summary>,
-    pub notes: Vec<String>,
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 /// Polls `url` through the proxy until it answers 200.
 fn until_200(d: &Daemon, url: &str, within: Duration) -> anyhow::Result<()> {
@@ -38,7 +23,7 @@ fn until_200(d: &Daemon, url: &str, within: Duration) -> anyhow::Result<()> {
     }
 }
 
-pub fn run_all(bin: &str, n: usize) -> anyhow::Result<Report> {
+pub fn run(bin: &str, n: usize) -> anyhow::Result<Report> {
     let d = Daemon::start(bin);
     let api = d.admin();
     let project = api.create_project(&cubby_model::CreateProject { name: "bench".into(), max_containers: None })?;
@@ -91,18 +76,13 @@ pub fn run_all(bin: &str, n: usize) -> anyhow::Result<Report> {
     rows.insert("start → first HTTP 200 via proxy".into(), summarize(&start_to_200));
     rows.insert("delete (API call)".into(), summarize(&delete));
     Ok(Report {
+        title: format!("lifecycle, n = {n}"),
         machine: machine(),
-        n,
         rows,
+        figures: BTreeMap::new(),
         notes: vec![
             "sequential, one client; containers from the built-in `minimal` image (busybox + demo app)".into(),
             "times are wall-clock on a shared machine: read them as indications, compare ratios within one run".into(),
         ],
     })
-}
-
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{cpus} CPUs, Linux {}", kernel.trim())
 }

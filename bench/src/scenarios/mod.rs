@@ -1,0 +1,33 @@
+//! The measured scenarios. Each runs against a fresh daemon owned by the
+//! bench and removed at the end.
+
+pub mod firewall;
+pub mod lifecycle;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::stats::Summary;
+
+/// One report: latency rows and free-form figures.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub title: String,
+    pub machine: String,
+    pub rows: BTreeMap<String, Summary>,
+    /// Other figures (throughputs, ratios), already formatted.
+    pub figures: BTreeMap<String, String>,
+    pub notes: Vec<String>,
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+pub fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpus} CPUs, Linux {}", kernel.trim())
+}

@@ -1,0 +1,383 @@
+//! End to end, as root, with real traffic: per-container firewall and
+//! network rules enforced by nftables on the host. Traffic goes only to an
+//! "outside host" namespace the test makes, and to the test's containers.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use cubby_model::{NetworkMode, NetworkRules, RuleAction, RuleSpec};
+use cubby_testkit::{Daemon, Outcome, OutsideHost, http_get, tcp_probe, udp_probe};
+use serde_json::json;
+use support::{container, daemon, project, sh};
+
+const WAIT: Duration = Duration::from_millis(1500);
+
+fn outside(d: &Daemon) -> OutsideHost {
+    let link = d.prefix.bytes().fold(0u8, |a, b| a.wrapping_mul(31).wrapping_add(b)) & 0xfc;
+    let mut o = OutsideHost::new(&d.prefix, link, &d.subnet);
+    o.serve_tcp(9000, "nine-thousand");
+    o.serve_tcp(9001, "nine-thousand-one");
+    o.serve_tcp(9002, "nine-thousand-two");
+    o.serve_udp(9000);
+    o
+}
+
+fn netns(d: &Daemon, id: &str) -> std::path::PathBuf {
+    d.run_dir.join("netns").join(id)
+}
+
+fn put_egress(d: &Daemon, id: &str, egress: serde_json::Value) -> (u16, serde_json::Value) {
+    let body = json!({ "ingress": d.admin().firewall(id).unwrap()["ingress"].clone().as_array().unwrap().iter().map(|r| {
+        let mut r = r.clone();
+        r.as_object_mut().unwrap().remove("id");
+        r
+    }).collect::<Vec<_>>(), "egress": egress });
+    let r =
+        d.admin().raw("PUT", &format!("/api/v1/containers/{id}/firewall"), Some(body.to_string().as_bytes())).unwrap();
+    (r.status, r.json())
+}
+
+trait FirewallClient {
+    fn firewall(&self, id: &str) -> Result<serde_json::Value, cubby_client::ClientError>;
+}
+
+impl FirewallClient for cubby_client::Client {
+    fn firewall(&self, id: &str) -> Result<serde_json::Value, cubby_client::ClientError> {
+        let r = self.raw("GET", &format!("/api/v1/containers/{id}/firewall"), None)?;
+        Ok(r.json())
+    }
+}
+
+#[test]
+fn allow_drop_and_reject_behave_and_the_first_match_wins() {
+    let Some(d) = daemon("allow_drop_and_reject_behave_and_the_first_match_wins") else { return };
+    let o = outside(&d);
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let a = container(&api, &p, "a", "x");
+    let ns = netns(&d, a.id.as_str());
+    let at = |port: u16| SocketAddr::from((o.addr, port));
+
+    // Default: egress is open.
+    assert_eq!(tcp_probe(&ns, None, at(9000), WAIT), Outcome::Open("nine-thousand".into()));
+    assert_eq!(udp_probe(&ns, at(9000), WAIT), Outcome::Open("echo:ping".into()));
+
+    let (status, body) = put_egress(
+        &d,
+        a.id.as_str(),
+        json!([
+            { "action": "reject", "protocol": "tcp", "ports": "9001", "description": "no 9001" },
+            { "action": "drop", "protocol": "tcp", "ports": "9002" },
+            { "action": "reject", "protocol": "udp", "ports": "9000" },
+            { "action": "allow" },
+        ]),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(tcp_probe(&ns, None, at(9000), WAIT), Outcome::Open("nine-thousand".into()));
+    let t0 = Instant::now();
+    assert_eq!(tcp_probe(&ns, None, at(9001), WAIT), Outcome::Refused);
+    assert!(t0.elapsed() < WAIT, "reject answers at once");
+    assert_eq!(tcp_probe(&ns, None, at(9002), WAIT), Outcome::TimedOut, "drop stays silent");
+    assert_eq!(udp_probe(&ns, at(9000), WAIT), Outcome::Refused);
+
+    // Ranges, lists, CIDRs, disabled rules; the first match wins.
+    let (status, body) = put_egress(
+        &d,
+        a.id.as_str(),
+        json!([
+            { "action": "drop", "protocol": "tcp", "ports": "9000-9001", "destination": o.addr.to_string(), "state": "disabled" },
+            { "action": "reject", "protocol": "tcp", "ports": "9000,9002", "destination": format!("{}/30", o.addr) },
+            { "action": "reject", "protocol": "any", "destination": "203.0.113.0/24" },
+            { "action": "allow", "protocol": "tcp" },
+            { "action": "allow", "protocol": "udp", "ports": "9000" },
+        ]),
+    );
+    assert_eq!(status, 200, "{body}");
+    let disabled_id = body["egress"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(tcp_probe(&ns, None, at(9000), WAIT), Outcome::Refused);
+    assert_eq!(
+        tcp_probe(&ns, None, at(9001), WAIT),
+        Outcome::Open("nine-thousand-one".into()),
+        "the disabled rule is skipped"
+    );
+    assert_eq!(tcp_probe(&ns, None, at(9002), WAIT), Outcome::Refused);
+    assert_eq!(udp_probe(&ns, at(9000), WAIT), Outcome::Open("echo:ping".into()));
+
+    // Enabling the first rule makes it the first match for 9000 and 9001.
+    let r = api
+        .raw(
+            "PATCH",
+            &format!("/api/v1/containers/{}/firewall/egress/{disabled_id}", a.id),
+            Some(br#"{"state":"enabled"}"#),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(tcp_probe(&ns, None, at(9000), WAIT), Outcome::TimedOut);
+    assert_eq!(tcp_probe(&ns, None, at(9001), WAIT), Outcome::TimedOut);
+    // Deleting it restores the previous behaviour.
+    let r = api.raw("DELETE", &format!("/api/v1/containers/{}/firewall/egress/{disabled_id}", a.id), None).unwrap();
+    assert_eq!(r.status, 204);
+    assert_eq!(tcp_probe(&ns, None, at(9001), WAIT), Outcome::Open("nine-thousand-one".into()));
+
+    // Insert at a position; reset goes back to the default.
+    let r = api
+        .raw(
+            "POST",
+            &format!("/api/v1/containers/{}/firewall/egress", a.id),
+            Some(br#"{"action":"reject","protocol":"tcp","ports":"9001","position":0}"#),
+        )
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.json());
+    assert_eq!(tcp_probe(&ns, None, at(9001), WAIT), Outcome::Refused);
+    let r = api.raw("POST", &format!("/api/v1/containers/{}/firewall/reset", a.id), None).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["egress"].as_array().unwrap().len(), 1);
+    assert_eq!(tcp_probe(&ns, None, at(9000), WAIT), Outcome::Open("nine-thousand".into()));
+    // The proxy still reaches the app through the default ingress rule.
+    assert_eq!(http_get(d.proxy_addr, &a.url).status, 200);
+}
+
+#[test]
+fn block_and_proxy_modes_hold_and_dns_works() {
+    let Some(d) = daemon("block_and_proxy_modes_hold_and_dns_works") else { return };
+    let mut o = outside(&d);
+    o.serve_tcp(3128, "i-am-the-proxy");
+    o.serve_dns("192.0.2.77".parse().unwrap());
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let a = container(&api, &p, "a", "x");
+    let ns = netns(&d, a.id.as_str());
+    let at = |port: u16| SocketAddr::from((o.addr, port));
+    let set = |rules: serde_json::Value| {
+        let r = api
+            .raw("PUT", &format!("/api/v1/containers/{}/network", a.id), Some(rules.to_string().as_bytes()))
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.json());
+    };
+
+    // DNS through the container's own resolver works, even when egress
+    // rules would otherwise refuse UDP 53.
+    set(json!({ "mode": "open", "dns_servers": [o.addr.to_string()] }));
+    assert_eq!(sh(&api, a.id.as_str(), "cat /etc/resolv.conf").1, format!("nameserver {}\n", o.addr));
+    put_egress(&d, a.id.as_str(), json!([{ "action": "allow", "protocol": "tcp", "ports": "443" }]));
+    let (code, out, err) = sh(&api, a.id.as_str(), "nslookup tenant.example");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("192.0.2.77"), "{out}");
+    assert_eq!(tcp_probe(&ns, None, at(9000), WAIT), Outcome::TimedOut, "egress narrowed to 443");
+    put_egress(&d, a.id.as_str(), json!([{ "action": "allow" }]));
+
+    set(json!({ "mode": "block" }));
+    assert_eq!(tcp_probe(&ns, None, at(9000), WAIT), Outcome::TimedOut);
+    assert_eq!(udp_probe(&ns, at(9000), WAIT), Outcome::TimedOut);
+
+    set(json!({ "mode": "proxy", "proxy": format!("http://{}:3128", o.addr) }));
+    assert_eq!(tcp_probe(&ns, None, at(3128), WAIT), Outcome::Open("i-am-the-proxy".into()));
+    assert_eq!(tcp_probe(&ns, None, at(9000), WAIT), Outcome::TimedOut, "only the proxy is reachable");
+    let rules: NetworkRules =
+        serde_json::from_value(api.raw("GET", &format!("/api/v1/containers/{}/network", a.id), None).unwrap().json())
+            .unwrap();
+    assert_eq!(rules.mode, NetworkMode::Proxy);
+    api.restart(a.id.as_str()).unwrap();
+    let env = sh(&api, a.id.as_str(), "env").1;
+    for key in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+        assert!(env.contains(&format!("{key}=http://{}:3128", o.addr)), "{key} missing:\n{env}");
+    }
+
+    set(json!({ "mode": "open" }));
+    assert_eq!(tcp_probe(&ns, None, at(9000), WAIT), Outcome::Open("nine-thousand".into()));
+}
+
+#[test]
+fn one_tenants_rules_never_touch_another() {
+    let Some(d) = daemon("one_tenants_rules_never_touch_another") else { return };
+    let o = outside(&d);
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let a = container(&api, &p, "a", "x");
+    let b = container(&api, &p, "b", "y");
+    let (na, nb) = (netns(&d, a.id.as_str()), netns(&d, b.id.as_str()));
+    let at = |port: u16| SocketAddr::from((o.addr, port));
+
+    // A refuses 9001 and explicitly allows B's address: B is unaffected by
+    // the first, and A still cannot reach B.
+    let (status, body) = put_egress(
+        &d,
+        a.id.as_str(),
+        json!([
+            { "action": "allow", "destination": b.address },
+            { "action": "reject", "protocol": "tcp", "ports": "9001" },
+            { "action": "allow" },
+        ]),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(tcp_probe(&na, None, at(9001), WAIT), Outcome::Refused);
+    assert_eq!(tcp_probe(&nb, None, at(9001), WAIT), Outcome::Open("nine-thousand-one".into()));
+    let b_app = SocketAddr::from((b.address.parse::<std::net::Ipv4Addr>().unwrap(), 8080));
+    assert_ne!(tcp_probe(&na, None, b_app, WAIT), Outcome::Open(String::new()));
+    assert!(matches!(tcp_probe(&na, None, b_app, WAIT), Outcome::TimedOut | Outcome::Refused));
+
+    // Root inside A cannot change its address or MAC (no CAP_NET_ADMIN)...
+    let (code, _, _) = sh(&api, a.id.as_str(), "ip addr add 10.99.99.99/32 dev eth0");
+    assert_ne!(code, 0, "root in A changed its address");
+    let (code, _, _) = sh(&api, a.id.as_str(), "ip link set eth0 address 02:00:00:00:00:99");
+    assert_ne!(code, 0, "root in A changed its MAC");
+    // ...and even with an address it was not given (added from the host,
+    // as a tenant with more privileges could), its packets do not leave.
+    let spoofed: std::net::Ipv4Addr = {
+        let mut o = b.address.parse::<std::net::Ipv4Addr>().unwrap().octets();
+        o[3] = o[3].wrapping_add(100);
+        o.into()
+    };
+    let status = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", na.display()))
+        .args(["ip", "addr", "add", &format!("{spoofed}/32"), "dev", "eth0"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(tcp_probe(&na, Some(spoofed), at(9000), WAIT), Outcome::TimedOut, "a spoofed source left the bridge");
+    assert_eq!(tcp_probe(&na, None, at(9000), WAIT), Outcome::Open("nine-thousand".into()));
+    // A's rules are its own: B's firewall still has only the defaults.
+    assert_eq!(api.firewall(b.id.as_str()).unwrap()["egress"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn ingress_rules_govern_who_reaches_the_container() {
+    let Some(d) = daemon("ingress_rules_govern_who_reaches_the_container") else { return };
+    let o = outside(&d);
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let a = container(&api, &p, "a", "x");
+    let app = SocketAddr::from((a.address.parse::<std::net::Ipv4Addr>().unwrap(), 8080));
+    let outside_ns = o.netns.clone();
+    // Default: only the daemon's proxy reaches the app.
+    assert_eq!(tcp_probe(&outside_ns, None, app, WAIT), Outcome::TimedOut);
+    assert_eq!(http_get(d.proxy_addr, &a.url).status, 200);
+    let r = api
+        .raw(
+            "POST",
+            &format!("/api/v1/containers/{}/firewall/ingress", a.id),
+            Some(
+                json!({ "action": "allow", "protocol": "tcp", "ports": "8080", "source": o.addr.to_string() })
+                    .to_string()
+                    .as_bytes(),
+            ),
+        )
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.json());
+    assert!(matches!(tcp_probe(&outside_ns, None, app, WAIT), Outcome::Open(_)));
+}
+
+#[test]
+fn rules_survive_restarts_and_go_with_delete() {
+    let Some(mut d) = daemon("rules_survive_restarts_and_go_with_delete") else { return };
+    let o = outside(&d);
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let a = container(&api, &p, "a", "x");
+    let ns = netns(&d, a.id.as_str());
+    let at = |port: u16| SocketAddr::from((o.addr, port));
+    put_egress(
+        &d,
+        a.id.as_str(),
+        json!([{ "action": "reject", "protocol": "tcp", "ports": "9000" }, { "action": "allow" }]),
+    );
+    assert_eq!(tcp_probe(&ns, None, at(9000), WAIT), Outcome::Refused);
+
+    d.crash_and_restart();
+    assert_eq!(tcp_probe(&ns, None, at(9000), WAIT), Outcome::Refused, "rules come back after a daemon crash");
+    assert_eq!(tcp_probe(&ns, None, at(9001), WAIT), Outcome::Open("nine-thousand-one".into()));
+
+    d.admin().delete_container(a.id.as_str()).unwrap();
+    let table = std::process::Command::new("nft").args(["list", "table", "inet", &d.prefix]).output().unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(!table.contains(a.id.as_str()), "a chain is left:\n{table}");
+    assert!(!table.contains(&format!("{} :", a.address)), "a map element is left:\n{table}");
+    let bridge = std::process::Command::new("nft").args(["list", "table", "bridge", &d.prefix]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&bridge.stdout).contains(&a.address), "an anti-spoofing element is left");
+}
+
+#[test]
+fn bad_rules_are_refused_and_the_old_ones_stay() {
+    let Some(d) = daemon("bad_rules_are_refused_and_the_old_ones_stay") else { return };
+    let o = outside(&d);
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let a = container(&api, &p, "a", "x");
+    let ns = netns(&d, a.id.as_str());
+    put_egress(
+        &d,
+        a.id.as_str(),
+        json!([{ "action": "reject", "protocol": "tcp", "ports": "9001" }, { "action": "allow" }]),
+    );
+    let before = api.firewall(a.id.as_str()).unwrap();
+    let path = format!("/api/v1/containers/{}/firewall/egress", a.id);
+    let too_many: Vec<RuleSpec> =
+        (0..65).map(|_| RuleSpec { action: Some(RuleAction::Allow), ..Default::default() }).collect();
+    let cases: Vec<(&str, String, String, u16, &str)> = vec![
+        ("bad CIDR", path.clone(), r#"{"action":"allow","destination":"10.0.0.0/33"}"#.into(), 400, "invalid_request"),
+        (
+            "port out of range",
+            path.clone(),
+            r#"{"action":"allow","protocol":"tcp","ports":"70000"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "ports on icmp",
+            path.clone(),
+            r#"{"action":"allow","protocol":"icmp","ports":"80"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        ("unknown action", path.clone(), r#"{"action":"permit"}"#.into(), 400, "invalid_request"),
+        ("source on egress", path.clone(), r#"{"action":"allow","source":"10.0.0.1"}"#.into(), 400, "invalid_request"),
+        (
+            "bad direction",
+            format!("/api/v1/containers/{}/firewall/sideways", a.id),
+            r#"{"action":"allow"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        ("position past the end", path.clone(), r#"{"action":"allow","position":99}"#.into(), 400, "invalid_request"),
+        (
+            "too many rules",
+            format!("/api/v1/containers/{}/firewall", a.id),
+            json!({ "egress": too_many }).to_string(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "proxy mode without proxy",
+            format!("/api/v1/containers/{}/network", a.id),
+            r#"{"mode":"proxy"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "five resolvers",
+            format!("/api/v1/containers/{}/network", a.id),
+            r#"{"dns_servers":["1.1.1.1","1.1.1.2","1.1.1.3","1.1.1.4","1.1.1.5"]}"#.into(),
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (what, path, body, status, code) in cases {
+        let method = if path.ends_with("/firewall") || path.ends_with("/network") { "PUT" } else { "POST" };
+        let r = api.raw(method, &path, Some(body.as_bytes())).unwrap();
+        assert_eq!(r.status, status, "{what}: {}", r.json());
+        assert_eq!(r.json()["error"]["code"], code, "{what}: {}", r.json());
+    }
+    let r = api.raw("PATCH", &format!("{path}/rnosuchrule123"), Some(br#"{"state":"disabled"}"#)).unwrap();
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (404, Some("firewall_rule_not_found")));
+    let r = api.raw("DELETE", &format!("{path}/rnosuchrule123"), None).unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(api.firewall(a.id.as_str()).unwrap(), before, "a refused change changed the rules");
+    assert_eq!(
+        tcp_probe(&ns, None, SocketAddr::from((o.addr, 9001)), WAIT),
+        Outcome::Refused,
+        "old rules still in force"
+    );
+    assert_eq!(tcp_probe(&ns, None, SocketAddr::from((o.addr, 9000)), WAIT), Outcome::Open("nine-thousand".into()));
+}
