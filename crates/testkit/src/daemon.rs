@@ -26,6 +26,8 @@ pub fn require_root(test: &str) -> bool {
 pub struct DaemonOptions {
     /// Extra flags for `cubby serve`.
     pub extra_args: Vec<String>,
+    /// The container subnet (default: a free /24 in 10.216.0.0/16).
+    pub subnet: Option<String>,
 }
 
 /// A running `cubby serve` owned by one test.
@@ -84,7 +86,7 @@ impl Daemon {
         let prefix = format!("t{}", random_suffix(7));
         let data_dir = std::env::temp_dir().join(format!("cubby-test-{prefix}"));
         let run_dir = PathBuf::from(format!("/run/{prefix}"));
-        let subnet = free_subnet();
+        let subnet = options.subnet.clone().unwrap_or_else(free_subnet);
         let log = std::env::temp_dir().join(format!("cubby-test-{prefix}.log"));
         let mut args = vec![
             "serve".to_string(),
