@@ -6,8 +6,8 @@ use std::io::Read;
 use std::time::Duration;
 
 use cubby_model::{
-    Container, CreateContainer, CreateProject, CreateToken, CreatedToken, ExecRequest, ExecResult, Image, Page,
-    Project, Token, Transition,
+    Container, CopyContainer, CreateContainer, CreateProject, CreateSnapshot, CreateToken, CreatedToken, ExecRequest,
+    ExecResult, Image, Page, Project, Snapshot, Token, Transition, UpdateContainer, UpdateSnapshot,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -221,6 +221,42 @@ impl Client {
 
     pub fn transitions(&self, id: &str) -> Result<Vec<Transition>, ClientError> {
         self.call("GET", &format!("/api/v1/containers/{id}/transitions"), None::<&()>)
+    }
+
+    pub fn copy_container(&self, source: &str, req: &CopyContainer) -> Result<Container, ClientError> {
+        self.call("POST", &format!("/api/v1/containers/{source}/copy"), Some(req))
+    }
+
+    pub fn update_container(&self, id: &str, req: &UpdateContainer) -> Result<Container, ClientError> {
+        self.call("PATCH", &format!("/api/v1/containers/{id}"), Some(req))
+    }
+
+    pub fn create_snapshot(&self, id: &str, req: &CreateSnapshot) -> Result<Snapshot, ClientError> {
+        self.call("POST", &format!("/api/v1/containers/{id}/snapshots"), Some(req))
+    }
+
+    pub fn snapshots(&self, id: &str) -> Result<Vec<Snapshot>, ClientError> {
+        self.call("GET", &format!("/api/v1/containers/{id}/snapshots"), None::<&()>)
+    }
+
+    pub fn snapshot(&self, id: &str, name: &str) -> Result<Snapshot, ClientError> {
+        self.call("GET", &format!("/api/v1/containers/{id}/snapshots/{name}"), None::<&()>)
+    }
+
+    pub fn restore_snapshot(&self, id: &str, name: &str) -> Result<Container, ClientError> {
+        self.call("PUT", &format!("/api/v1/containers/{id}/snapshots/{name}"), None::<&()>)
+    }
+
+    pub fn update_snapshot(&self, id: &str, name: &str, req: &UpdateSnapshot) -> Result<Snapshot, ClientError> {
+        self.call("PATCH", &format!("/api/v1/containers/{id}/snapshots/{name}"), Some(req))
+    }
+
+    pub fn delete_snapshot(&self, id: &str, name: &str) -> Result<(), ClientError> {
+        self.call_empty("DELETE", &format!("/api/v1/containers/{id}/snapshots/{name}"))
+    }
+
+    pub fn delete_image(&self, name: &str) -> Result<(), ClientError> {
+        self.call_empty("DELETE", &format!("/api/v1/images/{name}"))
     }
 
     pub fn images(&self) -> Result<Vec<Image>, ClientError> {

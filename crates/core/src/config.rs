@@ -31,16 +31,25 @@ pub struct Defaults {
     pub ready_timeout: Duration,
     /// Cap of each container's output log (two files of this size at most).
     pub log_cap: ByteSize,
+    /// Snapshots a container may keep unless it says otherwise.
+    pub max_snapshots: u32,
+    /// Longest chain of layers (copies of copies) before it is flattened.
+    pub max_layer_depth: usize,
+    /// How often expired snapshots are looked for.
+    pub expiry_interval: Duration,
 }
 
 impl Default for Defaults {
     fn default() -> Self {
         Self {
-            limits: Limits { cpu: 1.0, memory: ByteSize(512 << 20), pids: 512 },
+            limits: Limits { cpu: 1.0, memory: ByteSize(512 << 20), pids: 512, disk: None },
             ramdisk: ByteSize(64 << 20),
             stop_timeout: Duration::from_secs(10),
             ready_timeout: Duration::from_secs(10),
             log_cap: ByteSize(1 << 20),
+            max_snapshots: 10,
+            max_layer_depth: 8,
+            expiry_interval: Duration::from_secs(60),
         }
     }
 }

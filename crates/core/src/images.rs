@@ -1,24 +1,31 @@
-//! Images: the built-in `minimal`, rootfs tarball imports, listing.
+//! Images: the built-in `minimal`, imports, listing and deletion.
 //!
-//! An image is built in `pool/tmp/`, then published by a read-only snapshot
-//! into `pool/images/{name}` and a store row. A crash midway leaves only
-//! `tmp/` debris, which the pool clears at start.
+//! An image's root filesystem is a layer: it is built in `pool/tmp/`, then
+//! published by a read-only snapshot into `pool/layers/{id}`, with a layer
+//! row and an image row. A crash midway leaves only `tmp/` debris, which
+//! the pool clears at start. Deleting an image removes its name; its layer
+//! stays while containers use it, so they keep working.
 
 use std::io::Read;
 
-use cubby_model::{Image, ImageSource, validate_image_name};
+use cubby_model::{Image, ImageConfig, ImageSource, random_id, validate_image_name};
 use cubby_storage::StorageError;
 use cubby_storage::image::{minimal, tarball, tree_size};
-use cubby_store::ImageRecord;
+use cubby_store::{ImageRecord, LayerKind, LayerRecord};
 
 use crate::{Caller, Error, Platform};
 
+/// What an import fills a layer with, and the image config it found.
+pub(crate) type Filled = (u64, Option<ImageConfig>);
+
 impl Platform {
-    /// Builds `minimal` if the store does not have it (or its subvolume is gone).
+    /// Builds `minimal` if the store does not have it (or its layer is gone).
     pub(crate) async fn ensure_minimal_image(&self) -> Result<(), Error> {
-        let path = self.pool.image(minimal::NAME);
         let recorded = self.store.image(minimal::NAME)?;
-        if recorded.is_some() && path.exists() {
+        if let Some(rec) = &recorded
+            && let Some(layer) = self.store.layer(&rec.layer_id)?
+            && self.pool.root().join(&layer.subvolume).exists()
+        {
             return Ok(());
         }
         let sources = minimal::MinimalSources {
@@ -31,62 +38,84 @@ impl Platform {
             source: Box::new(source),
         })?;
         tracing::info!("building the built-in `minimal` image");
-        let size = self
-            .publish_image(minimal::NAME, move |root| {
-                minimal::populate(root, &sources)?;
-                tree_size(root)
-            })
-            .await?;
         if recorded.is_some() {
             self.store.delete_image(minimal::NAME)?;
         }
-        self.store.insert_image(&ImageRecord {
-            image: Image {
-                name: minimal::NAME.into(),
-                source: ImageSource::Builtin,
-                config: minimal::config(),
-                size_bytes: size,
-                created_at: cubby_model::now(),
-            },
-            digest,
-        })?;
+        self.publish_image(minimal::NAME, ImageSource::Builtin, digest, move |root| {
+            let fail =
+                |source| Error::Storage { step: "build minimal image", container: None, source: Box::new(source) };
+            minimal::populate(root, &sources).map_err(fail)?;
+            Ok((tree_size(root).map_err(fail)?, Some(minimal::config())))
+        })
+        .await?;
         Ok(())
     }
 
-    /// Fills a new subvolume with `fill` and publishes it read-only as image
-    /// `name`. Nothing is left behind on failure.
-    async fn publish_image<F>(&self, name: &str, fill: F) -> Result<u64, Error>
+    /// Fills a new subvolume with `fill` and publishes it read-only as the
+    /// layer of image `name`. Nothing is left behind on failure.
+    pub(crate) async fn publish_image<F>(
+        &self,
+        name: &str,
+        source: ImageSource,
+        digest: String,
+        fill: F,
+    ) -> Result<Image, Error>
     where
-        F: FnOnce(&std::path::Path) -> Result<u64, StorageError> + Send + 'static,
+        F: FnOnce(&std::path::Path) -> Result<Filled, Error> + Send + 'static,
     {
         let btrfs = std::sync::Arc::clone(&self.host.btrfs);
         let tmp = self.pool.tmp_path("image");
-        let dest = self.pool.image(name);
-        let name = name.to_string();
-        tokio::task::spawn_blocking(move || {
+        let layer_id = format!("l{}", random_id(12));
+        let dest = self.pool.layers_dir().join(&layer_id);
+        let label = format!("image {name}");
+        let blocking_dest = dest.clone();
+        let filled = tokio::task::spawn_blocking(move || {
             let fail = |step: &'static str| {
-                let name = name.clone();
-                move |source| Error::Storage {
-                    step,
-                    container: Some(format!("image {name}")),
-                    source: Box::new(source),
-                }
+                let label = label.clone();
+                move |source: StorageError| Error::Storage { step, container: Some(label), source: Box::new(source) }
             };
             btrfs.create_subvolume(&tmp).map_err(fail("create image subvolume"))?;
-            let result = fill(&tmp).map_err(fail("fill image")).and_then(|size| {
-                btrfs.snapshot(&tmp, &dest, true).map_err(fail("publish image"))?;
-                Ok(size)
+            let result = fill(&tmp).and_then(|filled| {
+                btrfs.snapshot(&tmp, &blocking_dest, true).map_err(fail("publish image"))?;
+                Ok(filled)
             });
             let _ = btrfs.delete_subvolume(&tmp);
             result
         })
         .await
-        .expect("image task does not panic")
+        .expect("image task does not panic")?;
+        let (size, config) = filled;
+        let image = Image {
+            name: name.into(),
+            source,
+            config: config.unwrap_or_else(|| ImageConfig { env: minimal::config().env, ..Default::default() }),
+            size_bytes: size,
+            created_at: cubby_model::now(),
+        };
+        let layer = LayerRecord {
+            id: layer_id.clone(),
+            kind: LayerKind::Image,
+            subvolume: format!("layers/{layer_id}"),
+            root: format!("layers/{layer_id}"),
+            created_at: image.created_at,
+            source_container: None,
+            source_generation: None,
+        };
+        let stored = self.store.insert_layer(&layer).and_then(|()| {
+            self.store.insert_image(&ImageRecord { image: image.clone(), digest, layer_id: layer_id.clone() })
+        });
+        if let Err(e) = stored {
+            let _ = self.store.delete_layer(&layer_id);
+            let _ = self.host.btrfs.delete_subvolume(&dest);
+            return Err(e.into());
+        }
+        Ok(image)
     }
 
-    /// Imports a rootfs tarball (plain, gzip or zstd) as image `name`
-    /// (admin only: images are shared by all projects).
-    pub async fn import_tarball(
+    /// Imports an image (admin only: images are shared by all projects):
+    /// an OCI image archive (`docker save` or `oci-archive`) or a rootfs
+    /// tarball (plain, gzip or zstd), told apart by their first entry.
+    pub async fn import_image(
         &self,
         caller: &Caller,
         name: &str,
@@ -97,34 +126,23 @@ impl Platform {
             return Err(Error::Forbidden);
         }
         validate_image_name(name)?;
-        if self.store.image(name)?.is_some() || self.pool.image(name).exists() {
+        if self.store.image(name)?.is_some() {
             return Err(Error::Duplicate { what: "image", name: name.into() });
         }
         let limits = tarball::ImportLimits { max_unpacked_bytes: max_bytes };
-        let size =
-            self.publish_image(name, move |root| tarball::unpack(reader, root, limits)).await.map_err(|e| match e {
-                Error::Storage { source, .. } if matches!(*source, StorageError::TooLarge { .. }) => {
-                    Error::TooLarge { limit: max_bytes }
-                }
-                Error::Storage { source, .. }
-                    if matches!(*source, StorageError::Refused { .. } | StorageError::Archive { .. }) =>
-                {
-                    Error::InvalidArchive { reason: error_chain(&*source) }
-                }
-                other => other,
-            })?;
-        let image = Image {
-            name: name.into(),
-            source: ImageSource::Tarball,
-            config: cubby_model::ImageConfig { env: minimal::config().env, ..Default::default() },
-            size_bytes: size,
-            created_at: cubby_model::now(),
-        };
-        if let Err(e) = self.store.insert_image(&ImageRecord { image: image.clone(), digest: String::new() }) {
-            let _ = self.host.btrfs.delete_subvolume(&self.pool.image(name));
-            return Err(e.into());
-        }
-        tracing::info!(image = name, size, "image imported");
+        let scratch = self.pool.tmp_path("oci");
+        let image = self
+            .publish_image(name, ImageSource::Tarball, String::new(), move |root| {
+                cubby_storage::image::import(reader, root, &scratch, limits).map_err(|e| match e {
+                    StorageError::TooLarge { limit } => Error::TooLarge { limit },
+                    e @ (StorageError::Refused { .. } | StorageError::Archive { .. } | StorageError::Oci { .. }) => {
+                        Error::InvalidArchive { reason: error_chain(&e) }
+                    }
+                    other => Error::Storage { step: "import image", container: None, source: Box::new(other) },
+                })
+            })
+            .await?;
+        tracing::info!(image = name, size = image.size_bytes, "image imported");
         Ok(image)
     }
 
@@ -137,10 +155,22 @@ impl Platform {
     pub fn image(&self, _caller: &Caller, name: &str) -> Result<Image, Error> {
         self.store.image(name)?.map(|r| r.image).ok_or_else(|| Error::NotFound { kind: "image", id: name.into() })
     }
+
+    /// Deletes an image's name (admin only). Containers made from it keep
+    /// working: its layer goes only when nothing uses it any more.
+    pub async fn delete_image(&self, caller: &Caller, name: &str) -> Result<(), Error> {
+        self.image(caller, name)?;
+        if !caller.is_admin() {
+            return Err(Error::Forbidden);
+        }
+        self.store.delete_image(name)?;
+        self.collect_layers().await?;
+        Ok(())
+    }
 }
 
 /// `err` and its causes, joined: the user needs the archive's own words.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

@@ -18,6 +18,7 @@ pub mod containers;
 mod error;
 pub mod firewall;
 pub mod images;
+mod layers;
 mod platform;
 pub mod projects;
 pub mod reconcile;

@@ -40,6 +40,10 @@ pub struct Platform {
     monitors: Mutex<HashMap<ContainerId, (u64, JoinHandle<()>)>>,
     generation: AtomicU64,
     background: Mutex<Vec<JoinHandle<()>>>,
+    /// Serialises what creates, references or removes layers.
+    pub(crate) layers_lock: tokio::sync::Mutex<()>,
+    /// Wakes the qgroup sweeper.
+    pub(crate) qgroup_sweep: Arc<tokio::sync::Notify>,
 }
 
 impl Platform {
@@ -81,11 +85,21 @@ impl Platform {
             monitors: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(1),
             background: Mutex::new(Vec::new()),
+            layers_lock: tokio::sync::Mutex::new(()),
+            qgroup_sweep: Arc::new(tokio::sync::Notify::new()),
         });
+        match platform.host.btrfs.enable_quotas(platform.pool.root()) {
+            Ok(mode) => tracing::info!(?mode, "disk quotas on"),
+            Err(e) => tracing::warn!(error = %e, "disk quotas are unavailable: disk limits will not be enforced"),
+        }
         platform.prepare_network().await?;
         platform.ensure_minimal_image().await?;
         platform.reconcile().await?;
+        platform.collect_layers().await?;
         platform.spawn_log_rotation();
+        platform.spawn_qgroup_sweeper();
+        platform.sweep_qgroups();
+        platform.spawn_snapshot_expiry(platform.config.defaults.expiry_interval);
         Ok(platform)
     }
 
@@ -222,6 +236,10 @@ impl Platform {
                 platform.rotate_logs();
             }
         });
+        self.push_background(task);
+    }
+
+    pub(crate) fn push_background(&self, task: JoinHandle<()>) {
         self.background.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(task);
     }
 

@@ -11,7 +11,7 @@ use cubby_model::{ContainerStatus, CreateContainer, CreateProject, Image, ImageS
 use cubby_network::{FakeNetlink, FakeNftables};
 use cubby_runtime::{FakeCgroups, FakeRuntime};
 use cubby_storage::{FakeBtrfs, FakeMounts};
-use cubby_store::{ImageRecord, SqliteStore, Store};
+use cubby_store::{ImageRecord, LayerKind, LayerRecord, SqliteStore, Store};
 
 struct Fixture {
     platform: Arc<Platform>,
@@ -31,10 +31,22 @@ async fn fixture() -> Fixture {
     std::fs::write(root.join("proc/sys/net/ipv4/ip_forward"), "1\n").unwrap();
     std::fs::write(root.join("proc/meminfo"), "MemTotal: 8388608 kB\n").unwrap();
     // The `minimal` image, recorded and present, so it is not built.
-    std::fs::create_dir_all(root.join("data/pool/images/minimal")).unwrap();
+    std::fs::create_dir_all(root.join("data/pool/layers/lmin")).unwrap();
     let store = Arc::new(SqliteStore::in_memory().unwrap());
     store
+        .insert_layer(&LayerRecord {
+            id: "lmin".into(),
+            kind: LayerKind::Image,
+            subvolume: "layers/lmin".into(),
+            root: "layers/lmin".into(),
+            created_at: cubby_model::now(),
+            source_container: None,
+            source_generation: None,
+        })
+        .unwrap();
+    store
         .insert_image(&ImageRecord {
+            layer_id: "lmin".into(),
             image: Image {
                 name: "minimal".into(),
                 source: ImageSource::Builtin,

@@ -86,7 +86,7 @@ async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     }
 
     let pool = args.data_dir.join("pool");
-    let btrfs = cubby_storage::LibBtrfs;
+    let btrfs = cubby_storage::LibBtrfs::default();
     if pool.exists() && btrfs.is_btrfs(&pool).unwrap_or(false) {
         for sub in btrfs.subvolumes_under(&pool).unwrap_or_default() {
             note("delete subvolume", btrfs.delete_subvolume(&sub).map_err(Into::into));

@@ -68,6 +68,9 @@ pub struct ServeArgs {
     /// Largest image import, once decompressed.
     #[arg(long, default_value = "8GiB")]
     pub max_image_size: String,
+    /// Seconds between sweeps for expired snapshots.
+    #[arg(long, default_value_t = 60)]
+    pub snapshot_expiry_interval: u64,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
@@ -206,7 +209,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         dns_servers: dns,
         pool_size,
         helpers,
-        defaults: Defaults::default(),
+        defaults: Defaults {
+            expiry_interval: std::time::Duration::from_secs(args.snapshot_expiry_interval.max(1)),
+            ..Defaults::default()
+        },
     };
 
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
@@ -214,7 +220,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cubby_store::SqliteStore::open(&args.data_dir.join("cubby.db")).context("opening the state database")?,
     );
     let host = Host {
-        btrfs: Arc::new(cubby_storage::LibBtrfs),
+        btrfs: Arc::new(cubby_storage::LibBtrfs::default()),
         mounts: Arc::new(cubby_storage::KernelMounts::new(&args.proc_root)),
         runtime: Arc::new(cubby_runtime::Runc::new(&args.runtime, run_dir.join("runc"))),
         cgroups: Arc::new(cubby_runtime::CgroupFs::detect(&args.cgroup_root).context("reading cgroupfs")?),

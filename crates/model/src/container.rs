@@ -106,6 +106,11 @@ pub struct Limits {
     pub memory: ByteSize,
     /// Most processes and threads.
     pub pids: u32,
+    /// Most bytes of the container's own files (its writes on top of its
+    /// image or template); unlimited when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
+    pub disk: Option<ByteSize>,
 }
 
 /// Limits in a request: each one left out keeps the default (on create) or
@@ -120,6 +125,8 @@ pub struct LimitsSpec {
     pub memory: Option<ByteSize>,
     /// Most processes and threads, from 16 to 65536.
     pub pids: Option<u32>,
+    /// Most bytes the container may write: bytes or a string like "1GiB".
+    pub disk: Option<ByteSize>,
 }
 
 /// A container, as the API shows it.
@@ -141,6 +148,11 @@ pub struct Container {
     pub status: ContainerStatus,
     /// Where its app answers, through the daemon's proxy.
     pub url: String,
+    /// Its disk use, when the pool accounts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskUse>,
+    /// Most snapshots it may keep.
+    pub max_snapshots: u32,
     /// Its address on the daemon's container network.
     pub address: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -149,6 +161,68 @@ pub struct Container {
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
+}
+
+/// A container's disk use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DiskUse {
+    /// Bytes the container itself wrote: its own subvolume's delta.
+    pub exclusive_bytes: u64,
+    /// Bytes its subvolume refers to (equal to exclusive with simple quotas).
+    pub referenced_bytes: u64,
+    /// Its limit, if any.
+    pub limit_bytes: Option<u64>,
+}
+
+/// The body of `POST /api/v1/containers/{id}/copy`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CopyContainer {
+    /// Name of the new container, unique in its project.
+    pub name: String,
+    /// Project of the new container; the source's when left out.
+    #[serde(default)]
+    pub target_project_id: Option<ProjectId>,
+    /// Copy this snapshot (name or alias) instead of the current state.
+    #[serde(default)]
+    pub source_snapshot: Option<String>,
+    /// Copy the source's firewall rules (default true).
+    #[serde(default)]
+    pub copy_firewall_rules: Option<bool>,
+    /// Copy the source's network rules (default true).
+    #[serde(default)]
+    pub copy_network_rules: Option<bool>,
+    /// Merged over the source's env; these win.
+    #[serde(default)]
+    pub environment_vars: BTreeMap<String, String>,
+    /// Start it at once (default true).
+    #[serde(default)]
+    pub start: Option<bool>,
+}
+
+/// The body of `PATCH /api/v1/containers/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateContainer {
+    /// A new name; the URL follows.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Merged into the env; `null` removes a key. Applies at the next
+    /// start, or at once with `restart`.
+    #[serde(default)]
+    pub environment_vars: BTreeMap<String, Option<String>>,
+    /// Applied at once to the running container.
+    #[serde(default)]
+    pub limits: Option<LimitsSpec>,
+    /// Most snapshots it may keep.
+    #[serde(default)]
+    pub max_snapshots: Option<u32>,
+    /// Restart it so env changes apply now.
+    #[serde(default)]
+    pub restart: Option<bool>,
 }
 
 /// The body of `POST /api/v1/projects/{id}/containers`.

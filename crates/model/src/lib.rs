@@ -11,12 +11,14 @@ pub mod firewall;
 mod id;
 mod image;
 mod project;
+mod snapshot;
 mod token;
 mod validate;
 
 pub use bytesize::ByteSize;
 pub use container::{
-    Container, ContainerStatus, CreateContainer, ExecRequest, ExecResult, Limits, LimitsSpec, Page, Transition, Trigger,
+    Container, ContainerStatus, CopyContainer, CreateContainer, DiskUse, ExecRequest, ExecResult, Limits, LimitsSpec,
+    Page, Transition, Trigger, UpdateContainer,
 };
 pub use firewall::{
     Direction, Firewall, FirewallRule, NetworkMode, NetworkRules, Protocol, ReplaceFirewall, RuleAction, RulePatch,
@@ -25,6 +27,7 @@ pub use firewall::{
 pub use id::{ContainerId, ProjectId, TokenId, random_id, random_secret};
 pub use image::{Image, ImageConfig, ImageSource};
 pub use project::{CreateProject, Project};
+pub use snapshot::{CreateSnapshot, Snapshot, UpdateSnapshot, validate_alias};
 pub use token::{CreateToken, CreatedToken, Token};
 pub use validate::{
     ValidationError, validate_command, validate_container_name, validate_env, validate_image_name,

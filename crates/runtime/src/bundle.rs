@@ -216,7 +216,7 @@ mod tests {
             rootfs: "/run/cubby/containers/cabc/rootfs".into(),
             netns: "/run/cubby/netns/cabc".into(),
             cgroups_path: "/cubby/cabc".into(),
-            limits: Limits { cpu: 0.5, memory: ByteSize(256 << 20), pids: 128 },
+            limits: Limits { cpu: 0.5, memory: ByteSize(256 << 20), pids: 128, disk: None },
             ramdisk_bytes: 64 << 20,
             init_binary: "/usr/lib/cubby/cubby-init".into(),
             process_file: "/run/cubby/containers/cabc/process.json".into(),

@@ -46,6 +46,8 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the OCI image archive is unusable: {detail}")]
+    Oci { detail: String },
     #[error("{what} not found at {}", path.display())]
     Missing { what: &'static str, path: PathBuf },
 }

@@ -15,12 +15,13 @@
 
 pub mod btrfs;
 mod error;
+pub mod flatten;
 pub mod image;
 pub mod mountinfo;
 pub mod mounts;
 pub mod pool;
 
-pub use btrfs::{Btrfs, FakeBtrfs, LibBtrfs};
+pub use btrfs::{Btrfs, DiskUsage, FakeBtrfs, LibBtrfs, QuotaMode};
 pub use error::StorageError;
 pub use mounts::{FakeMounts, KernelMounts, Mounts, Overlay};
 pub use pool::{Pool, PoolOptions};

@@ -10,22 +10,29 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 use crate::{StorageError, mountinfo};
 
-/// An overlay: read-only `lowers` (topmost first) under a writable `upper`
-/// whose `work` dir is on the same filesystem (same subvolume, or the
-/// kernel answers EXDEV).
+/// An overlay: read-only `lowers` (topmost first) under a writable
+/// `upper` whose `work` dir is on the same filesystem (same subvolume, or
+/// the kernel answers EXDEV). Without `upper` the overlay is read-only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Overlay {
     pub lowers: Vec<PathBuf>,
-    pub upper: PathBuf,
-    pub work: PathBuf,
+    /// `(upper, work)`.
+    pub upper: Option<(PathBuf, PathBuf)>,
     pub target: PathBuf,
 }
 
 impl Overlay {
-    /// The mount data string for overlayfs.
+    /// The mount data string for overlayfs. Features that would write
+    /// overlay-private xattrs into the upper (redirects, metacopy, index)
+    /// stay off, so an upper can later serve as a plain lower layer.
     pub fn options(&self) -> String {
         let lowers: Vec<String> = self.lowers.iter().map(|p| p.display().to_string()).collect();
-        format!("lowerdir={},upperdir={},workdir={}", lowers.join(":"), self.upper.display(), self.work.display())
+        let mut options = format!("lowerdir={}", lowers.join(":"));
+        if let Some((upper, work)) = &self.upper {
+            options.push_str(&format!(",upperdir={},workdir={}", upper.display(), work.display()));
+        }
+        options.push_str(",redirect_dir=off,index=off,metacopy=off");
+        options
     }
 }
 
@@ -57,7 +64,11 @@ impl KernelMounts {
 impl Mounts for KernelMounts {
     fn mount_overlay(&self, overlay: &Overlay) -> Result<(), StorageError> {
         let _span = tracing::debug_span!("mount.overlay", target = %overlay.target.display()).entered();
-        mount(Some("overlay"), &overlay.target, Some("overlay"), MsFlags::MS_NOATIME, Some(overlay.options().as_str()))
+        let mut flags = MsFlags::MS_NOATIME;
+        if overlay.upper.is_none() {
+            flags |= MsFlags::MS_RDONLY;
+        }
+        mount(Some("overlay"), &overlay.target, Some("overlay"), flags, Some(overlay.options().as_str()))
             .map_err(|source| StorageError::Mount { op: "mount overlay on", target: overlay.target.clone(), source })
     }
 
@@ -147,20 +158,20 @@ mod tests {
     fn overlay_options_list_lowers_top_first() {
         let o = Overlay {
             lowers: vec!["/p/layers/l2".into(), "/p/images/minimal".into()],
-            upper: "/p/containers/c/upper".into(),
-            work: "/p/containers/c/work".into(),
+            upper: Some(("/p/containers/c/upper".into(), "/p/containers/c/work".into())),
             target: "/run/x/rootfs".into(),
         };
-        assert_eq!(
-            o.options(),
-            "lowerdir=/p/layers/l2:/p/images/minimal,upperdir=/p/containers/c/upper,workdir=/p/containers/c/work"
-        );
+        assert!(o.options().starts_with(
+            "lowerdir=/p/layers/l2:/p/images/minimal,upperdir=/p/containers/c/upper,workdir=/p/containers/c/work,"
+        ));
+        let ro = Overlay { upper: None, ..o };
+        assert!(!ro.options().contains("upperdir"));
     }
 
     #[test]
     fn fake_refuses_double_mount() {
         let f = FakeMounts::new();
-        let o = Overlay { lowers: vec![], upper: "/u".into(), work: "/w".into(), target: "/t".into() };
+        let o = Overlay { lowers: vec![], upper: Some(("/u".into(), "/w".into())), target: "/t".into() };
         f.mount_overlay(&o).unwrap();
         assert!(f.mount_overlay(&o).is_err());
         assert!(f.is_mounted(Path::new("/t")).unwrap());

@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! {data_dir}/pool/
-//!   images/{name}        read-only subvolume per image
+//!   layers/{id}          read-only subvolumes: images, frozen templates,
+//!                        snapshots, flattened chains
 //!   containers/{id}      one subvolume per container: upper/ and work/
 //!   tmp/                 half-built subvolumes; emptied at start
 //! ```
@@ -96,7 +97,7 @@ impl Pool {
         }
 
         let pool = Self { root, loop_file };
-        for dir in [pool.images_dir(), pool.containers_dir(), pool.tmp_dir()] {
+        for dir in [pool.images_dir(), pool.containers_dir(), pool.layers_dir(), pool.tmp_dir()] {
             std::fs::create_dir_all(&dir).map_err(StorageError::io("create", &dir))?;
         }
         pool.clear_tmp(btrfs)?;
@@ -136,6 +137,10 @@ impl Pool {
 
     pub fn containers_dir(&self) -> PathBuf {
         self.root.join("containers")
+    }
+
+    pub fn layers_dir(&self) -> PathBuf {
+        self.root.join("layers")
     }
 
     pub fn tmp_dir(&self) -> PathBuf {

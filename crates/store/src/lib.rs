@@ -15,7 +15,9 @@ mod records;
 mod sqlite;
 
 pub use error::StoreError;
-pub use records::{AuditEntry, ContainerRecord, ImageRecord, NewContainer, TokenRecord};
+pub use records::{
+    AuditEntry, ContainerRecord, ImageRecord, LayerKind, LayerRecord, NewContainer, SnapshotRecord, TokenRecord,
+};
 pub use sqlite::SqliteStore;
 
 use cubby_model::{
@@ -87,6 +89,38 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn network(&self, id: &ContainerId) -> Result<NetworkRules, StoreError>;
     /// Replaces a container's network rules.
     fn set_network(&self, id: &ContainerId, rules: &NetworkRules) -> Result<(), StoreError>;
+
+    /// Stores a container's changed name, env, limits, disk limit and
+    /// snapshot cap. [`StoreError::Duplicate`] if the new name is taken.
+    fn update_container(&self, container: &ContainerRecord) -> Result<(), StoreError>;
+
+    // ---- layers
+    fn insert_layer(&self, layer: &LayerRecord) -> Result<(), StoreError>;
+    fn layer(&self, id: &str) -> Result<Option<LayerRecord>, StoreError>;
+    /// A container's lowers, topmost first.
+    fn container_lowers(&self, id: &ContainerId) -> Result<Vec<LayerRecord>, StoreError>;
+    /// Replaces a container's lowers (restore, flatten).
+    fn set_container_lowers(&self, id: &ContainerId, lowers: &[String]) -> Result<(), StoreError>;
+    /// Remembers the layer last frozen from a container's subvolume.
+    fn set_frozen_layer(&self, id: &ContainerId, layer: Option<(&str, u64)>) -> Result<(), StoreError>;
+    /// Layers nothing refers to any more (no container, snapshot or image).
+    fn unreferenced_layers(&self) -> Result<Vec<LayerRecord>, StoreError>;
+    fn delete_layer(&self, id: &str) -> Result<(), StoreError>;
+    /// Every layer.
+    fn all_layers(&self) -> Result<Vec<LayerRecord>, StoreError>;
+
+    // ---- snapshots
+    /// Adds a snapshot, refusing past `max` per container and on a taken
+    /// name or alias.
+    fn insert_snapshot(&self, snapshot: &SnapshotRecord, max: u32) -> Result<(), StoreError>;
+    /// A container's snapshots, oldest first.
+    fn snapshots(&self, container: &ContainerId) -> Result<Vec<SnapshotRecord>, StoreError>;
+    /// A snapshot by name or alias.
+    fn snapshot(&self, container: &ContainerId, key: &str) -> Result<Option<SnapshotRecord>, StoreError>;
+    fn delete_snapshot(&self, id: &str) -> Result<bool, StoreError>;
+    fn set_snapshot_alias(&self, id: &str, alias: Option<&str>) -> Result<(), StoreError>;
+    /// Snapshots whose expiry is before `now`.
+    fn expired_snapshots(&self, now: cubby_model::Timestamp) -> Result<Vec<SnapshotRecord>, StoreError>;
 
     // ---- audit
     /// Appends an audit entry.

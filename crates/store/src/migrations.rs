@@ -94,6 +94,60 @@ ALTER TABLE containers ADD COLUMN network_proxy TEXT;
 ALTER TABLE containers ADD COLUMN dns_servers TEXT NOT NULL DEFAULT '[]';
 "#,
         ),
+        M::up(
+            r#"
+CREATE TABLE layers (
+    id                TEXT PRIMARY KEY,
+    kind              TEXT NOT NULL,
+    subvolume         TEXT NOT NULL,
+    root              TEXT NOT NULL,
+    created_at        INTEGER NOT NULL,
+    source_container  TEXT,
+    source_generation INTEGER
+);
+
+CREATE TABLE container_layers (
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    position     INTEGER NOT NULL,
+    layer_id     TEXT NOT NULL REFERENCES layers(id),
+    PRIMARY KEY (container_id, position)
+);
+CREATE INDEX container_layers_by_layer ON container_layers(layer_id);
+
+CREATE TABLE snapshots (
+    id           TEXT PRIMARY KEY,
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    alias        TEXT,
+    layer_id     TEXT NOT NULL REFERENCES layers(id),
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER,
+    UNIQUE (container_id, name)
+);
+CREATE UNIQUE INDEX snapshots_alias ON snapshots(container_id, alias) WHERE alias IS NOT NULL;
+
+CREATE TABLE snapshot_layers (
+    snapshot_id TEXT NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+    position    INTEGER NOT NULL,
+    layer_id    TEXT NOT NULL REFERENCES layers(id),
+    PRIMARY KEY (snapshot_id, position)
+);
+CREATE INDEX snapshot_layers_by_layer ON snapshot_layers(layer_id);
+
+ALTER TABLE images ADD COLUMN layer_id TEXT REFERENCES layers(id);
+ALTER TABLE containers ADD COLUMN disk_limit INTEGER;
+ALTER TABLE containers ADD COLUMN max_snapshots INTEGER NOT NULL DEFAULT 10;
+ALTER TABLE containers ADD COLUMN frozen_layer TEXT;
+ALTER TABLE containers ADD COLUMN frozen_generation INTEGER;
+
+-- Images and containers made before layers existed.
+INSERT INTO layers (id, kind, subvolume, root, created_at)
+    SELECT 'img-' || name, 'image', 'images/' || name, 'images/' || name, created_at FROM images;
+UPDATE images SET layer_id = 'img-' || name;
+INSERT INTO container_layers (container_id, position, layer_id)
+    SELECT id, 0, 'img-' || image FROM containers WHERE image IN (SELECT name FROM images);
+"#,
+        ),
     ])
 }
 

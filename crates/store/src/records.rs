@@ -22,6 +22,11 @@ pub struct ContainerRecord {
     pub status: ContainerStatus,
     /// Unique per daemon: picks the address and the veth name.
     pub slot: u32,
+    /// Most snapshots it may keep.
+    pub max_snapshots: u32,
+    /// The last layer frozen from its subvolume (for copies), and the
+    /// subvolume's generation then: reused while the generation holds.
+    pub frozen: Option<(String, u64)>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -43,6 +48,75 @@ pub struct NewContainer {
     /// Its first firewall rules (stored in the same transaction).
     pub firewall: Firewall,
     pub network: NetworkRules,
+    /// Its read-only lower layers, topmost first.
+    pub lowers: Vec<String>,
+    pub max_snapshots: u32,
+    /// `Creating` or `Copying`.
+    pub status: ContainerStatus,
+}
+
+/// What a layer was made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    /// An image's root filesystem.
+    Image,
+    /// A container's own subvolume, frozen for copies.
+    Frozen,
+    /// A named snapshot of a container.
+    Snapshot,
+    /// Several layers merged into one.
+    Flattened,
+}
+
+impl LayerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Frozen => "frozen",
+            Self::Snapshot => "snapshot",
+            Self::Flattened => "flattened",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "image" => Self::Image,
+            "frozen" => Self::Frozen,
+            "snapshot" => Self::Snapshot,
+            "flattened" => Self::Flattened,
+            _ => return None,
+        })
+    }
+}
+
+/// A read-only layer: a subvolume shared by every container and snapshot
+/// that lists it. It lives while anything refers to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerRecord {
+    pub id: String,
+    pub kind: LayerKind,
+    /// The subvolume, relative to the pool root.
+    pub subvolume: String,
+    /// The directory overlay uses as a lower, relative to the pool root.
+    pub root: String,
+    pub created_at: Timestamp,
+    pub source_container: Option<ContainerId>,
+    pub source_generation: Option<u64>,
+}
+
+/// A named snapshot of a container: its own layer, and the lowers the
+/// container had then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    pub id: String,
+    pub container_id: ContainerId,
+    pub name: String,
+    pub alias: Option<String>,
+    pub layer_id: String,
+    /// The lowers below the snapshot's layer, topmost first.
+    pub lowers: Vec<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
 }
 
 /// A token and the SHA-256 of its secret.
@@ -56,6 +130,8 @@ pub struct TokenRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageRecord {
     pub image: Image,
+    /// The layer holding its root filesystem.
+    pub layer_id: String,
     /// Free-form digest of the image's source (for `minimal`, of its binaries).
     pub digest: String,
 }

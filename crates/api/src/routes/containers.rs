@@ -4,7 +4,9 @@ use axum::Json as Out;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use cubby_model::{Container, ContainerId, CreateContainer, ExecRequest, ExecResult, Page, ProjectId, Transition};
+use cubby_model::{
+    Container, ContainerId, CreateContainer, ExecRequest, ExecResult, Page, ProjectId, Transition, UpdateContainer,
+};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -72,6 +74,21 @@ pub async fn get_container(
     Path(id): Path<String>,
 ) -> Result<Out<Container>, ApiError> {
     Ok(Out(s.platform.container(&caller, &ContainerId(id))?))
+}
+
+/// Change a container: env vars (merged; `null` removes a key), limits
+/// (applied live), name (the URL follows), snapshot cap.
+#[utoipa::path(patch, path = "/api/v1/containers/{id}", tag = "containers", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Container id")), request_body = UpdateContainer,
+    responses((status = 200, body = Container), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn update_container(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Json(req): Json<UpdateContainer>,
+) -> Result<Out<Container>, ApiError> {
+    Ok(Out(s.platform.update_container(&caller, &ContainerId(id), &req).await?))
 }
 
 /// Delete a container and everything of it: processes, files, snapshots,

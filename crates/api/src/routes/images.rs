@@ -40,10 +40,11 @@ pub struct ImportQuery {
     pub name: String,
 }
 
-/// Import a rootfs tarball (plain, gzip or zstd) streamed as the body
-/// (admin token).
+/// Import an image streamed as the body (admin token): an OCI image
+/// archive (`docker save`, `oci-archive`) or a rootfs tarball (plain, gzip
+/// or zstd).
 #[utoipa::path(post, path = "/api/v1/images", tag = "images", security(("bearer" = [])), params(ImportQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "A rootfs tarball"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "An OCI image archive or a rootfs tarball"),
     responses((status = 201, body = Image), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn import_image(
@@ -54,6 +55,20 @@ pub async fn import_image(
 ) -> Result<(StatusCode, Out<Image>), ApiError> {
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = SyncIoBridge::new(StreamReader::new(stream));
-    let image = s.platform.import_tarball(&caller, &q.name, reader, s.max_image_bytes).await?;
+    let image = s.platform.import_image(&caller, &q.name, reader, s.max_image_bytes).await?;
     Ok((StatusCode::CREATED, Out(image)))
+}
+
+/// Delete an image's name (admin token). Containers made from it keep
+/// working; its files go when nothing uses them.
+#[utoipa::path(delete, path = "/api/v1/images/{name}", tag = "images", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Image name")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_image(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.platform.delete_image(&caller, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

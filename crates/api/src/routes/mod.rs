@@ -6,6 +6,7 @@ pub mod firewall;
 pub mod images;
 pub mod meta;
 pub mod projects;
+pub mod snapshots;
 pub mod tokens;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -23,7 +24,15 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::delete_token))
         .routes(routes!(containers::create_container, containers::list_project_containers))
         .routes(routes!(containers::list_containers))
-        .routes(routes!(containers::get_container, containers::delete_container))
+        .routes(routes!(containers::get_container, containers::update_container, containers::delete_container))
+        .routes(routes!(snapshots::copy_container))
+        .routes(routes!(snapshots::create_snapshot, snapshots::list_snapshots))
+        .routes(routes!(
+            snapshots::get_snapshot,
+            snapshots::restore_snapshot,
+            snapshots::update_snapshot,
+            snapshots::delete_snapshot
+        ))
         .routes(routes!(containers::start_container))
         .routes(routes!(containers::stop_container))
         .routes(routes!(containers::restart_container))
@@ -36,7 +45,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(firewall::patch_rule, firewall::delete_rule))
         .routes(routes!(firewall::get_network, firewall::set_network))
         .routes(routes!(images::list_images))
-        .routes(routes!(images::get_image))
+        .routes(routes!(images::get_image, images::delete_image))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(images::import_image))

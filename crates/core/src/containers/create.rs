@@ -21,6 +21,7 @@ const MIN_MEMORY: u64 = 16 << 20;
 const MIN_PIDS: u32 = 16;
 const MAX_PIDS: u32 = 65_536;
 const MIN_CPU: f64 = 0.01;
+const MIN_DISK: u64 = 1 << 20;
 
 fn host_cpus() -> f64 {
     std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(1.0)
@@ -66,6 +67,15 @@ impl Platform {
             }
             limits.memory = memory;
         }
+        if let Some(disk) = spec.disk {
+            if disk.0 < MIN_DISK {
+                return Err(Error::invalid(
+                    "limits.disk",
+                    format!("{disk} is too small: give at least {}", ByteSize(MIN_DISK)),
+                ));
+            }
+            limits.disk = Some(disk);
+        }
         if let Some(pids) = spec.pids {
             if !(MIN_PIDS..=MAX_PIDS).contains(&pids) {
                 return Err(Error::invalid(
@@ -91,11 +101,9 @@ impl Platform {
         validate_container_name(&req.name)?;
         let image_name = req.image.as_deref().unwrap_or(minimal::NAME);
         validate_image_name(image_name)?;
-        let image = self
-            .store
-            .image(image_name)?
-            .ok_or_else(|| Error::NotFound { kind: "image", id: image_name.into() })?
-            .image;
+        let image_rec =
+            self.store.image(image_name)?.ok_or_else(|| Error::NotFound { kind: "image", id: image_name.into() })?;
+        let image = image_rec.image.clone();
         let command = req.command.clone().unwrap_or_else(|| image.config.command.clone());
         if command.is_empty() {
             return Err(Error::invalid(
@@ -127,15 +135,32 @@ impl Platform {
             created_at: cubby_model::now(),
             firewall: self.default_firewall(port),
             network: cubby_model::NetworkRules::default(),
+            lowers: vec![image_rec.layer_id.clone()],
+            max_snapshots: self.config.defaults.max_snapshots,
+            status: ContainerStatus::Creating,
         };
+        // The image's layer must not be collected between the check and the insert.
+        let layers = self.layers_lock.lock().await;
         let rec = self.store.insert_container(&new, self.ipam.capacity())?;
+        drop(layers);
         let span = tracing::info_span!("container.create", container = %rec.id, project = %project, name = %rec.name);
+        self.provision_new(rec, req.start.unwrap_or(true), started).instrument(span).await
+    }
+
+    /// Provisions a freshly inserted container (create or copy), rolling
+    /// everything back if a step fails.
+    pub(crate) async fn provision_new(
+        self: &Arc<Self>,
+        rec: ContainerRecord,
+        start: bool,
+        started: Instant,
+    ) -> Result<Container, Error> {
         let guard = self.lock(&rec.id).await;
-        match self.provision(&rec, req.start.unwrap_or(true)).instrument(span).await {
+        match self.provision(&rec, start).await {
             Ok(rec) => {
                 drop(guard);
                 tracing::info!(container = %rec.id, ms = crate::error::elapsed_ms(started), "container created");
-                self.view(&rec)
+                self.detailed_view(&rec)
             }
             Err(err) => {
                 tracing::warn!(container = %rec.id, error = %err, "create failed; rolling back");
@@ -154,6 +179,9 @@ impl Platform {
                 )?;
                 drop(guard);
                 self.forget_lock(&rec.id);
+                if let Err(e) = self.collect_layers().await {
+                    tracing::warn!(error = %e, "layer collection after a failed create");
+                }
                 Err(err)
             }
         }
@@ -171,6 +199,12 @@ impl Platform {
                 .map_err(Error::storage("create subvolume", rec.id.as_str()))?;
             for dir in [&paths.upper, &paths.work] {
                 std::fs::create_dir(dir).map_err(Error::io("create", dir))?;
+            }
+            if let Some(limit) = rec.limits.disk {
+                self.host
+                    .btrfs
+                    .set_disk_limit(&paths.subvolume, Some(limit.0))
+                    .map_err(Error::storage("set disk limit", rec.id.as_str()))?;
             }
         }
         self.connect(rec).await?;

@@ -33,6 +33,10 @@ impl Platform {
         )?;
         drop(guard);
         self.forget_lock(id);
+        // Its snapshots went with its rows; their layers, and those only it
+        // used, go now.
+        self.collect_layers().await?;
+        self.sweep_qgroups();
         tracing::info!(container = %id, ms = crate::error::elapsed_ms(t0), "container deleted");
         Ok(())
     }

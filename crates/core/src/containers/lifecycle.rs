@@ -164,9 +164,8 @@ impl Platform {
             let mounts = &self.host.mounts;
             if !mounts.is_mounted(&paths.rootfs).map_err(Error::storage("check rootfs mount", id))? {
                 let overlay = Overlay {
-                    lowers: vec![self.pool.image(&rec.image)],
-                    upper: paths.upper.clone(),
-                    work: paths.work.clone(),
+                    lowers: self.lower_paths(rec)?,
+                    upper: Some((paths.upper.clone(), paths.work.clone())),
                     target: paths.rootfs.clone(),
                 };
                 mounts.mount_overlay(&overlay).map_err(Error::storage("mount rootfs", id))?;

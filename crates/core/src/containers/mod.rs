@@ -17,10 +17,13 @@
 //! lifecycle (start, stop, restart, exit monitoring), delete, and exec and
 //! logs.
 
+mod copy;
 mod create;
 mod delete;
 mod exec;
 mod lifecycle;
+mod snapshots;
+mod update;
 
 use std::path::PathBuf;
 
@@ -111,6 +114,8 @@ impl Platform {
             limits: rec.limits,
             status: rec.status,
             url: self.url(&rec.name, &project),
+            disk: None,
+            max_snapshots: rec.max_snapshots,
             address: self.ipam.address(rec.slot).map(|a| a.to_string()).unwrap_or_default(),
             created_at: rec.created_at,
             updated_at: rec.updated_at,
@@ -144,9 +149,24 @@ impl Platform {
         }
     }
 
-    /// A container.
+    /// A container, with its disk use.
     pub fn container(&self, caller: &Caller, id: &ContainerId) -> Result<Container, Error> {
-        self.view(&self.record(caller, id)?)
+        self.detailed_view(&self.record(caller, id)?)
+    }
+
+    /// The view of one container with its disk use (which costs a few
+    /// reads of sysfs, so lists leave it out).
+    pub(crate) fn detailed_view(&self, rec: &ContainerRecord) -> Result<Container, Error> {
+        let mut view = self.view(rec)?;
+        let subvolume = self.pool.container(rec.id.as_str());
+        if let Ok(Some(usage)) = self.host.btrfs.disk_usage(&subvolume) {
+            view.disk = Some(cubby_model::DiskUse {
+                exclusive_bytes: usage.exclusive,
+                referenced_bytes: usage.referenced,
+                limit_bytes: usage.limit,
+            });
+        }
+        Ok(view)
     }
 
     /// A page of containers, of one project or of every project the caller

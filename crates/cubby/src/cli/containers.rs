@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use cubby_model::{ByteSize, CreateContainer, ExecRequest, LimitsSpec};
+use cubby_model::{ByteSize, CopyContainer, CreateContainer, ExecRequest, LimitsSpec, ProjectId, UpdateContainer};
 
 use super::Connection;
 use super::output::{print, print_one};
@@ -51,6 +51,10 @@ pub enum ContainersCommand {
         #[command(flatten)]
         c: Connection,
     },
+    /// Copy a container (or one of its snapshots) into a new one.
+    Copy(CopyArgs),
+    /// Change a container's env, limits or name.
+    Update(UpdateArgs),
     /// Show a container's state transitions.
     Transitions {
         id: String,
@@ -80,6 +84,9 @@ pub struct CreateArgs {
     pub memory: Option<ByteSize>,
     #[arg(long)]
     pub pids: Option<u32>,
+    /// Disk limit, like 1GiB.
+    #[arg(long, value_parser = |s: &str| ByteSize::parse(s))]
+    pub disk: Option<ByteSize>,
     /// Create it stopped.
     #[arg(long)]
     pub no_start: bool,
@@ -92,6 +99,65 @@ pub struct CreateArgs {
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Source container id.
+    pub source: String,
+    /// Name of the copy.
+    pub name: String,
+    /// Project of the copy (default: the source's).
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Copy this snapshot (name or alias) instead of the current state.
+    #[arg(long)]
+    pub snapshot: Option<String>,
+    /// Start from the default firewall rules, not the source's.
+    #[arg(long)]
+    pub no_firewall_rules: bool,
+    /// Start from the default network rules, not the source's.
+    #[arg(long)]
+    pub no_network_rules: bool,
+    /// Env var, repeatable: --env KEY=VALUE
+    #[arg(long = "env", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Create it stopped.
+    #[arg(long)]
+    pub no_start: bool,
+    #[command(flatten)]
+    pub c: Connection,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Container id.
+    pub id: String,
+    /// New name (the URL follows).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set an env var, repeatable: --env KEY=VALUE
+    #[arg(long = "env", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Remove an env var, repeatable.
+    #[arg(long = "unset")]
+    pub unset: Vec<String>,
+    #[arg(long)]
+    pub cpu: Option<f64>,
+    #[arg(long, value_parser = |s: &str| ByteSize::parse(s))]
+    pub memory: Option<ByteSize>,
+    #[arg(long)]
+    pub pids: Option<u32>,
+    /// Disk limit, like 1GiB.
+    #[arg(long, value_parser = |s: &str| ByteSize::parse(s))]
+    pub disk: Option<ByteSize>,
+    #[arg(long)]
+    pub max_snapshots: Option<u32>,
+    /// Restart so env changes apply now.
+    #[arg(long)]
+    pub restart: bool,
+    #[command(flatten)]
+    pub c: Connection,
 }
 
 #[derive(Debug, Args)]
@@ -144,11 +210,8 @@ pub fn run(cmd: ContainersCommand) -> anyhow::Result<std::process::ExitCode> {
             show_list(&c, &all);
         }
         ContainersCommand::Create(a) => {
-            let limits = (a.cpu.is_some() || a.memory.is_some() || a.pids.is_some()).then_some(LimitsSpec {
-                cpu: a.cpu,
-                memory: a.memory,
-                pids: a.pids,
-            });
+            let limits = (a.cpu.is_some() || a.memory.is_some() || a.pids.is_some() || a.disk.is_some())
+                .then_some(LimitsSpec { cpu: a.cpu, memory: a.memory, pids: a.pids, disk: a.disk });
             let req = CreateContainer {
                 name: a.name,
                 image: a.image,
@@ -161,6 +224,32 @@ pub fn run(cmd: ContainersCommand) -> anyhow::Result<std::process::ExitCode> {
             print_one(a.c.json, &a.c.client()?.create_container(&a.project, &req)?);
         }
         ContainersCommand::Get { id, c } => print_one(c.json, &c.client()?.container(&id)?),
+        ContainersCommand::Copy(a) => {
+            let req = CopyContainer {
+                name: a.name,
+                target_project_id: a.project.map(ProjectId),
+                source_snapshot: a.snapshot,
+                copy_firewall_rules: Some(!a.no_firewall_rules),
+                copy_network_rules: Some(!a.no_network_rules),
+                environment_vars: a.env.into_iter().collect(),
+                start: Some(!a.no_start),
+            };
+            print_one(a.c.json, &a.c.client()?.copy_container(&a.source, &req)?);
+        }
+        ContainersCommand::Update(a) => {
+            let mut env: BTreeMap<String, Option<String>> = a.env.into_iter().map(|(k, v)| (k, Some(v))).collect();
+            env.extend(a.unset.into_iter().map(|k| (k, None)));
+            let limits = (a.cpu.is_some() || a.memory.is_some() || a.pids.is_some() || a.disk.is_some())
+                .then_some(LimitsSpec { cpu: a.cpu, memory: a.memory, pids: a.pids, disk: a.disk });
+            let req = UpdateContainer {
+                name: a.name,
+                environment_vars: env,
+                limits,
+                max_snapshots: a.max_snapshots,
+                restart: Some(a.restart),
+            };
+            print_one(a.c.json, &a.c.client()?.update_container(&a.id, &req)?);
+        }
         ContainersCommand::Start { id, c } => print_one(c.json, &c.client()?.start(&id)?),
         ContainersCommand::Stop { id, c } => print_one(c.json, &c.client()?.stop(&id)?),
         ContainersCommand::Restart { id, c } => print_one(c.json, &c.client()?.restart(&id)?),

@@ -15,7 +15,14 @@ pub enum ImagesCommand {
         #[command(flatten)]
         c: Connection,
     },
-    /// Import a rootfs tarball (plain, gzip or zstd) as an image.
+    /// Delete an image (containers made from it keep working).
+    Delete {
+        name: String,
+        #[command(flatten)]
+        c: Connection,
+    },
+    /// Import an OCI image archive (docker save, oci-archive) or a rootfs
+    /// tarball (plain, gzip or zstd) as an image.
     Import {
         file: PathBuf,
         #[arg(long)]
@@ -42,6 +49,12 @@ pub fn run(cmd: ImagesCommand) -> anyhow::Result<std::process::ExitCode> {
                 })
                 .collect();
             print(c.json, &images, &["NAME", "SOURCE", "SIZE", "COMMAND", "CREATED"], rows);
+        }
+        ImagesCommand::Delete { name, c } => {
+            c.client()?.delete_image(&name)?;
+            if !c.json {
+                println!("deleted image {name}");
+            }
         }
         ImagesCommand::Import { file, name, c } => {
             let f = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;

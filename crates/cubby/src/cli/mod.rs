@@ -9,6 +9,7 @@ mod containers;
 mod images;
 mod output;
 mod projects;
+mod snapshots;
 
 use std::path::PathBuf;
 
@@ -57,10 +58,13 @@ pub enum ClientCommand {
     /// Projects: list, create, get, delete; and their tokens.
     #[command(subcommand, alias = "project")]
     Projects(projects::ProjectsCommand),
-    /// Containers: list, create, get, start, stop, restart, delete, transitions.
+    /// Containers: list, create, copy, update, get, start, stop, restart, delete, transitions.
     #[command(subcommand, alias = "container")]
     Containers(containers::ContainersCommand),
-    /// Images: list, import.
+    /// Snapshots of a container: list, create, restore, alias, delete.
+    #[command(subcommand, alias = "snapshot")]
+    Snapshots(snapshots::SnapshotsCommand),
+    /// Images: list, import, delete.
     #[command(subcommand, alias = "image")]
     Images(images::ImagesCommand),
     /// Run a command in a container: `cubby exec <id> -- ls /data`.
@@ -81,6 +85,7 @@ pub fn run(command: ClientCommand) -> anyhow::Result<std::process::ExitCode> {
         ClientCommand::Projects(c) => projects::run(c),
         ClientCommand::Containers(c) => containers::run(c),
         ClientCommand::Images(c) => images::run(c),
+        ClientCommand::Snapshots(c) => snapshots::run(c),
         ClientCommand::Exec(a) => containers::exec(a),
         ClientCommand::Logs(a) => containers::logs(a),
     }

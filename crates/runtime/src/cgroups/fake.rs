@@ -46,6 +46,18 @@ impl Cgroups for FakeCgroups {
         Ok(g.get(cgroup).map(|p| p.len() as u64 * 1024))
     }
 
+    fn freeze(&self, _cgroup: &str) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    fn thaw(&self, _cgroup: &str) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    fn file_cache(&self, _cgroup: &str) -> Result<Option<u64>, RuntimeError> {
+        Ok(None)
+    }
+
     fn remove(&self, cgroup: &str) -> Result<(), RuntimeError> {
         self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|k, _| !k.starts_with(cgroup));
         Ok(())

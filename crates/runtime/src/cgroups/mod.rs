@@ -28,6 +28,12 @@ pub trait Cgroups: Send + Sync + std::fmt::Debug {
     /// Removes the cgroup and any child cgroups, deepest first. They must
     /// hold no processes. Succeeds when absent.
     fn remove(&self, cgroup: &str) -> Result<(), RuntimeError>;
+    /// Freezes every process of the cgroup and waits until they are frozen.
+    fn freeze(&self, cgroup: &str) -> Result<(), RuntimeError>;
+    /// Lets a frozen cgroup run again.
+    fn thaw(&self, cgroup: &str) -> Result<(), RuntimeError>;
+    /// Memory charged to the cgroup for file pages (page cache), in bytes.
+    fn file_cache(&self, cgroup: &str) -> Result<Option<u64>, RuntimeError>;
 }
 
 /// The cgroup version of a host.
@@ -112,7 +118,67 @@ fn remove_tree(dir: &Path) -> Result<(), RuntimeError> {
     }
 }
 
+fn write(file: &Path, value: &str) -> Result<(), RuntimeError> {
+    std::fs::write(file, value).map_err(RuntimeError::io("write", file))
+}
+
+/// Waits up to a second for `file` to satisfy `done`.
+fn wait_for(file: &Path, done: impl Fn(&str) -> bool) -> Result<(), RuntimeError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let text = std::fs::read_to_string(file).map_err(RuntimeError::io("read", file))?;
+        if done(&text) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(RuntimeError::Io {
+                op: "wait for the freezer in",
+                path: file.to_path_buf(),
+                source: std::io::Error::from(std::io::ErrorKind::TimedOut),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
 impl Cgroups for CgroupFs {
+    fn freeze(&self, cgroup: &str) -> Result<(), RuntimeError> {
+        match self.version {
+            CgroupVersion::V1 => {
+                let state = self.root.join("freezer").join(rel(cgroup)).join("freezer.state");
+                write(&state, "FROZEN")?;
+                wait_for(&state, |t| t.trim() == "FROZEN")
+            }
+            CgroupVersion::V2 => {
+                let dir = self.root.join(rel(cgroup));
+                write(&dir.join("cgroup.freeze"), "1")?;
+                wait_for(&dir.join("cgroup.events"), |t| t.lines().any(|l| l.trim() == "frozen 1"))
+            }
+        }
+    }
+
+    fn thaw(&self, cgroup: &str) -> Result<(), RuntimeError> {
+        match self.version {
+            CgroupVersion::V1 => write(&self.root.join("freezer").join(rel(cgroup)).join("freezer.state"), "THAWED"),
+            CgroupVersion::V2 => write(&self.root.join(rel(cgroup)).join("cgroup.freeze"), "0"),
+        }
+    }
+
+    fn file_cache(&self, cgroup: &str) -> Result<Option<u64>, RuntimeError> {
+        let (file, key) = match self.version {
+            CgroupVersion::V1 => (self.root.join("memory").join(rel(cgroup)).join("memory.stat"), "cache"),
+            CgroupVersion::V2 => (self.root.join(rel(cgroup)).join("memory.stat"), "file"),
+        };
+        match std::fs::read_to_string(&file) {
+            Ok(text) => Ok(text.lines().find_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                (k == key).then(|| v.trim().parse().ok()).flatten()
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(RuntimeError::io("read", &file)(e)),
+        }
+    }
+
     fn pids(&self, cgroup: &str) -> Result<Vec<u32>, RuntimeError> {
         let dir = self.controller("pids").join(rel(cgroup));
         read_pids(&dir.join("cgroup.procs"))

@@ -10,13 +10,14 @@ use super::{ContainerState, ExecOutput, ExecSpec, OciRuntime, RuntimeStatus};
 use crate::RuntimeError;
 
 /// One call made to a [`FakeRuntime`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RuntimeCall {
     Create(String),
     Start(String),
     Kill(String, i32),
     Delete(String),
     Exec(String, Vec<String>),
+    Update(String, cubby_model::Limits),
 }
 
 /// An in-memory runtime. `create` fails for ids listed in `fail_create`,
@@ -138,6 +139,11 @@ impl OciRuntime for FakeRuntime {
         let mut s = self.lock();
         s.calls.push(RuntimeCall::Exec(id.into(), spec.args.clone()));
         Ok(ExecOutput { exit_code: 0, stdout: spec.args.join(" ").into_bytes(), stderr: Vec::new(), timed_out: false })
+    }
+
+    async fn update(&self, id: &str, limits: &cubby_model::Limits) -> Result<(), RuntimeError> {
+        self.lock().calls.push(RuntimeCall::Update(id.into(), *limits));
+        Ok(())
     }
 
     async fn list(&self) -> Result<Vec<ContainerState>, RuntimeError> {

@@ -78,6 +78,8 @@ pub trait OciRuntime: Send + Sync + std::fmt::Debug {
     async fn delete(&self, id: &str, force: bool) -> Result<(), RuntimeError>;
     /// Runs a process in a running container and collects its output.
     async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<ExecOutput, RuntimeError>;
+    /// Changes the cgroup limits of a created or running container.
+    async fn update(&self, id: &str, limits: &cubby_model::Limits) -> Result<(), RuntimeError>;
     /// Every container the runtime knows (in this daemon's runtime root).
     async fn list(&self) -> Result<Vec<ContainerState>, RuntimeError>;
 }

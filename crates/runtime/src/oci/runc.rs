@@ -243,6 +243,31 @@ impl OciRuntime for Runc {
         Ok(ExecOutput { exit_code, stdout, stderr, timed_out })
     }
 
+    #[tracing::instrument(level = "debug", name = "runc.update", skip(self, limits))]
+    async fn update(&self, id: &str, limits: &cubby_model::Limits) -> Result<(), RuntimeError> {
+        let (quota, shares) = crate::bundle::cpu_quota_and_shares(limits.cpu);
+        let (quota, period, shares) = (quota.to_string(), crate::bundle::CPU_PERIOD_US.to_string(), shares.to_string());
+        let (memory, pids) = (limits.memory.0.to_string(), limits.pids.to_string());
+        let args = [
+            "update",
+            "--cpu-quota",
+            &quota,
+            "--cpu-period",
+            &period,
+            "--cpu-share",
+            &shares,
+            "--memory",
+            &memory,
+            "--memory-swap",
+            &memory,
+            "--pids-limit",
+            &pids,
+            id,
+        ];
+        let out = self.run(id, &args).await?;
+        if out.status.success() { Ok(()) } else { Err(self.failed(id, &args, &out)) }
+    }
+
     async fn list(&self) -> Result<Vec<ContainerState>, RuntimeError> {
         let args = ["list", "--format", "json"];
         let out = self.run("*", &args).await?;

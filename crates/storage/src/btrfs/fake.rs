@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::Btrfs;
+use super::{Btrfs, DiskUsage, QuotaMode};
 use crate::StorageError;
 
 /// One call made to a [`FakeBtrfs`].
@@ -27,6 +27,7 @@ pub struct FakeBtrfs {
 struct FakeState {
     calls: Vec<BtrfsCall>,
     subvolumes: BTreeMap<PathBuf, (bool, u64)>,
+    limits: BTreeMap<PathBuf, Option<u64>>,
     generation: u64,
 }
 
@@ -123,6 +124,29 @@ impl Btrfs for FakeBtrfs {
             .get(path)
             .map(|(_, g)| *g)
             .ok_or_else(|| StorageError::Missing { what: "subvolume", path: path.to_path_buf() })
+    }
+
+    fn enable_quotas(&self, _path: &Path) -> Result<QuotaMode, StorageError> {
+        Ok(QuotaMode::Simple)
+    }
+
+    fn set_disk_limit(&self, path: &Path, limit: Option<u64>) -> Result<(), StorageError> {
+        self.lock().limits.insert(path.to_path_buf(), limit);
+        Ok(())
+    }
+
+    fn disk_usage(&self, path: &Path) -> Result<Option<DiskUsage>, StorageError> {
+        let bytes = crate::image::tree_size(path).unwrap_or(0);
+        let limit = self.lock().limits.get(path).copied().flatten();
+        Ok(Some(DiskUsage { referenced: bytes, exclusive: bytes, limit }))
+    }
+
+    fn remove_stale_qgroups(&self, _pool: &Path) -> Result<usize, StorageError> {
+        Ok(0)
+    }
+
+    fn sync(&self, _path: &Path) -> Result<(), StorageError> {
+        Ok(())
     }
 
     fn subvolumes_under(&self, dir: &Path) -> Result<Vec<PathBuf>, StorageError> {

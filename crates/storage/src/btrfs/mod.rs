@@ -6,11 +6,13 @@
 //! records each call, for unit tests without root.
 
 mod fake;
+mod quota;
 mod real;
 
 use std::path::{Path, PathBuf};
 
 pub use fake::{BtrfsCall, FakeBtrfs};
+pub use quota::{DiskUsage, QuotaMode};
 pub use real::LibBtrfs;
 
 use crate::StorageError;
@@ -36,4 +38,16 @@ pub trait Btrfs: Send + Sync + std::fmt::Debug {
     /// Subvolumes directly or indirectly under `dir` (not `dir` itself),
     /// as absolute paths, deepest first.
     fn subvolumes_under(&self, dir: &Path) -> Result<Vec<PathBuf>, StorageError>;
+    /// Turns quota accounting on for the filesystem of `path`.
+    fn enable_quotas(&self, path: &Path) -> Result<QuotaMode, StorageError>;
+    /// Limits the bytes the subvolume at `path` may write (`None`: no limit).
+    fn set_disk_limit(&self, path: &Path, limit: Option<u64>) -> Result<(), StorageError>;
+    /// The subvolume's disk use, or `None` when quotas are off.
+    fn disk_usage(&self, path: &Path) -> Result<Option<DiskUsage>, StorageError>;
+    /// Removes the quota groups deleted subvolumes left behind, once they
+    /// are empty; returns how many still wait for their extents to be freed.
+    fn remove_stale_qgroups(&self, pool: &Path) -> Result<usize, StorageError>;
+    /// Commits the current transaction of the filesystem holding `path`, so
+    /// that [`Btrfs::generation`] reflects every write made so far.
+    fn sync(&self, path: &Path) -> Result<(), StorageError>;
 }

@@ -5,12 +5,27 @@ use std::path::{Path, PathBuf};
 use libbtrfsutil::{CreateSnapshotOptions, DeleteSubvolumeOptions};
 use nix::sys::statfs::{BTRFS_SUPER_MAGIC, statfs};
 
-use super::Btrfs;
+use super::{Btrfs, DiskUsage, QuotaMode};
 use crate::StorageError;
 
-/// The real btrfs, through libbtrfsutil.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct LibBtrfs;
+/// The real btrfs, through libbtrfsutil and a few ioctls of its own.
+#[derive(Debug, Clone)]
+pub struct LibBtrfs {
+    sys_root: PathBuf,
+}
+
+impl LibBtrfs {
+    /// Reads quota usage under `sys_root` (normally `/sys`).
+    pub fn new(sys_root: impl Into<PathBuf>) -> Self {
+        Self { sys_root: sys_root.into() }
+    }
+}
+
+impl Default for LibBtrfs {
+    fn default() -> Self {
+        Self::new("/sys")
+    }
+}
 
 fn err(op: &'static str, path: &Path) -> impl FnOnce(libbtrfsutil::Error) -> StorageError {
     let path = path.to_path_buf();
@@ -65,6 +80,26 @@ impl Btrfs for LibBtrfs {
 
     fn generation(&self, path: &Path) -> Result<u64, StorageError> {
         libbtrfsutil::subvolume_info(path).map(|i| i.generation()).map_err(err("subvolume info", path))
+    }
+
+    fn enable_quotas(&self, path: &Path) -> Result<QuotaMode, StorageError> {
+        super::quota::enable(&self.sys_root, path)
+    }
+
+    fn set_disk_limit(&self, path: &Path, limit: Option<u64>) -> Result<(), StorageError> {
+        super::quota::set_limit(path, limit)
+    }
+
+    fn disk_usage(&self, path: &Path) -> Result<Option<DiskUsage>, StorageError> {
+        super::quota::usage(&self.sys_root, path)
+    }
+
+    fn remove_stale_qgroups(&self, pool: &Path) -> Result<usize, StorageError> {
+        super::quota::remove_stale(&self.sys_root, pool)
+    }
+
+    fn sync(&self, path: &Path) -> Result<(), StorageError> {
+        super::quota::sync(path)
     }
 
     fn subvolumes_under(&self, dir: &Path) -> Result<Vec<PathBuf>, StorageError> {

@@ -9,11 +9,48 @@
 //! it read-only after.
 
 pub mod minimal;
+pub mod oci;
 pub mod tarball;
 
+use std::io::Read;
 use std::path::Path;
 
+use cubby_model::ImageConfig;
+
 use crate::StorageError;
+
+/// Whether the first entry of a tar stream belongs to an OCI image archive
+/// (`docker save` or an OCI layout) rather than to a root filesystem.
+pub fn is_oci_archive(first_header: &[u8; 512]) -> bool {
+    let name_end = first_header[..100].iter().position(|&b| b == 0).unwrap_or(100);
+    let name = String::from_utf8_lossy(&first_header[..name_end]);
+    let name = name.trim_start_matches("./");
+    let hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    matches!(name, "oci-layout" | "index.json" | "manifest.json" | "repositories" | "blobs" | "blobs/")
+        || name.starts_with("blobs/")
+        || name.split(['/', '.']).next().is_some_and(hex64)
+}
+
+/// Imports an image into `root`: an OCI image archive or a rootfs tarball,
+/// told apart by the first entry. `scratch` is a path (not yet existing)
+/// an OCI archive may be unpacked to. Returns the bytes unpacked and, for
+/// OCI images, the defaults their config gives.
+pub fn import(
+    reader: impl Read,
+    root: &Path,
+    scratch: &Path,
+    limits: tarball::ImportLimits,
+) -> Result<(u64, Option<ImageConfig>), StorageError> {
+    let mut stream = tarball::decompress(reader)?;
+    let mut head = [0u8; 512];
+    stream.read_exact(&mut head).map_err(|source| StorageError::Archive { source })?;
+    let whole = std::io::Cursor::new(head).chain(stream);
+    if is_oci_archive(&head) {
+        oci::import_archive(whole, root, scratch, limits)
+    } else {
+        Ok((tarball::unpack(whole, root, limits)?, None))
+    }
+}
 
 /// Bytes of regular files under `dir` (not following symlinks).
 pub fn tree_size(dir: &Path) -> Result<u64, StorageError> {

@@ -85,6 +85,16 @@ fn is_contained(path: &Path) -> bool {
 /// Returns the number of bytes unpacked. On error `dest` holds a partial
 /// tree; the caller deletes it.
 pub fn unpack(reader: impl Read, dest: &Path, limits: ImportLimits) -> Result<u64, StorageError> {
+    unpack_filtered(reader, dest, limits, |_| true)
+}
+
+/// [`unpack`], skipping entries whose path `keep` refuses.
+pub fn unpack_filtered(
+    reader: impl Read,
+    dest: &Path,
+    limits: ImportLimits,
+    keep: impl Fn(&Path) -> bool,
+) -> Result<u64, StorageError> {
     let stream = decompress(reader)?;
     let capped = Capped { inner: stream, read: 0, limit: limits.max_unpacked_bytes };
     let mut archive = tar::Archive::new(capped);
@@ -103,6 +113,9 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: ImportLimits) -> Result<u6
     for entry in archive.entries().map_err(archive_err)? {
         let mut entry = entry.map_err(archive_err)?;
         let path = entry.path().map_err(archive_err)?.into_owned();
+        if !keep(&path) {
+            continue;
+        }
         if !is_contained(&path) {
             return Err(refuse(&path, "its path leaves the image root (`..`)"));
         }

@@ -1,5 +1,9 @@
 //! Unit tests of the SQLite store against an in-memory database.
 
+use std::collections::BTreeMap;
+
+use cubby_model::{ByteSize, Limits};
+
 use super::*;
 
 fn project(name: &str, max: Option<u32>) -> Project {
@@ -15,12 +19,15 @@ fn new_container(project: &ProjectId, name: &str) -> NewContainer {
         command: vec!["/bin/app".into()],
         env: BTreeMap::from([("A".into(), "1".into())]),
         port: 8080,
-        limits: Limits { cpu: 1.0, memory: ByteSize(256 << 20), pids: 128 },
+        limits: Limits { cpu: 1.0, memory: ByteSize(256 << 20), pids: 128, disk: None },
         workdir: None,
         user: None,
         created_at: cubby_model::now(),
         firewall: Firewall::default(),
         network: NetworkRules::default(),
+        lowers: vec![],
+        max_snapshots: 2,
+        status: ContainerStatus::Creating,
     }
 }
 
@@ -199,4 +206,53 @@ fn firewall_rules_keep_their_order_and_go_with_the_container() {
         AuditEntry { at: cubby_model::now(), action: "container.deleted".into(), project_id: None, container_id: None };
     s.delete_container(&c.id, &audit).unwrap();
     assert_eq!(s.firewall(&c.id).unwrap(), Firewall::default());
+}
+
+#[test]
+fn layers_are_garbage_once_nothing_refers_to_them() {
+    use crate::{LayerKind, LayerRecord, SnapshotRecord};
+    let s = SqliteStore::in_memory().unwrap();
+    let p = project("acme", None);
+    s.insert_project(&p).unwrap();
+    let layer = |id: &str, kind| LayerRecord {
+        id: id.into(),
+        kind,
+        subvolume: format!("layers/{id}"),
+        root: format!("layers/{id}/upper"),
+        created_at: cubby_model::now(),
+        source_container: None,
+        source_generation: None,
+    };
+    s.insert_layer(&layer("img", LayerKind::Image)).unwrap();
+    s.insert_layer(&layer("l1", LayerKind::Frozen)).unwrap();
+    s.insert_layer(&layer("snap", LayerKind::Snapshot)).unwrap();
+    let mut c = new_container(&p.id, "copy");
+    c.lowers = vec!["l1".into(), "img".into()];
+    let c = s.insert_container(&c, 10).unwrap();
+    assert_eq!(s.container_lowers(&c.id).unwrap().iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), ["l1", "img"]);
+    let snap = SnapshotRecord {
+        id: "s1".into(),
+        container_id: c.id.clone(),
+        name: "snap-1".into(),
+        alias: Some("before".into()),
+        layer_id: "snap".into(),
+        lowers: vec!["l1".into(), "img".into()],
+        created_at: cubby_model::now(),
+        expires_at: Some(cubby_model::now()),
+    };
+    s.insert_snapshot(&snap, 2).unwrap();
+    let dup = SnapshotRecord { id: "s2".into(), name: "snap-2".into(), ..snap.clone() };
+    assert!(matches!(s.insert_snapshot(&dup, 2), Err(StoreError::Duplicate { .. })), "alias taken");
+    assert_eq!(s.snapshot(&c.id, "before").unwrap().unwrap().name, "snap-1");
+    assert_eq!(s.expired_snapshots(cubby_model::now()).unwrap().len(), 1);
+    assert!(s.unreferenced_layers().unwrap().is_empty());
+    s.set_container_lowers(&c.id, &["img".into()]).unwrap();
+    assert!(s.unreferenced_layers().unwrap().is_empty(), "the snapshot still holds l1");
+    assert!(s.delete_snapshot("s1").unwrap());
+    let garbage: Vec<String> = s.unreferenced_layers().unwrap().into_iter().map(|l| l.id).collect();
+    assert_eq!(garbage, ["l1", "snap"]);
+    let audit =
+        AuditEntry { at: cubby_model::now(), action: "container.deleted".into(), project_id: None, container_id: None };
+    s.delete_container(&c.id, &audit).unwrap();
+    assert_eq!(s.unreferenced_layers().unwrap().len(), 3);
 }

@@ -1,18 +1,19 @@
 //! [`SqliteStore`]: the [`Store`] in one SQLite file (WAL mode), or in
 //! memory for tests.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use cubby_model::{
-    ByteSize, ContainerId, ContainerStatus, Firewall, Image, ImageConfig, ImageSource, Limits, NetworkRules, Project,
-    ProjectId, Timestamp, Token, TokenId, Transition, Trigger,
+    ContainerId, ContainerStatus, Firewall, Image, ImageConfig, ImageSource, NetworkRules, Project, ProjectId,
+    Timestamp, Token, TokenId, Transition, Trigger,
 };
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 
 use crate::migrations::migrations;
-use crate::{AuditEntry, ContainerRecord, ImageRecord, NewContainer, Store, StoreError, TokenRecord};
+use crate::{
+    AuditEntry, ContainerRecord, ImageRecord, LayerRecord, NewContainer, SnapshotRecord, Store, StoreError, TokenRecord,
+};
 
 /// The state in SQLite. One connection behind a mutex: every call is a
 /// short transaction, and WAL lets readers of other processes (`cubby
@@ -22,19 +23,24 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
 
-fn q(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+mod containers;
+mod layers;
+
+use containers::{CONTAINER_COLUMNS, RawContainer, raw_container};
+
+pub(super) fn q(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Query { op, source }
 }
 
-fn ms(t: Timestamp) -> i64 {
+pub(super) fn ms(t: Timestamp) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-fn from_ms(v: i64) -> Timestamp {
+pub(super) fn from_ms(v: i64) -> Timestamp {
     Timestamp::from_unix_timestamp_nanos(i128::from(v) * 1_000_000).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-fn is_unique_violation(err: &rusqlite::Error) -> bool {
+pub(super) fn is_unique_violation(err: &rusqlite::Error) -> bool {
     matches!(err, rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::ConstraintViolation)
 }
 
@@ -93,82 +99,14 @@ fn token_from_row(row: &Row<'_>) -> rusqlite::Result<TokenRecord> {
     })
 }
 
-const CONTAINER_COLUMNS: &str = "id, project_id, name, image, command, env, port, cpu, memory, pids, workdir, user, status, slot, created_at, updated_at";
+type RawImage = (String, String, String, i64, String, i64, Option<String>);
 
-struct RawContainer {
-    id: String,
-    project_id: String,
-    name: String,
-    image: String,
-    command: String,
-    env: String,
-    port: u16,
-    cpu: f64,
-    memory: i64,
-    pids: u32,
-    workdir: Option<String>,
-    user: Option<String>,
-    status: String,
-    slot: u32,
-    created_at: i64,
-    updated_at: i64,
+fn image_from_row(row: &Row<'_>) -> rusqlite::Result<RawImage> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
 }
 
-fn raw_container(row: &Row<'_>) -> rusqlite::Result<RawContainer> {
-    Ok(RawContainer {
-        id: row.get(0)?,
-        project_id: row.get(1)?,
-        name: row.get(2)?,
-        image: row.get(3)?,
-        command: row.get(4)?,
-        env: row.get(5)?,
-        port: row.get(6)?,
-        cpu: row.get(7)?,
-        memory: row.get(8)?,
-        pids: row.get(9)?,
-        workdir: row.get(10)?,
-        user: row.get(11)?,
-        status: row.get(12)?,
-        slot: row.get(13)?,
-        created_at: row.get(14)?,
-        updated_at: row.get(15)?,
-    })
-}
-
-impl RawContainer {
-    fn decode(self) -> Result<ContainerRecord, StoreError> {
-        let corrupt = |detail: String| StoreError::Corrupt { what: "container", key: self.id.clone(), detail };
-        let command: Vec<String> = serde_json::from_str(&self.command).map_err(|e| corrupt(format!("command: {e}")))?;
-        let env: BTreeMap<String, String> =
-            serde_json::from_str(&self.env).map_err(|e| corrupt(format!("env: {e}")))?;
-        let status =
-            ContainerStatus::parse(&self.status).ok_or_else(|| corrupt(format!("unknown status `{}`", self.status)))?;
-        let memory = u64::try_from(self.memory).map_err(|_| corrupt("negative memory".into()))?;
-        Ok(ContainerRecord {
-            id: ContainerId(self.id),
-            project_id: ProjectId(self.project_id),
-            name: self.name,
-            image: self.image,
-            command,
-            env,
-            port: self.port,
-            limits: Limits { cpu: self.cpu, memory: ByteSize(memory), pids: self.pids },
-            workdir: self.workdir,
-            user: self.user,
-            status,
-            slot: self.slot,
-            created_at: from_ms(self.created_at),
-            updated_at: from_ms(self.updated_at),
-        })
-    }
-}
-
-fn image_from_row(row: &Row<'_>) -> rusqlite::Result<(String, String, String, i64, String, i64)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
-}
-
-fn decode_image(raw: (String, String, String, i64, String, i64)) -> Result<ImageRecord, StoreError> {
-    let (name, source, config, size, digest, created) = raw;
+fn decode_image(raw: RawImage) -> Result<ImageRecord, StoreError> {
+    let (name, source, config, size, digest, created, layer_id) = raw;
     let corrupt = |detail: String| StoreError::Corrupt { what: "image", key: name.clone(), detail };
     let source = ImageSource::parse(&source).ok_or_else(|| corrupt(format!("unknown source `{source}`")))?;
     let config: ImageConfig = serde_json::from_str(&config).map_err(|e| corrupt(format!("config: {e}")))?;
@@ -181,10 +119,11 @@ fn decode_image(raw: (String, String, String, i64, String, i64)) -> Result<Image
             created_at: from_ms(created),
         },
         digest,
+        layer_id: layer_id.unwrap_or_default(),
     })
 }
 
-fn json<T: serde::Serialize>(value: &T) -> String {
+pub(super) fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data serialises")
 }
 
@@ -280,14 +219,15 @@ impl Store for SqliteStore {
         let i = &image.image;
         self.conn()
             .execute(
-                "INSERT INTO images (name, source, config, size_bytes, digest, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO images (name, source, config, size_bytes, digest, created_at, layer_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     i.name,
                     i.source.as_str(),
                     json(&i.config),
                     i64::try_from(i.size_bytes).unwrap_or(i64::MAX),
                     image.digest,
-                    ms(i.created_at)
+                    ms(i.created_at),
+                    image.layer_id,
                 ],
             )
             .map_err(|e| {
@@ -304,7 +244,7 @@ impl Store for SqliteStore {
         let raw = self
             .conn()
             .query_row(
-                "SELECT name, source, config, size_bytes, digest, created_at FROM images WHERE name = ?1",
+                "SELECT name, source, config, size_bytes, digest, created_at, layer_id FROM images WHERE name = ?1",
                 [name],
                 image_from_row,
             )
@@ -317,7 +257,9 @@ impl Store for SqliteStore {
         let raws: Vec<_> = {
             let conn = self.conn();
             let mut stmt = conn
-                .prepare_cached("SELECT name, source, config, size_bytes, digest, created_at FROM images ORDER BY name")
+                .prepare_cached(
+                    "SELECT name, source, config, size_bytes, digest, created_at, layer_id FROM images ORDER BY name",
+                )
                 .map_err(q("list images"))?;
             let rows = stmt.query_map([], image_from_row).map_err(q("list images"))?;
             rows.collect::<Result<_, _>>().map_err(q("list images"))?
@@ -362,9 +304,9 @@ impl Store for SqliteStore {
         if slot > max_slot {
             return Err(StoreError::LimitReached { what: "container network address", limit: max_slot });
         }
-        let status = ContainerStatus::Creating;
+        let status = c.status;
         tx.execute(
-            &format!("INSERT INTO containers ({CONTAINER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)"),
+            &format!("INSERT INTO containers ({CONTAINER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17, NULL, NULL)"),
             params![
                 c.id.as_str(),
                 c.project_id.as_str(),
@@ -381,6 +323,8 @@ impl Store for SqliteStore {
                 status.as_str(),
                 slot,
                 ms(c.created_at),
+                c.limits.disk.and_then(|d| i64::try_from(d.0).ok()),
+                c.max_snapshots,
             ],
         )
         .map_err(|e| {
@@ -397,6 +341,7 @@ impl Store for SqliteStore {
         .map_err(q("record transition"))?;
         crate::firewall::insert(&tx, &c.id, &c.firewall)?;
         crate::firewall::write_network(&tx, &c.id, &c.network)?;
+        layers::write_lowers(&tx, &c.id, &c.lowers)?;
         tx.commit().map_err(q("commit insert container"))?;
         Ok(ContainerRecord {
             id: c.id.clone(),
@@ -411,6 +356,8 @@ impl Store for SqliteStore {
             user: c.user.clone(),
             status,
             slot,
+            max_snapshots: c.max_snapshots,
+            frozen: None,
             created_at: c.created_at,
             updated_at: c.created_at,
         })
@@ -527,10 +474,117 @@ impl Store for SqliteStore {
         tx.execute("DELETE FROM transitions WHERE container_id = ?1", [id.as_str()])
             .map_err(q("delete transitions"))?;
         crate::firewall::delete(&tx, id)?;
+        layers::delete_container_rows(&tx, id)?;
         let n = tx.execute("DELETE FROM containers WHERE id = ?1", [id.as_str()]).map_err(q("delete container"))?;
         insert_audit(&tx, audit)?;
         tx.commit().map_err(q("commit delete container"))?;
         Ok(n > 0)
+    }
+
+    fn update_container(&self, c: &ContainerRecord) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE containers SET name = ?2, env = ?3, cpu = ?4, memory = ?5, pids = ?6, disk_limit = ?7,
+                        max_snapshots = ?8, updated_at = ?9 WHERE id = ?1",
+                params![
+                    c.id.as_str(),
+                    c.name,
+                    json(&c.env),
+                    c.limits.cpu,
+                    i64::try_from(c.limits.memory.0).unwrap_or(i64::MAX),
+                    c.limits.pids,
+                    c.limits.disk.and_then(|d| i64::try_from(d.0).ok()),
+                    c.max_snapshots,
+                    ms(cubby_model::now()),
+                ],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Duplicate { what: "container", name: c.name.clone() }
+                } else {
+                    StoreError::Query { op: "update container", source: e }
+                }
+            })?;
+        Ok(())
+    }
+
+    fn insert_layer(&self, layer: &LayerRecord) -> Result<(), StoreError> {
+        layers::insert(&self.conn(), layer)
+    }
+
+    fn layer(&self, id: &str) -> Result<Option<LayerRecord>, StoreError> {
+        layers::get(&self.conn(), id)
+    }
+
+    fn container_lowers(&self, id: &ContainerId) -> Result<Vec<LayerRecord>, StoreError> {
+        layers::lowers_of_container(&self.conn(), id)
+    }
+
+    fn set_container_lowers(&self, id: &ContainerId, lowers: &[String]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(q("begin set lowers"))?;
+        layers::write_lowers(&tx, id, lowers)?;
+        tx.commit().map_err(q("commit set lowers"))
+    }
+
+    fn set_frozen_layer(&self, id: &ContainerId, layer: Option<(&str, u64)>) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE containers SET frozen_layer = ?2, frozen_generation = ?3 WHERE id = ?1",
+                params![id.as_str(), layer.map(|l| l.0), layer.and_then(|l| i64::try_from(l.1).ok())],
+            )
+            .map_err(q("remember frozen layer"))?;
+        Ok(())
+    }
+
+    fn unreferenced_layers(&self) -> Result<Vec<LayerRecord>, StoreError> {
+        layers::unreferenced(&self.conn())
+    }
+
+    fn delete_layer(&self, id: &str) -> Result<(), StoreError> {
+        self.conn().execute("DELETE FROM layers WHERE id = ?1", [id]).map_err(q("delete layer"))?;
+        Ok(())
+    }
+
+    fn all_layers(&self) -> Result<Vec<LayerRecord>, StoreError> {
+        layers::all(&self.conn())
+    }
+
+    fn insert_snapshot(&self, snapshot: &SnapshotRecord, max: u32) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(q("begin insert snapshot"))?;
+        layers::insert_snapshot(&tx, snapshot, max)?;
+        tx.commit().map_err(q("commit insert snapshot"))
+    }
+
+    fn snapshots(&self, container: &ContainerId) -> Result<Vec<SnapshotRecord>, StoreError> {
+        layers::snapshots(&self.conn(), Some(container), None)
+    }
+
+    fn snapshot(&self, container: &ContainerId, key: &str) -> Result<Option<SnapshotRecord>, StoreError> {
+        Ok(layers::snapshots(&self.conn(), Some(container), None)?
+            .into_iter()
+            .find(|s| s.name == key || s.alias.as_deref() == Some(key)))
+    }
+
+    fn delete_snapshot(&self, id: &str) -> Result<bool, StoreError> {
+        let n = self.conn().execute("DELETE FROM snapshots WHERE id = ?1", [id]).map_err(q("delete snapshot"))?;
+        Ok(n > 0)
+    }
+
+    fn set_snapshot_alias(&self, id: &str, alias: Option<&str>) -> Result<(), StoreError> {
+        self.conn().execute("UPDATE snapshots SET alias = ?2 WHERE id = ?1", params![id, alias]).map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Duplicate { what: "snapshot alias", name: alias.unwrap_or_default().to_string() }
+            } else {
+                StoreError::Query { op: "rename snapshot alias", source: e }
+            }
+        })?;
+        Ok(())
+    }
+
+    fn expired_snapshots(&self, now: Timestamp) -> Result<Vec<SnapshotRecord>, StoreError> {
+        layers::snapshots(&self.conn(), None, Some(ms(now)))
     }
 
     fn firewall(&self, id: &ContainerId) -> Result<Firewall, StoreError> {
@@ -541,6 +595,7 @@ impl Store for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(q("begin replace firewall"))?;
         crate::firewall::delete(&tx, id)?;
+        layers::delete_container_rows(&tx, id)?;
         crate::firewall::insert(&tx, id, firewall)?;
         tx.commit().map_err(q("commit replace firewall"))
     }

@@ -1,0 +1,106 @@
+//! `/api/v1/containers/{id}/snapshots` and `/copy`
+
+use axum::Json as Out;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use cubby_model::{Container, ContainerId, CopyContainer, CreateSnapshot, Snapshot, UpdateSnapshot};
+
+use crate::auth::Auth;
+use crate::error::ErrorBody;
+use crate::json::Json;
+use crate::{ApiError, AppState};
+
+/// Copy a container (its current state, or a snapshot) into a new one,
+/// optionally in another project. Answers once the copy runs.
+#[utoipa::path(post, path = "/api/v1/containers/{id}/copy", tag = "containers", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Source container id")), request_body = CopyContainer,
+    responses((status = 201, body = Container), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn copy_container(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Json(req): Json<CopyContainer>,
+) -> Result<(StatusCode, Out<Container>), ApiError> {
+    Ok((StatusCode::CREATED, Out(s.platform.copy_container(&caller, &ContainerId(id), &req).await?)))
+}
+
+/// Take a snapshot.
+#[utoipa::path(post, path = "/api/v1/containers/{id}/snapshots", tag = "snapshots", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Container id")), request_body = CreateSnapshot,
+    responses((status = 201, body = Snapshot), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create_snapshot(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Json(req): Json<CreateSnapshot>,
+) -> Result<(StatusCode, Out<Snapshot>), ApiError> {
+    Ok((StatusCode::CREATED, Out(s.platform.create_snapshot(&caller, &ContainerId(id), &req).await?)))
+}
+
+/// A container's snapshots, oldest first.
+#[utoipa::path(get, path = "/api/v1/containers/{id}/snapshots", tag = "snapshots", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Container id")),
+    responses((status = 200, body = Vec<Snapshot>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list_snapshots(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> Result<Out<Vec<Snapshot>>, ApiError> {
+    Ok(Out(s.platform.snapshots(&caller, &ContainerId(id))?))
+}
+
+/// One snapshot, by name or alias.
+#[utoipa::path(get, path = "/api/v1/containers/{id}/snapshots/{name}", tag = "snapshots", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Container id"), ("name" = String, Path, description = "Snapshot name or alias")),
+    responses((status = 200, body = Snapshot), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_snapshot(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Out<Snapshot>, ApiError> {
+    Ok(Out(s.platform.snapshot(&caller, &ContainerId(id), &name)?))
+}
+
+/// Restore the container to this snapshot, in place (it is stopped and
+/// started again around the restore).
+#[utoipa::path(put, path = "/api/v1/containers/{id}/snapshots/{name}", tag = "snapshots", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Container id"), ("name" = String, Path, description = "Snapshot name or alias")),
+    responses((status = 200, body = Container), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub async fn restore_snapshot(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Out<Container>, ApiError> {
+    Ok(Out(s.platform.restore_snapshot(&caller, &ContainerId(id), &name).await?))
+}
+
+/// Rename or remove a snapshot's alias.
+#[utoipa::path(patch, path = "/api/v1/containers/{id}/snapshots/{name}", tag = "snapshots", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Container id"), ("name" = String, Path, description = "Snapshot name or alias")),
+    request_body = UpdateSnapshot,
+    responses((status = 200, body = Snapshot), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn update_snapshot(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, name)): Path<(String, String)>,
+    Json(req): Json<UpdateSnapshot>,
+) -> Result<Out<Snapshot>, ApiError> {
+    Ok(Out(s.platform.update_snapshot(&caller, &ContainerId(id), &name, &req).await?))
+}
+
+/// Delete a snapshot.
+#[utoipa::path(delete, path = "/api/v1/containers/{id}/snapshots/{name}", tag = "snapshots", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Container id"), ("name" = String, Path, description = "Snapshot name or alias")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_snapshot(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    s.platform.delete_snapshot(&caller, &ContainerId(id), &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

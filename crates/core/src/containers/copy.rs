@@ -1,0 +1,118 @@
+//! Copying a container (or one of its snapshots) into a new tenant.
+//!
+//! The copy's lowers are the source's state frozen into a read-only layer
+//! plus the source's own lowers; its own subvolume starts empty, so a copy
+//! costs kilobytes and every copy of one template reads the same files.
+//! Chains deeper than the limit are flattened into one layer.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use cubby_model::{
+    Container, ContainerId, ContainerStatus, CopyContainer, Firewall, FirewallRule, NetworkRules,
+    validate_container_name, validate_env,
+};
+use cubby_store::NewContainer;
+use tracing::Instrument;
+
+use crate::{Caller, Error, Platform};
+
+fn with_new_ids(rules: Vec<FirewallRule>) -> Vec<FirewallRule> {
+    rules.into_iter().map(|r| FirewallRule { id: format!("r{}", cubby_model::random_id(12)), ..r }).collect()
+}
+
+impl Platform {
+    /// Copies container `source` (its current state, or a snapshot) into a
+    /// new container, and starts it unless asked not to.
+    pub async fn copy_container(
+        self: &Arc<Self>,
+        caller: &Caller,
+        source: &ContainerId,
+        req: &CopyContainer,
+    ) -> Result<Container, Error> {
+        let started = Instant::now();
+        let src = self.record(caller, source)?;
+        let target = req.target_project_id.clone().unwrap_or_else(|| src.project_id.clone());
+        // A token that cannot see the target project cannot copy into it.
+        self.project(caller, &target)?;
+        validate_container_name(&req.name)?;
+        validate_env("environment_vars", &req.environment_vars)?;
+
+        let (top, below) = match &req.source_snapshot {
+            Some(key) => {
+                let snapshot = self
+                    .store
+                    .snapshot(&src.id, key)?
+                    .ok_or_else(|| Error::NotFound { kind: "snapshot", id: key.clone() })?;
+                (None, Some(snapshot))
+            }
+            None => (Some(()), None),
+        };
+
+        // Lock order: the source container, then the layers.
+        let source_guard = if top.is_some() { Some(self.lock(&src.id).await) } else { None };
+        let src = self.record(caller, source)?;
+        if matches!(src.status, ContainerStatus::Creating | ContainerStatus::Copying | ContainerStatus::Deleting) {
+            return Err(Error::Conflict {
+                code: "container_busy",
+                message: format!("container {} is {}: wait and try again", src.id, src.status.as_str()),
+            });
+        }
+        let layers_guard = self.layers_lock.lock().await;
+        let mut lowers: Vec<String> = match below {
+            Some(snapshot) => std::iter::once(snapshot.layer_id).chain(snapshot.lowers).collect(),
+            None => {
+                let frozen = self.frozen_layer(&src)?;
+                let mut chain = vec![frozen];
+                chain.extend(self.store.container_lowers(&src.id)?.into_iter().map(|l| l.id));
+                chain
+            }
+        };
+        drop(source_guard);
+        if lowers.len() > self.config.defaults.max_layer_depth {
+            let flat = tokio::task::block_in_place(|| self.flatten_chain(&lowers))?;
+            lowers = vec![flat];
+        }
+
+        let mut env = src.env.clone();
+        env.extend(req.environment_vars.clone());
+        let firewall = if req.copy_firewall_rules.unwrap_or(true) {
+            let f = self.store.firewall(&src.id)?;
+            Firewall { ingress: with_new_ids(f.ingress), egress: with_new_ids(f.egress) }
+        } else {
+            self.default_firewall(src.port)
+        };
+        let network =
+            if req.copy_network_rules.unwrap_or(true) { self.store.network(&src.id)? } else { NetworkRules::default() };
+        let new = NewContainer {
+            id: ContainerId::random(),
+            project_id: target.clone(),
+            name: req.name.clone(),
+            image: src.image.clone(),
+            command: src.command.clone(),
+            env,
+            port: src.port,
+            limits: src.limits,
+            workdir: src.workdir.clone(),
+            user: src.user.clone(),
+            created_at: cubby_model::now(),
+            firewall,
+            network,
+            lowers,
+            max_snapshots: src.max_snapshots,
+            status: ContainerStatus::Copying,
+        };
+        let inserted = self.store.insert_container(&new, self.ipam.capacity());
+        drop(layers_guard);
+        let rec = match inserted {
+            Ok(rec) => rec,
+            Err(e) => {
+                // A layer frozen for this copy alone is garbage now.
+                let _ = self.collect_layers().await;
+                return Err(e.into());
+            }
+        };
+        let span = tracing::info_span!("container.copy", container = %rec.id, source = %src.id, project = %target);
+        self.provision_new(rec, req.start.unwrap_or(true), started).instrument(span).await
+    }
+}

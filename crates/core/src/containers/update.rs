@@ -1,0 +1,117 @@
+//! Tweaking one tenant (`PATCH`): env vars (merged; `null` removes), limits
+//! (applied live to the running cgroup and the disk quota), name (the URL
+//! follows) and the snapshot cap. No other container is touched.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cubby_model::{
+    ByteSize, Container, ContainerId, ContainerStatus, Trigger, UpdateContainer, validate_container_name, validate_env,
+};
+
+use crate::{Caller, Error, Platform};
+
+/// Most snapshots a container may be allowed.
+const MAX_SNAPSHOTS: u32 = 1000;
+
+impl Platform {
+    /// Changes a container.
+    pub async fn update_container(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: &ContainerId,
+        req: &UpdateContainer,
+    ) -> Result<Container, Error> {
+        let _guard = self.lock(id).await;
+        let old = self.record(caller, id)?;
+        if matches!(old.status, ContainerStatus::Creating | ContainerStatus::Copying | ContainerStatus::Deleting) {
+            return Err(Error::Conflict {
+                code: "container_busy",
+                message: format!("container {id} is {}: wait and try again", old.status.as_str()),
+            });
+        }
+        let mut rec = old.clone();
+
+        if let Some(name) = &req.name {
+            validate_container_name(name)?;
+            rec.name.clone_from(name);
+        }
+        let mut env: BTreeMap<String, String> = rec.env.clone();
+        for (k, v) in &req.environment_vars {
+            match v {
+                Some(v) => {
+                    env.insert(k.clone(), v.clone());
+                }
+                None => {
+                    env.remove(k);
+                }
+            }
+        }
+        validate_env("environment_vars", &env)?;
+        rec.env = env;
+        rec.limits = self.resolve_limits(rec.limits, req.limits.as_ref())?;
+        let subvolume = self.pool.container(rec.id.as_str());
+        if let (Some(disk), true) = (rec.limits.disk, rec.limits.disk != old.limits.disk) {
+            let used = self.host.btrfs.disk_usage(&subvolume).ok().flatten().map_or(0, |u| u.exclusive);
+            if disk.0 < used {
+                return Err(Error::invalid(
+                    "limits.disk",
+                    format!(
+                        "{disk} is below what the container already uses ({}): free space first or give more",
+                        ByteSize(used)
+                    ),
+                ));
+            }
+        }
+        if let Some(max) = req.max_snapshots {
+            let have = self.store.snapshots(id)?.len();
+            if max == 0 || max > MAX_SNAPSHOTS {
+                return Err(Error::invalid("max_snapshots", format!("give 1 to {MAX_SNAPSHOTS}")));
+            }
+            if (max as usize) < have {
+                return Err(Error::invalid(
+                    "max_snapshots",
+                    format!("the container has {have} snapshots; delete some before lowering the cap to {max}"),
+                ));
+            }
+            rec.max_snapshots = max;
+        }
+
+        // Live limits first: if the kernel refuses them, nothing is stored.
+        let limits_changed = rec.limits != old.limits;
+        if limits_changed && old.status == ContainerStatus::Running {
+            self.host
+                .runtime
+                .update(id.as_str(), &rec.limits)
+                .await
+                .map_err(Error::runtime("update limits", id.as_str()))?;
+        }
+        if rec.limits.disk != old.limits.disk {
+            self.host
+                .btrfs
+                .set_disk_limit(&subvolume, rec.limits.disk.map(|d| d.0))
+                .map_err(Error::storage("set disk limit", id.as_str()))?;
+        }
+        if let Err(e) = self.store.update_container(&rec) {
+            if limits_changed && old.status == ContainerStatus::Running {
+                let _ = self.host.runtime.update(id.as_str(), &old.limits).await;
+            }
+            if rec.limits.disk != old.limits.disk {
+                let _ = self.host.btrfs.set_disk_limit(&subvolume, old.limits.disk.map(|d| d.0));
+            }
+            return Err(e.into());
+        }
+        if rec.name != old.name {
+            self.routes.remove(id);
+            let (label, route) = self.route_of(&rec, old.status == ContainerStatus::Running)?;
+            self.routes.insert(label, route);
+        }
+        let rec = if req.restart.unwrap_or(false) && old.status == ContainerStatus::Running {
+            let stopped = self.stop_locked(&rec, Trigger::Api, Some(self.config.defaults.stop_timeout)).await?;
+            self.start_locked(&stopped, Trigger::Api).await?
+        } else {
+            self.store.container(id)?.ok_or_else(|| Error::NotFound { kind: "container", id: id.to_string() })?
+        };
+        self.detailed_view(&rec)
+    }
+}

@@ -1,0 +1,212 @@
+//! Read-only layers: images, templates frozen for copies, snapshots and
+//! flattened chains. Each is a subvolume under `pool/layers/`, shared by
+//! every container and snapshot that lists it, and removed when nothing
+//! does any more.
+//!
+//! Copies of one template share its frozen layer: the template's own
+//! subvolume is snapshotted read-only once, and again only when its btrfs
+//! generation shows it changed. All copies then read the same files, so
+//! they share the page cache too.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cubby_model::{ContainerStatus, random_id};
+use cubby_store::{ContainerRecord, LayerKind, LayerRecord};
+
+use crate::{Error, Platform};
+
+impl Platform {
+    /// Where a layer's files are (the overlay lower).
+    pub(crate) fn layer_root(&self, layer: &LayerRecord) -> PathBuf {
+        self.pool.root().join(&layer.root)
+    }
+
+    /// The overlay lowers of a container, topmost first.
+    pub(crate) fn lower_paths(&self, rec: &ContainerRecord) -> Result<Vec<PathBuf>, Error> {
+        let layers = self.store.container_lowers(&rec.id)?;
+        if layers.is_empty() {
+            return Err(Error::Conflict {
+                code: "container_broken",
+                message: format!("container {} has no image layer recorded; delete it", rec.id),
+            });
+        }
+        Ok(layers.iter().map(|l| self.layer_root(l)).collect())
+    }
+
+    /// Snapshots a container's own subvolume read-only into a new layer.
+    /// A running container is frozen for the instant of the snapshot, so
+    /// the layer is consistent. Returns the layer and the subvolume's
+    /// generation right after.
+    pub(crate) fn snapshot_subvolume(
+        &self,
+        rec: &ContainerRecord,
+        kind: LayerKind,
+    ) -> Result<(LayerRecord, u64), Error> {
+        let id = format!("l{}", random_id(12));
+        let source = self.pool.container(rec.id.as_str());
+        let dest = self.pool.layers_dir().join(&id);
+        let cgroup = self.paths(&rec.id, rec.slot).cgroup;
+        let frozen = rec.status == ContainerStatus::Running && self.host.cgroups.freeze(&cgroup).is_ok();
+        let snapped = self.host.btrfs.snapshot(&source, &dest, true);
+        if frozen && let Err(e) = self.host.cgroups.thaw(&cgroup) {
+            tracing::error!(container = %rec.id, error = %e, "could not thaw after a snapshot");
+        }
+        snapped.map_err(Error::storage("snapshot subvolume", rec.id.as_str()))?;
+        let generation =
+            self.host.btrfs.generation(&source).map_err(Error::storage("read generation", rec.id.as_str()))?;
+        let layer = LayerRecord {
+            root: format!("layers/{id}/upper"),
+            subvolume: format!("layers/{id}"),
+            id,
+            kind,
+            created_at: cubby_model::now(),
+            source_container: Some(rec.id.clone()),
+            source_generation: Some(generation),
+        };
+        if let Err(e) = self.store.insert_layer(&layer) {
+            let _ = self.host.btrfs.delete_subvolume(&dest);
+            return Err(e.into());
+        }
+        Ok((layer, generation))
+    }
+
+    /// The layer that holds a container's current state for copies: the
+    /// last frozen one while the container's subvolume has not changed
+    /// since, else a new one. The caller holds the container's lock and
+    /// the layer lock.
+    pub(crate) fn frozen_layer(&self, rec: &ContainerRecord) -> Result<String, Error> {
+        let source = self.pool.container(rec.id.as_str());
+        // Writes still in the page cache have not moved the generation yet.
+        self.host.btrfs.sync(&source).map_err(Error::storage("sync", rec.id.as_str()))?;
+        let now = self.host.btrfs.generation(&source).map_err(Error::storage("read generation", rec.id.as_str()))?;
+        if let Some((layer, generation)) = &rec.frozen
+            && *generation == now
+            && self.store.layer(layer)?.is_some()
+        {
+            tracing::debug!(container = %rec.id, layer, "reusing the frozen layer: unchanged since");
+            return Ok(layer.clone());
+        }
+        let (layer, generation) = self.snapshot_subvolume(rec, LayerKind::Frozen)?;
+        self.store.set_frozen_layer(&rec.id, Some((&layer.id, generation)))?;
+        Ok(layer.id)
+    }
+
+    /// Merges a chain of layers into one new layer (for copies of copies
+    /// past the depth limit). The caller holds the layer lock.
+    pub(crate) fn flatten_chain(&self, chain: &[String]) -> Result<String, Error> {
+        let mut roots = Vec::new();
+        for id in chain {
+            let layer = self.store.layer(id)?.ok_or_else(|| Error::NotFound { kind: "layer", id: id.clone() })?;
+            roots.push(self.layer_root(&layer));
+        }
+        let id = format!("l{}", random_id(12));
+        let dest = self.pool.layers_dir().join(&id);
+        let scratch = self.pool.tmp_path("flatten");
+        let step = |e| Error::Storage { step: "flatten layers", container: None, source: Box::new(e) };
+        self.host.btrfs.create_subvolume(&dest).map_err(step)?;
+        let result = std::fs::create_dir(&scratch)
+            .map_err(Error::io("create", &scratch))
+            .and_then(|()| cubby_storage::flatten::flatten(&*self.host.mounts, &roots, &scratch, &dest).map_err(step))
+            .and_then(|()| self.host.btrfs.set_readonly(&dest, true).map_err(step));
+        let _ = std::fs::remove_dir(&scratch);
+        if let Err(e) = result {
+            let _ = self.host.btrfs.delete_subvolume(&dest);
+            return Err(e);
+        }
+        let layer = LayerRecord {
+            root: format!("layers/{id}"),
+            subvolume: format!("layers/{id}"),
+            id: id.clone(),
+            kind: LayerKind::Flattened,
+            created_at: cubby_model::now(),
+            source_container: None,
+            source_generation: None,
+        };
+        if let Err(e) = self.store.insert_layer(&layer) {
+            let _ = self.host.btrfs.delete_subvolume(&dest);
+            return Err(e.into());
+        }
+        tracing::info!(layer = %id, depth = chain.len(), "flattened a chain of layers");
+        Ok(id)
+    }
+
+    /// Removes every layer that no container, snapshot or image refers to.
+    pub(crate) async fn collect_layers(&self) -> Result<usize, Error> {
+        let _layers = self.layers_lock.lock().await;
+        let mut removed = 0;
+        for layer in self.store.unreferenced_layers()? {
+            let path = self.pool.root().join(&layer.subvolume);
+            self.host.btrfs.delete_subvolume(&path).map_err(Error::storage("delete layer", &layer.id))?;
+            self.store.delete_layer(&layer.id)?;
+            tracing::debug!(layer = %layer.id, kind = layer.kind.as_str(), "layer removed: nothing refers to it");
+            removed += 1;
+        }
+        // Subvolumes in layers/ without a row: debris of a crash.
+        let known: std::collections::HashSet<String> =
+            self.store.all_layers()?.into_iter().map(|l| l.subvolume).collect();
+        if let Ok(entries) = std::fs::read_dir(self.pool.layers_dir()) {
+            for entry in entries.flatten() {
+                let rel = format!("layers/{}", entry.file_name().to_string_lossy());
+                if !known.contains(&rel) {
+                    self.host
+                        .btrfs
+                        .delete_subvolume(&entry.path())
+                        .map_err(Error::storage("delete orphan layer", &rel))?;
+                    removed += 1;
+                }
+            }
+        }
+        self.sweep_qgroups();
+        Ok(removed)
+    }
+
+    /// Asks the qgroup sweeper to look for quota groups of deleted
+    /// subvolumes.
+    pub(crate) fn sweep_qgroups(&self) {
+        self.qgroup_sweep.notify_one();
+    }
+
+    /// The qgroup sweeper: btrfs frees a deleted subvolume's extents a little
+    /// after the delete, and only then can its quota group go. After each
+    /// request it sweeps a few times over half a minute.
+    pub(crate) fn spawn_qgroup_sweeper(self: &std::sync::Arc<Self>) {
+        let weak = std::sync::Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            loop {
+                let Some(notify) = weak.upgrade().map(|p| std::sync::Arc::clone(&p.qgroup_sweep)) else { return };
+                notify.notified().await;
+                for delay in [1u64, 2, 4, 8, 16] {
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(delay)) => {}
+                        () = notify.notified() => {}
+                    }
+                    let Some(platform) = weak.upgrade() else { return };
+                    let btrfs = std::sync::Arc::clone(&platform.host.btrfs);
+                    let pool = platform.pool.root().to_path_buf();
+                    drop(platform);
+                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || btrfs.remove_stale_qgroups(&pool)).await {
+                        tracing::debug!(error = %e, "qgroup sweep")
+                    }
+                }
+            }
+        });
+        self.push_background(task);
+    }
+
+    /// Removes expired snapshots now and then.
+    pub(crate) fn spawn_snapshot_expiry(self: &std::sync::Arc<Self>, every: Duration) {
+        let weak = std::sync::Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(platform) = weak.upgrade() else { return };
+                if let Err(e) = platform.expire_snapshots().await {
+                    tracing::warn!(error = %e, "snapshot expiry");
+                }
+            }
+        });
+        self.push_background(task);
+    }
+}
