@@ -595,7 +595,6 @@ impl Store for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(q("begin replace firewall"))?;
         crate::firewall::delete(&tx, id)?;
-        layers::delete_container_rows(&tx, id)?;
         crate::firewall::insert(&tx, id, firewall)?;
         tx.commit().map_err(q("commit replace firewall"))
     }

@@ -246,6 +246,11 @@ fn layers_are_garbage_once_nothing_refers_to_them() {
     assert_eq!(s.snapshot(&c.id, "before").unwrap().unwrap().name, "snap-1");
     assert_eq!(s.expired_snapshots(cubby_model::now()).unwrap().len(), 1);
     assert!(s.unreferenced_layers().unwrap().is_empty());
+    // Replacing firewall or network rules leaves the layers alone.
+    s.replace_firewall(&c.id, &Firewall::default()).unwrap();
+    s.set_network(&c.id, &NetworkRules::default()).unwrap();
+    assert_eq!(s.container_lowers(&c.id).unwrap().len(), 2);
+    assert_eq!(s.snapshots(&c.id).unwrap().len(), 1);
     s.set_container_lowers(&c.id, &["img".into()]).unwrap();
     assert!(s.unreferenced_layers().unwrap().is_empty(), "the snapshot still holds l1");
     assert!(s.delete_snapshot("s1").unwrap());
