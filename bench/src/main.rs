@@ -38,6 +38,15 @@ enum Scenario {
         #[arg(long, default_value_t = 20)]
         n: usize,
     },
+    /// Copies of a big template, pool bytes per copy, snapshot create and restore.
+    Templates {
+        /// Copies to measure.
+        #[arg(long, default_value_t = 20)]
+        copies: usize,
+        /// Megabytes of files in the template.
+        #[arg(long, default_value_t = 200)]
+        template_mb: u32,
+    },
     /// Rule-change latency with 1 and many tenants, and the per-packet cost of rules.
     Firewall {
         /// Tenants for the second measurement.
@@ -61,6 +70,9 @@ fn main() -> anyhow::Result<()> {
     let bin = bin.display().to_string();
     let report = match args.scenario.unwrap_or(Scenario::Lifecycle { n: 20 }) {
         Scenario::Lifecycle { n } => scenarios::lifecycle::run(&bin, if args.quick { 5 } else { n })?,
+        Scenario::Templates { copies, template_mb } => {
+            scenarios::templates::run(&bin, if args.quick { 3 } else { copies }, if args.quick { 8 } else { template_mb })?
+        }
         Scenario::Firewall { tenants, rules } => {
             scenarios::firewall::run(&bin, if args.quick { 20 } else { tenants }, rules)?
         }

@@ -3,6 +3,7 @@
 
 pub mod firewall;
 pub mod lifecycle;
+pub mod templates;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -28,6 +28,8 @@ pub struct DaemonOptions {
     pub extra_args: Vec<String>,
     /// The container subnet (default: a free /24 in 10.216.0.0/16).
     pub subnet: Option<String>,
+    /// Size of the loop pool (default 3GiB).
+    pub pool_size: Option<String>,
 }
 
 /// A running `cubby serve` owned by one test.
@@ -105,7 +107,7 @@ impl Daemon {
             "--proxy-listen".into(),
             "127.0.0.1:0".into(),
             "--pool-size".into(),
-            "3GiB".into(),
+            options.pool_size.clone().unwrap_or_else(|| "3GiB".into()),
             // A fixed resolver (TEST-NET-1) so tests can check what
             // containers are given; tests never send traffic outside.
             "--dns".into(),
