@@ -70,9 +70,11 @@ fn main() -> anyhow::Result<()> {
     let bin = bin.display().to_string();
     let report = match args.scenario.unwrap_or(Scenario::Lifecycle { n: 20 }) {
         Scenario::Lifecycle { n } => scenarios::lifecycle::run(&bin, if args.quick { 5 } else { n })?,
-        Scenario::Templates { copies, template_mb } => {
-            scenarios::templates::run(&bin, if args.quick { 3 } else { copies }, if args.quick { 8 } else { template_mb })?
-        }
+        Scenario::Templates { copies, template_mb } => scenarios::templates::run(
+            &bin,
+            if args.quick { 3 } else { copies },
+            if args.quick { 8 } else { template_mb },
+        )?,
         Scenario::Firewall { tenants, rules } => {
             scenarios::firewall::run(&bin, if args.quick { 20 } else { tenants }, rules)?
         }

@@ -38,10 +38,16 @@ pub fn run(bin: &str, copies: usize, template_mb: u32) -> anyhow::Result<Report>
     let p = api.create_project(&cubby_model::CreateProject { name: "bench".into(), max_containers: None })?;
     let t = api.create_container(p.id.as_str(), &CreateContainer { name: "template".into(), ..Default::default() })?;
     let files = template_mb.div_ceil(4);
-    let fill = format!("for i in $(seq 1 {files}); do dd if=/dev/urandom of=/data/blob-$i bs=1M count=4 2>/dev/null; done; sync");
+    let fill = format!(
+        "for i in $(seq 1 {files}); do dd if=/dev/urandom of=/data/blob-$i bs=1M count=4 2>/dev/null; done; sync"
+    );
     let out = api.exec(
         t.id.as_str(),
-        &ExecRequest { command: vec!["sh".into(), "-c".into(), fill], timeout_seconds: Some(600), ..Default::default() },
+        &ExecRequest {
+            command: vec!["sh".into(), "-c".into(), fill],
+            timeout_seconds: Some(600),
+            ..Default::default()
+        },
     )?;
     anyhow::ensure!(out.exit_code == 0, "filling the template failed: {}", out.stderr);
     let template_bytes = api.container(t.id.as_str())?.disk.map_or(0, |d| d.exclusive_bytes);
@@ -54,7 +60,8 @@ pub fn run(bin: &str, copies: usize, template_mb: u32) -> anyhow::Result<Report>
     let mut own_bytes = Vec::new();
     for i in 0..copies {
         let t0 = Instant::now();
-        let c = api.copy_container(t.id.as_str(), &CopyContainer { name: format!("tenant-{i}"), ..Default::default() })?;
+        let c =
+            api.copy_container(t.id.as_str(), &CopyContainer { name: format!("tenant-{i}"), ..Default::default() })?;
         until_200(&d, &c.url)?;
         copy_to_200.push(ms(t0.elapsed()));
         own_bytes.push(api.container(c.id.as_str())?.disk.map_or(0, |d| d.exclusive_bytes));
@@ -89,7 +96,10 @@ pub fn run(bin: &str, copies: usize, template_mb: u32) -> anyhow::Result<Report>
     );
     let mut own = own_bytes.clone();
     own.sort_unstable();
-    figures.insert("a copy's own bytes after its first request (median)".into(), format!("{} KiB", own[own.len() / 2] / 1024));
+    figures.insert(
+        "a copy's own bytes after its first request (median)".into(),
+        format!("{} KiB", own[own.len() / 2] / 1024),
+    );
     Ok(Report {
         title: format!("templates, {copies} copies of a {template_mb} MB template"),
         machine: machine(),
