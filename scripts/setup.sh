@@ -3,6 +3,7 @@
 # kernel-facing tools it drives (runc, btrfs-progs, nftables, iproute2), the
 # static busybox of the built-in image, and what building needs
 # (libbtrfsutil headers, clang for bindgen). Safe to run again.
+# `setup.sh --bench` also installs what bench/ compares against (wrk, nginx).
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -12,6 +13,9 @@ fi
 
 packages=(runc btrfs-progs nftables busybox-static iproute2 util-linux
           libbtrfsutil-dev clang libclang-dev pkg-config ca-certificates curl)
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(wrk nginx-light)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,6 +25,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # The bench runs its own nginx; do not leave Debian's service listening.
+  if [[ " ${missing[*]} " == *" nginx-light "* ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now nginx >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

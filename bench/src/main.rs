@@ -56,6 +56,15 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         rules: usize,
     },
+    /// Wake latency, and proxy throughput with wrk: Cubby, nginx and direct.
+    Urls {
+        /// Wakes to measure.
+        #[arg(long, default_value_t = 20)]
+        wakes: usize,
+        /// Seconds of each wrk run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -77,6 +86,9 @@ fn main() -> anyhow::Result<()> {
         )?,
         Scenario::Firewall { tenants, rules } => {
             scenarios::firewall::run(&bin, if args.quick { 20 } else { tenants }, rules)?
+        }
+        Scenario::Urls { wakes, seconds } => {
+            scenarios::urls::run(&bin, if args.quick { 5 } else { wakes }, if args.quick { 3 } else { seconds })?
         }
     };
     let markdown = report::markdown(&report);

@@ -10,7 +10,7 @@ pub enum DemoError {
     InvalidPort(String),
 
     /// The database's parent directory could not be created.
-    #[error("cannot create database directory {}: {source}", path.display())]
+    #[error("cannot create database directory {}", path.display())]
     CreateDir {
         /// Directory that was being created.
         path: PathBuf,
@@ -19,7 +19,7 @@ pub enum DemoError {
     },
 
     /// Opening or initialising the SQLite database failed.
-    #[error("cannot open database {}: {source}", path.display())]
+    #[error("cannot open database {}", path.display())]
     Db {
         /// Database file.
         path: PathBuf,
@@ -27,12 +27,19 @@ pub enum DemoError {
         source: rusqlite::Error,
     },
 
-    /// Binding the HTTP listener failed.
-    #[error("cannot listen on {addr}: {reason}")]
+    /// Binding or serving the HTTP listener failed.
+    #[error("cannot serve on {addr}")]
     Bind {
-        /// Address that was being bound.
+        /// Address that was being served.
         addr: std::net::SocketAddr,
-        /// tiny_http's (boxed) error, rendered.
-        reason: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime")]
+    Runtime {
+        /// The I/O error.
+        source: std::io::Error,
     },
 }

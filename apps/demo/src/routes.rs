@@ -1,15 +1,27 @@
-//! Request routing and the small plain handlers (`/`, `/healthz`, 404).
-//!
-//! Streaming (`/sse`) and WebSocket (`/ws`) requests are handed to their own
-//! modules, which run them on dedicated threads so workers stay free.
+//! The demo's HTTP routes: `/` (visit counter), `/healthz`, `/headers`
+//! (what the app received), `/sse` (a short event stream) and `/ws`
+//! (WebSocket echo). Anything else answers 404 in JSON.
 
-use std::io;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
 
+use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use futures::Stream;
 use serde_json::{Value, json};
-use tiny_http::{Header, Method, Request, Response};
 
 use crate::db::VisitCounter;
-use crate::{sse, ws};
+
+/// Number of events per `/sse` stream.
+pub const SSE_EVENTS: u32 = 3;
+/// Pause between two events.
+pub const SSE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Shared state of all request handlers.
 #[derive(Debug)]
@@ -22,72 +34,78 @@ pub struct App {
     pub port: u16,
 }
 
-/// Route one request and answer it.
-pub fn handle(app: &App, req: Request) {
-    let path = req.url().split(['?', '#']).next().unwrap_or_default();
-    let route = if *req.method() == Method::Get { path } else { "" };
-    match route {
-        "/" => index(app, req),
-        "/healthz" => respond(req, text(200, "ok")),
-        "/sse" => sse::spawn(req),
-        "/ws" => ws::accept(req),
-        _ => respond(req, json_response(404, &json!({"error": "not found"}))),
+/// Every route of the demo.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/headers", get(headers))
+        .route("/sse", get(sse))
+        .route("/ws", get(ws))
+        .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"error": "not found"}))) })
+        .with_state(app)
+}
+
+async fn index(State(app): State<Arc<App>>) -> Response {
+    let counted = Arc::clone(&app);
+    match tokio::task::spawn_blocking(move || counted.counter.increment()).await {
+        Ok(Ok(visits)) => Json(json!({
+            "hostname": hostname(),
+            "greeting": app.greeting,
+            "visits": visits,
+            "pid": std::process::id(),
+            "port": app.port,
+        }))
+        .into_response(),
+        Ok(Err(err)) => {
+            eprintln!("cubby-demo: visit counter: {err}");
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "database error"}))).into_response()
+        }
+        Err(err) => {
+            eprintln!("cubby-demo: visit counter task: {err}");
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "internal error"}))).into_response()
+        }
     }
 }
 
-fn index(app: &App, req: Request) {
-    let response = match app.counter.increment() {
-        Ok(visits) => json_response(
-            200,
-            &json!({
-                "hostname": hostname(),
-                "greeting": app.greeting,
-                "visits": visits,
-                "pid": std::process::id(),
-                "port": app.port,
-            }),
-        ),
-        Err(err) => {
-            eprintln!("cubby-demo: visit counter: {err}");
-            json_response(500, &json!({"error": "database error"}))
+/// Echoes what the app received: its request headers and query string.
+async fn headers(headers: HeaderMap, RawQuery(query): RawQuery) -> Json<Value> {
+    let headers: Vec<Value> =
+        headers.iter().map(|(k, v)| json!([k.as_str(), String::from_utf8_lossy(v.as_bytes())])).collect();
+    Json(json!({"headers": headers, "query": query.unwrap_or_default()}))
+}
+
+async fn sse() -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let events = futures::stream::unfold(1, |n| async move {
+        if n > SSE_EVENTS {
+            return None;
         }
-    };
-    respond(req, response);
+        if n > 1 {
+            tokio::time::sleep(SSE_INTERVAL).await;
+        }
+        Some((Ok(Event::default().data(n.to_string())), n + 1))
+    });
+    Sse::new(events)
+}
+
+async fn ws(upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(echo)
+}
+
+/// Echoes text and binary messages until the peer closes.
+async fn echo(mut socket: WebSocket) {
+    while let Some(Ok(msg)) = socket.recv().await {
+        let reply = match msg {
+            Message::Text(_) | Message::Binary(_) => msg,
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        if socket.send(reply).await.is_err() {
+            break;
+        }
+    }
 }
 
 fn hostname() -> String {
     nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
-/// Build a header from static, known-valid ASCII parts.
-pub fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("header is valid ASCII")
-}
-
-/// A JSON response with the given status.
-pub fn json_response(status: u16, body: &Value) -> Response<io::Cursor<Vec<u8>>> {
-    Response::from_data(body.to_string().into_bytes())
-        .with_status_code(status)
-        .with_header(header("Content-Type", "application/json"))
-}
-
-fn text(status: u16, body: &str) -> Response<io::Cursor<Vec<u8>>> {
-    Response::from_data(body.as_bytes().to_vec())
-        .with_status_code(status)
-        .with_header(header("Content-Type", "text/plain; charset=utf-8"))
-}
-
-/// Send `response`, logging failures other than the client going away.
-pub fn respond<R: io::Read>(req: Request, response: Response<R>) {
-    if let Err(err) = req.respond(response) {
-        log_io_error("response", &err);
-    }
-}
-
-/// Log an I/O error unless it just means the client disconnected.
-pub fn log_io_error(what: &str, err: &io::Error) {
-    use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
-    if !matches!(err.kind(), BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof) {
-        eprintln!("cubby-demo: {what}: {err}");
-    }
 }

@@ -154,7 +154,7 @@ fn healthz_answers_ok() {
 }
 
 #[test]
-fn unknown_paths_and_methods_are_404_json() {
+fn unknown_paths_are_404_json_and_other_methods_405() {
     let demo = Demo::start(None);
     let (status, head, body) = demo.get("/nope");
     assert_eq!(status, 404);
@@ -165,7 +165,19 @@ fn unknown_paths_and_methods_are_404_json() {
     write!(s, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
-    assert!(out.starts_with("HTTP/1.1 404"), "{out}");
+    assert!(out.starts_with("HTTP/1.1 405") && has_header(&out, "Allow: GET,HEAD"), "{out}");
+}
+
+#[test]
+fn headers_echoes_what_the_app_received() {
+    let demo = Demo::start(None);
+    let mut s = connect(demo.port).unwrap();
+    write!(s, "GET /headers?a=1 HTTP/1.1\r\nHost: x\r\nX-Test: yes\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let body: Value = serde_json::from_str(out.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["query"], "a=1");
+    assert!(body["headers"].as_array().unwrap().contains(&serde_json::json!(["x-test", "yes"])), "{body}");
 }
 
 #[test]

@@ -76,7 +76,11 @@ pub fn run(bin: &str, tenants: usize, per: usize) -> anyhow::Result<Report> {
     // A /21 holds 2045 containers (test daemons get a /24).
     let d = Daemon::start_with(bin, DaemonOptions { subnet: Some("10.218.0.0/21".into()), ..Default::default() });
     let api = d.admin();
-    let p = api.create_project(&cubby_model::CreateProject { name: "bench".into(), max_containers: None })?;
+    let p = api.create_project(&cubby_model::CreateProject {
+        name: "bench".into(),
+        default_access: Some(cubby_model::AccessMode::Public),
+        ..Default::default()
+    })?;
     let a = api.create_container(p.id.as_str(), &CreateContainer { name: "a".into(), ..Default::default() })?;
     let mut rows = BTreeMap::new();
     let mut figures = BTreeMap::new();

@@ -26,7 +26,11 @@ fn until_200(d: &Daemon, url: &str, within: Duration) -> anyhow::Result<()> {
 pub fn run(bin: &str, n: usize) -> anyhow::Result<Report> {
     let d = Daemon::start(bin);
     let api = d.admin();
-    let project = api.create_project(&cubby_model::CreateProject { name: "bench".into(), max_containers: None })?;
+    let project = api.create_project(&cubby_model::CreateProject {
+        name: "bench".into(),
+        default_access: Some(cubby_model::AccessMode::Public),
+        ..Default::default()
+    })?;
 
     // Warm-up: the first container pays for cold caches.
     let warm =

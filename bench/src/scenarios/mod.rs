@@ -4,6 +4,7 @@
 pub mod firewall;
 pub mod lifecycle;
 pub mod templates;
+pub mod urls;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -35,7 +35,11 @@ fn until_200(d: &Daemon, url: &str) -> anyhow::Result<()> {
 pub fn run(bin: &str, copies: usize, template_mb: u32) -> anyhow::Result<Report> {
     let d = Daemon::start_with(bin, DaemonOptions { pool_size: Some("16GiB".into()), ..Default::default() });
     let api = d.admin();
-    let p = api.create_project(&cubby_model::CreateProject { name: "bench".into(), max_containers: None })?;
+    let p = api.create_project(&cubby_model::CreateProject {
+        name: "bench".into(),
+        default_access: Some(cubby_model::AccessMode::Public),
+        ..Default::default()
+    })?;
     let t = api.create_container(p.id.as_str(), &CreateContainer { name: "template".into(), ..Default::default() })?;
     let files = template_mb.div_ceil(4);
     let fill = format!(

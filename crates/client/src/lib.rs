@@ -6,8 +6,9 @@ use std::io::Read;
 use std::time::Duration;
 
 use cubby_model::{
-    Container, CopyContainer, CreateContainer, CreateProject, CreateSnapshot, CreateToken, CreatedToken, ExecRequest,
-    ExecResult, Image, Page, Project, Snapshot, Token, Transition, UpdateContainer, UpdateSnapshot,
+    Alias, Authorization, AuthorizeRequest, Container, CopyContainer, CreateAlias, CreateContainer, CreateProject,
+    CreateSnapshot, CreateToken, CreatedToken, ExecRequest, ExecResult, Image, Page, Project, PublicKey, Snapshot,
+    Token, Transition, UpdateContainer, UpdateProject, UpdateSnapshot,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -257,6 +258,34 @@ impl Client {
 
     pub fn delete_image(&self, name: &str) -> Result<(), ClientError> {
         self.call_empty("DELETE", &format!("/api/v1/images/{name}"))
+    }
+
+    pub fn update_project(&self, id: &str, req: &UpdateProject) -> Result<Project, ClientError> {
+        self.call("PATCH", &format!("/api/v1/projects/{id}"), Some(req))
+    }
+
+    pub fn authorize(&self, id: &str, req: &AuthorizeRequest) -> Result<Authorization, ClientError> {
+        self.call("POST", &format!("/api/v1/containers/{id}/authorize"), Some(req))
+    }
+
+    pub fn revoke_claims(&self, id: &str) -> Result<(), ClientError> {
+        self.call_empty("POST", &format!("/api/v1/containers/{id}/revoke-claims"))
+    }
+
+    pub fn public_key(&self) -> Result<PublicKey, ClientError> {
+        self.call("GET", "/api/v1/meta/public-key", None::<&()>)
+    }
+
+    pub fn create_alias(&self, req: &CreateAlias) -> Result<Alias, ClientError> {
+        self.call("POST", "/api/v1/aliases", Some(req))
+    }
+
+    pub fn aliases(&self) -> Result<Vec<Alias>, ClientError> {
+        self.call("GET", "/api/v1/aliases", None::<&()>)
+    }
+
+    pub fn delete_alias(&self, name: &str) -> Result<(), ClientError> {
+        self.call_empty("DELETE", &format!("/api/v1/aliases/{name}"))
     }
 
     pub fn images(&self) -> Result<Vec<Image>, ClientError> {

@@ -12,7 +12,10 @@
 //! - [`routes`]: which URL host reaches which container;
 //! - [`reconcile`]: bringing the host and the store back in step at start.
 
+pub mod access;
+mod aliases;
 mod caller;
+pub mod claims;
 mod config;
 pub mod containers;
 mod error;
@@ -24,6 +27,7 @@ pub mod projects;
 pub mod reconcile;
 pub mod routes;
 pub mod tokens;
+pub mod wake;
 
 pub use caller::Caller;
 pub use config::{Config, Defaults, Helpers};

@@ -44,6 +44,12 @@ pub struct Platform {
     pub(crate) layers_lock: tokio::sync::Mutex<()>,
     /// Wakes the qgroup sweeper.
     pub(crate) qgroup_sweep: Arc<tokio::sync::Notify>,
+    /// Signs and checks URL claims.
+    pub(crate) claims: crate::claims::ClaimKeys,
+    /// Proxied traffic per container, for idle stops.
+    pub(crate) activity: crate::wake::ActivityTable,
+    /// Starts in flight on behalf of requests, shared by every waiter.
+    pub(crate) wakes: crate::wake::WakeTable,
 }
 
 impl Platform {
@@ -74,6 +80,7 @@ impl Platform {
             .expect("pool task does not panic")
             .map_err(|source| Error::Storage { step: "open pool", container: None, source: Box::new(source) })?;
 
+        let claims = crate::claims::ClaimKeys::load_or_create(&config.data_dir.join("claims.key"))?;
         let platform = Arc::new(Self {
             config,
             store,
@@ -87,6 +94,9 @@ impl Platform {
             background: Mutex::new(Vec::new()),
             layers_lock: tokio::sync::Mutex::new(()),
             qgroup_sweep: Arc::new(tokio::sync::Notify::new()),
+            claims,
+            activity: crate::wake::ActivityTable::default(),
+            wakes: crate::wake::WakeTable::default(),
         });
         match platform.host.btrfs.enable_quotas(platform.pool.root()) {
             Ok(mode) => tracing::info!(?mode, "disk quotas on"),
@@ -98,6 +108,7 @@ impl Platform {
         platform.collect_layers().await?;
         platform.spawn_log_rotation();
         platform.spawn_qgroup_sweeper();
+        platform.spawn_idle_reaper();
         platform.sweep_qgroups();
         platform.spawn_snapshot_expiry(platform.config.defaults.expiry_interval);
         Ok(platform)

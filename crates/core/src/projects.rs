@@ -1,6 +1,6 @@
 //! Projects: create, read, list and delete, scoped to the caller.
 
-use cubby_model::{CreateProject, Project, ProjectId, validate_project_name};
+use cubby_model::{CreateProject, Project, ProjectId, UpdateProject, validate_project_name};
 
 use crate::{Caller, Error, Platform};
 
@@ -19,6 +19,8 @@ impl Platform {
             name: req.name.clone(),
             max_containers: req.max_containers,
             created_at: cubby_model::now(),
+            default_access: req.default_access.unwrap_or_default(),
+            default_idle_timeout_seconds: req.default_idle_timeout_seconds.unwrap_or(0),
         };
         self.store.insert_project(&project)?;
         tracing::info!(project = %project.id, name = %project.name, "project created");
@@ -37,6 +39,33 @@ impl Platform {
     /// The projects the caller may see.
     pub fn projects(&self, caller: &Caller) -> Result<Vec<Project>, Error> {
         Ok(self.store.projects()?.into_iter().filter(|p| caller.can_access(&p.id)).collect())
+    }
+
+    /// Changes a project's container limit and defaults (admin only). The
+    /// routes of its containers that use the defaults follow at once.
+    pub fn update_project(&self, caller: &Caller, id: &ProjectId, req: &UpdateProject) -> Result<Project, Error> {
+        let mut project = self.project(caller, id)?;
+        if !caller.is_admin() {
+            return Err(Error::Forbidden);
+        }
+        if req.max_containers == Some(0) {
+            return Err(Error::invalid("max_containers", "must be at least 1"));
+        }
+        if let Some(m) = req.max_containers {
+            project.max_containers = Some(m);
+        }
+        if let Some(a) = req.default_access {
+            project.default_access = a;
+        }
+        if let Some(t) = req.default_idle_timeout_seconds {
+            project.default_idle_timeout_seconds = t;
+        }
+        self.store.update_project(&project)?;
+        for rec in self.store.containers(Some(id), None, u32::MAX)? {
+            let running = rec.status == cubby_model::ContainerStatus::Running;
+            self.publish_routes(&rec, running)?;
+        }
+        Ok(project)
     }
 
     /// Deletes an empty project and its tokens (admin only).

@@ -69,15 +69,14 @@ impl Platform {
                         .map_err(Error::runtime("read state", rec.id.as_str()))?;
                     match state {
                         Some(s) if s.status == RuntimeStatus::Running && s.pid.is_some() => {
-                            let (label, route) = self.route_of(rec, true)?;
-                            self.routes.insert(label, route);
+                            self.publish_routes(rec, true)?;
+                            self.activity.touch(&rec.id);
                             self.monitor(&rec.id, s.pid.unwrap_or_default());
                             report.reattached += 1;
                         }
                         _ => {
                             tracing::info!(container = %rec.id, "container should run but does not: starting it");
-                            let (label, route) = self.route_of(rec, false)?;
-                            self.routes.insert(label, route);
+                            self.publish_routes(rec, false)?;
                             if let Err(e) = self.start_locked(rec, Trigger::Reconcile).await {
                                 tracing::warn!(container = %rec.id, error = %e, "restart at reconcile failed");
                             }
@@ -87,8 +86,7 @@ impl Platform {
                 }
                 ContainerStatus::Stopped | ContainerStatus::Failed => {
                     self.halt(rec, None).await?;
-                    let (label, route) = self.route_of(rec, false)?;
-                    self.routes.insert(label, route);
+                    self.publish_routes(rec, false)?;
                 }
             }
         }

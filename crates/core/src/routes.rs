@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::RwLock;
 
-use cubby_model::{ContainerId, ProjectId};
+use cubby_model::{AccessMode, ContainerId, ProjectId};
 
 /// Where one container's URL leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,8 +19,12 @@ pub struct Route {
     pub address: Ipv4Addr,
     /// The app's port (the default target).
     pub port: u16,
-    /// Whether the container runs; a stopped one answers 503.
+    /// Whether the container runs.
     pub running: bool,
+    /// Who may open it.
+    pub access: AccessMode,
+    /// Whether a request starts it when it is stopped.
+    pub autostart: bool,
 }
 
 /// The result of looking up a request's host.
@@ -28,8 +32,8 @@ pub struct Route {
 pub enum Lookup {
     /// Forward to `upstream`.
     Running { route: Route, upstream: SocketAddr },
-    /// The container exists but does not run.
-    Stopped { route: Route },
+    /// The container exists but does not run; `port` is the one asked for.
+    Stopped { route: Route, port: u16 },
     /// No container answers at this host.
     Unknown,
 }
@@ -92,11 +96,11 @@ impl RouteTable {
                 }
             }
         };
+        let port = port.unwrap_or(route.port);
         if route.running {
-            let upstream = SocketAddr::from((route.address, port.unwrap_or(route.port)));
-            Lookup::Running { route: route.clone(), upstream }
+            Lookup::Running { route: route.clone(), upstream: SocketAddr::from((route.address, port)) }
         } else {
-            Lookup::Stopped { route: route.clone() }
+            Lookup::Stopped { route: route.clone(), port }
         }
     }
 }
@@ -112,6 +116,8 @@ mod tests {
             address: Ipv4Addr::new(10, 0, 0, 2),
             port: 8080,
             running,
+            access: AccessMode::Public,
+            autostart: true,
         }
     }
 

@@ -114,7 +114,10 @@ async fn a_failed_runtime_create_rolls_everything_back() {
     let f = fixture().await;
     let p = f
         .platform
-        .create_project(&Caller::Admin, &CreateProject { name: "acme".into(), max_containers: None })
+        .create_project(
+            &Caller::Admin,
+            &CreateProject { name: "acme".into(), max_containers: None, ..Default::default() },
+        )
         .unwrap();
     f.runtime.fail_create_of("c");
     let err = f.platform.create_container(&Caller::Admin, &p.id, &req("web", true)).await.unwrap_err();
@@ -132,7 +135,10 @@ async fn create_stopped_then_delete_forgets_everything() {
     let f = fixture().await;
     let p = f
         .platform
-        .create_project(&Caller::Admin, &CreateProject { name: "acme".into(), max_containers: None })
+        .create_project(
+            &Caller::Admin,
+            &CreateProject { name: "acme".into(), max_containers: None, ..Default::default() },
+        )
         .unwrap();
     let c = f.platform.create_container(&Caller::Admin, &p.id, &req("web", false)).await.unwrap();
     assert_eq!(c.status, ContainerStatus::Stopped);
@@ -153,10 +159,14 @@ async fn create_stopped_then_delete_forgets_everything() {
 #[tokio::test]
 async fn a_project_token_sees_nothing_of_other_projects() {
     let f = fixture().await;
-    let a =
-        f.platform.create_project(&Caller::Admin, &CreateProject { name: "a".into(), max_containers: None }).unwrap();
-    let b =
-        f.platform.create_project(&Caller::Admin, &CreateProject { name: "b".into(), max_containers: None }).unwrap();
+    let a = f
+        .platform
+        .create_project(&Caller::Admin, &CreateProject { name: "a".into(), max_containers: None, ..Default::default() })
+        .unwrap();
+    let b = f
+        .platform
+        .create_project(&Caller::Admin, &CreateProject { name: "b".into(), max_containers: None, ..Default::default() })
+        .unwrap();
     let cb = f.platform.create_container(&Caller::Admin, &b.id, &req("theirs", false)).await.unwrap();
     let caller = Caller::Project(a.id.clone());
     let not_found = |e: cubby_core::Error| matches!(e, cubby_core::Error::NotFound { .. });
@@ -167,7 +177,8 @@ async fn a_project_token_sees_nothing_of_other_projects() {
     assert_eq!(f.platform.projects(&caller).unwrap().len(), 1);
     assert!(f.platform.containers(&caller, None, None, 100).unwrap().items.is_empty());
     assert!(matches!(
-        f.platform.create_project(&caller, &CreateProject { name: "c".into(), max_containers: None }),
+        f.platform
+            .create_project(&caller, &CreateProject { name: "c".into(), max_containers: None, ..Default::default() }),
         Err(cubby_core::Error::Forbidden)
     ));
     // Still there for its owner.
@@ -180,7 +191,10 @@ async fn max_containers_and_names_are_enforced() {
     let f = fixture().await;
     let p = f
         .platform
-        .create_project(&Caller::Admin, &CreateProject { name: "acme".into(), max_containers: Some(1) })
+        .create_project(
+            &Caller::Admin,
+            &CreateProject { name: "acme".into(), max_containers: Some(1), ..Default::default() },
+        )
         .unwrap();
     f.platform.create_container(&Caller::Admin, &p.id, &req("one", false)).await.unwrap();
     let err = f.platform.create_container(&Caller::Admin, &p.id, &req("two", false)).await.unwrap_err();

@@ -11,7 +11,8 @@ use clap::Args;
 use cubby_core::routes::Lookup;
 use cubby_core::{Config, Defaults, Helpers, Host, Platform};
 use cubby_model::ByteSize;
-use cubby_proxy::{Proxy, ProxyConfig, Resolution, Resolver};
+use cubby_model::{AccessMode, ContainerId};
+use cubby_proxy::{Access, BoxFuture, Proxy, ProxyConfig, Resolution, Resolver, Target, WakeError};
 
 /// Flags of `cubby serve`.
 #[derive(Debug, Clone, Args)]
@@ -71,21 +72,80 @@ pub struct ServeArgs {
     /// Seconds between sweeps for expired snapshots.
     #[arg(long, default_value_t = 60)]
     pub snapshot_expiry_interval: u64,
+    /// Users reach the proxy over https (a TLS front): claim cookies are
+    /// Secure and X-Forwarded-Proto is https.
+    #[arg(long)]
+    pub https: bool,
+    /// Largest request body the proxy forwards.
+    #[arg(long, default_value = "64MiB")]
+    pub proxy_max_body: String,
+    /// Seconds the proxy waits for an app's response headers.
+    #[arg(long, default_value_t = 60)]
+    pub proxy_timeout: u64,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
 }
 
-/// Adapts the core's route table to the proxy's resolver seam.
+/// Adapts the core (routes, claims, wake, activity) to the proxy's
+/// resolver seam.
 struct Routes(Arc<Platform>);
+
+fn target(route: &cubby_core::Route, port: u16) -> Target {
+    Target {
+        container: route.container_id.to_string(),
+        access: match route.access {
+            AccessMode::Public => Access::Public,
+            AccessMode::Claim => Access::Claim,
+            AccessMode::Token => Access::Token,
+        },
+        port,
+    }
+}
 
 impl Resolver for Routes {
     fn resolve(&self, label: &str) -> Resolution {
         match self.0.routes().lookup(label) {
-            Lookup::Running { upstream, .. } => Resolution::Forward(upstream),
-            Lookup::Stopped { .. } => Resolution::Stopped { name: label.to_string() },
+            Lookup::Running { route, upstream } => {
+                Resolution::Running { target: target(&route, upstream.port()), upstream }
+            }
+            Lookup::Stopped { route, port } => {
+                Resolution::Stopped { autostart: route.autostart, target: target(&route, port) }
+            }
             Lookup::Unknown => Resolution::NotFound,
         }
+    }
+
+    fn check_claim(&self, container: &str, claim: &str) -> Result<u64, String> {
+        self.0
+            .check_claim(&ContainerId::from(container), claim)
+            .map(|left| u64::try_from(left).unwrap_or(0))
+            .map_err(|e| e.to_string())
+    }
+
+    fn check_bearer(&self, container: &str, token: &str) -> bool {
+        self.0.check_bearer(&ContainerId::from(container), token)
+    }
+
+    fn is_credential(&self, token: &str) -> bool {
+        self.0.is_credential(token)
+    }
+
+    fn wake(&self, container: &str) -> BoxFuture<Result<IpAddr, WakeError>> {
+        let platform = Arc::clone(&self.0);
+        let id = ContainerId::from(container);
+        Box::pin(async move {
+            platform.wake(&id).await.map(IpAddr::V4).map_err(|e| match e {
+                cubby_core::wake::WakeError::Busy => WakeError::Busy,
+                cubby_core::wake::WakeError::Timeout => WakeError::Timeout,
+                cubby_core::wake::WakeError::Disabled => WakeError::Disabled,
+                cubby_core::wake::WakeError::Failed(why) => WakeError::Failed(why),
+            })
+        })
+    }
+
+    fn track(&self, container: &str) -> Box<dyn Send + Sync> {
+        Box::new(self.0.track(&ContainerId::from(container)))
     }
 }
 
@@ -244,8 +304,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )?;
 
     let app = cubby_api::router(cubby_api::AppState { platform: Arc::clone(&platform), max_image_bytes });
+    let max_body = ByteSize::parse(&args.proxy_max_body).map_err(|e| anyhow::anyhow!("--proxy-max-body: {e}"))?.0;
     let proxy = Proxy::new(
-        ProxyConfig { domain: platform.config().domain.clone(), ..ProxyConfig::default() },
+        ProxyConfig {
+            domain: platform.config().domain.clone(),
+            https: args.https,
+            max_body,
+            upstream_timeout: std::time::Duration::from_secs(args.proxy_timeout.max(1)),
+            ..ProxyConfig::default()
+        },
         Arc::new(Routes(Arc::clone(&platform))),
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -134,7 +134,11 @@ fn tokens_see_only_their_project() {
     ] {
         assert_eq!(status, Some(404), "{code} on another project must answer 404");
     }
-    let forbidden = t1.create_project(&cubby_model::CreateProject { name: "three".into(), max_containers: None });
+    let forbidden = t1.create_project(&cubby_model::CreateProject {
+        name: "three".into(),
+        max_containers: None,
+        ..Default::default()
+    });
     assert_eq!(forbidden.unwrap_err().status(), Some(403));
     assert_eq!(admin.container(c2.id.as_str()).unwrap().status, cubby_model::ContainerStatus::Running, "untouched");
 

@@ -21,6 +21,23 @@ fn cli_walks_through_the_lifecycle() {
     assert_eq!(c["status"], "running");
     assert_eq!(c["limits"]["memory"], 128 << 20);
 
+    // URLs: the project defaults to claims; authorize prints a link that opens the container.
+    assert_eq!(c["access"], "claim");
+    assert_eq!(cubby_testkit::http_get(d.proxy_addr, c["url"].as_str().unwrap()).status, 401);
+    let (code, link, err) = d.cli(&["containers", "authorize", &cid, "--subject", "u1"]);
+    assert_eq!(code, 0, "{err}");
+    let r = cubby_testkit::http_get(d.proxy_addr, link.trim());
+    assert_eq!(r.status, 303, "{}", r.body);
+    let (code, out, err) = d.cli(&["aliases", "create", "front", &cid, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("http://front.localhost:"), "{out}");
+    let (code, out, _) =
+        d.cli(&["containers", "update", &cid, "--access", "public", "--idle-timeout", "300", "--json"]);
+    assert_eq!(code, 0);
+    let updated: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((updated["access"].as_str(), updated["idle_timeout_seconds"].as_u64()), (Some("public"), Some(300)));
+    assert_eq!(cubby_testkit::http_get(d.proxy_addr, "http://front.localhost/healthz").status, 200);
+
     let (code, out, _) = d.cli(&["containers", "list"]);
     assert_eq!(code, 0);
     assert!(out.contains("web") && out.contains("running") && out.contains("NAME"), "a readable table:\n{out}");

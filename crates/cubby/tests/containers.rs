@@ -79,9 +79,13 @@ fn stop_frees_everything_and_start_keeps_data() {
     assert!(host.cgroups.iter().all(|c| !c.contains(a.id.as_str())), "cgroup left: {:?}", host.cgroups);
     assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/memory/{}/{}", d.prefix, a.id)).exists());
     assert!(host.mounts.iter().all(|m| !m.contains("rootfs")), "rootfs still mounted: {:?}", host.mounts);
+    // With autostart off, a request does not wake it (the wake tests cover autostart).
+    let patch = cubby_model::UpdateContainer { autostart: Some(false), ..Default::default() };
+    api.update_container(a.id.as_str(), &patch).unwrap();
     let r = http_get(d.proxy_addr, &a.url);
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["error"]["code"], "container_stopped");
+    assert!(r.header("retry-after").is_some());
 
     let started = api.start(a.id.as_str()).unwrap();
     assert_eq!(started.status, cubby_model::ContainerStatus::Running);

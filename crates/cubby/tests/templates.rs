@@ -152,8 +152,14 @@ fn copy_carries_rules_env_and_goes_to_the_right_project() {
     assert_eq!(err.code(), Some("container_not_found"));
 
     // max_containers is enforced for copies too.
-    let small =
-        api.create_project(&cubby_model::CreateProject { name: "small".into(), max_containers: Some(1) }).unwrap();
+    let small = api
+        .create_project(&cubby_model::CreateProject {
+            name: "small".into(),
+            max_containers: Some(1),
+            default_access: Some(cubby_model::AccessMode::Public),
+            ..Default::default()
+        })
+        .unwrap();
     let first = CopyContainer {
         name: "one".into(),
         target_project_id: Some(small.id.clone()),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ByteSize, ContainerId, ProjectId, Timestamp};
+use crate::{AccessMode, ByteSize, ContainerId, ProjectId, Timestamp};
 
 /// Where a container is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -153,6 +153,12 @@ pub struct Container {
     pub disk: Option<DiskUse>,
     /// Most snapshots it may keep.
     pub max_snapshots: u32,
+    /// Who may open its URL (its own mode, else its project's default).
+    pub access: AccessMode,
+    /// A request to its URL starts it when it is stopped.
+    pub autostart: bool,
+    /// Stopped after this long without proxied traffic (0: never).
+    pub idle_timeout_seconds: u32,
     /// Its address on the daemon's container network.
     pub address: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -223,6 +229,12 @@ pub struct UpdateContainer {
     /// Restart it so env changes apply now.
     #[serde(default)]
     pub restart: Option<bool>,
+    #[serde(default)]
+    pub access: Option<AccessMode>,
+    #[serde(default)]
+    pub autostart: Option<bool>,
+    #[serde(default)]
+    pub idle_timeout_seconds: Option<u32>,
 }
 
 /// The body of `POST /api/v1/projects/{id}/containers`.
@@ -249,6 +261,16 @@ pub struct CreateContainer {
     /// Start it at once (default true).
     #[serde(default)]
     pub start: Option<bool>,
+    /// Who may open its URL; the project's default when left out.
+    #[serde(default)]
+    pub access: Option<AccessMode>,
+    /// Start it on a request to its URL (default true).
+    #[serde(default)]
+    pub autostart: Option<bool>,
+    /// Stop it after this many seconds without traffic (0: never); the
+    /// project's default when left out.
+    #[serde(default)]
+    pub idle_timeout_seconds: Option<u32>,
 }
 
 /// One recorded change of a container's status.

@@ -5,6 +5,7 @@
 //! core, the API and the client share one definition of a [`Container`] or
 //! a [`Project`]. Nothing here touches the host.
 
+mod access;
 mod bytesize;
 mod container;
 pub mod firewall;
@@ -15,6 +16,7 @@ mod snapshot;
 mod token;
 mod validate;
 
+pub use access::{AccessMode, Alias, Authorization, AuthorizeRequest, CreateAlias, PublicKey, validate_alias_name};
 pub use bytesize::ByteSize;
 pub use container::{
     Container, ContainerStatus, CopyContainer, CreateContainer, DiskUse, ExecRequest, ExecResult, Limits, LimitsSpec,
@@ -26,7 +28,7 @@ pub use firewall::{
 };
 pub use id::{ContainerId, ProjectId, TokenId, random_id, random_secret};
 pub use image::{Image, ImageConfig, ImageSource};
-pub use project::{CreateProject, Project};
+pub use project::{CreateProject, Project, UpdateProject};
 pub use snapshot::{CreateSnapshot, Snapshot, UpdateSnapshot, validate_alias};
 pub use token::{CreateToken, CreatedToken, Token};
 pub use validate::{

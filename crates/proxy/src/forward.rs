@@ -1,17 +1,29 @@
 //! Forwarding one request to a container's app: the URI is rewritten to the
-//! upstream, hop-by-hop headers are dropped, `X-Forwarded-*` are set.
+//! upstream, hop-by-hop headers are dropped, `X-Forwarded-*` are set, the
+//! body is capped, and the wait for the response head is bounded.
+//! WebSocket (and any HTTP/1.1 upgrade) requests keep their upgrade headers
+//! and, once the app answers 101, become a tunnel between client and app.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, Scheme, Uri};
 use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
 
+use crate::body::Guarded;
 use crate::error_page::{Body, error};
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type UpstreamBody = BoxBody<Bytes, BoxError>;
+pub(crate) type UpstreamClient = Client<HttpConnector, UpstreamBody>;
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -39,31 +51,69 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
-pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
+/// Whether the request asks to switch protocols (a WebSocket).
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+}
 
-/// Sends `req` to `upstream` and returns its response.
+/// Limits of one forward.
+pub(crate) struct Limits {
+    pub max_body: u64,
+    pub head_timeout: Duration,
+}
+
+/// Sends `req` to `upstream` and returns its response. `guard` marks the
+/// container busy until the response (or the tunnel) ends.
 pub(crate) async fn forward(
     client: &UpstreamClient,
     mut req: Request<Incoming>,
     upstream: SocketAddr,
     peer: SocketAddr,
     scheme: &'static str,
+    limits: &Limits,
+    guard: Box<dyn Send + Sync>,
 ) -> Response<Body> {
+    let request_headers = req.headers().clone();
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body) {
+        return error(
+            &request_headers,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &format!("the request body is larger than the proxy's limit of {} bytes", limits.max_body),
+        );
+    }
+    let upgrade = is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
     let original_host = req.headers().get(header::HOST).cloned();
     let path = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
-    let authority = match Authority::try_from(upstream.to_string()) {
-        Ok(a) => a,
-        Err(_) => {
-            return error(req.headers(), StatusCode::BAD_GATEWAY, "bad_upstream", "the container's address is invalid");
+    let Ok(authority) = Authority::try_from(upstream.to_string()) else {
+        return error(&request_headers, StatusCode::BAD_GATEWAY, "bad_upstream", "the container's address is invalid");
+    };
+    let Ok(uri) = Uri::builder().scheme(Scheme::HTTP).authority(authority).path_and_query(path).build() else {
+        return error(&request_headers, StatusCode::BAD_REQUEST, "bad_request", "the request target is invalid");
+    };
+    let (mut parts, body) = req.into_parts();
+    parts.uri = uri;
+    let headers = &mut parts.headers;
+    if upgrade {
+        // Keep exactly the upgrade handshake; drop the other hop-by-hop headers.
+        let upgrade_value = headers.get(header::UPGRADE).cloned();
+        strip_hop_by_hop(headers);
+        if let Some(v) = upgrade_value {
+            headers.insert(header::UPGRADE, v);
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
-    };
-    let uri = Uri::builder().scheme(Scheme::HTTP).authority(authority).path_and_query(path).build();
-    let Ok(uri) = uri else {
-        return error(req.headers(), StatusCode::BAD_REQUEST, "bad_request", "the request target is invalid");
-    };
-    *req.uri_mut() = uri;
-    let headers = req.headers_mut();
-    strip_hop_by_hop(headers);
+    } else {
+        strip_hop_by_hop(headers);
+    }
     let client_ip = peer.ip().to_string();
     let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prior) => format!("{prior}, {client_ip}"),
@@ -76,21 +126,66 @@ pub(crate) async fn forward(
     if let Some(host) = original_host {
         headers.insert("x-forwarded-host", host);
     }
-    let request_headers = req.headers().clone();
-    match client.request(req).await {
-        Ok(response) => {
-            let (mut parts, body) = response.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, body.boxed())
-        }
-        Err(e) => {
+    let max = usize::try_from(limits.max_body).unwrap_or(usize::MAX);
+    let body: UpstreamBody = Limited::new(body, max).boxed();
+    let req = Request::from_parts(parts, body);
+
+    let response = match tokio::time::timeout(limits.head_timeout, client.request(req)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => {
             tracing::debug!(%upstream, error = %e, "upstream request failed");
-            error(
+            let too_large = std::iter::successors(std::error::Error::source(&e), |s| s.source())
+                .any(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
+            if too_large {
+                return error(
+                    &request_headers,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is larger than the proxy's limit",
+                );
+            }
+            return error(
                 &request_headers,
                 StatusCode::BAD_GATEWAY,
                 "upstream_unreachable",
-                "the container's app did not answer: check that it listens on its port",
-            )
+                &format!(
+                    "nothing answered on port {} of the container: check that the app listens there and that the container's ingress firewall lets the proxy in",
+                    upstream.port()
+                ),
+            );
         }
+        Err(_) => {
+            return error(
+                &request_headers,
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                &format!("the container's app did not answer within {} s", limits.head_timeout.as_secs()),
+            );
+        }
+    };
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client_upgrade) = client_upgrade
+    {
+        let mut upstream_response = response;
+        let headers = upstream_response.headers().clone();
+        let upstream_upgrade = hyper::upgrade::on(&mut upstream_response);
+        tokio::spawn(async move {
+            let _guard = guard;
+            match (client_upgrade.await, upstream_upgrade.await) {
+                (Ok(client_io), Ok(upstream_io)) => {
+                    let (mut a, mut b) = (TokioIo::new(client_io), TokioIo::new(upstream_io));
+                    let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                }
+                (c, u) => tracing::debug!(client = c.is_ok(), upstream = u.is_ok(), "upgrade failed"),
+            }
+        });
+        let mut out = Response::new(crate::error_page::full(""));
+        *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        *out.headers_mut() = headers;
+        return out;
     }
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, Guarded::new(body.boxed(), guard).boxed())
 }

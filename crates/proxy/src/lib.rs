@@ -1,34 +1,90 @@
 //! Cubby's reverse proxy: the front door of every container URL.
 //!
 //! A request's `Host` names a container (`{label}.{domain}`); the
-//! [`Resolver`] says where that container's app listens, or that it is
-//! stopped or unknown. The proxy forwards over pooled keep-alive
-//! connections, adds `X-Forwarded-*` headers, and answers 404 or 503 with a
-//! clear message otherwise. It knows nothing about containers beyond the
-//! [`Resolver`] seam.
+//! [`Resolver`] says where that container's app listens, who may open it,
+//! and starts it when it sleeps. The proxy enforces the access mode (signed
+//! claims with a cookie, bearer tokens, or public), forwards over pooled
+//! keep-alive connections with `X-Forwarded-*` headers, passes WebSocket
+//! upgrades and streamed responses through, and never forwards a claim,
+//! its cookie or a daemon credential to the app. It knows nothing about
+//! containers beyond the [`Resolver`] seam.
 
+mod access;
+mod body;
 mod error_page;
 mod forward;
 mod host;
 mod server;
 
-use std::net::SocketAddr;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 
+pub use access::{CLAIM_COOKIE, CLAIM_PARAM};
 pub use host::label_of;
 pub use server::{Proxy, ProxyConfig};
+
+/// Who may open a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    /// A signed claim: in the link's query, then a cookie, or as a bearer.
+    Claim,
+    /// `Authorization: Bearer` with a claim or an API token.
+    Token,
+}
+
+/// The container a request is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The container's id, passed back to the resolver.
+    pub container: String,
+    pub access: Access,
+    /// The port the request goes to.
+    pub port: u16,
+}
 
 /// Where a request for a label should go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
-    /// Forward to this address.
-    Forward(SocketAddr),
-    /// The container exists but is not running.
-    Stopped { name: String },
+    /// The container runs: forward to `upstream`.
+    Running { target: Target, upstream: SocketAddr },
+    /// The container sleeps; it may be woken when `autostart`.
+    Stopped { target: Target, autostart: bool },
     /// No container answers at this label.
     NotFound,
 }
 
-/// Looks up the target of a URL label (the host without the domain).
+/// Why a sleeping container could not be woken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WakeError {
+    /// Too many requests wait for it already.
+    Busy,
+    /// Its start took longer than the wait allows.
+    Timeout,
+    /// It does not start on requests.
+    Disabled,
+    /// Its start failed, for this reason.
+    Failed(String),
+}
+
+/// A future the resolver hands back.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// What the proxy needs to know and do about containers.
 pub trait Resolver: Send + Sync + 'static {
+    /// Looks up the target of a URL label (the host without the domain).
     fn resolve(&self, label: &str) -> Resolution;
+    /// Whether `claim` opens `container` now; the seconds it stays valid,
+    /// or why not.
+    fn check_claim(&self, container: &str, claim: &str) -> Result<u64, String>;
+    /// Whether a bearer token (a claim or an API token) opens `container`.
+    fn check_bearer(&self, container: &str, token: &str) -> bool;
+    /// Whether a bearer token is a credential of the daemon (any claim it
+    /// signed, any API token): those are never forwarded to an app.
+    fn is_credential(&self, token: &str) -> bool;
+    /// Starts a sleeping container and returns its address.
+    fn wake(&self, container: &str) -> BoxFuture<Result<IpAddr, WakeError>>;
+    /// Marks traffic to `container` as open until the guard is dropped.
+    fn track(&self, container: &str) -> Box<dyn Send + Sync>;
 }

@@ -1,12 +1,14 @@
 //! The proxy's listener: accepts connections, serves HTTP/1.1 with
-//! keep-alive, and dispatches each request by its `Host`.
+//! keep-alive, and dispatches each request by its `Host`: access check,
+//! wake if asleep, forward.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode, header};
+use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -15,17 +17,25 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
+use crate::access::{Decision, check};
 use crate::error_page::{Body, error};
-use crate::forward::{UpstreamClient, forward};
-use crate::{Resolution, Resolver, label_of};
+use crate::forward::{Limits, UpstreamClient, forward};
+use crate::{Resolution, Resolver, WakeError, label_of};
 
 /// How the proxy behaves.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     /// Container URLs are `{label}.{domain}`.
     pub domain: String,
+    /// Whether users reach the proxy over https (through a TLS front): the
+    /// claim cookie is then `Secure` and `X-Forwarded-Proto` is `https`.
+    pub https: bool,
     /// How long to wait for a client's request headers.
     pub header_timeout: Duration,
+    /// How long to wait for an app's response headers.
+    pub upstream_timeout: Duration,
+    /// Largest request body forwarded.
+    pub max_body: u64,
     /// Idle upstream connections kept per container.
     pub pool_idle_per_host: usize,
     /// How long an idle upstream connection is kept.
@@ -36,7 +46,10 @@ impl Default for ProxyConfig {
     fn default() -> Self {
         Self {
             domain: "localhost".into(),
+            https: false,
             header_timeout: Duration::from_secs(30),
+            upstream_timeout: Duration::from_secs(60),
+            max_body: 64 << 20,
             pool_idle_per_host: 32,
             pool_idle_timeout: Duration::from_secs(60),
         }
@@ -126,7 +139,15 @@ impl Proxy {
         }
     }
 
-    async fn handle(&self, req: Request<Incoming>, peer: std::net::SocketAddr) -> Response<Body> {
+    fn unavailable(&self, headers: &http::HeaderMap, code: &str, message: &str, retry_after: u64) -> Response<Body> {
+        let mut r = error(headers, StatusCode::SERVICE_UNAVAILABLE, code, message);
+        if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        r
+    }
+
+    async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let host =
             req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri().host()).unwrap_or("");
         let Some(label) = label_of(host, &self.config.domain) else {
@@ -141,24 +162,74 @@ impl Proxy {
             );
         };
         let label = label.to_ascii_lowercase();
-        match self.resolver.resolve(&label) {
-            Resolution::Forward(upstream) => forward(&self.client, req, upstream, peer, "http").await,
-            Resolution::Stopped { name } => {
-                let mut response = error(
+        let (target, upstream) = match self.resolver.resolve(&label) {
+            Resolution::NotFound => {
+                return error(
                     req.headers(),
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "container_stopped",
-                    &format!("container `{name}` is stopped: start it through the API and try again"),
+                    StatusCode::NOT_FOUND,
+                    "unknown_host",
+                    &format!("no container answers at `{label}`: check the container and project names in the URL"),
                 );
-                response.headers_mut().insert(header::RETRY_AFTER, http::HeaderValue::from_static("5"));
-                response
             }
-            Resolution::NotFound => error(
-                req.headers(),
-                StatusCode::NOT_FOUND,
-                "unknown_host",
-                &format!("no container answers at `{label}`: check the container and project names in the URL"),
-            ),
+            Resolution::Running { target, upstream } => (target, Some(upstream)),
+            Resolution::Stopped { target, autostart } => {
+                if !autostart {
+                    return self.unavailable(
+                        req.headers(),
+                        "container_stopped",
+                        "this container is stopped and does not start on requests: start it through the API",
+                        30,
+                    );
+                }
+                (target, None)
+            }
+        };
+        // Access first: an unauthorised request must not wake anything.
+        let uri = req.uri().clone();
+        if let Decision::Respond(r) = check(&*self.resolver, &target, &uri, req.headers_mut(), self.config.https) {
+            return r;
         }
+        let guard = self.resolver.track(&target.container);
+        let upstream = match upstream {
+            Some(upstream) => upstream,
+            None => match self.resolver.wake(&target.container).await {
+                Ok(ip) => SocketAddr::new(ip, target.port),
+                Err(WakeError::Busy) => {
+                    return self.unavailable(
+                        req.headers(),
+                        "waking_busy",
+                        "too many requests are waiting for this container to start: retry shortly",
+                        2,
+                    );
+                }
+                Err(WakeError::Timeout) => {
+                    return self.unavailable(
+                        req.headers(),
+                        "waking_timeout",
+                        "the container is still starting: retry shortly",
+                        5,
+                    );
+                }
+                Err(WakeError::Disabled) => {
+                    return self.unavailable(
+                        req.headers(),
+                        "container_stopped",
+                        "this container is stopped: start it through the API",
+                        30,
+                    );
+                }
+                Err(WakeError::Failed(why)) => {
+                    return error(
+                        req.headers(),
+                        StatusCode::BAD_GATEWAY,
+                        "start_failed",
+                        &format!("the container could not start ({why}); its owner can read its logs through the API"),
+                    );
+                }
+            },
+        };
+        let limits = Limits { max_body: self.config.max_body, head_timeout: self.config.upstream_timeout };
+        let scheme = if self.config.https { "https" } else { "http" };
+        forward(&self.client, req, upstream, peer, scheme, &limits, guard).await
     }
 }

@@ -16,7 +16,8 @@ mod sqlite;
 
 pub use error::StoreError;
 pub use records::{
-    AuditEntry, ContainerRecord, ImageRecord, LayerKind, LayerRecord, NewContainer, SnapshotRecord, TokenRecord,
+    AliasRecord, AuditEntry, ContainerRecord, ImageRecord, LayerKind, LayerRecord, NewContainer, SnapshotRecord,
+    TokenRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -31,6 +32,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn insert_project(&self, project: &Project) -> Result<(), StoreError>;
     fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError>;
     fn projects(&self) -> Result<Vec<Project>, StoreError>;
+    /// Stores a project's changed limit and defaults.
+    fn update_project(&self, project: &Project) -> Result<(), StoreError>;
     /// Removes a project and its tokens. The caller makes sure it has no
     /// containers first; [`StoreError::InUse`] if it still has.
     fn delete_project(&self, id: &ProjectId) -> Result<bool, StoreError>;
@@ -93,6 +96,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Stores a container's changed name, env, limits, disk limit and
     /// snapshot cap. [`StoreError::Duplicate`] if the new name is taken.
     fn update_container(&self, container: &ContainerRecord) -> Result<(), StoreError>;
+
+    /// Voids every claim of a container signed so far; returns the new epoch.
+    fn bump_claims_epoch(&self, id: &ContainerId) -> Result<u32, StoreError>;
+
+    // ---- aliases
+    /// Adds an alias. [`StoreError::Duplicate`] if the name is taken.
+    fn insert_alias(&self, alias: &AliasRecord) -> Result<(), StoreError>;
+    fn alias(&self, name: &str) -> Result<Option<AliasRecord>, StoreError>;
+    /// Aliases of one container, or of all.
+    fn aliases(&self, container: Option<&ContainerId>) -> Result<Vec<AliasRecord>, StoreError>;
+    fn delete_alias(&self, name: &str) -> Result<bool, StoreError>;
 
     // ---- layers
     fn insert_layer(&self, layer: &LayerRecord) -> Result<(), StoreError>;

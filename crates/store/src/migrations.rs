@@ -148,6 +148,24 @@ INSERT INTO container_layers (container_id, position, layer_id)
     SELECT id, 0, 'img-' || image FROM containers WHERE image IN (SELECT name FROM images);
 "#,
         ),
+        M::up(
+            r#"
+ALTER TABLE projects ADD COLUMN default_access TEXT NOT NULL DEFAULT 'claim';
+ALTER TABLE projects ADD COLUMN default_idle_timeout INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE containers ADD COLUMN access TEXT;
+ALTER TABLE containers ADD COLUMN autostart INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE containers ADD COLUMN idle_timeout INTEGER;
+ALTER TABLE containers ADD COLUMN claims_epoch INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE aliases (
+    name         TEXT PRIMARY KEY,
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    port         INTEGER,
+    created_at   INTEGER NOT NULL
+);
+CREATE INDEX aliases_by_container ON aliases(container_id);
+"#,
+        ),
     ])
 }
 

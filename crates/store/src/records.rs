@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use cubby_model::{ContainerId, ContainerStatus, Firewall, Image, Limits, NetworkRules, ProjectId, Timestamp, Token};
+use cubby_model::{
+    AccessMode, ContainerId, ContainerStatus, Firewall, Image, Limits, NetworkRules, ProjectId, Timestamp, Token,
+};
 
 /// A container as stored. The API view adds the URL and address, which
 /// are derived from the name, project and slot.
@@ -27,6 +29,13 @@ pub struct ContainerRecord {
     /// The last layer frozen from its subvolume (for copies), and the
     /// subvolume's generation then: reused while the generation holds.
     pub frozen: Option<(String, u64)>,
+    /// Its own access mode; the project's default when `None`.
+    pub access: Option<AccessMode>,
+    pub autostart: bool,
+    /// Its own idle timeout in seconds; the project's default when `None`.
+    pub idle_timeout: Option<u32>,
+    /// Claims signed before the current epoch are void (revocation).
+    pub claims_epoch: u32,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -53,6 +62,9 @@ pub struct NewContainer {
     pub max_snapshots: u32,
     /// `Creating` or `Copying`.
     pub status: ContainerStatus,
+    pub access: Option<AccessMode>,
+    pub autostart: bool,
+    pub idle_timeout: Option<u32>,
 }
 
 /// What a layer was made from.
@@ -145,4 +157,13 @@ pub struct AuditEntry {
     pub action: String,
     pub project_id: Option<ProjectId>,
     pub container_id: Option<ContainerId>,
+}
+
+/// An alias as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasRecord {
+    pub name: String,
+    pub container_id: ContainerId,
+    pub port: Option<u16>,
+    pub created_at: Timestamp,
 }

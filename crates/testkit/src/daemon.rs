@@ -244,9 +244,10 @@ impl Drop for Daemon {
             .arg(&self.run_dir)
             .status();
         match status {
-            Ok(s) if s.success() => {
+            Ok(s) if s.success() && !std::thread::panicking() => {
                 let _ = std::fs::remove_file(&self.log);
             }
+            Ok(s) if s.success() => eprintln!("the test failed; the daemon's log is kept at {}", self.log.display()),
             other => {
                 eprintln!("purge of test daemon {} failed ({other:?}); log kept at {}", self.prefix, self.log.display())
             }

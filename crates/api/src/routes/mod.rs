@@ -1,6 +1,7 @@
 //! One module per API resource. Each handler: parse, call the core with the
 //! caller, map the result. No business logic lives here.
 
+pub mod access;
 pub mod containers;
 pub mod firewall;
 pub mod images;
@@ -19,7 +20,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(meta::health))
         .routes(routes!(projects::create_project, projects::list_projects))
-        .routes(routes!(projects::get_project, projects::delete_project))
+        .routes(routes!(projects::get_project, projects::update_project, projects::delete_project))
+        .routes(routes!(access::authorize))
+        .routes(routes!(access::revoke_claims))
+        .routes(routes!(access::public_key))
+        .routes(routes!(access::create_alias, access::list_aliases))
+        .routes(routes!(access::delete_alias))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::delete_token))
         .routes(routes!(containers::create_container, containers::list_project_containers))

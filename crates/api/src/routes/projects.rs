@@ -3,7 +3,7 @@
 use axum::Json as Out;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use cubby_model::{CreateProject, Project, ProjectId};
+use cubby_model::{CreateProject, Project, ProjectId, UpdateProject};
 
 use crate::auth::Auth;
 use crate::error::ErrorBody;
@@ -40,6 +40,21 @@ pub async fn get_project(
     Path(id): Path<String>,
 ) -> Result<Out<Project>, ApiError> {
     Ok(Out(s.platform.project(&caller, &ProjectId(id))?))
+}
+
+/// Change a project's container limit and the defaults of its containers
+/// (admin token).
+#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Project id")), request_body = UpdateProject,
+    responses((status = 200, body = Project), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_project(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Json(req): Json<UpdateProject>,
+) -> Result<Out<Project>, ApiError> {
+    Ok(Out(s.platform.update_project(&caller, &ProjectId(id), &req)?))
 }
 
 /// Delete an empty project and its tokens (admin token).

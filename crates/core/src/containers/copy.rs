@@ -101,6 +101,9 @@ impl Platform {
             lowers,
             max_snapshots: src.max_snapshots,
             status: ContainerStatus::Copying,
+            access: src.access,
+            autostart: src.autostart,
+            idle_timeout: src.idle_timeout,
         };
         let inserted = self.store.insert_container(&new, self.ipam.capacity());
         drop(layers_guard);

@@ -118,6 +118,9 @@ impl Platform {
             return Err(Error::invalid("port", "give a TCP port from 1 to 65535"));
         }
         let limits = self.resolve_limits(self.config.defaults.limits, req.limits.as_ref())?;
+        if req.idle_timeout_seconds.is_some_and(|t| t > super::update::MAX_IDLE_TIMEOUT) {
+            return Err(Error::invalid("idle_timeout_seconds", "give 0 (never) to 2592000 seconds"));
+        }
         let mut env = image.config.env.clone();
         env.extend(req.environment_vars.clone());
 
@@ -138,6 +141,9 @@ impl Platform {
             lowers: vec![image_rec.layer_id.clone()],
             max_snapshots: self.config.defaults.max_snapshots,
             status: ContainerStatus::Creating,
+            access: req.access,
+            autostart: req.autostart.unwrap_or(true),
+            idle_timeout: req.idle_timeout_seconds,
         };
         // The image's layer must not be collected between the check and the insert.
         let layers = self.layers_lock.lock().await;
@@ -215,8 +221,7 @@ impl Platform {
                 .store
                 .set_status(&rec.id, ContainerStatus::Stopped, Trigger::Api, crate::error::elapsed_ms(t0))?
                 .ok_or_else(|| Error::NotFound { kind: "container", id: rec.id.to_string() })?;
-            let (label, route) = self.route_of(&rec, false)?;
-            self.routes.insert(label, route);
+            self.publish_routes(&rec, false)?;
             Ok(rec)
         }
     }

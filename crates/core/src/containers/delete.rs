@@ -33,6 +33,7 @@ impl Platform {
         )?;
         drop(guard);
         self.forget_lock(id);
+        self.activity.forget(id);
         // Its snapshots went with its rows; their layers, and those only it
         // used, go now.
         self.collect_layers().await?;

@@ -104,8 +104,8 @@ impl Platform {
                     .store
                     .set_status(&rec.id, ContainerStatus::Running, trigger, ms(t0))?
                     .ok_or_else(|| Error::NotFound { kind: "container", id: rec.id.to_string() })?;
-                let (label, route) = self.route_of(&rec, true)?;
-                self.routes.insert(label, route);
+                self.publish_routes(&rec, true)?;
+                self.activity.touch(&rec.id);
                 self.monitor(&rec.id, pid);
                 tracing::info!(container = %rec.id, ms = ms(t0), trigger = trigger.as_str(), "container started");
                 Ok(rec)

@@ -90,19 +90,34 @@ impl Platform {
 
     /// The URL of a container.
     pub fn url(&self, name: &str, project: &str) -> String {
+        self.url_of_label(&label(name, project))
+    }
+
+    /// The URL of a host label (a container, a port or an alias).
+    pub fn url_of_label(&self, label: &str) -> String {
         let port = match self.config.proxy_port {
             80 => String::new(),
             p => format!(":{p}"),
         };
-        format!("http://{}.{}{port}", label(name, project), self.config.domain)
+        format!("http://{label}.{}{port}", self.config.domain)
     }
 
     pub(crate) fn project_name(&self, id: &ProjectId) -> Result<String, Error> {
         Ok(self.store.project(id)?.map(|p| p.name).unwrap_or_default())
     }
 
+    /// A container's effective access mode and idle timeout: its own, else
+    /// its project's defaults.
+    pub(crate) fn effective(&self, rec: &ContainerRecord) -> Result<(cubby_model::AccessMode, u32), Error> {
+        let project = self.store.project(&rec.project_id)?;
+        let access = rec.access.or(project.as_ref().map(|p| p.default_access)).unwrap_or_default();
+        let idle = rec.idle_timeout.or(project.map(|p| p.default_idle_timeout_seconds)).unwrap_or(0);
+        Ok((access, idle))
+    }
+
     pub(crate) fn view(&self, rec: &ContainerRecord) -> Result<Container, Error> {
         let project = self.project_name(&rec.project_id)?;
+        let (access, idle) = self.effective(rec)?;
         Ok(Container {
             id: rec.id.clone(),
             project_id: rec.project_id.clone(),
@@ -116,6 +131,9 @@ impl Platform {
             url: self.url(&rec.name, &project),
             disk: None,
             max_snapshots: rec.max_snapshots,
+            access,
+            autostart: rec.autostart,
+            idle_timeout_seconds: idle,
             address: self.ipam.address(rec.slot).map(|a| a.to_string()).unwrap_or_default(),
             created_at: rec.created_at,
             updated_at: rec.updated_at,
@@ -125,6 +143,7 @@ impl Platform {
     pub(crate) fn route_of(&self, rec: &ContainerRecord, running: bool) -> Result<(String, Route), Error> {
         let project = self.project_name(&rec.project_id)?;
         let address = self.ipam.address(rec.slot).map_err(|e| Error::invalid("slot", e.to_string()))?;
+        let (access, _) = self.effective(rec)?;
         Ok((
             label(&rec.name, &project),
             Route {
@@ -133,8 +152,22 @@ impl Platform {
                 address,
                 port: rec.port,
                 running,
+                access,
+                autostart: rec.autostart,
             },
         ))
+    }
+
+    /// Puts a container's routes (its own label and its aliases) in the table.
+    pub(crate) fn publish_routes(&self, rec: &ContainerRecord, running: bool) -> Result<(), Error> {
+        self.routes.remove(&rec.id);
+        let (label, route) = self.route_of(rec, running)?;
+        for alias in self.store.aliases(Some(&rec.id))? {
+            let port = alias.port.unwrap_or(route.port);
+            self.routes.insert(alias.name.clone(), Route { port, ..route.clone() });
+        }
+        self.routes.insert(label, route);
+        Ok(())
     }
 
     /// The record of a container the caller may see.

@@ -13,6 +13,8 @@ use crate::{Caller, Error, Platform};
 
 /// Most snapshots a container may be allowed.
 const MAX_SNAPSHOTS: u32 = 1000;
+/// Longest idle timeout: 30 days.
+pub(crate) const MAX_IDLE_TIMEOUT: u32 = 30 * 86_400;
 
 impl Platform {
     /// Changes a container.
@@ -77,6 +79,22 @@ impl Platform {
             rec.max_snapshots = max;
         }
 
+        if let Some(access) = req.access {
+            rec.access = Some(access);
+        }
+        if let Some(autostart) = req.autostart {
+            rec.autostart = autostart;
+        }
+        if let Some(idle) = req.idle_timeout_seconds {
+            if idle > MAX_IDLE_TIMEOUT {
+                return Err(Error::invalid(
+                    "idle_timeout_seconds",
+                    format!("give 0 (never) to {MAX_IDLE_TIMEOUT} seconds"),
+                ));
+            }
+            rec.idle_timeout = Some(idle);
+        }
+
         // Live limits first: if the kernel refuses them, nothing is stored.
         let limits_changed = rec.limits != old.limits;
         if limits_changed && old.status == ContainerStatus::Running {
@@ -101,11 +119,8 @@ impl Platform {
             }
             return Err(e.into());
         }
-        if rec.name != old.name {
-            self.routes.remove(id);
-            let (label, route) = self.route_of(&rec, old.status == ContainerStatus::Running)?;
-            self.routes.insert(label, route);
-        }
+        // Name, access and autostart all live in the routes.
+        self.publish_routes(&rec, old.status == ContainerStatus::Running)?;
         let rec = if req.restart.unwrap_or(false) && old.status == ContainerStatus::Running {
             let stopped = self.stop_locked(&rec, Trigger::Api, Some(self.config.defaults.stop_timeout)).await?;
             self.start_locked(&stopped, Trigger::Api).await?

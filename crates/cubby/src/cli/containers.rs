@@ -5,10 +5,14 @@ use std::io::Write;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use cubby_model::{ByteSize, CopyContainer, CreateContainer, ExecRequest, LimitsSpec, ProjectId, UpdateContainer};
+use cubby_model::{
+    AccessMode, AuthorizeRequest, ByteSize, CopyContainer, CreateContainer, ExecRequest, LimitsSpec, ProjectId,
+    UpdateContainer,
+};
 
 use super::Connection;
 use super::output::{print, print_one};
+use super::projects::parse_access;
 
 #[derive(Debug, Subcommand)]
 pub enum ContainersCommand {
@@ -55,6 +59,27 @@ pub enum ContainersCommand {
     Copy(CopyArgs),
     /// Change a container's env, limits or name.
     Update(UpdateArgs),
+    /// Sign a claim and print the link that opens the container's URL.
+    Authorize {
+        id: String,
+        /// Who it is for.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Lifetime in seconds (default 3600).
+        #[arg(long)]
+        ttl: Option<u32>,
+        /// Open this port's URL.
+        #[arg(long)]
+        port: Option<u16>,
+        #[command(flatten)]
+        c: Connection,
+    },
+    /// Void every claim of the container signed so far.
+    RevokeClaims {
+        id: String,
+        #[command(flatten)]
+        c: Connection,
+    },
     /// Show a container's state transitions.
     Transitions {
         id: String,
@@ -87,6 +112,15 @@ pub struct CreateArgs {
     /// Disk limit, like 1GiB.
     #[arg(long, value_parser = |s: &str| ByteSize::parse(s))]
     pub disk: Option<ByteSize>,
+    /// Access mode: claim, public or token (default: the project's).
+    #[arg(long, value_parser = parse_access)]
+    pub access: Option<AccessMode>,
+    /// Do not start it on requests to its URL.
+    #[arg(long)]
+    pub no_autostart: bool,
+    /// Stop it after this many seconds without traffic (0: never).
+    #[arg(long)]
+    pub idle_timeout: Option<u32>,
     /// Create it stopped.
     #[arg(long)]
     pub no_start: bool,
@@ -153,6 +187,13 @@ pub struct UpdateArgs {
     pub disk: Option<ByteSize>,
     #[arg(long)]
     pub max_snapshots: Option<u32>,
+    #[arg(long, value_parser = parse_access)]
+    pub access: Option<AccessMode>,
+    /// Start on requests (true) or not (false).
+    #[arg(long)]
+    pub autostart: Option<bool>,
+    #[arg(long)]
+    pub idle_timeout: Option<u32>,
     /// Restart so env changes apply now.
     #[arg(long)]
     pub restart: bool,
@@ -220,10 +261,27 @@ pub fn run(cmd: ContainersCommand) -> anyhow::Result<std::process::ExitCode> {
                 port: a.port,
                 limits,
                 start: Some(!a.no_start),
+                access: a.access,
+                autostart: Some(!a.no_autostart),
+                idle_timeout_seconds: a.idle_timeout,
             };
             print_one(a.c.json, &a.c.client()?.create_container(&a.project, &req)?);
         }
         ContainersCommand::Get { id, c } => print_one(c.json, &c.client()?.container(&id)?),
+        ContainersCommand::Authorize { id, subject, ttl, port, c } => {
+            let out = c.client()?.authorize(&id, &AuthorizeRequest { subject, ttl_seconds: ttl, port })?;
+            if c.json {
+                print_one(true, &out);
+            } else {
+                println!("{}", out.url);
+            }
+        }
+        ContainersCommand::RevokeClaims { id, c } => {
+            c.client()?.revoke_claims(&id)?;
+            if !c.json {
+                println!("revoked the claims of container {id}");
+            }
+        }
         ContainersCommand::Copy(a) => {
             let req = CopyContainer {
                 name: a.name,
@@ -247,6 +305,9 @@ pub fn run(cmd: ContainersCommand) -> anyhow::Result<std::process::ExitCode> {
                 limits,
                 max_snapshots: a.max_snapshots,
                 restart: Some(a.restart),
+                access: a.access,
+                autostart: a.autostart,
+                idle_timeout_seconds: a.idle_timeout,
             };
             print_one(a.c.json, &a.c.client()?.update_container(&a.id, &req)?);
         }

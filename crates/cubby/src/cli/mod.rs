@@ -5,6 +5,7 @@
 //! `endpoints.json` the daemon writes in its data dir; and the token
 //! through `--token` (or `CUBBY_TOKEN`), else the admin token file.
 
+mod aliases;
 mod containers;
 mod images;
 mod output;
@@ -64,6 +65,9 @@ pub enum ClientCommand {
     /// Snapshots of a container: list, create, restore, alias, delete.
     #[command(subcommand, alias = "snapshot")]
     Snapshots(snapshots::SnapshotsCommand),
+    /// Aliases: unique names for a container's URL.
+    #[command(subcommand, alias = "alias")]
+    Aliases(aliases::AliasesCommand),
     /// Images: list, import, delete.
     #[command(subcommand, alias = "image")]
     Images(images::ImagesCommand),
@@ -86,6 +90,7 @@ pub fn run(command: ClientCommand) -> anyhow::Result<std::process::ExitCode> {
         ClientCommand::Containers(c) => containers::run(c),
         ClientCommand::Images(c) => images::run(c),
         ClientCommand::Snapshots(c) => snapshots::run(c),
+        ClientCommand::Aliases(c) => aliases::run(c),
         ClientCommand::Exec(a) => containers::exec(a),
         ClientCommand::Logs(a) => containers::logs(a),
     }

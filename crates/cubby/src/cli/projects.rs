@@ -1,7 +1,7 @@
 //! `cubby projects ...`
 
 use clap::Subcommand;
-use cubby_model::{CreateProject, CreateToken};
+use cubby_model::{AccessMode, CreateProject, CreateToken, UpdateProject};
 
 use super::Connection;
 use super::output::{print, print_one};
@@ -19,6 +19,24 @@ pub enum ProjectsCommand {
         /// Most containers it may hold.
         #[arg(long)]
         max_containers: Option<u32>,
+        /// Default access mode of its containers: claim (default), public or token.
+        #[arg(long, value_parser = parse_access)]
+        access: Option<AccessMode>,
+        /// Default idle timeout of its containers, in seconds (0: never).
+        #[arg(long)]
+        idle_timeout: Option<u32>,
+        #[command(flatten)]
+        c: Connection,
+    },
+    /// Change a project's limit or defaults.
+    Update {
+        id: String,
+        #[arg(long)]
+        max_containers: Option<u32>,
+        #[arg(long, value_parser = parse_access)]
+        access: Option<AccessMode>,
+        #[arg(long)]
+        idle_timeout: Option<u32>,
         #[command(flatten)]
         c: Connection,
     },
@@ -67,8 +85,19 @@ pub fn run(cmd: ProjectsCommand) -> anyhow::Result<std::process::ExitCode> {
                 .collect();
             print(c.json, &projects, &["ID", "NAME", "MAX CONTAINERS", "CREATED"], rows);
         }
-        ProjectsCommand::Create { name, max_containers, c } => {
-            print_one(c.json, &c.client()?.create_project(&CreateProject { name, max_containers })?);
+        ProjectsCommand::Create { name, max_containers, access, idle_timeout, c } => {
+            let req = CreateProject {
+                name,
+                max_containers,
+                default_access: access,
+                default_idle_timeout_seconds: idle_timeout,
+            };
+            print_one(c.json, &c.client()?.create_project(&req)?);
+        }
+        ProjectsCommand::Update { id, max_containers, access, idle_timeout, c } => {
+            let req =
+                UpdateProject { max_containers, default_access: access, default_idle_timeout_seconds: idle_timeout };
+            print_one(c.json, &c.client()?.update_project(&id, &req)?);
         }
         ProjectsCommand::Get { id, c } => print_one(c.json, &c.client()?.project(&id)?),
         ProjectsCommand::Delete { id, c } => {
@@ -90,4 +119,9 @@ pub fn run(cmd: ProjectsCommand) -> anyhow::Result<std::process::ExitCode> {
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Parses an access mode flag.
+pub fn parse_access(s: &str) -> Result<AccessMode, String> {
+    AccessMode::parse(s).ok_or_else(|| format!("`{s}` is not an access mode: use claim, public or token"))
 }

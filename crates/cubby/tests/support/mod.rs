@@ -17,17 +17,27 @@ pub fn daemon(test: &str) -> Option<Daemon> {
 }
 
 pub fn project(client: &Client, name: &str) -> Project {
-    client.create_project(&CreateProject { name: name.into(), max_containers: None }).expect("create project")
+    client
+        .create_project(&CreateProject {
+            name: name.into(),
+            default_access: Some(cubby_model::AccessMode::Public),
+            ..Default::default()
+        })
+        .expect("create project")
 }
 
-pub fn container(client: &Client, project: &Project, name: &str, greeting: &str) -> Container {
-    let req = CreateContainer {
+/// The request for a `minimal` container with `GREETING` set.
+pub fn create_req(name: &str, greeting: &str) -> CreateContainer {
+    CreateContainer {
         name: name.into(),
         image: Some("minimal".into()),
         environment_vars: BTreeMap::from([("GREETING".into(), greeting.into())]),
         ..Default::default()
-    };
-    client.create_container(project.id.as_str(), &req).expect("create container")
+    }
+}
+
+pub fn container(client: &Client, project: &Project, name: &str, greeting: &str) -> Container {
+    client.create_container(project.id.as_str(), &create_req(name, greeting)).expect("create container")
 }
 
 /// Runs `sh -c script` in a container; returns (exit code, stdout, stderr).

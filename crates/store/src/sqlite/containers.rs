@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use cubby_model::{ByteSize, ContainerId, ContainerStatus, Limits, ProjectId};
+use cubby_model::{AccessMode, ByteSize, ContainerId, ContainerStatus, Limits, ProjectId};
 use rusqlite::Row;
 
 use super::from_ms;
 use crate::{ContainerRecord, StoreError};
 
-pub(super) const CONTAINER_COLUMNS: &str = "id, project_id, name, image, command, env, port, cpu, memory, pids, workdir, user, status, slot, created_at, updated_at, disk_limit, max_snapshots, frozen_layer, frozen_generation";
+pub(super) const CONTAINER_COLUMNS: &str = "id, project_id, name, image, command, env, port, cpu, memory, pids, workdir, user, status, slot, created_at, updated_at, disk_limit, max_snapshots, frozen_layer, frozen_generation, access, autostart, idle_timeout, claims_epoch";
 
 pub(super) struct RawContainer {
     id: String,
@@ -31,6 +31,10 @@ pub(super) struct RawContainer {
     max_snapshots: u32,
     frozen_layer: Option<String>,
     frozen_generation: Option<i64>,
+    access: Option<String>,
+    autostart: bool,
+    idle_timeout: Option<u32>,
+    claims_epoch: u32,
 }
 
 pub(super) fn raw_container(row: &Row<'_>) -> rusqlite::Result<RawContainer> {
@@ -55,6 +59,10 @@ pub(super) fn raw_container(row: &Row<'_>) -> rusqlite::Result<RawContainer> {
         max_snapshots: row.get(17)?,
         frozen_layer: row.get(18)?,
         frozen_generation: row.get(19)?,
+        access: row.get(20)?,
+        autostart: row.get(21)?,
+        idle_timeout: row.get(22)?,
+        claims_epoch: row.get(23)?,
     })
 }
 
@@ -87,6 +95,10 @@ impl RawContainer {
             slot: self.slot,
             max_snapshots: self.max_snapshots,
             frozen: self.frozen_layer.zip(self.frozen_generation.and_then(|g| u64::try_from(g).ok())),
+            access: self.access.as_deref().and_then(AccessMode::parse),
+            autostart: self.autostart,
+            idle_timeout: self.idle_timeout,
+            claims_epoch: self.claims_epoch,
             created_at: from_ms(self.created_at),
             updated_at: from_ms(self.updated_at),
         })

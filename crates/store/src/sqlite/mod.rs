@@ -5,14 +5,15 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use cubby_model::{
-    ContainerId, ContainerStatus, Firewall, Image, ImageConfig, ImageSource, NetworkRules, Project, ProjectId,
-    Timestamp, Token, TokenId, Transition, Trigger,
+    AccessMode, ContainerId, ContainerStatus, Firewall, Image, ImageConfig, ImageSource, NetworkRules, Project,
+    ProjectId, Timestamp, Token, TokenId, Transition, Trigger,
 };
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 
 use crate::migrations::migrations;
 use crate::{
-    AuditEntry, ContainerRecord, ImageRecord, LayerRecord, NewContainer, SnapshotRecord, Store, StoreError, TokenRecord,
+    AliasRecord, AuditEntry, ContainerRecord, ImageRecord, LayerRecord, NewContainer, SnapshotRecord, Store,
+    StoreError, TokenRecord,
 };
 
 /// The state in SQLite. One connection behind a mutex: every call is a
@@ -73,12 +74,17 @@ impl SqliteStore {
     }
 }
 
+const PROJECT_COLUMNS: &str = "id, name, max_containers, created_at, default_access, default_idle_timeout";
+
 fn project_from_row(row: &Row<'_>) -> rusqlite::Result<Project> {
+    let access: String = row.get(4)?;
     Ok(Project {
         id: ProjectId(row.get(0)?),
         name: row.get(1)?,
         max_containers: row.get(2)?,
         created_at: from_ms(row.get(3)?),
+        default_access: AccessMode::parse(&access).unwrap_or_default(),
+        default_idle_timeout_seconds: row.get(5)?,
     })
 }
 
@@ -131,8 +137,15 @@ impl Store for SqliteStore {
     fn insert_project(&self, project: &Project) -> Result<(), StoreError> {
         self.conn()
             .execute(
-                "INSERT INTO projects (id, name, max_containers, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![project.id.as_str(), project.name, project.max_containers, ms(project.created_at)],
+                &format!("INSERT INTO projects ({PROJECT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                params![
+                    project.id.as_str(),
+                    project.name,
+                    project.max_containers,
+                    ms(project.created_at),
+                    project.default_access.as_str(),
+                    project.default_idle_timeout_seconds
+                ],
             )
             .map_err(|e| {
                 if is_unique_violation(&e) {
@@ -147,7 +160,7 @@ impl Store for SqliteStore {
     fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
         self.conn()
             .query_row(
-                "SELECT id, name, max_containers, created_at FROM projects WHERE id = ?1",
+                &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"),
                 [id.as_str()],
                 project_from_row,
             )
@@ -158,10 +171,20 @@ impl Store for SqliteStore {
     fn projects(&self) -> Result<Vec<Project>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare_cached("SELECT id, name, max_containers, created_at FROM projects ORDER BY name")
+            .prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY name"))
             .map_err(q("list projects"))?;
         let rows = stmt.query_map([], project_from_row).map_err(q("list projects"))?;
         rows.collect::<Result<_, _>>().map_err(q("list projects"))
+    }
+
+    fn update_project(&self, p: &Project) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE projects SET max_containers = ?2, default_access = ?3, default_idle_timeout = ?4 WHERE id = ?1",
+                params![p.id.as_str(), p.max_containers, p.default_access.as_str(), p.default_idle_timeout_seconds],
+            )
+            .map_err(q("update project"))?;
+        Ok(())
     }
 
     fn delete_project(&self, id: &ProjectId) -> Result<bool, StoreError> {
@@ -306,7 +329,7 @@ impl Store for SqliteStore {
         }
         let status = c.status;
         tx.execute(
-            &format!("INSERT INTO containers ({CONTAINER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17, NULL, NULL)"),
+            &format!("INSERT INTO containers ({CONTAINER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17, NULL, NULL, ?18, ?19, ?20, 0)"),
             params![
                 c.id.as_str(),
                 c.project_id.as_str(),
@@ -325,6 +348,9 @@ impl Store for SqliteStore {
                 ms(c.created_at),
                 c.limits.disk.and_then(|d| i64::try_from(d.0).ok()),
                 c.max_snapshots,
+                c.access.map(AccessMode::as_str),
+                c.autostart,
+                c.idle_timeout,
             ],
         )
         .map_err(|e| {
@@ -358,6 +384,10 @@ impl Store for SqliteStore {
             slot,
             max_snapshots: c.max_snapshots,
             frozen: None,
+            access: c.access,
+            autostart: c.autostart,
+            idle_timeout: c.idle_timeout,
+            claims_epoch: 0,
             created_at: c.created_at,
             updated_at: c.created_at,
         })
@@ -475,6 +505,7 @@ impl Store for SqliteStore {
             .map_err(q("delete transitions"))?;
         crate::firewall::delete(&tx, id)?;
         layers::delete_container_rows(&tx, id)?;
+        tx.execute("DELETE FROM aliases WHERE container_id = ?1", [id.as_str()]).map_err(q("delete aliases"))?;
         let n = tx.execute("DELETE FROM containers WHERE id = ?1", [id.as_str()]).map_err(q("delete container"))?;
         insert_audit(&tx, audit)?;
         tx.commit().map_err(q("commit delete container"))?;
@@ -485,7 +516,8 @@ impl Store for SqliteStore {
         self.conn()
             .execute(
                 "UPDATE containers SET name = ?2, env = ?3, cpu = ?4, memory = ?5, pids = ?6, disk_limit = ?7,
-                        max_snapshots = ?8, updated_at = ?9 WHERE id = ?1",
+                        max_snapshots = ?8, updated_at = ?9, access = ?10, autostart = ?11, idle_timeout = ?12
+                  WHERE id = ?1",
                 params![
                     c.id.as_str(),
                     c.name,
@@ -496,6 +528,9 @@ impl Store for SqliteStore {
                     c.limits.disk.and_then(|d| i64::try_from(d.0).ok()),
                     c.max_snapshots,
                     ms(cubby_model::now()),
+                    c.access.map(AccessMode::as_str),
+                    c.autostart,
+                    c.idle_timeout,
                 ],
             )
             .map_err(|e| {
@@ -506,6 +541,59 @@ impl Store for SqliteStore {
                 }
             })?;
         Ok(())
+    }
+
+    fn bump_claims_epoch(&self, id: &ContainerId) -> Result<u32, StoreError> {
+        let conn = self.conn();
+        conn.execute("UPDATE containers SET claims_epoch = claims_epoch + 1 WHERE id = ?1", [id.as_str()])
+            .map_err(q("revoke claims"))?;
+        conn.query_row("SELECT claims_epoch FROM containers WHERE id = ?1", [id.as_str()], |r| r.get(0))
+            .map_err(q("read claims epoch"))
+    }
+
+    fn insert_alias(&self, a: &AliasRecord) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO aliases (name, container_id, port, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![a.name, a.container_id.as_str(), a.port, ms(a.created_at)],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Duplicate { what: "alias", name: a.name.clone() }
+                } else {
+                    StoreError::Query { op: "insert alias", source: e }
+                }
+            })?;
+        Ok(())
+    }
+
+    fn alias(&self, name: &str) -> Result<Option<AliasRecord>, StoreError> {
+        Ok(self.aliases(None)?.into_iter().find(|a| a.name == name))
+    }
+
+    fn aliases(&self, container: Option<&ContainerId>) -> Result<Vec<AliasRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT name, container_id, port, created_at FROM aliases WHERE (?1 IS NULL OR container_id = ?1) ORDER BY name",
+            )
+            .map_err(q("list aliases"))?;
+        let rows = stmt
+            .query_map([container.map(ContainerId::as_str)], |r| {
+                Ok(AliasRecord {
+                    name: r.get(0)?,
+                    container_id: ContainerId(r.get(1)?),
+                    port: r.get(2)?,
+                    created_at: from_ms(r.get(3)?),
+                })
+            })
+            .map_err(q("list aliases"))?;
+        rows.collect::<Result<_, _>>().map_err(q("list aliases"))
+    }
+
+    fn delete_alias(&self, name: &str) -> Result<bool, StoreError> {
+        let n = self.conn().execute("DELETE FROM aliases WHERE name = ?1", [name]).map_err(q("delete alias"))?;
+        Ok(n > 0)
     }
 
     fn insert_layer(&self, layer: &LayerRecord) -> Result<(), StoreError> {

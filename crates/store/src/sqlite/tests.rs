@@ -7,7 +7,14 @@ use cubby_model::{ByteSize, Limits};
 use super::*;
 
 fn project(name: &str, max: Option<u32>) -> Project {
-    Project { id: ProjectId::random(), name: name.into(), max_containers: max, created_at: cubby_model::now() }
+    Project {
+        id: ProjectId::random(),
+        name: name.into(),
+        max_containers: max,
+        created_at: cubby_model::now(),
+        default_access: cubby_model::AccessMode::Claim,
+        default_idle_timeout_seconds: 0,
+    }
 }
 
 fn new_container(project: &ProjectId, name: &str) -> NewContainer {
@@ -28,6 +35,9 @@ fn new_container(project: &ProjectId, name: &str) -> NewContainer {
         lowers: vec![],
         max_snapshots: 2,
         status: ContainerStatus::Creating,
+        access: None,
+        autostart: true,
+        idle_timeout: None,
     }
 }
 

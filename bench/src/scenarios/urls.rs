@@ -1,0 +1,220 @@
+//! URLs: wake latency (stopped → first byte through the proxy) and proxy
+//! throughput with `wrk`, side by side in one run: through Cubby, through
+//! nginx as a reverse proxy to the same app, and direct to the app.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cubby_model::{AccessMode, CreateContainer, CreateProject};
+use cubby_testkit::Daemon;
+
+use super::{Report, machine, ms};
+use crate::stats::summarize;
+
+/// One raw GET; the time to the response's first byte.
+fn first_byte(proxy: SocketAddr, host: &str, path: &str) -> anyhow::Result<Duration> {
+    let t0 = Instant::now();
+    let mut s = TcpStream::connect(proxy)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+    let mut byte = [0u8; 1];
+    s.read_exact(&mut byte)?;
+    let at = t0.elapsed();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest)?;
+    if !(byte[0] == b'H' && rest.starts_with(b"TTP/1.1 200")) {
+        bail!("{host}{path} did not answer 200: {}", String::from_utf8_lossy(&rest));
+    }
+    Ok(at)
+}
+
+/// What one `wrk` run measured.
+struct Wrk {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// `wrk` latencies look like `1.23ms`, `845.00us` or `1.02s`.
+fn parse_latency(text: &str) -> Option<f64> {
+    let (num, unit) = text.find(|c: char| c.is_ascii_alphabetic()).map(|i| text.split_at(i))?;
+    let v: f64 = num.parse().ok()?;
+    Some(match unit {
+        "us" => v / 1000.0,
+        "ms" => v,
+        "s" => v * 1000.0,
+        "m" => v * 60_000.0,
+        _ => return None,
+    })
+}
+
+fn wrk(url: &str, host: Option<&str>, seconds: u32, connections: u32) -> anyhow::Result<Wrk> {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency"]);
+    if let Some(h) = host {
+        cmd.args(["-H", &format!("Host: {h}")]);
+    }
+    let out = cmd.arg(url).output().context("running wrk (install it with scripts/setup.sh --bench)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("wrk {url} failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    }
+    if text.contains("Non-2xx") || text.contains("Socket errors") {
+        bail!("wrk {url} saw errors:\n{text}");
+    }
+    let field = |prefix: &str| {
+        text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_string())).unwrap_or_default()
+    };
+    Ok(Wrk {
+        rps: field("Requests/sec:").parse().context("wrk's Requests/sec")?,
+        p50_ms: parse_latency(&field("50%")).context("wrk's 50% latency")?,
+        p99_ms: parse_latency(&field("99%")).context("wrk's 99% latency")?,
+    })
+}
+
+/// nginx as a reverse proxy to `upstream`, with pooled keep-alive
+/// connections (the fair comparison), on a free loopback port.
+struct Nginx {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start(upstream: SocketAddr) -> anyhow::Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let dir = tempfile::tempdir()?;
+        let d = dir.path().display();
+        let conf = format!(
+            "worker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+               upstream app {{ server {upstream}; keepalive 64; }}\n\
+               server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://app;\n\
+                   proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_set_header Host $host;\n\
+                   proxy_set_header X-Forwarded-For $remote_addr;\n    }}\n  }}\n}}\n"
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf)?;
+        let child = Command::new("nginx")
+            .args(["-e", &format!("{d}/error.log"), "-c"])
+            .arg(&path)
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting nginx (install it with scripts/setup.sh --bench)")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("nginx did not listen on {port}: {}", read(&dir.path().join("error.log")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Self { child, port, _dir: dir })
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn run(bin: &str, wakes: usize, seconds: u32) -> anyhow::Result<Report> {
+    let d = Daemon::start(bin);
+    let api = d.admin();
+    let project = api.create_project(&CreateProject {
+        name: "bench".into(),
+        default_access: Some(AccessMode::Public),
+        ..Default::default()
+    })?;
+    let c = api.create_container(project.id.as_str(), &CreateContainer { name: "app".into(), ..Default::default() })?;
+    let host = c.url.strip_prefix("http://").context("an http URL")?.to_string();
+    first_byte(d.proxy_addr, &host, "/healthz")?;
+
+    // Wake: stop through the API, then time one request to first byte.
+    let mut wake = Vec::new();
+    for _ in 0..wakes {
+        api.stop(c.id.as_str())?;
+        wake.push(ms(first_byte(d.proxy_addr, &host, "/healthz")?));
+    }
+    let mut warm = Vec::new();
+    for _ in 0..wakes {
+        warm.push(ms(first_byte(d.proxy_addr, &host, "/healthz")?));
+    }
+
+    // Throughput: the same app, three ways, one after another.
+    let app: SocketAddr = format!("{}:{}", c.address, c.port).parse()?;
+    let nginx = Nginx::start(app)?;
+    let connections = 32;
+    let direct = wrk(&format!("http://{app}/healthz"), None, seconds, connections)?;
+    let through_nginx = wrk(&format!("http://127.0.0.1:{}/healthz", nginx.port), None, seconds, connections)?;
+    let through_cubby = wrk(&format!("http://{}/healthz", d.proxy_addr), Some(&host), seconds, connections)?;
+    drop(nginx);
+    api.delete_container(c.id.as_str())?;
+
+    let mut rows = BTreeMap::new();
+    rows.insert("wake: stopped → first byte via proxy".into(), summarize(&wake));
+    rows.insert("running: request → first byte via proxy (new connection)".into(), summarize(&warm));
+    let mut figures = BTreeMap::new();
+    for (name, w) in
+        [("1 direct to the app", &direct), ("2 nginx reverse proxy", &through_nginx), ("3 Cubby proxy", &through_cubby)]
+    {
+        figures.insert(
+            format!("wrk {name}: req/s | p50 ms | p99 ms"),
+            format!("{:.0} | {:.2} | {:.2}", w.rps, w.p50_ms, w.p99_ms),
+        );
+    }
+    figures.insert(
+        "Cubby / nginx: req/s ratio | p99 difference ms".into(),
+        format!("{:.2} | {:+.2}", through_cubby.rps / through_nginx.rps, through_cubby.p99_ms - through_nginx.p99_ms),
+    );
+    Ok(Report {
+        title: format!("urls: wake n = {wakes}, wrk {seconds} s × 3"),
+        machine: machine(),
+        rows,
+        figures,
+        notes: vec![
+            "wake: `POST stop`, then one `GET /healthz` through the proxy, timed to the first response byte".into(),
+            format!(
+                "wrk -t2 -c{connections} -d{seconds}s --latency on `GET /healthz` of one container (demo app); \
+                 nginx {} with keepalive upstream; everything shares this machine's CPUs",
+                nginx_version()
+            ),
+            "times are wall-clock on a shared machine: read them as indications, compare ratios within one run".into(),
+        ],
+    })
+}
+
+fn nginx_version() -> String {
+    Command::new("nginx")
+        .arg("-v")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stderr).trim().trim_start_matches("nginx version: ").to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_latency;
+
+    #[test]
+    fn wrk_latencies_parse() {
+        assert_eq!(parse_latency("845.00us"), Some(0.845));
+        assert_eq!(parse_latency("1.50ms"), Some(1.5));
+        assert_eq!(parse_latency("2.00s"), Some(2000.0));
+        assert_eq!(parse_latency("junk"), None);
+    }
+}

@@ -1,0 +1,238 @@
+//! Scale to zero: waking a stopped container on a request to its URL, and
+//! stopping a container that had no traffic for its idle timeout.
+//!
+//! Concurrent requests for one stopped container share one start: the
+//! first creates it as a task (so it finishes even if every waiter gives
+//! up) and the others await the same result. The number of waiters and the
+//! wait are bounded. A start that failed is not retried on every request:
+//! for a cool-down the proxy answers with the failure at once.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cubby_model::{ContainerId, ContainerStatus, Trigger};
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+
+use crate::Platform;
+
+/// Most requests held for one container's start.
+pub const MAX_WAITERS: usize = 256;
+/// Longest a request waits for a start.
+pub const WAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a failed start is not retried.
+pub const FAILURE_COOL_DOWN: Duration = Duration::from_secs(30);
+
+/// Why a request could not wake its container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WakeError {
+    /// Too many requests already wait for this container.
+    Busy,
+    /// The start took longer than the wait allows.
+    Timeout,
+    /// The container does not start on requests.
+    Disabled,
+    /// The start failed; the reason says why.
+    Failed(String),
+}
+
+/// One container's proxied traffic.
+#[derive(Debug)]
+pub struct Activity {
+    open: AtomicUsize,
+    last: Mutex<Instant>,
+}
+
+impl Activity {
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+    }
+
+    fn idle_for(&self) -> Option<Duration> {
+        (self.open.load(Ordering::Acquire) == 0)
+            .then(|| self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner).elapsed())
+    }
+}
+
+/// Held while a request or an upgraded connection (a WebSocket) to the
+/// container is open.
+#[derive(Debug)]
+pub struct ActivityGuard {
+    activity: Arc<Activity>,
+}
+
+impl Drop for ActivityGuard {
+    fn drop(&mut self) {
+        self.activity.touch();
+        self.activity.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Activity of every container.
+#[derive(Debug, Default)]
+pub(crate) struct ActivityTable {
+    inner: Mutex<HashMap<ContainerId, Arc<Activity>>>,
+}
+
+impl ActivityTable {
+    fn get(&self, id: &ContainerId) -> Arc<Activity> {
+        let mut map = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(
+            map.entry(id.clone())
+                .or_insert_with(|| Arc::new(Activity { open: AtomicUsize::new(0), last: Mutex::new(Instant::now()) })),
+        )
+    }
+
+    /// Counts as traffic now (a start resets the idle clock).
+    pub(crate) fn touch(&self, id: &ContainerId) {
+        self.get(id).touch();
+    }
+
+    pub(crate) fn forget(&self, id: &ContainerId) {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+    }
+}
+
+type SharedStart = Shared<BoxFuture<'static, Result<Ipv4Addr, String>>>;
+
+/// Starts in flight, and recent failures.
+#[derive(Debug, Default)]
+pub(crate) struct WakeTable {
+    inflight: Mutex<HashMap<ContainerId, (SharedStart, Arc<AtomicUsize>)>>,
+    failures: Mutex<HashMap<ContainerId, (Instant, String)>>,
+}
+
+impl Platform {
+    /// Marks the start of proxied traffic to a container; the guard marks
+    /// its end.
+    pub fn track(&self, id: &ContainerId) -> ActivityGuard {
+        let activity = self.activity.get(id);
+        activity.open.fetch_add(1, Ordering::AcqRel);
+        activity.touch();
+        ActivityGuard { activity }
+    }
+
+    /// Starts a stopped container for a request (sharing a start already in
+    /// flight) and returns its address once its app's port answers.
+    pub async fn wake(self: &Arc<Self>, id: &ContainerId) -> Result<Ipv4Addr, WakeError> {
+        if let Some((at, why)) = self.wakes.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(id)
+            && at.elapsed() < FAILURE_COOL_DOWN
+        {
+            return Err(WakeError::Failed(why.clone()));
+        }
+        let (start, waiters) = {
+            let mut inflight = self.wakes.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (start, waiters) = inflight.entry(id.clone()).or_insert_with(|| {
+                let platform = Arc::clone(self);
+                let id = id.clone();
+                let task = tokio::spawn(async move {
+                    let result = platform.wake_once(&id).await;
+                    platform.wakes.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+                    result
+                });
+                let start: BoxFuture<'static, Result<Ipv4Addr, String>> =
+                    async move { task.await.unwrap_or_else(|_| Err("the start was interrupted".into())) }.boxed();
+                (start.shared(), Arc::new(AtomicUsize::new(0)))
+            });
+            (start.clone(), Arc::clone(waiters))
+        };
+        if waiters.fetch_add(1, Ordering::AcqRel) >= MAX_WAITERS {
+            waiters.fetch_sub(1, Ordering::AcqRel);
+            return Err(WakeError::Busy);
+        }
+        let result = tokio::time::timeout(WAKE_TIMEOUT, start).await;
+        waiters.fetch_sub(1, Ordering::AcqRel);
+        match result {
+            Err(_) => Err(WakeError::Timeout),
+            Ok(Ok(address)) => Ok(address),
+            Ok(Err(why)) if why == DISABLED => Err(WakeError::Disabled),
+            Ok(Err(why)) => Err(WakeError::Failed(why)),
+        }
+    }
+
+    async fn wake_once(self: &Arc<Self>, id: &ContainerId) -> Result<Ipv4Addr, String> {
+        let _guard = self.lock(id).await;
+        let rec = match self.store.container(id) {
+            Ok(Some(rec)) => rec,
+            _ => return Err("the container no longer exists".into()),
+        };
+        let address = self.ipam.address(rec.slot).map_err(|e| e.to_string())?;
+        match rec.status {
+            ContainerStatus::Running => Ok(address),
+            ContainerStatus::Stopped | ContainerStatus::Failed if rec.autostart => {
+                match self.start_locked(&rec, Trigger::Wake).await {
+                    Ok(_) => {
+                        self.wakes.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+                        Ok(address)
+                    }
+                    Err(e) => {
+                        let why = match &e {
+                            crate::Error::StartFailed { reason, .. } => reason.clone(),
+                            other => other.to_string(),
+                        };
+                        tracing::warn!(container = %id, error = %e, "a request could not wake the container");
+                        self.wakes
+                            .failures
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(id.clone(), (Instant::now(), why.clone()));
+                        Err(why)
+                    }
+                }
+            }
+            ContainerStatus::Stopped | ContainerStatus::Failed => Err(DISABLED.into()),
+            other => Err(format!("the container is {}", other.as_str())),
+        }
+    }
+
+    /// Stops running containers that had no traffic for their idle timeout.
+    pub(crate) fn spawn_idle_reaper(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(platform) = weak.upgrade() else { return };
+                platform.reap_idle();
+            }
+        });
+        self.push_background(task);
+    }
+
+    fn reap_idle(self: &Arc<Self>) {
+        let Ok(projects) = self.store.projects() else { return };
+        let defaults: HashMap<_, _> = projects.into_iter().map(|p| (p.id, p.default_idle_timeout_seconds)).collect();
+        let Ok(records) = self.store.containers(None, None, u32::MAX) else { return };
+        for rec in records.into_iter().filter(|r| r.status == ContainerStatus::Running) {
+            let timeout = rec.idle_timeout.or_else(|| defaults.get(&rec.project_id).copied()).unwrap_or(0);
+            if timeout == 0 {
+                continue;
+            }
+            let activity = self.activity.get(&rec.id);
+            if activity.idle_for().is_none_or(|d| d < Duration::from_secs(u64::from(timeout))) {
+                continue;
+            }
+            let platform = Arc::clone(self);
+            tokio::spawn(async move {
+                let _guard = platform.lock(&rec.id).await;
+                // Traffic may have come, or someone stopped it, meanwhile.
+                let still_idle = activity.idle_for().is_some_and(|d| d >= Duration::from_secs(u64::from(timeout)));
+                let Ok(Some(now)) = platform.store.container(&rec.id) else { return };
+                if !still_idle || now.status != ContainerStatus::Running {
+                    return;
+                }
+                tracing::info!(container = %rec.id, timeout, "no traffic for the idle timeout: stopping");
+                if let Err(e) =
+                    platform.stop_locked(&now, Trigger::Idle, Some(platform.config.defaults.stop_timeout)).await
+                {
+                    tracing::warn!(container = %rec.id, error = %e, "idle stop failed");
+                }
+            });
+        }
+    }
+}
+
+const DISABLED: &str = "autostart is off";
