@@ -14,7 +14,7 @@ fi
 packages=(runc btrfs-progs nftables busybox-static iproute2 util-linux
           libbtrfsutil-dev clang libclang-dev pkg-config ca-certificates curl)
 if [ "${1:-}" = "--bench" ]; then
-  packages+=(wrk nginx-light)
+  packages+=(wrk nginx-light jq)
 fi
 missing=()
 for p in "${packages[@]}"; do

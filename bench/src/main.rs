@@ -56,6 +56,15 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         rules: usize,
     },
+    /// Latency and throughput of a hello-world exec script.
+    Scripts {
+        /// Calls to measure.
+        #[arg(long, default_value_t = 500)]
+        n: usize,
+        /// Seconds of the wrk run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+    },
     /// Wake latency, and proxy throughput with wrk: Cubby, nginx and direct.
     Urls {
         /// Wakes to measure.
@@ -86,6 +95,9 @@ fn main() -> anyhow::Result<()> {
         )?,
         Scenario::Firewall { tenants, rules } => {
             scenarios::firewall::run(&bin, if args.quick { 20 } else { tenants }, rules)?
+        }
+        Scenario::Scripts { n, seconds } => {
+            scenarios::scripts::run(&bin, if args.quick { 50 } else { n }, if args.quick { 3 } else { seconds })?
         }
         Scenario::Urls { wakes, seconds } => {
             scenarios::urls::run(&bin, if args.quick { 5 } else { wakes }, if args.quick { 3 } else { seconds })?

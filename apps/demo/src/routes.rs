@@ -1,5 +1,5 @@
 //! The demo's HTTP routes: `/` (visit counter), `/healthz`, `/headers`
-//! (what the app received), `/sse` (a short event stream) and `/ws`
+//! (what the app received), `/echo` (the length of the body it read), `/sse` (a short event stream) and `/ws`
 //! (WebSocket echo). Anything else answers 404 in JSON.
 
 use std::convert::Infallible;
@@ -40,6 +40,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/", get(index))
         .route("/healthz", get(|| async { "ok" }))
         .route("/headers", get(headers))
+        .route("/echo", axum::routing::any(echo_body))
         .route("/sse", get(sse))
         .route("/ws", get(ws))
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"error": "not found"}))) })
@@ -73,6 +74,11 @@ async fn headers(headers: HeaderMap, RawQuery(query): RawQuery) -> Json<Value> {
     let headers: Vec<Value> =
         headers.iter().map(|(k, v)| json!([k.as_str(), String::from_utf8_lossy(v.as_bytes())])).collect();
     Json(json!({"headers": headers, "query": query.unwrap_or_default()}))
+}
+
+/// Reads the whole request body and says how long it was.
+async fn echo_body(body: axum::body::Bytes) -> Json<Value> {
+    Json(json!({"bytes": body.len()}))
 }
 
 async fn sse() -> Sse<impl Stream<Item = Result<Event, Infallible>>> {

@@ -3,6 +3,7 @@
 
 pub mod firewall;
 pub mod lifecycle;
+pub mod scripts;
 pub mod templates;
 pub mod urls;
 

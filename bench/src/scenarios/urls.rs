@@ -34,10 +34,10 @@ fn first_byte(proxy: SocketAddr, host: &str, path: &str) -> anyhow::Result<Durat
 }
 
 /// What one `wrk` run measured.
-struct Wrk {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+pub struct Wrk {
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
 }
 
 /// `wrk` latencies look like `1.23ms`, `845.00us` or `1.02s`.
@@ -53,7 +53,7 @@ fn parse_latency(text: &str) -> Option<f64> {
     })
 }
 
-fn wrk(url: &str, host: Option<&str>, seconds: u32, connections: u32) -> anyhow::Result<Wrk> {
+pub fn wrk(url: &str, host: Option<&str>, seconds: u32, connections: u32) -> anyhow::Result<Wrk> {
     let mut cmd = Command::new("wrk");
     cmd.args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency"]);
     if let Some(h) = host {

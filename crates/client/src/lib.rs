@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use cubby_model::{
     Alias, Authorization, AuthorizeRequest, Container, CopyContainer, CreateAlias, CreateContainer, CreateProject,
-    CreateSnapshot, CreateToken, CreatedToken, ExecRequest, ExecResult, Image, Page, Project, PublicKey, Snapshot,
-    Token, Transition, UpdateContainer, UpdateProject, UpdateSnapshot,
+    CreateSnapshot, CreateToken, CreatedToken, ExecRequest, ExecResult, Image, Page, Project, PublicKey, PutSecrets,
+    ScriptFile, ScriptInvocation, SecretNames, Snapshot, Token, Transition, UpdateContainer, UpdateProject,
+    UpdateSnapshot,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -286,6 +287,41 @@ impl Client {
 
     pub fn delete_alias(&self, name: &str) -> Result<(), ClientError> {
         self.call_empty("DELETE", &format!("/api/v1/aliases/{name}"))
+    }
+
+    /// Writes one script file of a project.
+    pub fn put_script(&self, project: &str, path: &str, content: &[u8]) -> Result<ScriptFile, ClientError> {
+        let api = format!("/api/v1/projects/{project}/scripts/{path}");
+        let resp = self.raw("PUT", &api, Some(content))?;
+        decode(&format!("{}{api}", self.base), resp)
+    }
+
+    /// One script's content.
+    pub fn script(&self, project: &str, path: &str) -> Result<Vec<u8>, ClientError> {
+        let api = format!("/api/v1/projects/{project}/scripts/{path}");
+        let resp = self.raw("GET", &api, None)?;
+        if resp.status == 200 { Ok(resp.body) } else { Err(api_error(&format!("{}{api}", self.base), &resp)) }
+    }
+
+    pub fn scripts(&self, project: &str) -> Result<Vec<ScriptFile>, ClientError> {
+        self.call("GET", &format!("/api/v1/projects/{project}/scripts"), None::<&()>)
+    }
+
+    pub fn delete_script(&self, project: &str, path: &str) -> Result<(), ClientError> {
+        self.call_empty("DELETE", &format!("/api/v1/projects/{project}/scripts/{path}"))
+    }
+
+    pub fn script_logs(&self, project: &str, limit: u32) -> Result<Vec<ScriptInvocation>, ClientError> {
+        self.call("GET", &format!("/api/v1/projects/{project}/scripts/logs?limit={limit}"), None::<&()>)
+    }
+
+    /// Replaces a project's secrets.
+    pub fn put_secrets(&self, project: &str, secrets: &PutSecrets) -> Result<SecretNames, ClientError> {
+        self.call("PUT", &format!("/api/v1/projects/{project}/secrets"), Some(secrets))
+    }
+
+    pub fn secrets(&self, project: &str) -> Result<SecretNames, ClientError> {
+        self.call("GET", &format!("/api/v1/projects/{project}/secrets"), None::<&()>)
     }
 
     pub fn images(&self) -> Result<Vec<Image>, ClientError> {

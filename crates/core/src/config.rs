@@ -37,6 +37,10 @@ pub struct Defaults {
     pub max_layer_depth: usize,
     /// How often expired snapshots are looked for.
     pub expiry_interval: Duration,
+    /// Memory limit of one exec script invocation.
+    pub script_memory: ByteSize,
+    /// Time limit of one exec script invocation (a script's `@timeout` overrides it).
+    pub script_timeout: Duration,
 }
 
 impl Default for Defaults {
@@ -50,6 +54,8 @@ impl Default for Defaults {
             max_snapshots: 10,
             max_layer_depth: 8,
             expiry_interval: Duration::from_secs(60),
+            script_memory: ByteSize(64 << 20),
+            script_timeout: Duration::from_secs(30),
         }
     }
 }

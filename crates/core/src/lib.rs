@@ -10,7 +10,8 @@
 //! - [`containers`]: create, start, stop, delete, exec and logs, each step
 //!   rolled back when a later one fails;
 //! - [`routes`]: which URL host reaches which container;
-//! - [`reconcile`]: bringing the host and the store back in step at start.
+//! - [`reconcile`]: bringing the host and the store back in step at start;
+//! - [`scripts`]: exec scripts, a project's endpoints written in JS/TS.
 
 pub mod access;
 mod aliases;
@@ -26,6 +27,7 @@ mod platform;
 pub mod projects;
 pub mod reconcile;
 pub mod routes;
+pub mod scripts;
 pub mod tokens;
 pub mod wake;
 

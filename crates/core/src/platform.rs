@@ -50,6 +50,10 @@ pub struct Platform {
     pub(crate) activity: crate::wake::ActivityTable,
     /// Starts in flight on behalf of requests, shared by every waiter.
     pub(crate) wakes: crate::wake::WakeTable,
+    /// Caches and locks of exec scripts.
+    pub(crate) scripts: crate::scripts::ScriptState,
+    /// Bounds the scripts running at once.
+    pub(crate) script_slots: tokio::sync::Semaphore,
 }
 
 impl Platform {
@@ -97,6 +101,8 @@ impl Platform {
             claims,
             activity: crate::wake::ActivityTable::default(),
             wakes: crate::wake::WakeTable::default(),
+            scripts: crate::scripts::ScriptState::default(),
+            script_slots: tokio::sync::Semaphore::new(crate::scripts::run::MAX_RUNNING),
         });
         match platform.host.btrfs.enable_quotas(platform.pool.root()) {
             Ok(mode) => tracing::info!(?mode, "disk quotas on"),

@@ -75,6 +75,7 @@ impl Platform {
             return Err(Error::Forbidden);
         }
         self.store.delete_project(id)?;
+        self.remove_project_files(id)?;
         self.store.append_audit(&cubby_store::AuditEntry {
             at: cubby_model::now(),
             action: "project.deleted".into(),

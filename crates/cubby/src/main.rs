@@ -6,6 +6,7 @@
 //! - every other subcommand is a client of the API ([`cli`]).
 
 mod cli;
+mod exec;
 mod purge;
 mod serve;
 

@@ -82,6 +82,12 @@ pub struct ServeArgs {
     /// Seconds the proxy waits for an app's response headers.
     #[arg(long, default_value_t = 60)]
     pub proxy_timeout: u64,
+    /// Memory limit of one exec script invocation.
+    #[arg(long, default_value = "64MiB")]
+    pub script_memory: String,
+    /// Seconds one exec script invocation may run (a script's `@timeout` overrides it).
+    #[arg(long, default_value_t = 30)]
+    pub script_timeout: u64,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
@@ -271,6 +277,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         helpers,
         defaults: Defaults {
             expiry_interval: std::time::Duration::from_secs(args.snapshot_expiry_interval.max(1)),
+            script_memory: ByteSize::parse(&args.script_memory).map_err(|e| anyhow::anyhow!("--script-memory: {e}"))?,
+            script_timeout: std::time::Duration::from_secs(args.script_timeout.clamp(1, 300)),
             ..Defaults::default()
         },
     };
@@ -304,6 +312,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )?;
 
     let app = cubby_api::router(cubby_api::AppState { platform: Arc::clone(&platform), max_image_bytes });
+    // Scripts may fetch the world, not the daemon's host or its containers.
+    let mut blocked = cubby_scripts::default_blocked();
+    blocked.push(ipnet::IpNet::V4(platform.config().subnet));
+    let fetcher =
+        cubby_scripts::HttpFetcher::new(blocked).map_err(|e| anyhow::anyhow!("the scripts' fetch client: {e}"))?;
     let max_body = ByteSize::parse(&args.proxy_max_body).map_err(|e| anyhow::anyhow!("--proxy-max-body: {e}"))?.0;
     let proxy = Proxy::new(
         ProxyConfig {
@@ -314,6 +327,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..ProxyConfig::default()
         },
         Arc::new(Routes(Arc::clone(&platform))),
+        Some(Arc::new(crate::exec::Scripts {
+            platform: Arc::clone(&platform),
+            api: app.clone(),
+            fetcher: Arc::new(fetcher),
+        })),
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -111,16 +111,20 @@ fn request_bodies_are_capped() {
     let api = d.admin();
     let p = project(&api, "acme");
     let a = container(&api, &p, "a", "hi");
-    let small = http_request(d.proxy_addr, "POST", &format!("{}/nope", a.url), &[], Some(&[b'x'; 1000]));
-    assert_eq!(small.status, 404, "a body under the cap reaches the app");
-    let big = http_request(d.proxy_addr, "POST", &a.url, &[], Some(&[b'x'; 4096]));
+    let small = http_request(d.proxy_addr, "POST", &format!("{}/echo", a.url), &[], Some(&[b'x'; 1000]));
+    assert_eq!(
+        (small.status, small.json()["bytes"].as_u64()),
+        (200, Some(1000)),
+        "a body under the cap reaches the app"
+    );
+    let big = http_request(d.proxy_addr, "POST", &format!("{}/echo", a.url), &[], Some(&[b'x'; 4096]));
     assert_eq!((big.status, big.json()["error"]["code"].as_str()), (413, Some("payload_too_large")));
     // Without a Content-Length (chunked), the cap holds too.
     let mut s = TcpStream::connect(d.proxy_addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "POST / HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
         host_of(&a.url)
     )
     .unwrap();

@@ -12,6 +12,7 @@ pub mod firewall;
 mod id;
 mod image;
 mod project;
+mod script;
 mod snapshot;
 mod token;
 mod validate;
@@ -29,6 +30,10 @@ pub use firewall::{
 pub use id::{ContainerId, ProjectId, TokenId, random_id, random_secret};
 pub use image::{Image, ImageConfig, ImageSource};
 pub use project::{CreateProject, Project, UpdateProject};
+pub use script::{
+    MAX_SCRIPT_BYTES, PutSecrets, ScriptFile, ScriptInvocation, ScriptLogLine, SecretNames, validate_script_path,
+    validate_secrets,
+};
 pub use snapshot::{CreateSnapshot, Snapshot, UpdateSnapshot, validate_alias};
 pub use token::{CreateToken, CreatedToken, Token};
 pub use validate::{

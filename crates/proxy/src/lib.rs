@@ -7,20 +7,25 @@
 //! keep-alive connections with `X-Forwarded-*` headers, passes WebSocket
 //! upgrades and streamed responses through, and never forwards a claim,
 //! its cookie or a daemon credential to the app. It knows nothing about
-//! containers beyond the [`Resolver`] seam.
+//! containers beyond the [`Resolver`] seam. Hosts `{project}.exec.{domain}`
+//! go to the [`ScriptRunner`] instead (a project's exec scripts).
 
 mod access;
 mod body;
 mod error_page;
+mod exec;
 mod forward;
 mod host;
 mod server;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+
+use bytes::Bytes;
 use std::pin::Pin;
 
 pub use access::{CLAIM_COOKIE, CLAIM_PARAM};
+pub use exec::exec_project_of;
 pub use host::label_of;
 pub use server::{Proxy, ProxyConfig};
 
@@ -87,4 +92,29 @@ pub trait Resolver: Send + Sync + 'static {
     fn wake(&self, container: &str) -> BoxFuture<Result<IpAddr, WakeError>>;
     /// Marks traffic to `container` as open until the guard is dropped.
     fn track(&self, container: &str) -> Box<dyn Send + Sync>;
+}
+
+/// A request to a project's exec scripts, read in full.
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    pub method: String,
+    /// The full URL as the client asked for it.
+    pub url: String,
+    /// With `X-Forwarded-*` set by the proxy.
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub peer: IpAddr,
+}
+
+/// What a script answered.
+#[derive(Debug, Clone)]
+pub struct ExecResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+/// Runs requests to `http://{project}.exec.{domain}/...`.
+pub trait ScriptRunner: Send + Sync + 'static {
+    fn run(&self, project: &str, request: ExecRequest) -> BoxFuture<ExecResponse>;
 }

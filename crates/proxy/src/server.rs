@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use crate::access::{Decision, check};
 use crate::error_page::{Body, error};
 use crate::forward::{Limits, UpstreamClient, forward};
-use crate::{Resolution, Resolver, WakeError, label_of};
+use crate::{Resolution, Resolver, ScriptRunner, WakeError, exec_project_of, label_of};
 
 /// How the proxy behaves.
 #[derive(Debug, Clone)]
@@ -60,6 +60,7 @@ impl Default for ProxyConfig {
 pub struct Proxy {
     config: ProxyConfig,
     resolver: Arc<dyn Resolver>,
+    scripts: Option<Arc<dyn ScriptRunner>>,
     client: UpstreamClient,
 }
 
@@ -70,8 +71,9 @@ impl std::fmt::Debug for Proxy {
 }
 
 impl Proxy {
-    /// A proxy that asks `resolver` where each label goes.
-    pub fn new(config: ProxyConfig, resolver: Arc<dyn Resolver>) -> Arc<Self> {
+    /// A proxy that asks `resolver` where each label goes, and hands exec
+    /// hosts to `scripts` (404 without one).
+    pub fn new(config: ProxyConfig, resolver: Arc<dyn Resolver>, scripts: Option<Arc<dyn ScriptRunner>>) -> Arc<Self> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
@@ -80,7 +82,7 @@ impl Proxy {
             .pool_max_idle_per_host(config.pool_idle_per_host)
             .pool_timer(TokioTimer::new())
             .build(connector);
-        Arc::new(Self { config, resolver, client })
+        Arc::new(Self { config, resolver, scripts, client })
     }
 
     /// Serves connections from `listener` until `shutdown` resolves, then
@@ -150,6 +152,11 @@ impl Proxy {
     async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let host =
             req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri().host()).unwrap_or("");
+        let scheme = if self.config.https { "https" } else { "http" };
+        if let (Some(project), Some(scripts)) = (exec_project_of(host, &self.config.domain), &self.scripts) {
+            let project = project.to_ascii_lowercase();
+            return crate::exec::handle(&**scripts, &project, req, peer, scheme, self.config.max_body).await;
+        }
         let Some(label) = label_of(host, &self.config.domain) else {
             return error(
                 req.headers(),
@@ -229,7 +236,6 @@ impl Proxy {
             },
         };
         let limits = Limits { max_body: self.config.max_body, head_timeout: self.config.upstream_timeout };
-        let scheme = if self.config.https { "https" } else { "http" };
         forward(&self.client, req, upstream, peer, scheme, &limits, guard).await
     }
 }

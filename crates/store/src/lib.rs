@@ -1,5 +1,5 @@
 //! The daemon's state: projects, tokens, images, containers, their state
-//! transitions and an audit trail.
+//! transitions, project secrets, script logs and an audit trail.
 //!
 //! [`Store`] is the seam the core talks to. [`SqliteStore`] keeps the state
 //! in one SQLite file in WAL mode, with versioned migrations
@@ -21,8 +21,11 @@ pub use records::{
 };
 pub use sqlite::SqliteStore;
 
+use std::collections::BTreeMap;
+
 use cubby_model::{
-    ContainerId, ContainerStatus, Firewall, NetworkRules, Project, ProjectId, TokenId, Transition, Trigger,
+    ContainerId, ContainerStatus, Firewall, NetworkRules, Project, ProjectId, ScriptInvocation, TokenId, Transition,
+    Trigger,
 };
 
 /// Everything the daemon remembers. Each method is one transaction.
@@ -138,6 +141,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // ---- audit
     /// Appends an audit entry.
+    /// Replaces a project's secrets with `secrets`.
+    fn set_secrets(&self, project: &ProjectId, secrets: &BTreeMap<String, String>) -> Result<(), StoreError>;
+    /// A project's secrets.
+    fn secrets(&self, project: &ProjectId) -> Result<BTreeMap<String, String>, StoreError>;
+    /// Records a script invocation, keeping the project's last `keep`.
+    fn append_script_log(&self, project: &ProjectId, entry: &ScriptInvocation, keep: u32) -> Result<(), StoreError>;
+    /// A project's latest script invocations, newest first.
+    fn script_logs(&self, project: &ProjectId, limit: u32) -> Result<Vec<ScriptInvocation>, StoreError>;
+
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
     /// The last `limit` audit entries, newest first.
     fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;

@@ -166,6 +166,30 @@ CREATE TABLE aliases (
 CREATE INDEX aliases_by_container ON aliases(container_id);
 "#,
         ),
+        M::up(
+            r#"
+CREATE TABLE secrets (
+    project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    PRIMARY KEY (project_id, name)
+);
+
+CREATE TABLE script_logs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_id  TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    at          INTEGER NOT NULL,
+    script      TEXT NOT NULL,
+    method      TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    status      INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    error       TEXT,
+    logs        TEXT NOT NULL
+);
+CREATE INDEX script_logs_by_project ON script_logs(project_id, id);
+"#,
+        ),
     ])
 }
 

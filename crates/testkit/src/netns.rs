@@ -167,6 +167,45 @@ impl OutsideHost {
         ready_rx.recv_timeout(Duration::from_secs(5)).expect("tcp server ready");
     }
 
+    /// Serves HTTP/1.1 on `port`: every request gets 200 with `body` (and
+    /// `x-seen-method` set to its method), and the connection is closed.
+    pub fn serve_http(&mut self, port: u16, body: &str) {
+        let netns = std::fs::File::open(&self.netns).expect("open netns");
+        let stop = Arc::clone(&self.stop);
+        let body = body.to_string();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        self.servers.push(std::thread::spawn(move || {
+            nix::sched::setns(netns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let listener = TcpListener::bind(("0.0.0.0", port)).expect("bind tcp");
+            listener.set_nonblocking(true).expect("nonblocking");
+            ready_tx.send(()).expect("ready");
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                        let mut head = Vec::new();
+                        let mut byte = [0u8; 1];
+                        while !head.ends_with(b"\r\n\r\n") && head.len() < 16384 {
+                            match std::io::Read::read(&mut s, &mut byte) {
+                                Ok(1) => head.push(byte[0]),
+                                _ => break,
+                            }
+                        }
+                        let method = String::from_utf8_lossy(&head).split(' ').next().unwrap_or("").to_string();
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-seen-method: {method}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = s.write_all(reply.as_bytes());
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        }));
+        ready_rx.recv_timeout(Duration::from_secs(5)).expect("http server ready");
+    }
+
     /// Echoes UDP datagrams on `port`, prefixed with `echo:`.
     pub fn serve_udp(&mut self, port: u16) {
         let netns = std::fs::File::open(&self.netns).expect("open netns");

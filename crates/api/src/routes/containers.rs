@@ -39,17 +39,29 @@ pub async fn create_container(
     Ok((StatusCode::CREATED, Out(s.platform.create_container(&caller, &ProjectId(id), &req).await?)))
 }
 
-/// A project's containers, a page at a time.
+/// Filter of a project's containers.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct NameQuery {
+    /// Only the container with this name (names are unique per project).
+    pub name: Option<String>,
+}
+
+/// A project's containers, a page at a time (or the one named `name`).
 #[utoipa::path(get, path = "/api/v1/projects/{id}/containers", tag = "containers", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Project id"), PageQuery),
+    params(("id" = String, Path, description = "Project id"), PageQuery, NameQuery),
     responses((status = 200, body = Page<Container>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_project_containers(
     State(s): State<AppState>,
     Auth(caller): Auth,
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
+    Query(n): Query<NameQuery>,
 ) -> Result<Out<Page<Container>>, ApiError> {
     let project = ProjectId(id);
+    if let Some(name) = n.name {
+        let items = s.platform.container_by_name(&caller, &project, &name)?.into_iter().collect();
+        return Ok(Out(Page { items, next_cursor: None }));
+    }
     Ok(Out(s.platform.containers(&caller, Some(&project), q.cursor.as_deref(), q.limit.unwrap_or(100))?))
 }
 

@@ -7,6 +7,7 @@ pub mod firewall;
 pub mod images;
 pub mod meta;
 pub mod projects;
+pub mod scripts;
 pub mod snapshots;
 pub mod tokens;
 
@@ -50,6 +51,13 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(firewall::add_rule))
         .routes(routes!(firewall::patch_rule, firewall::delete_rule))
         .routes(routes!(firewall::get_network, firewall::set_network))
+        .routes(routes!(scripts::list_scripts))
+        .routes(routes!(scripts::script_logs))
+        .routes(routes!(scripts::put_secrets, scripts::get_secrets))
+        .merge(OpenApiRouter::with_openapi(<scripts::ScriptFileDocs as utoipa::OpenApi>::openapi()).route(
+            "/api/v1/projects/{id}/scripts/{*path}",
+            axum::routing::get(scripts::get_script).put(scripts::put_script).delete(scripts::delete_script),
+        ))
         .routes(routes!(images::list_images))
         .routes(routes!(images::get_image, images::delete_image))
         .merge(

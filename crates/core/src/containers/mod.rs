@@ -225,6 +225,18 @@ impl Platform {
         Ok(Page { items, next_cursor })
     }
 
+    /// The container of a project with this name, if any.
+    pub fn container_by_name(
+        &self,
+        caller: &Caller,
+        project: &ProjectId,
+        name: &str,
+    ) -> Result<Option<Container>, Error> {
+        self.project(caller, project)?;
+        let found = self.store.containers(Some(project), None, u32::MAX)?.into_iter().find(|r| r.name == name);
+        found.map(|r| self.view(&r)).transpose()
+    }
+
     /// The recorded state transitions of a container, oldest first.
     pub fn transitions(&self, caller: &Caller, id: &ContainerId) -> Result<Vec<Transition>, Error> {
         self.record(caller, id)?;

@@ -10,6 +10,7 @@ mod containers;
 mod images;
 mod output;
 mod projects;
+mod scripts;
 mod snapshots;
 
 use std::path::PathBuf;
@@ -71,6 +72,9 @@ pub enum ClientCommand {
     /// Images: list, import, delete.
     #[command(subcommand, alias = "image")]
     Images(images::ImagesCommand),
+    /// Exec scripts of a project: push a folder, list, logs, secrets.
+    #[command(subcommand, alias = "script")]
+    Scripts(scripts::ScriptsCommand),
     /// Run a command in a container: `cubby exec <id> -- ls /data`.
     Exec(containers::ExecArgs),
     /// Print a container's output.
@@ -91,6 +95,7 @@ pub fn run(command: ClientCommand) -> anyhow::Result<std::process::ExitCode> {
         ClientCommand::Images(c) => images::run(c),
         ClientCommand::Snapshots(c) => snapshots::run(c),
         ClientCommand::Aliases(c) => aliases::run(c),
+        ClientCommand::Scripts(c) => scripts::run(c),
         ClientCommand::Exec(a) => containers::exec(a),
         ClientCommand::Logs(a) => containers::logs(a),
     }

@@ -26,6 +26,7 @@ pub struct SqliteStore {
 
 mod containers;
 mod layers;
+mod scripts;
 
 use containers::{CONTAINER_COLUMNS, RawContainer, raw_container};
 
@@ -693,6 +694,31 @@ impl Store for SqliteStore {
 
     fn set_network(&self, id: &ContainerId, rules: &NetworkRules) -> Result<(), StoreError> {
         crate::firewall::write_network(&self.conn(), id, rules)
+    }
+
+    fn set_secrets(
+        &self,
+        project: &ProjectId,
+        secrets: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        scripts::set_secrets(&mut self.conn(), project, secrets)
+    }
+
+    fn secrets(&self, project: &ProjectId) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        scripts::secrets(&self.conn(), project)
+    }
+
+    fn append_script_log(
+        &self,
+        project: &ProjectId,
+        entry: &cubby_model::ScriptInvocation,
+        keep: u32,
+    ) -> Result<(), StoreError> {
+        scripts::append_log(&mut self.conn(), project, entry, keep)
+    }
+
+    fn script_logs(&self, project: &ProjectId, limit: u32) -> Result<Vec<cubby_model::ScriptInvocation>, StoreError> {
+        scripts::logs(&self.conn(), project, limit)
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

@@ -271,3 +271,37 @@ fn layers_are_garbage_once_nothing_refers_to_them() {
     s.delete_container(&c.id, &audit).unwrap();
     assert_eq!(s.unreferenced_layers().unwrap().len(), 3);
 }
+
+#[test]
+fn secrets_are_replaced_and_logs_trimmed_and_both_go_with_the_project() {
+    let store = SqliteStore::in_memory().unwrap();
+    let (a, b) = (project("a", None), project("b", None));
+    store.insert_project(&a).unwrap();
+    store.insert_project(&b).unwrap();
+    store.set_secrets(&a.id, &BTreeMap::from([("X".into(), "1".into()), ("Y".into(), "2".into())])).unwrap();
+    store.set_secrets(&a.id, &BTreeMap::from([("Y".into(), "3".into())])).unwrap();
+    assert_eq!(store.secrets(&a.id).unwrap(), BTreeMap::from([("Y".into(), "3".into())]));
+    assert!(store.secrets(&b.id).unwrap().is_empty(), "secrets are per project");
+
+    let entry = |n: u16| cubby_model::ScriptInvocation {
+        at: cubby_model::now(),
+        script: "hello.ts".into(),
+        method: "GET".into(),
+        path: "/hello".into(),
+        status: n,
+        duration_ms: 1,
+        error: None,
+        logs: vec![cubby_model::ScriptLogLine { level: "log".into(), message: format!("n={n}") }],
+    };
+    for n in 200..210 {
+        store.append_script_log(&a.id, &entry(n), 3).unwrap();
+    }
+    let logs = store.script_logs(&a.id, 100).unwrap();
+    assert_eq!(logs.iter().map(|l| l.status).collect::<Vec<_>>(), [209, 208, 207]);
+    assert_eq!(logs[0].logs[0].message, "n=209");
+    assert!(store.script_logs(&b.id, 100).unwrap().is_empty());
+
+    assert!(store.delete_project(&a.id).unwrap());
+    assert!(store.secrets(&a.id).unwrap().is_empty());
+    assert!(store.script_logs(&a.id, 100).unwrap().is_empty());
+}

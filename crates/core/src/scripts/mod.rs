@@ -1,0 +1,292 @@
+//! Exec scripts: a project's `scripts/` folder on the host (one file per
+//! endpoint), its secrets, and the log of its invocations. Running a
+//! request through a script is in [`run`]; which file answers a path is in
+//! [`routing`]. The JavaScript engine itself is the `cubby-scripts` crate.
+
+mod routing;
+pub mod run;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use cubby_model::{
+    MAX_SCRIPT_BYTES, ProjectId, PutSecrets, ScriptFile, ScriptInvocation, SecretNames, validate_script_path,
+    validate_secrets,
+};
+use sha2::{Digest, Sha256};
+
+pub use routing::Route;
+
+use crate::{Caller, Error, Platform};
+
+/// Most files in one project's `scripts/`.
+pub const MAX_SCRIPTS: u32 = 500;
+/// Invocations kept in a project's log.
+pub const LOG_KEEP: u32 = 1000;
+/// How long a project's route table is trusted before the folder is read
+/// again (files may be edited on the host directly).
+const ROUTES_TTL: Duration = Duration::from_secs(1);
+
+/// A script ready to run: its settings and its JavaScript.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    pub magic: cubby_scripts::Magic,
+    pub js: String,
+}
+
+/// A project's routes, and when the folder was read.
+type RouteCache = HashMap<ProjectId, (Instant, Arc<Vec<Route>>)>;
+/// Compiled files by path, with the (mtime, size) they were compiled at.
+type CompiledCache = HashMap<PathBuf, (SystemTime, u64, Arc<Compiled>)>;
+
+/// Caches and locks of the script runner.
+#[derive(Debug, Default)]
+pub(crate) struct ScriptState {
+    /// Route tables per project, with when they were read.
+    routes: Mutex<RouteCache>,
+    /// Compiled files by path, valid while (mtime, size) hold.
+    compiled: Mutex<CompiledCache>,
+    /// Locks of `@concurrent false` scripts.
+    serial: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+impl Platform {
+    /// The `scripts/` folder of a project.
+    pub fn scripts_dir(&self, project: &ProjectId) -> PathBuf {
+        self.config.data_dir.join("projects").join(project.as_str()).join("scripts")
+    }
+
+    fn script_view(&self, project_name: &str, file: &str, path: &Path) -> Result<ScriptFile, Error> {
+        let data = std::fs::read(path).map_err(Error::io("read", path))?;
+        let meta = std::fs::metadata(path).map_err(Error::io("stat", path))?;
+        let modified = meta.modified().map_err(Error::io("stat", path))?;
+        Ok(ScriptFile {
+            path: file.to_string(),
+            size: meta.len(),
+            sha256: sha256_hex(&data),
+            url: format!("{}{}", self.exec_base_url(project_name), Route::of(file).pattern()),
+            updated_at: cubby_model::Timestamp::from(modified),
+        })
+    }
+
+    /// `http://{project}.exec.{domain}:{port}`.
+    pub fn exec_base_url(&self, project_name: &str) -> String {
+        self.url_of_label(&format!("{project_name}.exec"))
+    }
+
+    fn forget_routes(&self, project: &ProjectId) {
+        lock(&self.scripts.routes).remove(project);
+    }
+
+    /// Writes one script file (creating folders), replacing any.
+    pub fn put_script(
+        &self,
+        caller: &Caller,
+        project: &ProjectId,
+        path: &str,
+        content: &[u8],
+    ) -> Result<ScriptFile, Error> {
+        let p = self.project(caller, project)?;
+        validate_script_path(path)?;
+        if content.len() > MAX_SCRIPT_BYTES {
+            return Err(Error::TooLarge { limit: MAX_SCRIPT_BYTES as u64 });
+        }
+        let text =
+            std::str::from_utf8(content).map_err(|_| Error::invalid("content", "a script must be UTF-8 text"))?;
+        // Refuse what could never run, with the reason, at upload.
+        compile(path, text)?;
+        let dir = self.scripts_dir(project);
+        let existing = list_files(&dir)?;
+        if existing.len() >= MAX_SCRIPTS as usize && !existing.iter().any(|f| f == path) {
+            return Err(Error::LimitReached { what: "scripts", limit: MAX_SCRIPTS });
+        }
+        let target = dir.join(path);
+        let parent = target.parent().unwrap_or(&dir).to_path_buf();
+        std::fs::create_dir_all(&parent).map_err(Error::io("create", &parent))?;
+        let tmp = parent.join(format!(".{}.tmp", cubby_model::random_id(8)));
+        std::fs::write(&tmp, content).map_err(Error::io("write", &tmp))?;
+        std::fs::rename(&tmp, &target).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io("rename", &target)(e)
+        })?;
+        self.forget_routes(project);
+        tracing::info!(project = %project, script = path, bytes = content.len(), "script written");
+        self.script_view(&p.name, path, &target)
+    }
+
+    /// One script: its description and content.
+    pub fn script(&self, caller: &Caller, project: &ProjectId, path: &str) -> Result<(ScriptFile, Vec<u8>), Error> {
+        let p = self.project(caller, project)?;
+        validate_script_path(path).map_err(|_| Error::NotFound { kind: "script", id: path.to_string() })?;
+        let target = self.scripts_dir(project).join(path);
+        if !target.is_file() {
+            return Err(Error::NotFound { kind: "script", id: path.to_string() });
+        }
+        let content = std::fs::read(&target).map_err(Error::io("read", &target))?;
+        Ok((self.script_view(&p.name, path, &target)?, content))
+    }
+
+    /// Removes one script (and folders it leaves empty).
+    pub fn delete_script(&self, caller: &Caller, project: &ProjectId, path: &str) -> Result<(), Error> {
+        self.project(caller, project)?;
+        let not_found = || Error::NotFound { kind: "script", id: path.to_string() };
+        validate_script_path(path).map_err(|_| not_found())?;
+        let dir = self.scripts_dir(project);
+        let target = dir.join(path);
+        std::fs::remove_file(&target).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => not_found(),
+            _ => Error::io("remove", &target)(e),
+        })?;
+        let mut parent = target.parent().map(Path::to_path_buf);
+        while let Some(p) = parent.filter(|p| p != &dir && p.starts_with(&dir)) {
+            if std::fs::remove_dir(&p).is_err() {
+                break;
+            }
+            parent = p.parent().map(Path::to_path_buf);
+        }
+        self.forget_routes(project);
+        tracing::info!(project = %project, script = path, "script removed");
+        Ok(())
+    }
+
+    /// Every script of a project, by path.
+    pub fn scripts(&self, caller: &Caller, project: &ProjectId) -> Result<Vec<ScriptFile>, Error> {
+        let p = self.project(caller, project)?;
+        let dir = self.scripts_dir(project);
+        list_files(&dir)?.iter().map(|f| self.script_view(&p.name, f, &dir.join(f))).collect()
+    }
+
+    /// The latest invocations of a project's scripts, newest first.
+    pub fn script_logs(
+        &self,
+        caller: &Caller,
+        project: &ProjectId,
+        limit: u32,
+    ) -> Result<Vec<ScriptInvocation>, Error> {
+        self.project(caller, project)?;
+        Ok(self.store.script_logs(project, limit.clamp(1, LOG_KEEP))?)
+    }
+
+    /// Replaces a project's secrets; answers their names.
+    pub fn set_secrets(
+        &self,
+        caller: &Caller,
+        project: &ProjectId,
+        secrets: &PutSecrets,
+    ) -> Result<SecretNames, Error> {
+        self.project(caller, project)?;
+        validate_secrets(secrets)?;
+        self.store.set_secrets(project, secrets)?;
+        tracing::info!(project = %project, count = secrets.len(), "secrets replaced");
+        Ok(SecretNames { names: secrets.keys().cloned().collect() })
+    }
+
+    /// The names of a project's secrets (never their values).
+    pub fn secret_names(&self, caller: &Caller, project: &ProjectId) -> Result<SecretNames, Error> {
+        self.project(caller, project)?;
+        Ok(SecretNames { names: self.store.secrets(project)?.into_keys().collect() })
+    }
+
+    /// The route table of a project, read again after [`ROUTES_TTL`].
+    pub(crate) fn script_routes(&self, project: &ProjectId) -> Result<Arc<Vec<Route>>, Error> {
+        if let Some((at, routes)) = lock(&self.scripts.routes).get(project)
+            && at.elapsed() < ROUTES_TTL
+        {
+            return Ok(Arc::clone(routes));
+        }
+        let routes: Arc<Vec<Route>> =
+            Arc::new(list_files(&self.scripts_dir(project))?.iter().map(|f| Route::of(f)).collect());
+        lock(&self.scripts.routes).insert(project.clone(), (Instant::now(), Arc::clone(&routes)));
+        Ok(routes)
+    }
+
+    /// The compiled script at `path`, from the cache while the file is
+    /// unchanged.
+    pub(crate) fn compiled(&self, file: &str, path: &Path) -> Result<Arc<Compiled>, Error> {
+        let meta = std::fs::metadata(path).map_err(Error::io("stat", path))?;
+        let modified = meta.modified().map_err(Error::io("stat", path))?;
+        if let Some((m, len, c)) = lock(&self.scripts.compiled).get(path)
+            && *m == modified
+            && *len == meta.len()
+        {
+            return Ok(Arc::clone(c));
+        }
+        let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
+        let compiled = Arc::new(compile(file, &text)?);
+        lock(&self.scripts.compiled).insert(path.to_path_buf(), (modified, meta.len(), Arc::clone(&compiled)));
+        Ok(compiled)
+    }
+
+    /// The lock of a `@concurrent false` script.
+    pub(crate) fn serial_lock(&self, path: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        Arc::clone(lock(&self.scripts.serial).entry(path.to_path_buf()).or_default())
+    }
+
+    /// Removes a project's folder (its scripts), when the project goes.
+    pub(crate) fn remove_project_files(&self, project: &ProjectId) -> Result<(), Error> {
+        let dir = self.config.data_dir.join("projects").join(project.as_str());
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &dir)(e)),
+        }
+        self.forget_routes(project);
+        Ok(())
+    }
+}
+
+/// Reads the magic comments and strips TypeScript types.
+fn compile(file: &str, text: &str) -> Result<Compiled, Error> {
+    let magic = cubby_scripts::parse_magic(text).map_err(|e| Error::invalid("content", e.to_string()))?;
+    let js = if file.ends_with(".ts") {
+        cubby_scripts::strip_types(text, file).map_err(|e| Error::invalid("content", e.to_string()))?
+    } else {
+        text.to_string()
+    };
+    Ok(Compiled { magic, js })
+}
+
+/// Script files under `dir`, relative and sorted; hidden entries skipped.
+fn list_files(dir: &Path) -> Result<Vec<String>, Error> {
+    fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<String>) -> Result<(), Error> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("list", dir)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(Error::io("list", dir))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            let kind = entry.file_type().map_err(Error::io("stat", &path))?;
+            if kind.is_dir() && depth < 8 {
+                walk(root, &path, depth + 1, out)?;
+            } else if kind.is_file()
+                && let Ok(rel) = path.strip_prefix(root)
+                && let Some(rel) = rel.to_str()
+                && validate_script_path(rel).is_ok()
+            {
+                out.push(rel.to_string());
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, 1, &mut out)?;
+    out.sort();
+    Ok(out)
+}

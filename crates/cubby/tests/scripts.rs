@@ -1,0 +1,330 @@
+//! End to end, as root: exec scripts. A file in a project's `scripts/`
+//! becomes an endpoint at `http://{project}.exec.{domain}/...`: the Stripe
+//! example provisions a container per customer; routing, TypeScript,
+//! `@token` and `@cors` behave; limits kill runaway scripts without
+//! hurting anyone else; a script reaches only its own project.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use cubby_model::{CreateProject, CreateToken, PutSecrets};
+use cubby_testkit::{Daemon, HttpResponse, OutsideHost, http_get, http_request};
+use hmac::{KeyInit, Mac};
+use support::{container, daemon, project};
+
+/// `http://{project}.exec.localhost:{port}{path}`.
+fn exec_url(d: &Daemon, project: &str, path: &str) -> String {
+    format!("http://{project}.exec.localhost:{}{path}", d.proxy_addr.port())
+}
+
+fn call(d: &Daemon, method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> HttpResponse {
+    http_request(d.proxy_addr, method, url, headers, body)
+}
+
+fn put(api: &cubby_client::Client, project: &str, path: &str, source: &str) {
+    api.put_script(project, path, source.as_bytes()).unwrap_or_else(|e| panic!("put {path}: {e}"));
+}
+
+fn stripe_signature(secret: &str, t: i64, payload: &str) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.{payload}").as_bytes());
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[test]
+fn the_stripe_example_provisions_one_container_per_customer() {
+    let Some(d) = daemon("the_stripe_example_provisions_one_container_per_customer") else { return };
+    let api = d.admin();
+    // A claim project, as in production: the customer's URL needs the link.
+    let p = api.create_project(&CreateProject { name: "saas".into(), ..Default::default() }).unwrap();
+    let template = container(&api, &p, "template", "welcome");
+
+    // `cubby scripts push` mirrors the examples folder.
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/scripts");
+    let (code, out, err) = d.cli(&["scripts", "push", examples.to_str().unwrap(), "--project", p.id.as_str()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("webhooks/stripe-signup.ts"), "{out}");
+    let (code, out, _) = d.cli(&["scripts", "push", examples.to_str().unwrap(), "--project", p.id.as_str()]);
+    assert!(code == 0 && out.contains("0 uploaded"), "an unchanged folder uploads nothing: {out}");
+    let secret = "whsec_test_0123456789";
+    let secrets = PutSecrets::from([
+        ("STRIPE_WEBHOOK_SECRET".into(), secret.into()),
+        ("TEMPLATE_CONTAINER_ID".into(), template.id.to_string()),
+    ]);
+    api.put_secrets(p.id.as_str(), &secrets).unwrap();
+
+    let url = exec_url(&d, "saas", "/webhooks/stripe-signup");
+    let event = serde_json::json!({
+        "id": "evt_1", "type": "customer.created",
+        "data": {"object": {"id": "cus_NffrFeUfNV2Hib", "email": "a@example.com"}}
+    })
+    .to_string();
+    let sig = stripe_signature(secret, unix_now(), &event);
+    let r = call(&d, "POST", &url, &[("Stripe-Signature", &sig)], Some(event.as_bytes()));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let answer = r.json();
+    let link = answer["url"].as_str().unwrap().to_string();
+    let cid = answer["container_id"].as_str().unwrap().to_string();
+
+    // The link opens the customer's own container (claim → cookie → app).
+    let hop = http_get(d.proxy_addr, &link);
+    assert_eq!(hop.status, 303, "{}", hop.body);
+    let cookie = hop.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let c = api.container(&cid).unwrap();
+    assert_eq!(c.status, cubby_model::ContainerStatus::Running);
+    let app = http_request(d.proxy_addr, "GET", &c.url, &[("Cookie", &cookie)], None);
+    assert_eq!((app.status, app.json()["greeting"].as_str()), (200, Some("welcome")), "{}", app.body);
+    assert_eq!(c.environment_vars.get("CUSTOMER_ID").map(String::as_str), Some("cus_NffrFeUfNV2Hib"));
+
+    // The same event again (Stripe retries) makes no second container.
+    let sig = stripe_signature(secret, unix_now(), &event);
+    let again = call(&d, "POST", &url, &[("Stripe-Signature", &sig)], Some(event.as_bytes()));
+    assert_eq!((again.status, again.json()["container_id"].as_str()), (200, Some(cid.as_str())), "{}", again.body);
+    let count = || api.containers(Some(p.id.as_str()), None, 100).unwrap().items.len();
+    assert_eq!(count(), 2, "the template and one customer");
+
+    // Bad signatures make nothing.
+    let other = event.replace("cus_NffrFeUfNV2Hib", "cus_Other");
+    let forged = stripe_signature("whsec_wrong", unix_now(), &other);
+    let stale = stripe_signature(secret, unix_now() - 3600, &other);
+    for (what, header) in [("wrong secret", forged.as_str()), ("old timestamp", stale.as_str()), ("garbage", "t=1")] {
+        let r = call(&d, "POST", &url, &[("Stripe-Signature", header)], Some(other.as_bytes()));
+        assert_eq!(r.status, 400, "{what}: {}", r.body);
+    }
+    let r = call(&d, "POST", &url, &[], Some(other.as_bytes()));
+    assert_eq!(r.status, 400, "no signature");
+    assert_eq!(count(), 2, "refused deliveries made nothing");
+
+    // Each invocation is logged with what the script printed.
+    let logs = api.script_logs(p.id.as_str(), 20).unwrap();
+    assert!(logs.len() >= 6);
+    assert!(logs.iter().any(|l| l.logs.iter().any(|x| x.message.contains("made cust-"))), "{logs:?}");
+    assert!(logs.iter().any(|l| l.logs.iter().any(|x| x.message.contains("already exists"))));
+}
+
+#[test]
+fn routing_typescript_token_and_cors() {
+    let Some(d) = daemon("routing_typescript_token_and_cors") else { return };
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let pid = p.id.as_str();
+    put(&api, pid, "index.js", "export default () => ({ page: 'home' })");
+    put(
+        &api,
+        pid,
+        "hello.js",
+        "export default async (req) => new Response(`hi ${new URL(req.url).searchParams.get('who')}`, { status: 201, headers: { 'x-made-by': 'script' } })",
+    );
+    put(
+        &api,
+        pid,
+        "users/[id].ts",
+        r#"
+interface Params { id: string }
+type Answer = { user: string; method: string; body: unknown };
+export default async function (request: Request, ctx: { params: Params }): Promise<Answer> {
+  const body = request.method === "POST" ? await request.json() : null;
+  return { user: ctx.params.id as string, method: request.method, body } satisfies Answer;
+}
+"#,
+    );
+    put(&api, pid, "users/me.js", "export default () => ({ user: 'me' })");
+    put(&api, pid, "private.js", "// @token s3cret-token\nexport default () => ({ secret: true })");
+    put(&api, pid, "open.js", "// @cors https://app.example.com\nexport default () => ({ open: true })");
+
+    assert_eq!(call(&d, "GET", &exec_url(&d, "acme", "/"), &[], None).json()["page"], "home");
+    let r = call(&d, "GET", &exec_url(&d, "acme", "/hello?who=ann"), &[], None);
+    assert_eq!((r.status, r.body.as_str(), r.header("x-made-by")), (201, "hi ann", Some("script")));
+    let r = call(&d, "POST", &exec_url(&d, "acme", "/users/42"), &[], Some(br#"{"n":1}"#));
+    assert_eq!(r.json(), serde_json::json!({"user": "42", "method": "POST", "body": {"n": 1}}), "{}", r.body);
+    assert_eq!(call(&d, "GET", &exec_url(&d, "acme", "/users/me"), &[], None).json()["user"], "me");
+    let r = call(&d, "GET", &exec_url(&d, "acme", "/nope"), &[], None);
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (404, Some("script_not_found")));
+    let r = call(&d, "GET", &exec_url(&d, "nobody", "/"), &[], None);
+    assert_eq!(r.status, 404);
+
+    // @token: checked before the script runs.
+    let secret_url = exec_url(&d, "acme", "/private");
+    let r = call(&d, "GET", &secret_url, &[], None);
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (401, Some("script_token_required")));
+    assert_eq!(call(&d, "GET", &secret_url, &[("Authorization", "Bearer wrong")], None).status, 401);
+    let r = call(&d, "GET", &secret_url, &[("Authorization", "Bearer s3cret-token")], None);
+    assert_eq!(r.json()["secret"], true);
+    assert_eq!(call(&d, "GET", &secret_url, &[("X-Cubby-Token", "s3cret-token")], None).status, 200);
+
+    // @cors: preflight and the header on answers.
+    let open_url = exec_url(&d, "acme", "/open");
+    let pre = call(
+        &d,
+        "OPTIONS",
+        &open_url,
+        &[("Origin", "https://app.example.com"), ("Access-Control-Request-Method", "POST")],
+        None,
+    );
+    assert_eq!(pre.status, 204);
+    assert_eq!(pre.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert!(pre.header("access-control-allow-methods").is_some_and(|m| m.contains("POST")));
+    let r = call(&d, "GET", &open_url, &[("Origin", "https://app.example.com")], None);
+    assert_eq!((r.status, r.header("access-control-allow-origin")), (200, Some("https://app.example.com")));
+    assert!(
+        call(&d, "GET", &exec_url(&d, "acme", "/hello"), &[], None).header("access-control-allow-origin").is_none()
+    );
+
+    // Files through the API: list with URLs, read back, bad input, delete.
+    let files = api.scripts(pid).unwrap();
+    let ts = files.iter().find(|f| f.path == "users/[id].ts").unwrap();
+    assert_eq!(ts.url, format!("http://acme.exec.localhost:{}/users/[id]", d.proxy_addr.port()));
+    assert_eq!(api.script(pid, "hello.js").unwrap(), b"export default async (req) => new Response(`hi ${new URL(req.url).searchParams.get('who')}`, { status: 201, headers: { 'x-made-by': 'script' } })");
+    for (path, source, code) in [
+        ("../escape.js", "export default () => 1", "invalid_request"),
+        ("notes.txt", "hello", "invalid_request"),
+        ("broken.ts", "export default function (: {", "invalid_request"),
+        ("magic.js", "// @timeout soon\nexport default () => 1", "invalid_request"),
+    ] {
+        let e = api.put_script(pid, path, source.as_bytes()).unwrap_err();
+        assert_eq!((e.status(), e.code()), (Some(400), Some(code)), "{path}: {e}");
+    }
+    api.delete_script(pid, "users/me.js").unwrap();
+    assert_eq!(call(&d, "GET", &exec_url(&d, "acme", "/users/me"), &[], None).json()["user"], "me", "falls to [id]");
+    assert_eq!(api.delete_script(pid, "users/me.js").unwrap_err().status(), Some(404));
+
+    // Another project's token sees none of it.
+    let other = project(&api, "other");
+    let token = api.create_token(other.id.as_str(), &CreateToken { name: None }).unwrap().secret;
+    let outsider = d.client(Some(&token));
+    assert_eq!(outsider.scripts(pid).unwrap_err().status(), Some(404));
+    assert_eq!(outsider.script(pid, "hello.js").unwrap_err().status(), Some(404));
+    assert_eq!(outsider.put_script(pid, "x.js", b"export default () => 1").unwrap_err().status(), Some(404));
+    assert_eq!(outsider.script_logs(pid, 10).unwrap_err().status(), Some(404));
+    assert_eq!(outsider.put_secrets(pid, &PutSecrets::new()).unwrap_err().status(), Some(404));
+}
+
+#[test]
+fn limits_kill_runaway_scripts_and_nothing_else() {
+    let Some(d) = daemon("limits_kill_runaway_scripts_and_nothing_else") else { return };
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let pid = p.id.as_str();
+    let web = container(&api, &p, "web", "hi");
+    put(&api, pid, "spin.js", "// @timeout 1500\nexport default () => { while (true) {} }");
+    put(&api, pid, "hang.js", "// @timeout 500\nexport default () => new Promise(() => {})");
+    put(
+        &api,
+        pid,
+        "bomb.js",
+        "export default () => { const a = []; while (true) a.push('x'.repeat(1 << 20) + a.length); }",
+    );
+    put(&api, pid, "hello.js", "export default () => ({ hello: 'world' })");
+    put(&api, pid, "host.js", "import * as std from 'std';\nexport default () => std.loadFile('/etc/passwd')");
+    put(&api, pid, "throws.js", "export default () => { throw new Error('kaboom ' + 42) }");
+
+    // While a script spins, the daemon, other scripts and containers answer.
+    let spinning = {
+        let (proxy, url) = (d.proxy_addr, exec_url(&d, "acme", "/spin"));
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            (http_request(proxy, "GET", &url, &[], None), t0.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(call(&d, "GET", &exec_url(&d, "acme", "/hello"), &[], None).json()["hello"], "world");
+    assert_eq!(http_get(d.proxy_addr, &web.url).status, 200);
+    assert!(api.health().is_ok());
+    let (r, took) = spinning.join().unwrap();
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (504, Some("script_timeout")), "{}", r.body);
+    assert!(took < Duration::from_secs(20), "killed near its @timeout, not hanging: {took:?}");
+
+    let r = call(&d, "GET", &exec_url(&d, "acme", "/hang"), &[], None);
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (504, Some("script_timeout")));
+    let r = call(&d, "GET", &exec_url(&d, "acme", "/bomb"), &[], None);
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (500, Some("script_out_of_memory")), "{}", r.body);
+    let r = call(&d, "GET", &exec_url(&d, "acme", "/host"), &[], None);
+    assert_eq!(r.status, 500, "no host file access: {}", r.body);
+    assert!(!r.body.contains("root:"));
+    let r = call(&d, "GET", &exec_url(&d, "acme", "/throws"), &[], None);
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (500, Some("script_error")));
+    assert!(!r.body.contains("kaboom"), "exception details go to the owner's logs, not the caller");
+    let logs = api.script_logs(pid, 50).unwrap();
+    assert!(logs.iter().any(|l| l.error.as_deref().is_some_and(|e| e.contains("kaboom 42"))), "{logs:?}");
+    assert!(logs.iter().any(|l| l.script == "bomb.js" && l.status == 500));
+    // And after all that, scripts still run.
+    assert_eq!(call(&d, "GET", &exec_url(&d, "acme", "/hello"), &[], None).status, 200);
+}
+
+#[test]
+fn a_script_reaches_only_its_own_project() {
+    let Some(d) = daemon("a_script_reaches_only_its_own_project") else { return };
+    let api = d.admin();
+    let a = project(&api, "alpha");
+    let b = project(&api, "beta");
+    let theirs = container(&api, &b, "theirs", "b's data");
+    let mine = container(&api, &a, "mine", "a's data");
+    api.put_secrets(a.id.as_str(), &PutSecrets::from([("KEY".into(), "alpha-secret".into())])).unwrap();
+    api.put_secrets(b.id.as_str(), &PutSecrets::from([("KEY".into(), "beta-secret".into())])).unwrap();
+    let link = (d.prefix.bytes().fold(0u8, |x, y| x.wrapping_mul(31).wrapping_add(y)) & 0xfc) | 1;
+    let mut outside = OutsideHost::new(&d.prefix, link, &d.subnet);
+    outside.serve_http(9080, "from the outside");
+
+    let probe = format!(
+        r#"
+const attempt = async (f) => {{ try {{ const v = await f(); return {{ ok: true, v }}; }} catch (e) {{ return {{ ok: false, status: e.status ?? null, error: String(e.message ?? e) }}; }} }};
+export default async function (request, ctx) {{
+  return {{
+    env: ctx.env.KEY,
+    own: await attempt(async () => (await ctx.cubby.containers.get("{mine}")).name),
+    list: await attempt(async () => (await ctx.cubby.containers.list()).items.map((c) => c.name)),
+    other_container: await attempt(() => ctx.cubby.containers.get("{theirs}")),
+    other_stop: await attempt(() => ctx.cubby.containers.stop("{theirs}")),
+    other_project: await attempt(() => ctx.cubby.request("GET", "/projects/{b}")),
+    other_copy: await attempt(() => ctx.cubby.containers.copy("{theirs}", {{ name: "stolen" }})),
+    fetch_container: await attempt(async () => (await fetch("http://{theirs_addr}:8080/")).status),
+    fetch_api: await attempt(async () => (await fetch("http://{api}/api/v1/projects")).status),
+    fetch_localhost: await attempt(async () => (await fetch("http://localhost:{proxy}/")).status),
+    fetch_outside: await attempt(async () => {{ const r = await fetch("http://{outside}:9080/x", {{ method: "POST", body: "hi" }}); return [r.status, await r.text(), r.headers.get("x-seen-method")]; }}),
+  }};
+}}
+"#,
+        mine = mine.id,
+        theirs = theirs.id,
+        b = b.id,
+        theirs_addr = theirs.address,
+        api = d.api_addr,
+        proxy = d.proxy_addr.port(),
+        outside = outside.addr,
+    );
+    put(&api, a.id.as_str(), "probe.js", &probe);
+    let r = call(&d, "GET", &exec_url(&d, "alpha", "/probe"), &[], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["env"], "alpha-secret", "its own secrets only");
+    assert_eq!(v["own"], serde_json::json!({"ok": true, "v": "mine"}));
+    assert_eq!(v["list"], serde_json::json!({"ok": true, "v": ["mine"]}), "{v}");
+    for key in ["other_container", "other_stop", "other_project", "other_copy"] {
+        assert_eq!((v[key]["ok"].as_bool(), v[key]["status"].as_u64()), (Some(false), Some(404)), "{key}: {v}");
+    }
+    for key in ["fetch_container", "fetch_api", "fetch_localhost"] {
+        assert_eq!(v[key]["ok"], false, "{key} must be refused: {v}");
+        assert!(v[key]["error"].as_str().unwrap().contains("not allowed"), "{key}: {v}");
+    }
+    assert_eq!(v["fetch_outside"], serde_json::json!({"ok": true, "v": [200, "from the outside", "POST"]}), "{v}");
+    assert_eq!(api.container(theirs.id.as_str()).unwrap().status, cubby_model::ContainerStatus::Running);
+    assert_eq!(api.containers(Some(b.id.as_str()), None, 10).unwrap().items.len(), 1, "nothing copied out of beta");
+    // Secret values never come back through the API.
+    let names = api.secrets(a.id.as_str()).unwrap();
+    assert_eq!(names.names, ["KEY"]);
+    let raw = api.raw("GET", &format!("/api/v1/projects/{}/secrets", a.id), None).unwrap();
+    assert!(!String::from_utf8_lossy(&raw.body).contains("alpha-secret"));
+
+    // Deleting a project removes its scripts folder.
+    let dir = d.data_dir.join("projects").join(b.id.as_str()).join("scripts");
+    put(&api, b.id.as_str(), "x.js", "export default () => 1");
+    assert!(dir.join("x.js").exists());
+    api.delete_container(theirs.id.as_str()).unwrap();
+    api.delete_project(b.id.as_str()).unwrap();
+    assert!(!dir.exists());
+}

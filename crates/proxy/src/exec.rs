@@ -1,0 +1,105 @@
+//! Requests to `http://{project}.exec.{domain}/...`: the body is read (up
+//! to the proxy's cap) and the whole request handed to the
+//! [`ScriptRunner`], whose answer goes back as is.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use crate::error_page::{Body, error, full};
+use crate::{ExecRequest, ScriptRunner};
+
+/// The project of an exec host (`acme.exec.localhost:8080` under
+/// `localhost` gives `acme`).
+pub fn exec_project_of<'a>(host: &'a str, domain: &str) -> Option<&'a str> {
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let cut = host.len().checked_sub(domain.len() + 1)?;
+    let (head, rest) = host.split_at(cut);
+    if !rest.starts_with('.') || !rest[1..].eq_ignore_ascii_case(domain) {
+        return None;
+    }
+    let project = head.strip_suffix(".exec").or_else(|| head.strip_suffix(".EXEC"))?;
+    (!project.is_empty() && !project.contains('.')).then_some(project)
+}
+
+pub(crate) async fn handle(
+    runner: &dyn ScriptRunner,
+    project: &str,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    scheme: &str,
+    max_body: u64,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let max = usize::try_from(max_body).unwrap_or(usize::MAX);
+    let body: Bytes = match Limited::new(body, max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return error(
+                &parts.headers,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                &format!("the request body is larger than the proxy's limit of {max_body} bytes"),
+            );
+        }
+        Err(_) => {
+            return error(&parts.headers, StatusCode::BAD_REQUEST, "bad_request", "the request body could not be read");
+        }
+    };
+    let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default().to_string();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter(|(k, _)| {
+            !matches!(k.as_str(), "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade")
+        })
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+        .collect();
+    headers.retain(|(k, _)| !k.starts_with("x-forwarded-"));
+    headers.push(("x-forwarded-for".into(), peer.ip().to_string()));
+    headers.push(("x-forwarded-proto".into(), scheme.to_string()));
+    headers.push(("x-forwarded-host".into(), host.clone()));
+    let request = ExecRequest {
+        method: parts.method.as_str().to_string(),
+        url: format!("{scheme}://{host}{path}"),
+        headers,
+        body,
+        peer: peer.ip(),
+    };
+    let answer = runner.run(project, request).await;
+    let mut out = Response::new(full(answer.body));
+    *out.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in answer.headers {
+        if let (Ok(name), Ok(value)) = (header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+            if matches!(name, header::CONNECTION | header::TRANSFER_ENCODING | header::CONTENT_LENGTH) {
+                continue;
+            }
+            out.headers_mut().append(name, value);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exec_project_of;
+
+    #[test]
+    fn exec_hosts() {
+        assert_eq!(exec_project_of("acme.exec.localhost:8080", "localhost"), Some("acme"));
+        assert_eq!(exec_project_of("acme.exec.apps.example.com", "apps.example.com"), Some("acme"));
+        assert_eq!(exec_project_of("a--acme.localhost", "localhost"), None);
+        assert_eq!(exec_project_of("x.acme.exec.localhost", "localhost"), None);
+        assert_eq!(exec_project_of(".exec.localhost", "localhost"), None);
+        assert_eq!(exec_project_of("acme.exec.evil.com", "localhost"), None);
+    }
+}

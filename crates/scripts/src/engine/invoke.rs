@@ -1,0 +1,293 @@
+//! One invocation, on its script thread: a fresh QuickJS runtime and context
+//! with the memory limit, the interrupt handler (deadline and cancellation)
+//! and the no-imports loader; the prelude; the module; the handler call
+//! under an overall timeout; and the mapping of every failure to a
+//! [`ScriptError`].
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use rquickjs::loader::{ImportAttributes, Loader, Resolver};
+use rquickjs::module::Declared;
+use rquickjs::{Array, AsyncContext, AsyncRuntime, Coerced, Ctx, Function, Module, Object, Promise, TypedArray, Value};
+use tokio::sync::oneshot;
+
+use super::console::LogBuffer;
+use super::memory::LimitedAllocator;
+use super::natives::{self, NativeState, pairs, with_bytes};
+use super::prelude::{self, PreludeError};
+use super::{Invocation, JS_STACK_BYTES, Limits, Outcome, ScriptError, ScriptRequest, ScriptResponse};
+
+/// Why the JavaScript side produced no response, before the limits that
+/// explain it are known.
+#[derive(Debug)]
+enum Failure {
+    /// A thrown value: error name (empty for non-errors), message, stack.
+    Js {
+        name: String,
+        message: String,
+        stack: Option<String>,
+    },
+    Syntax(String),
+    OutOfMemory,
+    NoHandler,
+    BadReturn(String),
+    TooLarge,
+    Internal(String),
+}
+
+impl Failure {
+    /// A failure while declaring the module is a syntax error.
+    fn into_syntax(self) -> Self {
+        match self {
+            Failure::Js { name, message, stack } => {
+                let place = stack
+                    .as_deref()
+                    .and_then(|s| s.lines().map(str::trim).find(|l| l.starts_with("at ")))
+                    .map(|l| format!(" ({l})"))
+                    .unwrap_or_default();
+                Failure::Syntax(format!("{}{place}", joined(&name, &message)))
+            }
+            other => other,
+        }
+    }
+
+    /// What QuickJS throws when an allocation fails: an `InternalError: out
+    /// of memory`, or `null` when even that error could not be made. Only an
+    /// out-of-memory failure if the allocator really refused something.
+    fn looks_like_oom(&self) -> bool {
+        match self {
+            Failure::Js { name, message, .. } => {
+                (name == "InternalError" && message == "out of memory") || (name.is_empty() && message == "null")
+            }
+            Failure::OutOfMemory => true,
+            _ => false,
+        }
+    }
+
+    fn into_error(self, limits: &Limits) -> ScriptError {
+        match self {
+            Failure::Js { name, message, stack } => ScriptError::Exception { message: joined(&name, &message), stack },
+            Failure::OutOfMemory => ScriptError::OutOfMemory { limit: limits.memory_bytes },
+            Failure::NoHandler => ScriptError::NoHandler,
+            Failure::BadReturn(message) => ScriptError::BadReturn { message },
+            Failure::TooLarge => ScriptError::ResponseTooLarge { limit: limits.max_response_bytes },
+            Failure::Syntax(message) => ScriptError::Syntax { message },
+            Failure::Internal(message) => ScriptError::Internal { message },
+        }
+    }
+}
+
+/// `Name: message`, or the message alone for thrown non-errors.
+fn joined(name: &str, message: &str) -> String {
+    if name.is_empty() { message.to_owned() } else { format!("{name}: {message}") }
+}
+
+/// Turns a QuickJS error into a [`Failure`], taking the pending exception.
+fn caught(ctx: &Ctx<'_>, err: rquickjs::Error) -> Failure {
+    match err {
+        rquickjs::Error::Exception => thrown(ctx, ctx.catch()),
+        rquickjs::Error::Allocation => Failure::OutOfMemory,
+        other => Failure::Internal(other.to_string()),
+    }
+}
+
+fn thrown<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Failure {
+    if let Some(exception) = value.as_exception() {
+        let name = exception.get::<_, Option<Coerced<String>>>("name").ok().flatten().map(|c| c.0).unwrap_or_default();
+        let message = exception.message().unwrap_or_default();
+        let stack = exception.stack().filter(|s| !s.trim().is_empty());
+        return Failure::Js { name, message, stack };
+    }
+    let message = match value.as_string() {
+        _ if value.is_null() => "null".to_owned(),
+        Some(s) => s.to_string().unwrap_or_default(),
+        None => ctx
+            .json_stringify(value.clone())
+            .ok()
+            .flatten()
+            .and_then(|s| s.to_string().ok())
+            .or_else(|| value.get::<Coerced<String>>().ok().map(|c| c.0))
+            .unwrap_or_else(|| "a value that cannot be shown".to_owned()),
+    };
+    Failure::Js { name: String::new(), message, stack: None }
+}
+
+/// Refuses every import, static or dynamic.
+struct NoImports;
+
+const NO_IMPORTS: &str = "imports are not supported in exec scripts; put the code in this one file";
+
+impl Resolver for NoImports {
+    fn resolve<'js>(
+        &mut self,
+        _ctx: &Ctx<'js>,
+        base: &str,
+        name: &str,
+        _attributes: Option<ImportAttributes<'js>>,
+    ) -> rquickjs::Result<String> {
+        Err(rquickjs::Error::new_resolving_message(base, name, NO_IMPORTS))
+    }
+}
+
+impl Loader for NoImports {
+    fn load<'js>(
+        &mut self,
+        _ctx: &Ctx<'js>,
+        name: &str,
+        _attributes: Option<ImportAttributes<'js>>,
+    ) -> rquickjs::Result<Module<'js, Declared>> {
+        Err(rquickjs::Error::new_loading_message(name, NO_IMPORTS))
+    }
+}
+
+/// Runs `inv` and sends its [`Outcome`] on `tx`, unless the caller goes away
+/// first (then the run is abandoned and everything is freed).
+pub(super) async fn execute(
+    inv: Invocation,
+    cancel: Arc<AtomicBool>,
+    started: Instant,
+    mut tx: oneshot::Sender<Outcome>,
+) {
+    let logs = Rc::new(RefCell::new(LogBuffer::new(inv.limits.max_log_bytes)));
+    let result = tokio::select! {
+        biased;
+        result = run_script(&inv, &cancel, started, &logs) => result,
+        () = tx.closed() => return,
+    };
+    let logs = logs.borrow_mut().take();
+    let outcome = Outcome { result, logs, duration: started.elapsed() };
+    // The caller may have gone in the meantime; nothing to do then.
+    let _ = tx.send(outcome);
+}
+
+async fn run_script(
+    inv: &Invocation,
+    cancel: &Arc<AtomicBool>,
+    started: Instant,
+    logs: &Rc<RefCell<LogBuffer>>,
+) -> Result<ScriptResponse, ScriptError> {
+    let limits = inv.limits;
+    // A timeout too large to add is as good as none (a year).
+    let deadline = started
+        .checked_add(limits.timeout)
+        .or_else(|| started.checked_add(std::time::Duration::from_secs(365 * 86_400)))
+        .unwrap_or(started);
+    let setup = |e: rquickjs::Error| match e {
+        rquickjs::Error::Allocation => ScriptError::OutOfMemory { limit: limits.memory_bytes },
+        e => ScriptError::Internal { message: format!("could not set up QuickJS: {e}") },
+    };
+
+    // The allocator enforces the memory limit (not `set_memory_limit`), so
+    // that it knows when it refused.
+    let refused = Arc::new(AtomicBool::new(false));
+    let allocator = LimitedAllocator::new(limits.memory_bytes, refused.clone());
+    let rt = AsyncRuntime::new_with_alloc(allocator).map_err(setup)?;
+    rt.set_max_stack_size(JS_STACK_BYTES).await;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    let cancelled = cancel.clone();
+    rt.set_interrupt_handler(Some(Box::new(move || {
+        let stop = cancelled.load(Ordering::Relaxed) || Instant::now() >= deadline;
+        if stop {
+            flag.store(true, Ordering::Relaxed);
+        }
+        stop
+    })))
+    .await;
+    rt.set_loader(NoImports, NoImports).await;
+    let ctx = AsyncContext::full(&rt).await.map_err(setup)?;
+
+    let state = Rc::new(NativeState { host: inv.host.clone(), logs: logs.clone(), deadline });
+    let work = ctx.async_with(async |ctx| handle(ctx, inv, &state).await);
+    let result = match tokio::time::timeout_at(deadline.into(), work).await {
+        Err(_elapsed) => Err(ScriptError::Timeout { limit: limits.timeout }),
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(_)) if interrupted.load(Ordering::Relaxed) => Err(ScriptError::Timeout { limit: limits.timeout }),
+        Ok(Err(failure)) if failure.looks_like_oom() && refused.load(Ordering::Relaxed) => {
+            Err(ScriptError::OutOfMemory { limit: limits.memory_bytes })
+        }
+        Ok(Err(failure)) => Err(failure.into_error(&limits)),
+    };
+    // Every JavaScript value is gone with `work`; the context goes before
+    // its runtime.
+    drop(ctx);
+    drop(rt);
+    result
+}
+
+/// Inside the context: prelude, module, handler, response.
+async fn handle<'js>(ctx: Ctx<'js>, inv: &Invocation, state: &Rc<NativeState>) -> Result<ScriptResponse, Failure> {
+    let fail = |e| caught(&ctx, e);
+    let native = natives::install(&ctx, state).map_err(fail)?;
+    let internals = prelude::load(&ctx, &native).map_err(|e| match e {
+        PreludeError::Compile(message) => Failure::Internal(message),
+        PreludeError::Js(e) => caught(&ctx, e),
+    })?;
+
+    let declared = Module::declare(ctx.clone(), inv.module_name.as_str(), inv.source.as_str())
+        .map_err(|e| caught(&ctx, e).into_syntax())?;
+    let (module, evaluated) = declared.eval().map_err(fail)?;
+    evaluated.into_future::<Value>().await.map_err(fail)?;
+    let handler: Value = module.namespace().and_then(|ns| ns.get("default")).map_err(fail)?;
+    if !handler.is_function() {
+        return Err(Failure::NoHandler);
+    }
+
+    let request = make_request(&ctx, &internals, &inv.request).map_err(fail)?;
+    let context = make_context(&ctx, &internals, inv).map_err(fail)?;
+    let invoke: Function = internals.get("invoke").map_err(fail)?;
+    let promise: Promise = invoke.call((handler, request, context)).map_err(fail)?;
+    let answer: Array = promise.into_future().await.map_err(fail)?;
+    to_response(&ctx, &answer, inv.limits.max_response_bytes)
+}
+
+fn make_request<'js>(ctx: &Ctx<'js>, internals: &Object<'js>, request: &ScriptRequest) -> rquickjs::Result<Value<'js>> {
+    let make: Function = internals.get("makeRequest")?;
+    let flat: Vec<&str> = request.headers.iter().flat_map(|(name, value)| [name.as_str(), value.as_str()]).collect();
+    let body = TypedArray::<u8>::new(ctx.clone(), request.body.to_vec())?;
+    make.call((request.method.as_str(), request.url.as_str(), flat, body))
+}
+
+fn make_context<'js>(ctx: &Ctx<'js>, internals: &Object<'js>, inv: &Invocation) -> rquickjs::Result<Value<'js>> {
+    let object = |map: &std::collections::BTreeMap<String, String>| {
+        let out = Object::new(ctx.clone())?;
+        for (key, value) in map {
+            out.set(key.as_str(), value.as_str())?;
+        }
+        rquickjs::Result::Ok(out)
+    };
+    let make: Function = internals.get("makeContext")?;
+    make.call((object(&inv.params)?, object(&inv.env)?, inv.project.as_str()))
+}
+
+/// `[status, flatHeaders, body]` (or `[0, message]`) from `internals.invoke`.
+///
+/// The prelude builds it, but from objects the script can tamper with (a
+/// `Response` subclass, a patched built-in), so anything unexpected is the
+/// script's bad return, not an engine failure.
+fn to_response(ctx: &Ctx<'_>, answer: &Array<'_>, max_body: usize) -> Result<ScriptResponse, Failure> {
+    let unreadable = |e: rquickjs::Error| match caught(ctx, e) {
+        Failure::Internal(message) => Failure::BadReturn(format!("the response could not be read: {message}")),
+        other => other,
+    };
+    let status: i32 = answer.get(0).map_err(unreadable)?;
+    if status == 0 {
+        let message: String = answer.get(1).map_err(unreadable)?;
+        return Err(Failure::BadReturn(message));
+    }
+    let status = u16::try_from(status)
+        .ok()
+        .filter(|s| (200..=999).contains(s))
+        .ok_or_else(|| Failure::BadReturn(format!("status {status} is not a response status (200 to 999)")))?;
+    let flat: Vec<String> = answer.get(1).map_err(unreadable)?;
+    let body: TypedArray<u8> = answer.get(2).map_err(unreadable)?;
+    if body.len() > max_body {
+        return Err(Failure::TooLarge);
+    }
+    Ok(ScriptResponse { status, headers: pairs(flat), body: with_bytes(&body, Bytes::copy_from_slice) })
+}

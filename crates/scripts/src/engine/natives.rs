@@ -1,0 +1,247 @@
+//! The Rust functions the JavaScript prelude is built on. They live on one
+//! object handed to the prelude's closures, never on `globalThis`, so
+//! scripts cannot call them with arguments the prelude did not check.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rquickjs::{Array, Ctx, Exception, Function, Object, Promise, TypedArray};
+
+use super::builtins;
+use super::console::LogBuffer;
+use crate::host::{FetchRequest, ScriptHost};
+
+/// `fetch`'s timeout when the script gives none.
+pub(crate) const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// A fetch cut short this close to the script's deadline is the deadline's doing.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
+
+/// What the natives of one invocation share.
+pub(crate) struct NativeState {
+    pub(crate) host: Arc<dyn ScriptHost>,
+    pub(crate) logs: Rc<RefCell<LogBuffer>>,
+    pub(crate) deadline: Instant,
+}
+
+/// Runs `f` on the bytes of a typed array.
+pub(crate) fn with_bytes<R>(array: &TypedArray<'_, u8>, f: impl FnOnce(&[u8]) -> R) -> R {
+    // SAFETY: the slice aliases the array's buffer, which only JavaScript can
+    // write, detach or resize. `f` is plain Rust that runs no JavaScript, and
+    // the slice does not outlive this call. A detached buffer reads as empty.
+    let bytes = unsafe { array.as_bytes() }.unwrap_or(&[]);
+    f(bytes)
+}
+
+fn type_error(ctx: &Ctx<'_>, message: &str) -> rquickjs::Error {
+    Exception::throw_type(ctx, message)
+}
+
+/// Milliseconds from JavaScript as a duration, `None` for zero, negative or NaN.
+fn millis(ms: f64) -> Option<Duration> {
+    if ms.is_nan() || ms <= 0.0 {
+        return None;
+    }
+    // Capped at a day so the conversion cannot overflow.
+    Duration::try_from_secs_f64((ms / 1000.0).min(86_400.0)).ok()
+}
+
+/// Flat `[name, value, name, value, ...]` to pairs.
+pub(crate) fn pairs(flat: Vec<String>) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(flat.len() / 2);
+    let mut it = flat.into_iter();
+    while let (Some(name), Some(value)) = (it.next(), it.next()) {
+        out.push((name, value));
+    }
+    out
+}
+
+/// Builds the native object of one invocation.
+pub(crate) fn install<'js>(ctx: &Ctx<'js>, state: &Rc<NativeState>) -> rquickjs::Result<Object<'js>> {
+    let native = Object::new(ctx.clone())?;
+
+    let logs = state.logs.clone();
+    native.set(
+        "log",
+        Function::new(ctx.clone(), move |level: String, message: String| {
+            logs.borrow_mut().push(&level, &message);
+        })?,
+    )?;
+    native.set(
+        "utf8Encode",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, text: String| TypedArray::<u8>::new(ctx, text.into_bytes()))?,
+    )?;
+    native.set(
+        "utf8Decode",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, bytes: TypedArray<'js, u8>, fatal: bool| {
+            with_bytes(&bytes, |b| builtins::utf8_decode(b, fatal)).map_err(|m| type_error(&ctx, &m))
+        })?,
+    )?;
+    native.set(
+        "atob",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, data: String| {
+            builtins::atob(&data).map_err(|m| type_error(&ctx, &m))
+        })?,
+    )?;
+    native.set(
+        "btoa",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, data: String| {
+            builtins::btoa(&data).map_err(|m| type_error(&ctx, &m))
+        })?,
+    )?;
+    native.set(
+        "sha256",
+        Function::new(ctx.clone(), |data: TypedArray<'js, u8>| with_bytes(&data, builtins::sha256_hex))?,
+    )?;
+    native.set(
+        "hmacSha256",
+        Function::new(ctx.clone(), |key: TypedArray<'js, u8>, data: TypedArray<'js, u8>| {
+            with_bytes(&key, |k| with_bytes(&data, |d| builtins::hmac_sha256_hex(k, d)))
+        })?,
+    )?;
+    native.set(
+        "timingSafeEqual",
+        Function::new(ctx.clone(), |a: TypedArray<'js, u8>, b: TypedArray<'js, u8>| {
+            with_bytes(&a, |a| with_bytes(&b, |b| builtins::timing_safe_equal(a, b)))
+        })?,
+    )?;
+    native.set(
+        "randomBytes",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, n: u32| {
+            let n = usize::try_from(n).unwrap_or(0);
+            let bytes = builtins::random_bytes(n).map_err(|m| type_error(&ctx, &m))?;
+            TypedArray::<u8>::new(ctx, bytes)
+        })?,
+    )?;
+    native.set(
+        "randomUUID",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>| builtins::uuid_v4().map_err(|m| type_error(&ctx, &m)))?,
+    )?;
+    native.set(
+        "urlParse",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, input: String, base: Option<String>| {
+            builtins::url_parse(&input, base.as_deref())
+                .map(|url| builtins::url_parts(&url))
+                .map_err(|m| type_error(&ctx, &m))
+        })?,
+    )?;
+    native.set(
+        "urlSet",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, href: String, field: String, value: String| {
+            builtins::url_set(&href, &field, &value)
+                .map(|url| builtins::url_parts(&url))
+                .map_err(|m| type_error(&ctx, &m))
+        })?,
+    )?;
+    install_async(ctx, &native, state)?;
+    Ok(native)
+}
+
+/// The natives that answer with a promise: host calls and sleeps.
+fn install_async<'js>(ctx: &Ctx<'js>, native: &Object<'js>, state: &Rc<NativeState>) -> rquickjs::Result<()> {
+    native.set(
+        "sleep",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, ms: f64| {
+            let delay = millis(ms).unwrap_or_default();
+            Promise::wrap_future(&ctx, async move {
+                tokio::time::sleep(delay).await;
+                rquickjs::Result::Ok(())
+            })
+        })?,
+    )?;
+
+    let st = state.clone();
+    native.set(
+        "cubby",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, method: String, path: String, body: Option<String>| {
+            let answer = st.host.cubby(&method, &path, body);
+            let js = ctx.clone();
+            Promise::wrap_future(&ctx, async move {
+                let (status, body) =
+                    answer.await.map_err(|m| type_error(&js, &format!("ctx.cubby {method} {path} failed: {m}")))?;
+                let out = Array::new(js.clone())?;
+                out.set(0, status)?;
+                out.set(1, body)?;
+                rquickjs::Result::Ok(out)
+            })
+        })?,
+    )?;
+
+    let st = state.clone();
+    native.set(
+        "fetch",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>,
+                  method: String,
+                  url: String,
+                  headers: Vec<String>,
+                  body: TypedArray<'js, u8>,
+                  timeout_ms: f64| {
+                let deadline = st.deadline;
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                let wanted = millis(timeout_ms).unwrap_or(DEFAULT_FETCH_TIMEOUT);
+                let timeout = wanted.min(remaining);
+                let capped = remaining < wanted;
+                let request = FetchRequest {
+                    method,
+                    url: url.clone(),
+                    headers: pairs(headers),
+                    body: with_bytes(&body, Bytes::copy_from_slice),
+                    timeout,
+                };
+                let answer = st.host.fetch(request);
+                let js = ctx.clone();
+                Promise::wrap_future(&ctx, async move {
+                    // The host should honour the timeout; this makes sure.
+                    let failure = match tokio::time::timeout(timeout, answer).await {
+                        Ok(Ok(response)) => Ok(response),
+                        Ok(Err(message)) => Err(message),
+                        Err(_) => Err(format!("fetch to {url} timed out after {} ms", timeout.as_millis())),
+                    };
+                    let response = match failure {
+                        Ok(response) => response,
+                        // Cut short by the script's own deadline: leave the
+                        // promise pending so the run ends as a Timeout, not
+                        // as this fetch's error.
+                        Err(_) if capped && Instant::now() + DEADLINE_MARGIN >= deadline => {
+                            std::future::pending::<()>().await;
+                            return Err(type_error(&js, "unreachable"));
+                        }
+                        Err(message) => return Err(type_error(&js, &message)),
+                    };
+                    let flat: Vec<String> =
+                        response.headers.into_iter().flat_map(|(name, value)| [name, value]).collect();
+                    let out = Array::new(js.clone())?;
+                    out.set(0, response.status)?;
+                    out.set(1, flat)?;
+                    out.set(2, TypedArray::<u8>::new(js.clone(), response.body.to_vec())?)?;
+                    rquickjs::Result::Ok(out)
+                })
+            },
+        )?,
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_is_total() {
+        assert_eq!(millis(f64::NAN), None);
+        assert_eq!(millis(-5.0), None);
+        assert_eq!(millis(0.0), None);
+        assert_eq!(millis(250.0), Some(Duration::from_millis(250)));
+        assert_eq!(millis(f64::INFINITY), Some(Duration::from_secs(86_400)));
+    }
+
+    #[test]
+    fn pairs_drop_a_dangling_name() {
+        let got = pairs(vec!["a".into(), "1".into(), "b".into()]);
+        assert_eq!(got, vec![("a".to_owned(), "1".to_owned())]);
+    }
+}

@@ -1,0 +1,68 @@
+//! Engine tests with real QuickJS: `basics` (requests, responses, errors),
+//! `services` (console, crypto, URL, timers, encodings), `host` (ctx.cubby
+//! and fetch through FakeHost) and `limits` (time, memory, isolation).
+
+mod basics;
+mod host;
+mod limits;
+mod services;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{Invocation, Limits, Outcome, ScriptRequest, ScriptResponse, run};
+use crate::fake::FakeHost;
+
+/// An invocation of `source` with a GET request, default limits and a fresh
+/// FakeHost.
+pub(super) fn invocation(source: &str) -> Invocation {
+    Invocation {
+        module_name: "test/handler.js".to_owned(),
+        source: source.to_owned(),
+        request: ScriptRequest {
+            method: "GET".to_owned(),
+            url: "http://acme.exec.localhost:8080/hello?x=1&y=two%20words".to_owned(),
+            headers: vec![
+                ("Host".to_owned(), "acme.exec.localhost:8080".to_owned()),
+                ("X-Custom".to_owned(), "a".to_owned()),
+                ("x-custom".to_owned(), "b".to_owned()),
+            ],
+            body: Bytes::new(),
+        },
+        params: BTreeMap::new(),
+        env: BTreeMap::new(),
+        project: "p123".to_owned(),
+        limits: Limits::default(),
+        host: Arc::new(FakeHost::new()),
+    }
+}
+
+/// Runs `source` with [`invocation`]'s defaults.
+pub(super) async fn run_js(source: &str) -> Outcome {
+    run(invocation(source)).await
+}
+
+/// The response of a run that must succeed.
+pub(super) fn ok(outcome: &Outcome) -> &ScriptResponse {
+    match &outcome.result {
+        Ok(response) => response,
+        Err(e) => panic!("expected a response, got {e:?}; logs: {:?}", outcome.logs),
+    }
+}
+
+/// The body as UTF-8.
+pub(super) fn text(response: &ScriptResponse) -> &str {
+    std::str::from_utf8(&response.body).expect("utf-8 body")
+}
+
+/// The body as JSON.
+pub(super) fn json(response: &ScriptResponse) -> serde_json::Value {
+    serde_json::from_slice(&response.body).expect("JSON body")
+}
+
+/// The first value of header `name`.
+pub(super) fn header<'a>(response: &'a ScriptResponse, name: &str) -> Option<&'a str> {
+    response.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}

@@ -1,0 +1,196 @@
+//! Magic comments: the `// @word value` lines at the top of a script that
+//! configure how the daemon runs it (`@timeout`, `@token`, `@cors`,
+//! `@concurrent`). Only parsing lives here; the daemon applies them.
+
+use std::time::Duration;
+
+/// The largest `@timeout` a script may ask for: 5 minutes.
+pub const MAX_TIMEOUT_MS: u64 = 300_000;
+
+/// Settings read from a script's leading magic comments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Magic {
+    /// `// @timeout <ms>`: the script's time limit.
+    pub timeout: Option<Duration>,
+    /// `// @token <secret>`: requests must carry this bearer token.
+    pub token: Option<String>,
+    /// `// @cors <origin|*>`: the `Access-Control-Allow-Origin` to answer with.
+    pub cors: Option<String>,
+    /// `// @concurrent false`: run one request at a time (default true).
+    pub concurrent: bool,
+}
+
+impl Default for Magic {
+    fn default() -> Self {
+        Self { timeout: None, token: None, cors: None, concurrent: true }
+    }
+}
+
+/// A magic comment that could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct MagicError {
+    /// 1-based line of the offending comment.
+    pub line: usize,
+    /// What is wrong and how to write it instead.
+    pub message: String,
+}
+
+/// Reads the magic comments of `source`.
+///
+/// Only the header counts: `//` lines and blank lines at the top of the file;
+/// the first other line (code, or a `/* */` comment) ends it. A `//` line
+/// whose text starts with `@` is a magic comment; other comments, and
+/// TypeScript's `// @ts-...` directives, are ignored.
+///
+/// # Errors
+///
+/// An unknown `@word`, a repeated one, or a malformed value, with the line
+/// number and an example of the right form.
+pub fn parse_magic(source: &str) -> Result<Magic, MagicError> {
+    let mut magic = Magic::default();
+    let mut seen: Vec<&str> = Vec::new();
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
+    for (index, raw) in source.lines().enumerate() {
+        let line = index + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let Some(comment) = trimmed.strip_prefix("//") else {
+            break;
+        };
+        let comment = comment.trim();
+        let Some(rest) = comment.strip_prefix('@') else {
+            continue;
+        };
+        // TypeScript's own directives (`// @ts-nocheck`, ...) are plain comments here.
+        if rest.starts_with("ts-") {
+            continue;
+        }
+        let (word, value) = match rest.split_once(char::is_whitespace) {
+            Some((word, value)) => (word, value.trim()),
+            None => (rest, ""),
+        };
+        let err = |message: String| MagicError { line, message };
+        let word = match word {
+            "timeout" | "token" | "cors" | "concurrent" => word,
+            other => {
+                return Err(err(format!(
+                    "unknown magic comment `@{other}`; the known ones are @timeout, @token, @cors and @concurrent \
+                     (write `// note` without `@` for a plain comment)"
+                )));
+            }
+        };
+        if seen.contains(&word) {
+            return Err(err(format!("@{word} is given twice; keep one")));
+        }
+        seen.push(word);
+        match word {
+            "timeout" => magic.timeout = Some(parse_timeout(value).map_err(err)?),
+            "token" => magic.token = Some(parse_token(value).map_err(err)?),
+            "cors" => magic.cors = Some(parse_cors(value).map_err(err)?),
+            _ => magic.concurrent = parse_concurrent(value).map_err(err)?,
+        }
+    }
+    Ok(magic)
+}
+
+fn parse_timeout(value: &str) -> Result<Duration, String> {
+    let wants = || "@timeout wants milliseconds, like `// @timeout 5000`".to_owned();
+    let ms: u64 = value.parse().map_err(|_| wants())?;
+    if !(1..=MAX_TIMEOUT_MS).contains(&ms) {
+        return Err(format!("@timeout {ms} is out of range: use 1 to {MAX_TIMEOUT_MS} milliseconds"));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+fn parse_token(value: &str) -> Result<String, String> {
+    if value.is_empty() || value.contains(char::is_whitespace) {
+        return Err("@token wants one secret without spaces, like `// @token s3cr3t-value`".to_owned());
+    }
+    Ok(value.to_owned())
+}
+
+fn parse_cors(value: &str) -> Result<String, String> {
+    let wants = "@cors wants `*` or one origin, like `// @cors https://app.example.com`";
+    if value == "*" {
+        return Ok(value.to_owned());
+    }
+    if value.is_empty() || value.contains(char::is_whitespace) {
+        return Err(wants.to_owned());
+    }
+    let Some((scheme, host)) = value.split_once("://") else {
+        return Err(wants.to_owned());
+    };
+    if !matches!(scheme, "http" | "https") || host.is_empty() || host.contains('/') {
+        return Err(format!("{wants}: an origin is scheme://host[:port] with no path"));
+    }
+    Ok(value.to_owned())
+}
+
+fn parse_concurrent(value: &str) -> Result<bool, String> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("@concurrent wants `true` or `false`, like `// @concurrent false`".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_without_header() {
+        let magic = parse_magic("export default () => 1;\n// @timeout nonsense\n").unwrap();
+        assert_eq!(magic, Magic::default());
+        assert!(magic.concurrent);
+    }
+
+    #[test]
+    fn reads_all_words() {
+        let src = "// Signup webhook.\n// @ts-nocheck\n\n// @timeout 5000\n//@token abc-123\n// @cors https://app.example.com:8443\n// @concurrent false\nexport default () => 1;\n";
+        let magic = parse_magic(src).unwrap();
+        assert_eq!(magic.timeout, Some(Duration::from_millis(5000)));
+        assert_eq!(magic.token.as_deref(), Some("abc-123"));
+        assert_eq!(magic.cors.as_deref(), Some("https://app.example.com:8443"));
+        assert!(!magic.concurrent);
+        assert_eq!(parse_magic("// @cors *").unwrap().cors.as_deref(), Some("*"));
+    }
+
+    #[test]
+    fn header_ends_at_first_other_line() {
+        let src = "// @timeout 10\nconst x = 1;\n// @timeout nope\n";
+        assert_eq!(parse_magic(src).unwrap().timeout, Some(Duration::from_millis(10)));
+        let src = "/* block */\n// @bogus\n";
+        assert_eq!(parse_magic(src).unwrap(), Magic::default());
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let err = parse_magic("// hello\n// @timeout 5s\n").unwrap_err();
+        assert_eq!(err.line, 2);
+        assert_eq!(err.to_string(), "line 2: @timeout wants milliseconds, like `// @timeout 5000`");
+        let err = parse_magic("// @timeout 0").unwrap_err();
+        assert!(err.message.contains("out of range"), "{err}");
+        let err = parse_magic("// @timeout 300001").unwrap_err();
+        assert!(err.message.contains("out of range"), "{err}");
+        let err = parse_magic("\n\n// @token\n").unwrap_err();
+        assert_eq!(err.line, 3);
+        assert!(err.message.contains("@token wants"), "{err}");
+        let err = parse_magic("// @token a b").unwrap_err();
+        assert!(err.message.contains("without spaces"), "{err}");
+        let err = parse_magic("// @cors example.com").unwrap_err();
+        assert!(err.message.contains("@cors wants"), "{err}");
+        let err = parse_magic("// @cors https://a.com/path").unwrap_err();
+        assert!(err.message.contains("no path"), "{err}");
+        let err = parse_magic("// @concurrent no").unwrap_err();
+        assert!(err.message.contains("`true` or `false`"), "{err}");
+        let err = parse_magic("// @timeuot 5").unwrap_err();
+        assert!(err.message.contains("unknown magic comment `@timeuot`"), "{err}");
+        let err = parse_magic("// @timeout 5\n// @timeout 6").unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.message.contains("twice"), "{err}");
+    }
+}
