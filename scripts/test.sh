@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/setup.sh
+# --bench: wrk, nginx and jq, which the bench smoke test (bench/tests) drives.
+./scripts/setup.sh --bench
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The helpers that run inside containers are linked statically and placed

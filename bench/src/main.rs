@@ -32,7 +32,28 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Scenario {
-    /// Create, stop, start and delete latencies (the default).
+    /// Everything, against the runc baseline in the same run (the default).
+    Report {
+        /// Samples per latency row.
+        #[arg(long)]
+        n: Option<usize>,
+        /// Concurrent clients.
+        #[arg(long)]
+        clients: Option<usize>,
+        /// Containers of the throughput row.
+        #[arg(long)]
+        throughput: Option<usize>,
+        /// Running idle tenants of the density row.
+        #[arg(long)]
+        density: Option<usize>,
+        /// Seconds of each wrk run.
+        #[arg(long)]
+        wrk_seconds: Option<u32>,
+        /// The baseline script.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+    },
+    /// Create, stop, start and delete latencies.
     Lifecycle {
         /// Containers.
         #[arg(long, default_value_t = 20)]
@@ -86,7 +107,21 @@ fn main() -> anyhow::Result<()> {
         None => std::env::current_exe()?.parent().context("bench binary has a directory")?.join("cubby"),
     };
     let bin = bin.display().to_string();
-    let report = match args.scenario.unwrap_or(Scenario::Lifecycle { n: 20 }) {
+    let default =
+        Scenario::Report { n: None, clients: None, throughput: None, density: None, wrk_seconds: None, baseline: None };
+    let report = match args.scenario.unwrap_or(default) {
+        Scenario::Report { n, clients, throughput, density, wrk_seconds, baseline } => {
+            let base = if args.quick { scenarios::report::Sizes::quick() } else { scenarios::report::Sizes::default() };
+            let sizes = scenarios::report::Sizes {
+                n: n.unwrap_or(base.n),
+                clients: clients.unwrap_or(base.clients),
+                throughput: throughput.unwrap_or(base.throughput),
+                density: density.unwrap_or(base.density),
+                wrk_seconds: wrk_seconds.unwrap_or(base.wrk_seconds),
+                baseline,
+            };
+            scenarios::report::run(&bin, &sizes)?
+        }
         Scenario::Lifecycle { n } => scenarios::lifecycle::run(&bin, if args.quick { 5 } else { n })?,
         Scenario::Templates { copies, template_mb } => scenarios::templates::run(
             &bin,

@@ -10,7 +10,7 @@ use cubby_model::CreateContainer;
 use cubby_testkit::{Daemon, http_get};
 
 /// Polls `url` through the proxy until it answers 200.
-fn until_200(d: &Daemon, url: &str, within: Duration) -> anyhow::Result<()> {
+pub fn until_200(d: &Daemon, url: &str, within: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + within;
     loop {
         if http_get(d.proxy_addr, url).status == 200 {

@@ -3,6 +3,7 @@
 
 pub mod firewall;
 pub mod lifecycle;
+pub mod report;
 pub mod scripts;
 pub mod templates;
 pub mod urls;

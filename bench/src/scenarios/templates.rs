@@ -11,7 +11,7 @@ use cubby_testkit::{Daemon, DaemonOptions, http_get};
 use super::{Report, machine, ms};
 use crate::stats::summarize;
 
-fn pool_used(d: &Daemon) -> u64 {
+pub fn pool_used(d: &Daemon) -> u64 {
     let st = nix_statvfs(&d.data_dir.join("pool"));
     st.0.saturating_sub(st.1)
 }

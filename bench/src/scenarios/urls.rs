@@ -17,7 +17,7 @@ use super::{Report, machine, ms};
 use crate::stats::summarize;
 
 /// One raw GET; the time to the response's first byte.
-fn first_byte(proxy: SocketAddr, host: &str, path: &str) -> anyhow::Result<Duration> {
+pub fn first_byte(proxy: SocketAddr, host: &str, path: &str) -> anyhow::Result<Duration> {
     let t0 = Instant::now();
     let mut s = TcpStream::connect(proxy)?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
@@ -41,7 +41,7 @@ pub struct Wrk {
 }
 
 /// `wrk` latencies look like `1.23ms`, `845.00us` or `1.02s`.
-fn parse_latency(text: &str) -> Option<f64> {
+pub fn parse_latency(text: &str) -> Option<f64> {
     let (num, unit) = text.find(|c: char| c.is_ascii_alphabetic()).map(|i| text.split_at(i))?;
     let v: f64 = num.parse().ok()?;
     Some(match unit {
@@ -155,7 +155,28 @@ pub fn run(bin: &str, wakes: usize, seconds: u32) -> anyhow::Result<Report> {
         warm.push(ms(first_byte(d.proxy_addr, &host, "/healthz")?));
     }
 
-    // Throughput: the same app, three ways, one after another.
+    let figures = proxy_figures(&d, &c, seconds)?;
+    api.delete_container(c.id.as_str())?;
+
+    let mut rows = BTreeMap::new();
+    rows.insert("wake: stopped → first byte via proxy".into(), summarize(&wake));
+    rows.insert("running: request → first byte via proxy (new connection)".into(), summarize(&warm));
+    Ok(Report {
+        title: format!("urls: wake n = {wakes}, wrk {seconds} s × 3"),
+        machine: machine(),
+        rows,
+        figures: figures.into_iter().collect(),
+        notes: vec![
+            "wake: `POST stop`, then one `GET /healthz` through the proxy, timed to the first response byte".into(),
+            "times are wall-clock on a shared machine: read them as indications, compare ratios within one run".into(),
+        ],
+    })
+}
+
+/// wrk on one container's app three ways: direct, through nginx as a
+/// reverse proxy, and through Cubby's proxy; one row each, and the ratio.
+pub fn proxy_figures(d: &Daemon, c: &cubby_model::Container, seconds: u32) -> anyhow::Result<Vec<(String, String)>> {
+    let host = c.url.strip_prefix("http://").context("an http URL")?.to_string();
     let app: SocketAddr = format!("{}:{}", c.address, c.port).parse()?;
     let nginx = Nginx::start(app)?;
     let connections = 32;
@@ -163,39 +184,21 @@ pub fn run(bin: &str, wakes: usize, seconds: u32) -> anyhow::Result<Report> {
     let through_nginx = wrk(&format!("http://127.0.0.1:{}/healthz", nginx.port), None, seconds, connections)?;
     let through_cubby = wrk(&format!("http://{}/healthz", d.proxy_addr), Some(&host), seconds, connections)?;
     drop(nginx);
-    api.delete_container(c.id.as_str())?;
-
-    let mut rows = BTreeMap::new();
-    rows.insert("wake: stopped → first byte via proxy".into(), summarize(&wake));
-    rows.insert("running: request → first byte via proxy (new connection)".into(), summarize(&warm));
-    let mut figures = BTreeMap::new();
+    let mut figures = Vec::new();
     for (name, w) in
         [("1 direct to the app", &direct), ("2 nginx reverse proxy", &through_nginx), ("3 Cubby proxy", &through_cubby)]
     {
-        figures.insert(
-            format!("wrk {name}: req/s | p50 ms | p99 ms"),
+        figures.push((
+            format!("wrk -c{connections} {name}: req/s | p50 ms | p99 ms"),
             format!("{:.0} | {:.2} | {:.2}", w.rps, w.p50_ms, w.p99_ms),
-        );
+        ));
     }
-    figures.insert(
-        "Cubby / nginx: req/s ratio | p99 difference ms".into(),
+    figures.push((
+        "wrk Cubby / nginx: req/s ratio | p99 difference ms".into(),
         format!("{:.2} | {:+.2}", through_cubby.rps / through_nginx.rps, through_cubby.p99_ms - through_nginx.p99_ms),
-    );
-    Ok(Report {
-        title: format!("urls: wake n = {wakes}, wrk {seconds} s × 3"),
-        machine: machine(),
-        rows,
-        figures,
-        notes: vec![
-            "wake: `POST stop`, then one `GET /healthz` through the proxy, timed to the first response byte".into(),
-            format!(
-                "wrk -t2 -c{connections} -d{seconds}s --latency on `GET /healthz` of one container (demo app); \
-                 nginx {} with keepalive upstream; everything shares this machine's CPUs",
-                nginx_version()
-            ),
-            "times are wall-clock on a shared machine: read them as indications, compare ratios within one run".into(),
-        ],
-    })
+    ));
+    figures.push(("wrk: nginx version".into(), nginx_version()));
+    Ok(figures)
 }
 
 fn nginx_version() -> String {

@@ -129,7 +129,8 @@ impl Platform {
                 let platform = Arc::clone(self);
                 let id = id.clone();
                 let task = tokio::spawn(async move {
-                    let result = platform.wake_once(&id).await;
+                    let span = tracing::info_span!("container.wake", container = %id);
+                    let result = tracing::Instrument::instrument(platform.wake_once(&id), span).await;
                     platform.wakes.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
                     result
                 });

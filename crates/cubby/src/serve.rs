@@ -91,6 +91,9 @@ pub struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
+    /// Log each step's duration when it ends (for bench/ and profiling).
+    #[arg(long)]
+    pub trace_spans: bool,
 }
 
 /// Adapts the core (routes, claims, wake, activity) to the proxy's
@@ -209,12 +212,17 @@ fn helpers(dir: &Path, busybox: &Path) -> anyhow::Result<Helpers> {
     Ok(helpers)
 }
 
-fn init_tracing(json: bool) {
+fn init_tracing(json: bool, trace_spans: bool) {
+    use tracing_subscriber::fmt::format::FmtSpan;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // With --trace-spans, each step (db, storage, network, firewall,
+    // runtime, readiness) logs its duration when it ends.
+    let spans = if trace_spans { FmtSpan::CLOSE } else { FmtSpan::NONE };
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_span_events(spans);
     if json {
-        builder.json().init();
+        builder.json().with_span_list(true).init();
     } else {
         builder.init();
     }
@@ -231,7 +239,7 @@ async fn shutdown_signal() {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
-    init_tracing(args.log_json);
+    init_tracing(args.log_json, args.trace_spans);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     runtime.block_on(serve(args))?;
     Ok(std::process::ExitCode::SUCCESS)
@@ -301,8 +309,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let endpoints = args.data_dir.join("endpoints.json");
     let api_url = format!("http://{api_addr}");
+    // Written whole, then renamed: a reader never sees half a file.
+    let partial = args.data_dir.join(".endpoints.json.tmp");
     std::fs::write(
-        &endpoints,
+        &partial,
         serde_json::to_vec_pretty(&serde_json::json!({
             "api": api_url,
             "proxy": format!("http://{proxy_addr}"),
@@ -310,6 +320,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "pid": std::process::id(),
         }))?,
     )?;
+    std::fs::rename(&partial, &endpoints)?;
 
     let app = cubby_api::router(cubby_api::AppState { platform: Arc::clone(&platform), max_image_bytes });
     // Scripts may fetch the world, not the daemon's host or its containers.

@@ -149,8 +149,11 @@ impl Daemon {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("the daemon exited with {status} at start; its log:\n{}", self.log_text());
             }
-            if let Ok(bytes) = std::fs::read(self.data_dir.join("endpoints.json")) {
-                let v: serde_json::Value = serde_json::from_slice(&bytes).expect("endpoints.json is JSON");
+            // (An older daemon may still be writing it: only a whole file counts.)
+            if let Some(v) = std::fs::read(self.data_dir.join("endpoints.json"))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            {
                 let api = v["api"].as_str().expect("api").replace("0.0.0.0", "127.0.0.1");
                 self.api_addr = api.trim_start_matches("http://").parse().expect("api addr");
                 self.api = api;

@@ -30,6 +30,16 @@ impl Platform {
         source: &ContainerId,
         req: &CopyContainer,
     ) -> Result<Container, Error> {
+        let span = tracing::info_span!("container.copy", source = %source, name = %req.name, container = tracing::field::Empty);
+        self.copy_inner(caller, source, req).instrument(span).await
+    }
+
+    async fn copy_inner(
+        self: &Arc<Self>,
+        caller: &Caller,
+        source: &ContainerId,
+        req: &CopyContainer,
+    ) -> Result<Container, Error> {
         let started = Instant::now();
         let src = self.record(caller, source)?;
         let target = req.target_project_id.clone().unwrap_or_else(|| src.project_id.clone());
@@ -62,7 +72,7 @@ impl Platform {
         let mut lowers: Vec<String> = match below {
             Some(snapshot) => std::iter::once(snapshot.layer_id).chain(snapshot.lowers).collect(),
             None => {
-                let frozen = self.frozen_layer(&src)?;
+                let frozen = tracing::info_span!("storage.freeze").in_scope(|| self.frozen_layer(&src))?;
                 let mut chain = vec![frozen];
                 chain.extend(self.store.container_lowers(&src.id)?.into_iter().map(|l| l.id));
                 chain
@@ -105,7 +115,8 @@ impl Platform {
             autostart: src.autostart,
             idle_timeout: src.idle_timeout,
         };
-        let inserted = self.store.insert_container(&new, self.ipam.capacity());
+        let inserted =
+            tracing::info_span!("db.insert").in_scope(|| self.store.insert_container(&new, self.ipam.capacity()));
         drop(layers_guard);
         let rec = match inserted {
             Ok(rec) => rec,
@@ -115,7 +126,7 @@ impl Platform {
                 return Err(e.into());
             }
         };
-        let span = tracing::info_span!("container.copy", container = %rec.id, source = %src.id, project = %target);
-        self.provision_new(rec, req.start.unwrap_or(true), started).instrument(span).await
+        tracing::Span::current().record("container", tracing::field::display(&rec.id));
+        self.provision_new(rec, req.start.unwrap_or(true), started).await
     }
 }

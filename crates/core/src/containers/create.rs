@@ -96,6 +96,16 @@ impl Platform {
         project: &ProjectId,
         req: &CreateContainer,
     ) -> Result<Container, Error> {
+        let span = tracing::info_span!("container.create", project = %project, name = %req.name, container = tracing::field::Empty);
+        self.create_inner(caller, project, req).instrument(span).await
+    }
+
+    async fn create_inner(
+        self: &Arc<Self>,
+        caller: &Caller,
+        project: &ProjectId,
+        req: &CreateContainer,
+    ) -> Result<Container, Error> {
         let started = Instant::now();
         self.project(caller, project)?;
         validate_container_name(&req.name)?;
@@ -147,10 +157,11 @@ impl Platform {
         };
         // The image's layer must not be collected between the check and the insert.
         let layers = self.layers_lock.lock().await;
-        let rec = self.store.insert_container(&new, self.ipam.capacity())?;
+        let rec =
+            tracing::info_span!("db.insert").in_scope(|| self.store.insert_container(&new, self.ipam.capacity()))?;
         drop(layers);
-        let span = tracing::info_span!("container.create", container = %rec.id, project = %project, name = %rec.name);
-        self.provision_new(rec, req.start.unwrap_or(true), started).instrument(span).await
+        tracing::Span::current().record("container", tracing::field::display(&rec.id));
+        self.provision_new(rec, req.start.unwrap_or(true), started).await
     }
 
     /// Provisions a freshly inserted container (create or copy), rolling
@@ -198,7 +209,7 @@ impl Platform {
         let t0 = Instant::now();
         let paths = self.paths(&rec.id, rec.slot);
         {
-            let _s = tracing::debug_span!("storage.subvolume", container = %rec.id).entered();
+            let _s = tracing::info_span!("storage.subvolume").entered();
             self.host
                 .btrfs
                 .create_subvolume(&paths.subvolume)
@@ -213,7 +224,7 @@ impl Platform {
                     .map_err(Error::storage("set disk limit", rec.id.as_str()))?;
             }
         }
-        self.connect(rec).await?;
+        self.connect(rec).instrument(tracing::info_span!("network.connect")).await?;
         if start {
             self.start_locked(rec, Trigger::Api).await
         } else {

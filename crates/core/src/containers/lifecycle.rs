@@ -18,6 +18,7 @@ use cubby_runtime::pidfd::ProcessHandle;
 use cubby_runtime::process::{ProcessFile, parse_user};
 use cubby_storage::Overlay;
 use cubby_store::ContainerRecord;
+use tracing::{Instrument, info_span};
 
 use crate::{Caller, Error, Platform};
 
@@ -98,11 +99,12 @@ impl Platform {
         trigger: Trigger,
     ) -> Result<ContainerRecord, Error> {
         let t0 = Instant::now();
-        match self.boot(rec).await {
+        let span = info_span!("container.start", container = %rec.id, trigger = trigger.as_str());
+        match self.boot(rec).instrument(span.clone()).await {
             Ok(pid) => {
-                let rec = self
-                    .store
-                    .set_status(&rec.id, ContainerStatus::Running, trigger, ms(t0))?
+                let _s = span.enter();
+                let rec = info_span!("db.status")
+                    .in_scope(|| self.store.set_status(&rec.id, ContainerStatus::Running, trigger, ms(t0)))?
                     .ok_or_else(|| Error::NotFound { kind: "container", id: rec.id.to_string() })?;
                 self.publish_routes(&rec, true)?;
                 self.activity.touch(&rec.id);
@@ -129,7 +131,9 @@ impl Platform {
         grace: Option<Duration>,
     ) -> Result<ContainerRecord, Error> {
         let t0 = Instant::now();
-        self.halt(rec, grace).await?;
+        self.halt(rec, grace)
+            .instrument(info_span!("container.stop", container = %rec.id, trigger = trigger.as_str()))
+            .await?;
         self.routes.set_running(&rec.id, false);
         let rec = self
             .store
@@ -147,6 +151,7 @@ impl Platform {
             .host
             .netlink
             .netns_exists(&paths.netns)
+            .instrument(info_span!("network.check"))
             .await
             .map_err(Error::netlink("check network namespace", id))?;
         if !has_netns {
@@ -160,7 +165,7 @@ impl Platform {
         }
         std::fs::create_dir_all(&paths.rootfs).map_err(Error::io("create", &paths.rootfs))?;
         {
-            let _s = tracing::debug_span!("storage.mount", container = id).entered();
+            let _s = info_span!("storage.mount").entered();
             let mounts = &self.host.mounts;
             if !mounts.is_mounted(&paths.rootfs).map_err(Error::storage("check rootfs mount", id))? {
                 let overlay = Overlay {
@@ -172,14 +177,22 @@ impl Platform {
             }
         }
         {
-            let _s = tracing::debug_span!("runtime.bundle", container = id).entered();
+            let _s = info_span!("runtime.bundle").entered();
             self.write_bundle(rec)?;
         }
         let runtime = &self.host.runtime;
-        runtime.delete(id, true).await.map_err(Error::runtime("remove stale runtime state", id))?;
-        let pid = runtime.create(id, &paths.bundle, paths.log.path()).await.map_err(Error::runtime("create", id))?;
-        runtime.start(id).await.map_err(Error::runtime("start", id))?;
-        self.wait_ready(rec, pid).await?;
+        runtime
+            .delete(id, true)
+            .instrument(info_span!("runtime.clear"))
+            .await
+            .map_err(Error::runtime("remove stale runtime state", id))?;
+        let pid = runtime
+            .create(id, &paths.bundle, paths.log.path())
+            .instrument(info_span!("runtime.create"))
+            .await
+            .map_err(Error::runtime("create", id))?;
+        runtime.start(id).instrument(info_span!("runtime.start")).await.map_err(Error::runtime("start", id))?;
+        self.wait_ready(rec, pid).instrument(info_span!("readiness")).await?;
         Ok(pid)
     }
 
@@ -250,7 +263,6 @@ impl Platform {
     /// container's init exits first; gives up quietly after the ready
     /// timeout (an app may not serve HTTP at all).
     async fn wait_ready(&self, rec: &ContainerRecord, pid: u32) -> Result<(), Error> {
-        let _s = tracing::debug_span!("readiness", container = %rec.id);
         let address = self.ipam.address(rec.slot).map_err(|e| Error::invalid("slot", e.to_string()))?;
         let target = SocketAddr::from((address, rec.port));
         let deadline = Instant::now() + self.config.defaults.ready_timeout;

@@ -17,6 +17,13 @@ use crate::netlink::{Attachment, NetlinkError};
 /// Name of the container end of every veth pair, inside its namespace.
 const CONTAINER_IFNAME: &str = "eth0";
 
+/// The container end's MAC: locally administered, unicast, and derived
+/// from its IPv4 address (`02:cb:a:b:c:d`).
+pub(crate) fn mac_for(address: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = address.octets();
+    [0x02, 0xcb, a, b, c, d]
+}
+
 impl RtNetlink {
     /// [`Netlink::attach`](crate::Netlink::attach), inside its span.
     pub(super) async fn attach_inner(&self, bridge: &str, a: &Attachment) -> Result<(), NetlinkError> {
@@ -33,8 +40,13 @@ impl RtNetlink {
         // fails, so there is nothing to roll back yet. (The peer cannot be
         // created up: the kernel opens it before the pair is linked, and
         // veth_open fails with ENOTCONN.)
-        let peer =
-            LinkMessageBuilder::<LinkUnspec>::new().name(CONTAINER_IFNAME).setns_by_fd(netns_file.as_raw_fd()).build();
+        // The MAC follows the address, so a slot reused by a new container
+        // keeps a valid neighbour entry on the host (no stale ARP window).
+        let peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(CONTAINER_IFNAME)
+            .address(mac_for(a.address).to_vec())
+            .setns_by_fd(netns_file.as_raw_fd())
+            .build();
         let mut veth = LinkMessageBuilder::<LinkUnspec>::new().name(host).controller(bridge_index).build();
         veth.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),
@@ -143,4 +155,16 @@ async fn configure_container(handle: &Handle, a: &Attachment) -> Result<(), Netl
     handle.route().add(route).execute().await.map_err(ns_err("add default route"))?;
     debug!("configured container interface");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mac_for;
+
+    #[test]
+    fn macs_follow_addresses() {
+        let mac = mac_for("10.216.3.7".parse().unwrap());
+        assert_eq!(mac, [0x02, 0xcb, 10, 216, 3, 7]);
+        assert_eq!(mac[0] & 0x03, 0x02, "locally administered, unicast");
+    }
 }
