@@ -17,6 +17,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // A declared size over the limit is refused before any byte is read
+        // (a client that sent `Expect: 100-continue` then sends none).
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_JSON_BODY as u64) {
+            return Err(ApiError::payload_too_large(MAX_JSON_BODY as u64));
+        }
         // Any content type is accepted: `curl -d` sends form encoding by
         // default, and the body is JSON either way.
         let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {

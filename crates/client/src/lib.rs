@@ -103,6 +103,11 @@ impl Client {
         if body.is_some() {
             req = req.header("Content-Type", "application/json");
         }
+        // A large body waits for the daemon's go-ahead, so a refusal (too
+        // large, no such project) comes back before it is all sent.
+        if body.is_some_and(|b| b.len() > 64 << 10) {
+            req = req.header("Expect", "100-continue");
+        }
         let req = req
             .body(body.map(<[u8]>::to_vec).unwrap_or_default())
             .map_err(|e| ClientError::Decode { url: url.clone(), detail: e.to_string() })?;

@@ -168,15 +168,19 @@ impl Platform {
     }
 
     /// The qgroup sweeper: btrfs frees a deleted subvolume's extents a little
-    /// after the delete, and only then can its quota group go. After each
-    /// request it sweeps a few times over half a minute.
+    /// after the delete (later still while something holds its files), and
+    /// only then can its quota group go. After each request it sweeps every
+    /// second for 10 s, every 5 s up to a minute, then every 30 s up to five
+    /// minutes.
     pub(crate) fn spawn_qgroup_sweeper(self: &std::sync::Arc<Self>) {
         let weak = std::sync::Arc::downgrade(self);
         let task = tokio::spawn(async move {
             loop {
                 let Some(notify) = weak.upgrade().map(|p| std::sync::Arc::clone(&p.qgroup_sweep)) else { return };
                 notify.notified().await;
-                for delay in [1u64, 2, 4, 8, 16] {
+                let delays =
+                    std::iter::repeat_n(1u64, 10).chain(std::iter::repeat_n(5, 10)).chain(std::iter::repeat_n(30, 8));
+                for delay in delays {
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(delay)) => {}
                         () = notify.notified() => {}

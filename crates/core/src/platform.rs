@@ -37,9 +37,11 @@ pub struct Platform {
     pub(crate) ipam: Ipam,
     pub(crate) routes: RouteTable,
     locks: Mutex<HashMap<ContainerId, Arc<tokio::sync::Mutex<()>>>>,
-    monitors: Mutex<HashMap<ContainerId, (u64, JoinHandle<()>)>>,
+    monitors: Mutex<HashMap<ContainerId, Monitor>>,
     generation: AtomicU64,
     background: Mutex<Vec<JoinHandle<()>>>,
+    /// Background teardowns of deleted containers still running.
+    pub(crate) teardowns: Mutex<Vec<JoinHandle<()>>>,
     /// Serialises what creates, references or removes layers.
     pub(crate) layers_lock: tokio::sync::Mutex<()>,
     /// Wakes the qgroup sweeper.
@@ -54,6 +56,15 @@ pub struct Platform {
     pub(crate) scripts: crate::scripts::ScriptState,
     /// Bounds the scripts running at once.
     pub(crate) script_slots: tokio::sync::Semaphore,
+}
+
+/// The watch on a running container's init.
+#[derive(Debug)]
+pub(crate) struct Monitor {
+    generation: u64,
+    /// A pidfd of the init, to wait on and to kill.
+    init: Option<Arc<cubby_runtime::pidfd::ProcessHandle>>,
+    task: JoinHandle<()>,
 }
 
 impl Platform {
@@ -96,6 +107,7 @@ impl Platform {
             monitors: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(1),
             background: Mutex::new(Vec::new()),
+            teardowns: Mutex::new(Vec::new()),
             layers_lock: tokio::sync::Mutex::new(()),
             qgroup_sweep: Arc::new(tokio::sync::Notify::new()),
             claims,
@@ -202,9 +214,11 @@ impl Platform {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         let weak: Weak<Self> = Arc::downgrade(self);
         let watched = id.clone();
+        // An error means the process is already gone.
+        let handle = cubby_runtime::pidfd::ProcessHandle::open(pid).ok().map(Arc::new);
+        let waiting = handle.clone();
         let task = tokio::spawn(async move {
-            // An error means the process is already gone.
-            if let Ok(handle) = cubby_runtime::pidfd::ProcessHandle::open(pid) {
+            if let Some(handle) = waiting {
                 handle.exited().await;
             }
             if let Some(platform) = weak.upgrade() {
@@ -215,17 +229,18 @@ impl Platform {
             .monitors
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id.clone(), (generation, task));
-        if let Some((_, old)) = old {
-            old.abort();
+            .insert(id.clone(), Monitor { generation, init: handle, task });
+        if let Some(old) = old {
+            old.task.abort();
         }
     }
 
-    /// Stops watching container `id` (before a deliberate stop).
-    pub(crate) fn unmonitor(&self, id: &ContainerId) {
-        if let Some((_, task)) = self.monitors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id) {
-            task.abort();
-        }
+    /// Stops watching container `id` (before a deliberate stop); its init,
+    /// if it was watched.
+    pub(crate) fn unmonitor(&self, id: &ContainerId) -> Option<Arc<cubby_runtime::pidfd::ProcessHandle>> {
+        let monitor = self.monitors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id)?;
+        monitor.task.abort();
+        monitor.init
     }
 
     /// Drops the monitor entry of `id` without aborting it (a monitor calls
@@ -240,7 +255,7 @@ impl Platform {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(id)
-            .is_some_and(|(g, _)| *g == generation)
+            .is_some_and(|m| m.generation == generation)
     }
 
     fn spawn_log_rotation(self: &Arc<Self>) {
@@ -261,11 +276,20 @@ impl Platform {
     }
 
     /// Stops background work. Containers keep running.
+    /// Waits (at most `within`) for the background teardowns of deleted
+    /// containers to finish; true when none is left.
+    pub async fn settle(&self, within: std::time::Duration) -> bool {
+        let pending: Vec<JoinHandle<()>> =
+            self.teardowns.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..).collect();
+        tokio::time::timeout(within, futures::future::join_all(pending)).await.is_ok()
+    }
+
     pub fn shutdown(&self) {
         for task in self.background.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..) {
             task.abort();
         }
-        for (_, (_, task)) in self.monitors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain() {
+        for (_, Monitor { task, .. }) in self.monitors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain()
+        {
             task.abort();
         }
     }

@@ -92,6 +92,11 @@ impl Platform {
         }
 
         report.orphans_removed = self.remove_orphans(&known, &slots).await?;
+        // Teardowns a crash interrupted: their host side was just removed
+        // as orphans, so their slots are free again.
+        for (id, _) in self.store.teardowns()? {
+            self.store.finish_teardown(&id)?;
+        }
         tracing::info!(?report, "reconciled");
         Ok(report)
     }

@@ -121,7 +121,7 @@ async fn a_failed_runtime_create_rolls_everything_back() {
         .unwrap();
     f.runtime.fail_create_of("c");
     let err = f.platform.create_container(&Caller::Admin, &p.id, &req("web", true)).await.unwrap_err();
-    assert!(matches!(err, cubby_core::Error::Runtime { step: "create", .. }), "{err}");
+    assert!(matches!(err, cubby_core::Error::Runtime { step: "run", .. }), "{err}");
     assert_eq!(f.netlink.links(), vec!["fake-br".to_string()], "veth removed");
     assert!(f.netlink.namespaces().is_empty(), "netns removed");
     assert_eq!(container_subvolumes(&f), 0, "subvolume removed");
@@ -148,6 +148,10 @@ async fn create_stopped_then_delete_forgets_everything() {
     assert!(f.btrfs.has_subvolume(&f.platform.pool().container(c.id.as_str())));
 
     f.platform.delete_container(&Caller::Admin, &c.id).await.unwrap();
+    // Its files and rows are gone at once; the plumbing right after.
+    assert!(!f.btrfs.has_subvolume(&f.platform.pool().container(c.id.as_str())));
+    assert!(f.platform.settle(std::time::Duration::from_secs(5)).await);
+    assert!(f.store.teardowns().unwrap().is_empty(), "the slot is free again");
     assert_eq!(f.netlink.links(), vec!["fake-br".to_string()]);
     assert!(f.netlink.namespaces().is_empty());
     assert!(!f.btrfs.has_subvolume(&f.platform.pool().container(c.id.as_str())));

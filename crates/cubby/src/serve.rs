@@ -367,6 +367,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = api_task.await;
     let _ = proxy_task.await;
+    // Deletes answered already; let their network teardown finish.
+    if !platform.settle(std::time::Duration::from_secs(10)).await {
+        tracing::warn!("teardowns still running at shutdown; the next start finishes them");
+    }
     platform.shutdown();
     let _ = std::fs::remove_file(&endpoints);
     Ok(())

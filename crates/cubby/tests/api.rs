@@ -89,7 +89,7 @@ fn bad_input_gets_clear_errors_and_leaves_nothing() {
     let r = api.raw("GET", "/api/v1/nowhere", None).unwrap();
     assert_eq!((r.status, r.json()["error"]["code"].as_str()), (404, Some("route_not_found")));
 
-    assert_eq!(HostView::of(&d), before, "rejected requests left something on the host");
+    assert_eq!(HostView::settled(&d), before, "rejected requests left something on the host");
     let all = api.containers(None, None, 100).unwrap().items;
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].id, ok.id);

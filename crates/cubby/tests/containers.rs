@@ -161,7 +161,15 @@ fn delete_leaves_nothing_of_the_tenant() {
 
     api.delete_container(a.id.as_str()).unwrap();
 
-    let after = HostView::of(&d);
+    // When the call returns, nothing of the tenant runs or is stored.
+    let now = HostView::of(&d);
+    assert_eq!(now.subvolumes.len(), before.subvolumes.len() - 1, "its files are gone");
+    assert!(now.logs.iter().all(|l| !l.contains(a.id.as_str())), "its logs are gone");
+    assert!(init_pid(&d, a.id.as_str()).is_none(), "its processes are gone");
+    let rootfs = format!("{}/rootfs", a.id);
+    assert!(now.mounts.iter().all(|m| !m.contains(&rootfs)), "its rootfs is unmounted: {:?}", now.mounts);
+    // The plumbing (veth, namespace, cgroup, runtime state) follows at once.
+    let after = HostView::settled(&d);
     assert!(after.mentions(a.id.as_str()).is_empty(), "left on the host: {:?}", after.mentions(a.id.as_str()));
     assert_eq!(after.links.len(), before.links.len() - 1, "the veth is gone: {:?}", after.links);
     assert_eq!(after.subvolumes.len(), before.subvolumes.len() - 1);
@@ -225,6 +233,6 @@ fn a_command_that_fails_to_start_is_rolled_back() {
         }
         other => panic!("no details: {other}"),
     }
-    assert_eq!(HostView::of(&d), before, "nothing is left behind");
+    assert_eq!(HostView::settled(&d), before, "nothing is left behind");
     assert!(api.containers(None, None, 10).unwrap().items.is_empty());
 }

@@ -290,6 +290,7 @@ fn rules_survive_restarts_and_go_with_delete() {
     assert_eq!(tcp_probe(&ns, None, at(9001), WAIT), Outcome::Open("nine-thousand-one".into()));
 
     d.admin().delete_container(a.id.as_str()).unwrap();
+    cubby_testkit::HostView::settled(&d);
     let table = std::process::Command::new("nft").args(["list", "table", "inet", &d.prefix]).output().unwrap();
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(!table.contains(a.id.as_str()), "a chain is left:\n{table}");

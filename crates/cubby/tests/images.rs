@@ -112,7 +112,7 @@ fn hostile_archives_are_refused_and_leave_nothing() {
     }
     let r = api.raw("POST", "/api/v1/images?name=Bad%20Name", Some(b"x")).unwrap();
     assert_eq!(r.status, 400);
-    assert_eq!(HostView::of(&d), before);
+    assert_eq!(HostView::settled(&d), before);
     assert!(!api.images().unwrap().iter().any(|i| i.name == "evil"));
     assert_eq!(std::fs::read_dir(d.data_dir.join("pool/tmp")).unwrap().count(), 0);
     assert!(!std::path::Path::new("/escape").exists());

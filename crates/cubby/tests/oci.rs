@@ -243,7 +243,7 @@ fn hostile_oci_archives_are_refused() {
     assert_eq!(api.import_image("evil", std::io::Cursor::new(outside)).unwrap_err().code(), Some("invalid_archive"));
 
     assert!(!std::path::Path::new("/tmp/pwned").exists());
-    assert_eq!(HostView::of(&d), before);
+    assert_eq!(HostView::settled(&d), before);
     assert_eq!(std::fs::read_dir(d.data_dir.join("pool/layers")).unwrap().count(), layers_before);
     assert_eq!(std::fs::read_dir(d.data_dir.join("pool/tmp")).unwrap().count(), 0);
 }

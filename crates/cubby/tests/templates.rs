@@ -394,7 +394,7 @@ fn deleting_forgets_snapshots_layers_and_quotas() {
 
     api.delete_container(a.id.as_str()).unwrap();
     assert_eq!(layer_count(&d), layers_before, "layers nothing uses any more are gone");
-    assert_eq!(HostView::of(&d), before);
+    assert_eq!(HostView::settled(&d), before);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while qgroups() > q_before {
         assert!(
@@ -453,6 +453,6 @@ fn bad_template_input_gets_clear_errors() {
     let dup = api.create_snapshot(t.id.as_str(), &CreateSnapshot { alias: Some("taken".into()), expiry_days: None });
     assert_eq!(dup.unwrap_err().code(), Some("snapshot_already_exists"));
     api.delete_snapshot(t.id.as_str(), "taken").unwrap();
-    assert_eq!(HostView::of(&d), before, "refused requests left something behind");
+    assert_eq!(HostView::settled(&d), before, "refused requests left something behind");
     assert_eq!(api.containers(None, None, 10).unwrap().items.len(), 1);
 }

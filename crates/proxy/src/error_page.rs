@@ -35,5 +35,9 @@ pub(crate) fn error(request_headers: &HeaderMap, status: StatusCode, code: &str,
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The body was not read to its end: this connection is done.
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }

@@ -1,7 +1,7 @@
 //! Waiting for a process that is not our child to exit, through a pidfd
 //! (Linux 5.3+): the descriptor becomes readable when the process ends.
 //! The daemon uses it to notice a container's init exiting, even after a
-//! daemon restart, without polling.
+//! daemon restart, without polling, and killing it without a pid race.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -44,6 +44,32 @@ impl ProcessHandle {
         Ok(Self { fd })
     }
 
+    /// Sends SIGKILL through the pidfd: it reaches this process and never
+    /// a later one that reused its pid.
+    pub fn kill(&self) -> std::io::Result<()> {
+        self.signal(libc::SIGKILL)
+    }
+
+    /// Sends `signal` through the pidfd. A process already gone is fine.
+    pub fn signal(&self, signal: i32) -> std::io::Result<()> {
+        // SAFETY: pidfd_send_signal takes our open pidfd, a signal number, a
+        // null siginfo and flags 0; it reads no memory of ours.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.fd.get_ref().as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            return if e.raw_os_error() == Some(libc::ESRCH) { Ok(()) } else { Err(e) };
+        }
+        Ok(())
+    }
+
     /// Resolves once the process has exited.
     pub async fn exited(&self) {
         // Readiness never clears once the process is gone, so one wake is enough.
@@ -61,5 +87,15 @@ mod tests {
         let handle = ProcessHandle::open(child.id()).unwrap();
         tokio::time::timeout(std::time::Duration::from_secs(5), handle.exited()).await.unwrap();
         child.wait().unwrap();
+    }
+
+    #[tokio::test]
+    async fn kill_ends_the_process() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let handle = ProcessHandle::open(child.id()).unwrap();
+        handle.kill().unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), handle.exited()).await.unwrap();
+        assert!(!child.wait().unwrap().success());
+        handle.kill().unwrap();
     }
 }

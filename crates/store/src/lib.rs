@@ -85,6 +85,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Removes the container and its transitions, and appends `audit`, in
     /// one transaction.
     fn delete_container(&self, id: &ContainerId, audit: &AuditEntry) -> Result<bool, StoreError>;
+    /// Like [`Store::delete_container`], but the container's slot stays
+    /// taken (a pending teardown) until [`Store::finish_teardown`]: its
+    /// host side (veth, namespace, chains) is still being removed.
+    fn delete_container_deferred(&self, id: &ContainerId, audit: &AuditEntry) -> Result<bool, StoreError>;
+    /// Pending teardowns: deleted containers whose slot is still held.
+    fn teardowns(&self) -> Result<Vec<(ContainerId, u32)>, StoreError>;
+    /// Frees the slot of a finished teardown.
+    fn finish_teardown(&self, id: &ContainerId) -> Result<(), StoreError>;
 
     // ---- firewall and network rules
     /// A container's firewall rules, each direction in evaluation order.

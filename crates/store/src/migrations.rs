@@ -190,6 +190,17 @@ CREATE TABLE script_logs (
 CREATE INDEX script_logs_by_project ON script_logs(project_id, id);
 "#,
         ),
+        M::up(
+            r#"
+-- Deleted containers whose host side is still being removed: their slot
+-- (address, veth name) is not handed out until the row goes.
+CREATE TABLE teardowns (
+    container_id TEXT PRIMARY KEY,
+    slot         INTEGER NOT NULL UNIQUE,
+    created_at   INTEGER NOT NULL
+);
+"#,
+        ),
     ])
 }
 

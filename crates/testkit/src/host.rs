@@ -41,6 +41,26 @@ fn names(dir: &Path) -> Vec<String> {
 
 impl HostView {
     /// Reads what `daemon` has on the host now.
+    /// The host once the daemon's background teardowns (the network
+    /// plumbing of deleted containers) have finished; fails the test if
+    /// they take more than 10 s.
+    pub fn settled(daemon: &Daemon) -> Self {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let pending: i64 = rusqlite::Connection::open_with_flags(
+                daemon.data_dir.join("cubby.db"),
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .and_then(|db| db.query_row("SELECT COUNT(*) FROM teardowns", [], |r| r.get(0)))
+            .unwrap_or(0);
+            if pending == 0 {
+                return Self::of(daemon);
+            }
+            assert!(std::time::Instant::now() < deadline, "{pending} teardowns still pending after 10 s");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     pub fn of(daemon: &Daemon) -> Self {
         let pool = daemon.data_dir.join("pool");
         let subvolumes = lines(Command::new("btrfs").args(["subvolume", "list", "-o"]).arg(&pool))

@@ -1,7 +1,12 @@
 //! Delete = forget: every host resource of the container goes (processes,
 //! runtime state, overlay mount, cgroup, veth, network namespace,
-//! subvolume with anything nested in it, bundle, logs), then its route and
+//! subvolume with anything nested in it, bundle, logs), its route and its
 //! rows. One audit entry without tenant data remains.
+//!
+//! The call returns once nothing of the tenant runs or is stored: its
+//! processes, route, files and rows are gone. The host plumbing that holds
+//! no tenant data (runtime state, cgroup, chains, veth, namespace) is
+//! removed right after, in the background, with its slot held meanwhile.
 
 use std::sync::Arc;
 
@@ -23,21 +28,17 @@ impl Platform {
         let t0 = std::time::Instant::now();
         self.store.set_status(id, ContainerStatus::Deleting, Trigger::Api, 0)?;
         self.routes.remove(id);
-        if let Err(err) = self.destroy(&rec).await {
+        if let Err(err) = self.forget_now(&rec).await {
             self.store.set_status(id, ContainerStatus::Failed, Trigger::Api, 0)?;
             return Err(err);
         }
-        info_span!("db.delete").in_scope(|| {
-            self.store.delete_container(
-                id,
-                &AuditEntry {
-                    at: cubby_model::now(),
-                    action: "container.deleted".into(),
-                    project_id: Some(rec.project_id.clone()),
-                    container_id: Some(id.clone()),
-                },
-            )
-        })?;
+        let audit = AuditEntry {
+            at: cubby_model::now(),
+            action: "container.deleted".into(),
+            project_id: Some(rec.project_id.clone()),
+            container_id: Some(id.clone()),
+        };
+        info_span!("db.delete").in_scope(|| self.store.delete_container_deferred(id, &audit))?;
         drop(guard);
         self.forget_lock(id);
         self.activity.forget(id);
@@ -45,8 +46,67 @@ impl Platform {
         // used, go now.
         self.collect_layers().instrument(info_span!("layers.collect")).await?;
         self.sweep_qgroups();
+        self.spawn_teardown(rec);
         tracing::info!(container = %id, ms = crate::error::elapsed_ms(t0), "container deleted");
         Ok(())
+    }
+
+    /// What holds tenant data or runs tenant code goes at once: the
+    /// processes (SIGKILL to init through its pidfd: the kernel ends the
+    /// rest of its pid namespace with it), the rootfs mount, the subvolume
+    /// (its files, `/data` included) and its output logs.
+    async fn forget_now(&self, rec: &ContainerRecord) -> Result<(), Error> {
+        let id = rec.id.as_str();
+        let paths = self.paths(&rec.id, rec.slot);
+        match self.unmonitor(&rec.id) {
+            Some(init) => {
+                async {
+                    init.kill().map_err(|e| Error::io("kill init of", &paths.bundle)(e))?;
+                    if tokio::time::timeout(std::time::Duration::from_secs(5), init.exited()).await.is_err() {
+                        tracing::warn!(container = id, "init did not exit within 5 s of SIGKILL");
+                    }
+                    Ok::<_, Error>(())
+                }
+                .instrument(info_span!("runtime.kill"))
+                .await?
+            }
+            // Not watched (stopped, or never started): the runtime knows.
+            None => self.halt(rec, None).instrument(info_span!("runtime.halt")).await?,
+        }
+        info_span!("storage.unmount")
+            .in_scope(|| self.host.mounts.unmount(&paths.rootfs))
+            .map_err(Error::storage("unmount rootfs", id))?;
+        info_span!("storage.subvolume_delete").in_scope(|| {
+            self.host.btrfs.delete_subvolume(&paths.subvolume).map_err(Error::storage("delete subvolume", id))
+        })?;
+        paths.log.remove().map_err(Error::runtime("remove logs", id))
+    }
+
+    /// Removes in the background what holds no tenant data (runtime state,
+    /// cgroup, firewall chains, veth, network namespace, bundle); removing
+    /// a veth alone costs the kernel tens of milliseconds. The slot stays
+    /// reserved until this is done; after a crash, reconcile finishes it.
+    fn spawn_teardown(self: &Arc<Self>, rec: ContainerRecord) {
+        let platform = Arc::clone(self);
+        let span = info_span!("container.teardown", container = %rec.id);
+        let task = tokio::spawn(
+            async move {
+                match platform.destroy(&rec).await {
+                    Ok(()) => {
+                        if let Err(e) = platform.store.finish_teardown(&rec.id) {
+                            tracing::warn!(container = %rec.id, error = %e, "could not free the slot of a torn-down container");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(container = %rec.id, error = %e, "teardown failed; its slot stays held until the next start reconciles");
+                    }
+                }
+            }
+            .instrument(span),
+        );
+        let mut pending = self.teardowns.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pending.retain(|t| !t.is_finished());
+        pending.push(task);
     }
 
     /// Removes every host resource of `rec`, whatever state it is in. Each

@@ -187,11 +187,10 @@ impl Platform {
             .await
             .map_err(Error::runtime("remove stale runtime state", id))?;
         let pid = runtime
-            .create(id, &paths.bundle, paths.log.path())
-            .instrument(info_span!("runtime.create"))
+            .run(id, &paths.bundle, paths.log.path())
+            .instrument(info_span!("runtime.run"))
             .await
-            .map_err(Error::runtime("create", id))?;
-        runtime.start(id).instrument(info_span!("runtime.start")).await.map_err(Error::runtime("start", id))?;
+            .map_err(Error::runtime("run", id))?;
         self.wait_ready(rec, pid).instrument(info_span!("readiness")).await?;
         Ok(pid)
     }
@@ -296,10 +295,24 @@ impl Platform {
     pub(crate) async fn halt(&self, rec: &ContainerRecord, grace: Option<Duration>) -> Result<(), Error> {
         let id = rec.id.as_str();
         let paths = self.paths(&rec.id, rec.slot);
-        self.unmonitor(&rec.id);
         let runtime = &self.host.runtime;
-        let state = runtime.state(id).await.map_err(Error::runtime("read state", id))?;
-        if let Some(state) = state.filter(|s| s.status != RuntimeStatus::Stopped) {
+        if let Some(init) = self.unmonitor(&rec.id) {
+            // The init we watch: signal it through its pidfd, no runtime call.
+            let mut gone = false;
+            if let Some(grace) = grace {
+                init.signal(SIGTERM).map_err(Error::io("signal the init of", &paths.bundle))?;
+                gone = tokio::time::timeout(grace, init.exited()).await.is_ok();
+            }
+            if !gone {
+                init.kill().map_err(Error::io("kill the init of", &paths.bundle))?;
+                let _ = tokio::time::timeout(Duration::from_secs(5), init.exited()).await;
+            }
+        } else if let Some(state) = runtime
+            .state(id)
+            .await
+            .map_err(Error::runtime("read state", id))?
+            .filter(|s| s.status != RuntimeStatus::Stopped)
+        {
             let mut gone = false;
             if let Some(grace) = grace.filter(|_| state.status == RuntimeStatus::Running) {
                 runtime.kill(id, SIGTERM, false).await.map_err(Error::runtime("send SIGTERM", id))?;

@@ -69,6 +69,13 @@ pub trait OciRuntime: Send + Sync + std::fmt::Debug {
     async fn create(&self, id: &str, bundle: &Path, log: &Path) -> Result<u32, RuntimeError>;
     /// Lets a created container's init run.
     async fn start(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Creates and starts in one step (one runtime process instead of
+    /// two); the host pid of its init.
+    async fn run(&self, id: &str, bundle: &Path, log: &Path) -> Result<u32, RuntimeError> {
+        let pid = self.create(id, bundle, log).await?;
+        self.start(id).await?;
+        Ok(pid)
+    }
     /// The container's state, or `None` if the runtime does not know it.
     async fn state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError>;
     /// Sends `signal` to the container's init (or to every process when `all`).

@@ -52,6 +52,58 @@ impl Runc {
         Self { binary: binary.into(), root: root.into() }
     }
 
+    /// `runc create` or `runc run --detach` (`subcommand`): the host pid of
+    /// the container's init.
+    async fn create_with(&self, subcommand: &[&str], id: &str, bundle: &Path, log: &Path) -> Result<u32, RuntimeError> {
+        let pid_file = bundle.join("init.pid");
+        let runc_log = bundle.join("runc.log");
+        let out_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(RuntimeError::io("open log", log))?;
+        let err_file = out_file.try_clone().map_err(RuntimeError::io("open log", log))?;
+        let bundle_s = bundle.display().to_string();
+        let pid_s = pid_file.display().to_string();
+        let log_s = runc_log.display().to_string();
+        let mut args: Vec<&str> = vec!["--log", &log_s, "--log-format", "json"];
+        args.extend_from_slice(subcommand);
+        args.extend_from_slice(&["--bundle", &bundle_s, "--pid-file", &pid_s, id]);
+        // The container inherits runc's stdout and stderr: they must be the
+        // log file, never a pipe, or waiting for runc would wait for the
+        // container too.
+        let status = self
+            .command()
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out_file))
+            .stderr(Stdio::from(err_file))
+            .status()
+            .await
+            .map_err(|source| RuntimeError::Spawn { id: id.into(), command: self.shown(&args), source })?;
+        if !status.success() {
+            let detail = std::fs::read_to_string(&runc_log).unwrap_or_default();
+            let message = detail
+                .lines()
+                .rev()
+                .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .and_then(|v| v["msg"].as_str().map(str::to_string))
+                .or_else(|| detail.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string))
+                .unwrap_or_else(|| format!("exited with {status}"));
+            return Err(RuntimeError::Command { id: id.into(), command: self.shown(&args), message });
+        }
+        let pid = std::fs::read_to_string(&pid_file).map_err(RuntimeError::io("read", &pid_file))?;
+        pid.trim()
+            .parse()
+            .map_err(|_| RuntimeError::Output { id: id.into(), detail: format!("pid file holds `{}`", pid.trim()) })
+    }
+
+    /// Whether the runtime keeps state for `id` (its directory under the
+    /// root): when it does not, `state` and `delete` need no process.
+    fn knows(&self, id: &str) -> bool {
+        !id.is_empty() && !id.contains('/') && self.root.join(id).exists()
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--root").arg(&self.root);
@@ -64,7 +116,7 @@ impl Runc {
     }
 
     /// Runs a runc subcommand to completion, capturing its output.
-    async fn run(&self, id: &str, args: &[&str]) -> Result<std::process::Output, RuntimeError> {
+    async fn run_command(&self, id: &str, args: &[&str]) -> Result<std::process::Output, RuntimeError> {
         let out =
             self.command().args(args).stdin(Stdio::null()).output().await.map_err(|source| RuntimeError::Spawn {
                 id: id.into(),
@@ -103,57 +155,27 @@ async fn read_capped<R: tokio::io::AsyncRead + Unpin>(mut r: R, max: usize) -> V
 impl OciRuntime for Runc {
     #[tracing::instrument(level = "debug", name = "runc.create", skip(self, bundle, log))]
     async fn create(&self, id: &str, bundle: &Path, log: &Path) -> Result<u32, RuntimeError> {
-        let pid_file = bundle.join("init.pid");
-        let runc_log = bundle.join("runc.log");
-        let out_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(RuntimeError::io("open log", log))?;
-        let err_file = out_file.try_clone().map_err(RuntimeError::io("open log", log))?;
-        let bundle_s = bundle.display().to_string();
-        let pid_s = pid_file.display().to_string();
-        let log_s = runc_log.display().to_string();
-        let args = ["--log", &log_s, "--log-format", "json", "create", "--bundle", &bundle_s, "--pid-file", &pid_s, id];
-        // The container inherits runc's stdout and stderr: they must be the
-        // log file, never a pipe, or waiting for runc would wait for the
-        // container too.
-        let status = self
-            .command()
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out_file))
-            .stderr(Stdio::from(err_file))
-            .status()
-            .await
-            .map_err(|source| RuntimeError::Spawn { id: id.into(), command: self.shown(&args), source })?;
-        if !status.success() {
-            let detail = std::fs::read_to_string(&runc_log).unwrap_or_default();
-            let message = detail
-                .lines()
-                .rev()
-                .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .and_then(|v| v["msg"].as_str().map(str::to_string))
-                .or_else(|| detail.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string))
-                .unwrap_or_else(|| format!("exited with {status}"));
-            return Err(RuntimeError::Command { id: id.into(), command: self.shown(&args), message });
-        }
-        let pid = std::fs::read_to_string(&pid_file).map_err(RuntimeError::io("read", &pid_file))?;
-        pid.trim()
-            .parse()
-            .map_err(|_| RuntimeError::Output { id: id.into(), detail: format!("pid file holds `{}`", pid.trim()) })
+        self.create_with(&["create"], id, bundle, log).await
+    }
+
+    #[tracing::instrument(level = "debug", name = "runc.run", skip(self, bundle, log))]
+    async fn run(&self, id: &str, bundle: &Path, log: &Path) -> Result<u32, RuntimeError> {
+        self.create_with(&["run", "--detach"], id, bundle, log).await
     }
 
     #[tracing::instrument(level = "debug", name = "runc.start", skip(self))]
     async fn start(&self, id: &str) -> Result<(), RuntimeError> {
         let args = ["start", id];
-        let out = self.run(id, &args).await?;
+        let out = self.run_command(id, &args).await?;
         if out.status.success() { Ok(()) } else { Err(self.failed(id, &args, &out)) }
     }
 
     async fn state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
+        if !self.knows(id) {
+            return Ok(None);
+        }
         let args = ["state", id];
-        let out = self.run(id, &args).await?;
+        let out = self.run_command(id, &args).await?;
         if !out.status.success() {
             if not_found(&String::from_utf8_lossy(&out.stderr)) {
                 return Ok(None);
@@ -172,7 +194,7 @@ impl OciRuntime for Runc {
             args.push("--all");
         }
         args.extend([id, sig.as_str()]);
-        let out = self.run(id, &args).await?;
+        let out = self.run_command(id, &args).await?;
         if out.status.success() {
             return Ok(());
         }
@@ -186,8 +208,11 @@ impl OciRuntime for Runc {
 
     #[tracing::instrument(level = "debug", name = "runc.delete", skip(self))]
     async fn delete(&self, id: &str, force: bool) -> Result<(), RuntimeError> {
+        if !self.knows(id) {
+            return Ok(());
+        }
         let args: Vec<&str> = if force { vec!["delete", "--force", id] } else { vec!["delete", id] };
-        let out = self.run(id, &args).await?;
+        let out = self.run_command(id, &args).await?;
         if out.status.success() || not_found(&String::from_utf8_lossy(&out.stderr)) {
             Ok(())
         } else {
@@ -264,13 +289,13 @@ impl OciRuntime for Runc {
             &pids,
             id,
         ];
-        let out = self.run(id, &args).await?;
+        let out = self.run_command(id, &args).await?;
         if out.status.success() { Ok(()) } else { Err(self.failed(id, &args, &out)) }
     }
 
     async fn list(&self) -> Result<Vec<ContainerState>, RuntimeError> {
         let args = ["list", "--format", "json"];
-        let out = self.run("*", &args).await?;
+        let out = self.run_command("*", &args).await?;
         if !out.status.success() {
             return Err(self.failed("*", &args, &out));
         }

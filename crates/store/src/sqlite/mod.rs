@@ -312,14 +312,16 @@ impl Store for SqliteStore {
                 return Err(StoreError::LimitReached { what: "project max_containers", limit: max });
             }
         }
-        // Lowest free slot: 1 if free, else the first slot whose successor is free.
+        // Lowest free slot (held by no container and no pending teardown):
+        // 1 if free, else the first slot whose successor is free.
         let slot: u32 = tx
             .query_row(
-                "SELECT s FROM (
-                    SELECT 1 AS s WHERE NOT EXISTS (SELECT 1 FROM containers WHERE slot = 1)
+                "WITH taken(slot) AS (SELECT slot FROM containers UNION SELECT slot FROM teardowns)
+                 SELECT s FROM (
+                    SELECT 1 AS s WHERE NOT EXISTS (SELECT 1 FROM taken WHERE slot = 1)
                     UNION ALL
-                    SELECT slot + 1 FROM containers c
-                     WHERE NOT EXISTS (SELECT 1 FROM containers d WHERE d.slot = c.slot + 1)
+                    SELECT slot + 1 FROM taken c
+                     WHERE NOT EXISTS (SELECT 1 FROM taken d WHERE d.slot = c.slot + 1)
                  ) ORDER BY s LIMIT 1",
                 [],
                 |r| r.get(0),
@@ -500,17 +502,25 @@ impl Store for SqliteStore {
     }
 
     fn delete_container(&self, id: &ContainerId, audit: &AuditEntry) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(q("begin delete container"))?;
-        tx.execute("DELETE FROM transitions WHERE container_id = ?1", [id.as_str()])
-            .map_err(q("delete transitions"))?;
-        crate::firewall::delete(&tx, id)?;
-        layers::delete_container_rows(&tx, id)?;
-        tx.execute("DELETE FROM aliases WHERE container_id = ?1", [id.as_str()]).map_err(q("delete aliases"))?;
-        let n = tx.execute("DELETE FROM containers WHERE id = ?1", [id.as_str()]).map_err(q("delete container"))?;
-        insert_audit(&tx, audit)?;
-        tx.commit().map_err(q("commit delete container"))?;
-        Ok(n > 0)
+        self.delete_container_rows(id, audit, false)
+    }
+
+    fn delete_container_deferred(&self, id: &ContainerId, audit: &AuditEntry) -> Result<bool, StoreError> {
+        self.delete_container_rows(id, audit, true)
+    }
+
+    fn teardowns(&self) -> Result<Vec<(ContainerId, u32)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT container_id, slot FROM teardowns").map_err(q("list teardowns"))?;
+        let rows = stmt.query_map([], |r| Ok((ContainerId(r.get(0)?), r.get(1)?))).map_err(q("list teardowns"))?;
+        rows.collect::<Result<_, _>>().map_err(q("list teardowns"))
+    }
+
+    fn finish_teardown(&self, id: &ContainerId) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM teardowns WHERE container_id = ?1", [id.as_str()])
+            .map_err(q("finish teardown"))?;
+        Ok(())
     }
 
     fn update_container(&self, c: &ContainerRecord) -> Result<(), StoreError> {
@@ -741,6 +751,31 @@ impl Store for SqliteStore {
             })
             .map_err(q("list audit"))?;
         rows.collect::<Result<_, _>>().map_err(q("list audit"))
+    }
+}
+
+impl SqliteStore {
+    fn delete_container_rows(&self, id: &ContainerId, audit: &AuditEntry, keep_slot: bool) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(q("begin delete container"))?;
+        tx.execute("DELETE FROM transitions WHERE container_id = ?1", [id.as_str()])
+            .map_err(q("delete transitions"))?;
+        crate::firewall::delete(&tx, id)?;
+        layers::delete_container_rows(&tx, id)?;
+        tx.execute("DELETE FROM aliases WHERE container_id = ?1", [id.as_str()]).map_err(q("delete aliases"))?;
+        if keep_slot {
+            // The slot stays taken until the host side is gone.
+            tx.execute(
+                "INSERT OR IGNORE INTO teardowns (container_id, slot, created_at)
+                 SELECT id, slot, ?2 FROM containers WHERE id = ?1",
+                params![id.as_str(), ms(audit.at)],
+            )
+            .map_err(q("record teardown"))?;
+        }
+        let n = tx.execute("DELETE FROM containers WHERE id = ?1", [id.as_str()]).map_err(q("delete container"))?;
+        insert_audit(&tx, audit)?;
+        tx.commit().map_err(q("commit delete container"))?;
+        Ok(n > 0)
     }
 }
 

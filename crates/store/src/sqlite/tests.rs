@@ -72,6 +72,17 @@ fn containers_get_lowest_free_slot_and_unique_names() {
     assert_eq!(d.slot, 2, "freed slot is reused");
     assert_eq!(s.audit(10).unwrap()[0].action, "container.deleted");
     assert!(s.transitions(&b.id).unwrap().is_empty());
+
+    // A deferred delete keeps the slot until its teardown finishes.
+    assert!(s.delete_container_deferred(&a.id, &audit).unwrap());
+    assert!(s.container(&a.id).unwrap().is_none());
+    assert_eq!(s.teardowns().unwrap(), vec![(a.id.clone(), 1)]);
+    let e = s.insert_container(&new_container(&p.id, "e"), 100).unwrap();
+    assert_eq!(e.slot, 4, "slot 1 is held by the pending teardown");
+    s.finish_teardown(&a.id).unwrap();
+    assert!(s.teardowns().unwrap().is_empty());
+    let f = s.insert_container(&new_container(&p.id, "f"), 100).unwrap();
+    assert_eq!(f.slot, 1);
 }
 
 #[test]
