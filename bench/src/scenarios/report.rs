@@ -107,6 +107,15 @@ fn baseline(sizes: &Sizes) -> anyhow::Result<Vec<f64>> {
     Ok(samples)
 }
 
+/// Memory charged to the daemon's containers: its parent cgroup's usage.
+fn cgroup_memory(prefix: &str) -> u64 {
+    ["/sys/fs/cgroup/memory/{p}/memory.usage_in_bytes", "/sys/fs/cgroup/{p}/memory.current"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(f.replace("{p}", prefix)).ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn mem_available() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -233,7 +242,7 @@ pub fn run(bin: &str, sizes: &Sizes) -> anyhow::Result<Report> {
 
     // Density: running idle tenants, host memory and pool bytes per tenant,
     // API latency at that population.
-    let (mem0, pool0) = (mem_available(), pool_used(&d));
+    let (mem0, pool0, cg0) = (mem_available(), pool_used(&d), cgroup_memory(&d.prefix));
     let (_, tenants, _) = concurrently(sizes.density, sizes.clients, |i| {
         Ok(api
             .copy_container(template.id.as_str(), &CopyContainer { name: format!("d{i}"), ..Default::default() })?
@@ -241,12 +250,16 @@ pub fn run(bin: &str, sizes: &Sizes) -> anyhow::Result<Report> {
             .to_string())
     })?;
     std::thread::sleep(Duration::from_secs(2));
-    let (mem1, pool1) = (mem_available(), pool_used(&d));
+    let (mem1, pool1, cg1) = (mem_available(), pool_used(&d), cgroup_memory(&d.prefix));
     let n = tenants.len().max(1) as f64;
     figures.insert("density: running idle tenants".into(), tenants.len().to_string());
     figures.insert(
         "density: host memory per tenant (MemAvailable delta / N)".into(),
         format!("{:.1} MiB", mem0.saturating_sub(mem1) as f64 / n / 1048576.0),
+    );
+    figures.insert(
+        "density: memory charged to tenants' cgroups, per tenant".into(),
+        format!("{:.2} MiB", cg1.saturating_sub(cg0) as f64 / n / 1048576.0),
     );
     figures.insert(
         "density: pool bytes per copy".into(),

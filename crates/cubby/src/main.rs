@@ -12,6 +12,11 @@ mod serve;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the proxy allocates per request on every worker thread, and
+/// glibc's arenas showed in its tail latency (see the README's bench notes).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Cubby: one isolated Linux container per customer, made by one HTTP call.
 #[derive(Debug, Parser)]
 #[command(name = "cubby", version, about)]

@@ -88,7 +88,8 @@ impl Platform {
     /// reserved until this is done; after a crash, reconcile finishes it.
     fn spawn_teardown(self: &Arc<Self>, rec: ContainerRecord) {
         let platform = Arc::clone(self);
-        let span = info_span!("container.teardown", container = %rec.id);
+        // Its own root span: the delete has answered already.
+        let span = info_span!(parent: None, "container.teardown", container = %rec.id);
         let task = tokio::spawn(
             async move {
                 match platform.destroy(&rec).await {
