@@ -62,7 +62,7 @@ impl ApiError {
         )
     }
 
-    fn with_details(mut self, details: serde_json::Value) -> Self {
+    pub(crate) fn with_details(mut self, details: serde_json::Value) -> Self {
         self.details = Some(details);
         self
     }

@@ -1,7 +1,7 @@
 //! `/api/v1/projects/{id}/containers` and `/api/v1/containers/...`
 
 use axum::Json as Out;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use cubby_model::{
@@ -12,7 +12,7 @@ use utoipa::IntoParams;
 
 use crate::auth::Auth;
 use crate::error::ErrorBody;
-use crate::json::Json;
+use crate::json::{Json, Query};
 use crate::{ApiError, AppState};
 
 /// Paging of a list.

@@ -2,7 +2,7 @@
 
 use axum::Json as Out;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use cubby_model::Image;
 use futures::TryStreamExt;
@@ -12,6 +12,7 @@ use utoipa::IntoParams;
 
 use crate::auth::Auth;
 use crate::error::ErrorBody;
+use crate::json::Query;
 use crate::{ApiError, AppState};
 
 /// Every image.
@@ -37,7 +38,7 @@ pub async fn get_image(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ImportQuery {
     /// Name of the new image.
-    pub name: String,
+    pub name: Option<String>,
 }
 
 /// Import an image streamed as the body (admin token): an OCI image
@@ -53,9 +54,17 @@ pub async fn import_image(
     Query(q): Query<ImportQuery>,
     body: Body,
 ) -> Result<(StatusCode, Out<Image>), ApiError> {
+    // Who may import is checked before what is asked.
+    if !caller.is_admin() {
+        return Err(cubby_core::Error::Forbidden.into());
+    }
+    let name = q.name.ok_or_else(|| {
+        ApiError::bad_request("invalid_request", "name the image: POST /api/v1/images?name=<name>")
+            .with_details(serde_json::json!({"field": "name"}))
+    })?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = SyncIoBridge::new(StreamReader::new(stream));
-    let image = s.platform.import_image(&caller, &q.name, reader, s.max_image_bytes).await?;
+    let image = s.platform.import_image(&caller, &name, reader, s.max_image_bytes).await?;
     Ok((StatusCode::CREATED, Out(image)))
 }
 

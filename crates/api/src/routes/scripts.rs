@@ -6,7 +6,7 @@
 
 use axum::Json as Out;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cubby_model::{ProjectId, PutSecrets, ScriptFile, ScriptInvocation, SecretNames};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::auth::Auth;
 use crate::error::ErrorBody;
-use crate::json::Json;
+use crate::json::{Json, Query};
 use crate::{ApiError, AppState};
 
 /// The scripts of a project, with the URL each serves.

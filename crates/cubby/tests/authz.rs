@@ -1,0 +1,214 @@
+//! End to end, as root: the authorization matrix. Every operation of the
+//! OpenAPI document is called three ways on project B's resources: with no
+//! token (401), with project A's token (404 for B's resources, 403 for
+//! admin-only ones, lists without B's items), and with the admin token
+//! (through). A new endpoint without a row here fails the test.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use cubby_model::{CreateAlias, CreateSnapshot, CreateToken};
+use support::{container, daemon, project};
+
+/// What project A's token must get.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ForA {
+    /// B's resource: as if it did not exist.
+    NotFound,
+    /// Admin only.
+    Forbidden,
+    /// A shared or filtered resource: 200.
+    Ok,
+}
+
+struct Case {
+    method: &'static str,
+    /// OpenAPI path with `{}` placeholders named as in the document.
+    template: &'static str,
+    body: Option<&'static str>,
+    for_a: ForA,
+}
+
+const fn case(method: &'static str, template: &'static str, body: Option<&'static str>, for_a: ForA) -> Case {
+    Case { method, template, body, for_a }
+}
+
+/// Every secured operation, in an order where the deletes come last.
+const CASES: &[Case] = &[
+    case("GET", "/api/v1/projects", None, ForA::Ok),
+    case("POST", "/api/v1/projects", Some(r#"{"name":"made-by-admin"}"#), ForA::Forbidden),
+    case("GET", "/api/v1/projects/{id}", None, ForA::NotFound),
+    case("PATCH", "/api/v1/projects/{id}", Some(r#"{"max_containers":50}"#), ForA::NotFound),
+    case("GET", "/api/v1/projects/{id}/tokens", None, ForA::NotFound),
+    case("POST", "/api/v1/projects/{id}/tokens", Some(r#"{"name":"x"}"#), ForA::NotFound),
+    case("GET", "/api/v1/projects/{id}/containers", None, ForA::NotFound),
+    case("POST", "/api/v1/projects/{id}/containers", Some(r#"{"name":"planted","start":false}"#), ForA::NotFound),
+    case("GET", "/api/v1/projects/{id}/scripts", None, ForA::NotFound),
+    case("GET", "/api/v1/projects/{id}/scripts/logs", None, ForA::NotFound),
+    case("GET", "/api/v1/projects/{id}/scripts/{path}", None, ForA::NotFound),
+    case("PUT", "/api/v1/projects/{id}/scripts/{path}", Some("export default () => 'planted'"), ForA::NotFound),
+    case("GET", "/api/v1/projects/{id}/secrets", None, ForA::NotFound),
+    case("PUT", "/api/v1/projects/{id}/secrets", Some(r#"{"PLANTED":"x"}"#), ForA::NotFound),
+    case("GET", "/api/v1/containers", None, ForA::Ok),
+    case("GET", "/api/v1/containers/{id}", None, ForA::NotFound),
+    case("PATCH", "/api/v1/containers/{id}", Some(r#"{"environment_vars":{"PLANTED":"x"}}"#), ForA::NotFound),
+    case("POST", "/api/v1/containers/{id}/authorize", Some("{}"), ForA::NotFound),
+    case("POST", "/api/v1/containers/{id}/revoke-claims", None, ForA::NotFound),
+    case("POST", "/api/v1/containers/{id}/copy", Some(r#"{"name":"stolen","start":false}"#), ForA::NotFound),
+    case("POST", "/api/v1/containers/{id}/exec", Some(r#"{"command":["true"]}"#), ForA::NotFound),
+    case("GET", "/api/v1/containers/{id}/logs", None, ForA::NotFound),
+    case("GET", "/api/v1/containers/{id}/transitions", None, ForA::NotFound),
+    case("GET", "/api/v1/containers/{id}/firewall", None, ForA::NotFound),
+    case("PUT", "/api/v1/containers/{id}/firewall", Some(r#"{"ingress":[],"egress":[]}"#), ForA::NotFound),
+    case("POST", "/api/v1/containers/{id}/firewall/reset", None, ForA::NotFound),
+    case(
+        "POST",
+        "/api/v1/containers/{id}/firewall/{direction}",
+        Some(r#"{"action":"allow","protocol":"tcp","ports":"9000"}"#),
+        ForA::NotFound,
+    ),
+    case(
+        "PATCH",
+        "/api/v1/containers/{id}/firewall/{direction}/{rule_id}",
+        Some(r#"{"description":"x"}"#),
+        ForA::NotFound,
+    ),
+    case("GET", "/api/v1/containers/{id}/network", None, ForA::NotFound),
+    case("PUT", "/api/v1/containers/{id}/network", Some(r#"{"mode":"open"}"#), ForA::NotFound),
+    case("GET", "/api/v1/containers/{id}/snapshots", None, ForA::NotFound),
+    case("POST", "/api/v1/containers/{id}/snapshots", Some("{}"), ForA::NotFound),
+    case("GET", "/api/v1/containers/{id}/snapshots/{name}", None, ForA::NotFound),
+    case("PATCH", "/api/v1/containers/{id}/snapshots/{name}", Some(r#"{"alias":"renamed"}"#), ForA::NotFound),
+    case("PUT", "/api/v1/containers/{id}/snapshots/{name}", None, ForA::NotFound),
+    case("POST", "/api/v1/containers/{id}/stop", None, ForA::NotFound),
+    case("POST", "/api/v1/containers/{id}/start", None, ForA::NotFound),
+    case("POST", "/api/v1/containers/{id}/restart", None, ForA::NotFound),
+    case("GET", "/api/v1/aliases", None, ForA::Ok),
+    case("POST", "/api/v1/aliases", Some(r#"{"name":"grab","container_id":"{cid}"}"#), ForA::NotFound),
+    case("GET", "/api/v1/images", None, ForA::Ok),
+    case("GET", "/api/v1/images/{name}", None, ForA::Ok),
+    case("POST", "/api/v1/images", Some(""), ForA::Forbidden),
+    // Deletes, last.
+    case("DELETE", "/api/v1/aliases/{name}", None, ForA::NotFound),
+    case("DELETE", "/api/v1/containers/{id}/firewall/{direction}/{rule_id}", None, ForA::NotFound),
+    case("DELETE", "/api/v1/containers/{id}/snapshots/{name}", None, ForA::NotFound),
+    case("DELETE", "/api/v1/projects/{id}/scripts/{path}", None, ForA::NotFound),
+    case("DELETE", "/api/v1/projects/{id}/tokens/{token_id}", None, ForA::NotFound),
+    case("DELETE", "/api/v1/images/{name}", None, ForA::Forbidden),
+    case("DELETE", "/api/v1/containers/{id}", None, ForA::NotFound),
+    case("DELETE", "/api/v1/projects/{id}", None, ForA::NotFound),
+];
+
+/// The secured operations of the checked-in OpenAPI document.
+fn documented() -> BTreeSet<(String, String)> {
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../../../openapi/cubby.json")).expect("the OpenAPI document");
+    let mut ops = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if op.get("security").is_some() {
+                ops.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    ops
+}
+
+#[test]
+fn every_endpoint_checks_who_calls() {
+    let Some(d) = daemon("every_endpoint_checks_who_calls") else { return };
+    let api = d.admin();
+    let a = project(&api, "alpha");
+    let b = project(&api, "beta");
+    let token_a = api.create_token(a.id.as_str(), &CreateToken { name: Some("a".into()) }).unwrap().secret;
+    let token_b = api.create_token(b.id.as_str(), &CreateToken { name: Some("b".into()) }).unwrap();
+    let cb = container(&api, &b, "victim", "b's");
+    let snap = api.create_snapshot(cb.id.as_str(), &CreateSnapshot::default()).unwrap();
+    let rule = api
+        .raw(
+            "POST",
+            &format!("/api/v1/containers/{}/firewall/ingress", cb.id),
+            Some(br#"{"action":"allow","protocol":"tcp","ports":"7000"}"#),
+        )
+        .unwrap()
+        .json();
+    let rule_id = rule["id"].as_str().expect("a rule id").to_string();
+    api.create_alias(&CreateAlias { name: "b-alias".into(), container_id: cb.id.clone(), port: None }).unwrap();
+    api.put_script(b.id.as_str(), "b.js", b"export default () => 'b'").unwrap();
+
+    // Every documented operation has a row, and every row is documented.
+    let rows: BTreeSet<(String, String)> =
+        CASES.iter().map(|c| (c.method.to_string(), c.template.to_string())).collect();
+    assert_eq!(rows, documented(), "the matrix and the OpenAPI document disagree");
+
+    let fill = |c: &Case| -> String {
+        let is_project = c.template.starts_with("/api/v1/projects/{id}");
+        let name = if c.template.starts_with("/api/v1/aliases") {
+            "b-alias".to_string()
+        } else if c.template.starts_with("/api/v1/images") {
+            "minimal".to_string()
+        } else {
+            snap.name.clone()
+        };
+        c.template
+            .replace("{id}", if is_project { b.id.as_str() } else { cb.id.as_str() })
+            .replace("{path}", "b.js")
+            .replace("{direction}", "ingress")
+            .replace("{rule_id}", &rule_id)
+            .replace("{token_id}", token_b.token.id.as_str())
+            .replace("{name}", &name)
+    };
+    let body = |c: &Case| c.body.map(|b| b.replace("{cid}", cb.id.as_str()));
+    let nobody = d.client(None);
+    let alpha = d.client(Some(&token_a));
+
+    for c in CASES {
+        let path = fill(c);
+        let what = format!("{} {}", c.method, c.template);
+        // No token: 401 before anything else.
+        let r = nobody.raw(c.method, &path, body(c).as_deref().map(str::as_bytes)).unwrap();
+        assert_eq!(r.status, 401, "{what} without a token: {:?}", r.json());
+        // Project A's token on B's resources.
+        let r = alpha.raw(c.method, &path, body(c).as_deref().map(str::as_bytes)).unwrap();
+        let want = match c.for_a {
+            ForA::NotFound => 404,
+            ForA::Forbidden => 403,
+            ForA::Ok => 200,
+        };
+        assert_eq!(r.status, want, "{what} with another project's token: {:?}", r.json());
+        let text = String::from_utf8_lossy(&r.body);
+        assert!(
+            c.for_a != ForA::Ok || c.template.starts_with("/api/v1/images") || !text.contains(b.id.as_str()),
+            "{what}: a list shows project B to project A: {text}"
+        );
+        if c.for_a == ForA::Ok {
+            assert!(!text.contains(cb.id.as_str()) && !text.contains("b-alias"), "{what} lists B's resources: {text}");
+        }
+    }
+    // Nothing A tried changed B.
+    assert_eq!(api.containers(Some(b.id.as_str()), None, 10).unwrap().items.len(), 1);
+    assert!(api.container(cb.id.as_str()).unwrap().environment_vars.get("PLANTED").is_none());
+    assert!(api.secrets(b.id.as_str()).unwrap().names.is_empty());
+    assert_eq!(api.script(b.id.as_str(), "b.js").unwrap(), b"export default () => 'b'");
+
+    // The admin token gets through everywhere (deletes last).
+    for c in CASES {
+        let mut path = fill(c);
+        if c.template.contains("{rule_id}") {
+            // Earlier admin calls (replace, reset) removed the first rule.
+            let fresh = api
+                .raw(
+                    "POST",
+                    &format!("/api/v1/containers/{}/firewall/ingress", cb.id),
+                    Some(br#"{"action":"allow","protocol":"tcp","ports":"7001"}"#),
+                )
+                .unwrap()
+                .json();
+            path = path.replace(&rule_id, fresh["id"].as_str().unwrap());
+        }
+        let r = api.raw(c.method, &path, body(c).as_deref().map(str::as_bytes)).unwrap();
+        let allowed = r.status < 400 || (r.status == 400 && c.template == "/api/v1/images") || r.status == 409;
+        assert!(allowed, "{} {} with the admin token: {} {:?}", c.method, c.template, r.status, r.json());
+    }
+}
