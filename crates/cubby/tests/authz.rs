@@ -188,7 +188,7 @@ fn every_endpoint_checks_who_calls() {
     }
     // Nothing A tried changed B.
     assert_eq!(api.containers(Some(b.id.as_str()), None, 10).unwrap().items.len(), 1);
-    assert!(api.container(cb.id.as_str()).unwrap().environment_vars.get("PLANTED").is_none());
+    assert!(!api.container(cb.id.as_str()).unwrap().environment_vars.contains_key("PLANTED"));
     assert!(api.secrets(b.id.as_str()).unwrap().names.is_empty());
     assert_eq!(api.script(b.id.as_str(), "b.js").unwrap(), b"export default () => 'b'");
 
