@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Cubby needs on a Debian (12+) host and is missing: the
 # kernel-facing tools it drives (runc, btrfs-progs, nftables, iproute2), the
-# static busybox of the built-in image, and what building needs
-# (libbtrfsutil headers, clang for bindgen). Safe to run again.
+# static busybox of the built-in image, Docker's default seccomp profile
+# (golang-github-containers-common: /usr/share/containers/seccomp.json), and
+# what building needs (libbtrfsutil headers, clang for bindgen). Safe to
+# run again.
 # `setup.sh --bench` also installs what bench/ compares against (wrk, nginx).
 set -euo pipefail
 
@@ -12,7 +14,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(runc btrfs-progs nftables busybox-static iproute2 util-linux
-          libbtrfsutil-dev clang libclang-dev pkg-config ca-certificates curl)
+          libbtrfsutil-dev clang libclang-dev pkg-config ca-certificates curl
+          golang-github-containers-common)
 if [ "${1:-}" = "--bench" ]; then
   packages+=(wrk nginx-light jq)
 fi

@@ -86,6 +86,8 @@ pub struct Config {
     pub pool_size: Option<u64>,
     pub helpers: Helpers,
     pub defaults: Defaults,
+    /// The syscall filter of every container (`None`: no filter).
+    pub seccomp: Option<cubby_runtime::seccomp::LinuxSeccomp>,
 }
 
 impl Config {

@@ -69,6 +69,7 @@ async fn fixture() -> Fixture {
         pool_size: None,
         helpers: Helpers { init: "/nonexistent".into(), demo: "/nonexistent".into(), busybox: "/nonexistent".into() },
         defaults: Defaults::default(),
+        seccomp: None,
     };
     let btrfs = Arc::new(FakeBtrfs::new());
     let netlink = Arc::new(FakeNetlink::new());

@@ -88,6 +88,10 @@ pub struct ServeArgs {
     /// Seconds one exec script invocation may run (a script's `@timeout` overrides it).
     #[arg(long, default_value_t = 30)]
     pub script_timeout: u64,
+    /// Docker-format seccomp profile applied to every container (Docker's
+    /// default, from Debian's golang-github-containers-common), or `none`.
+    #[arg(long, default_value = "/usr/share/containers/seccomp.json")]
+    pub seccomp_profile: PathBuf,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
@@ -288,6 +292,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             script_memory: ByteSize::parse(&args.script_memory).map_err(|e| anyhow::anyhow!("--script-memory: {e}"))?,
             script_timeout: std::time::Duration::from_secs(args.script_timeout.clamp(1, 300)),
             ..Defaults::default()
+        },
+        seccomp: if args.seccomp_profile.as_os_str() == "none" {
+            tracing::warn!("--seccomp-profile none: containers run without a syscall filter");
+            None
+        } else {
+            let target = cubby_runtime::seccomp::Target::host(cubby_runtime::bundle::default_capability_names());
+            Some(cubby_runtime::seccomp::load(&args.seccomp_profile, &target).with_context(|| {
+                "loading the seccomp profile (scripts/setup.sh installs Docker's default as \
+                 /usr/share/containers/seccomp.json; pass --seccomp-profile none to run without one)"
+            })?)
         },
     };
 

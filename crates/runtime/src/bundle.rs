@@ -89,6 +89,16 @@ pub struct BundleSpec {
     pub resolv_conf: PathBuf,
     pub hosts: PathBuf,
     pub hostname_file: PathBuf,
+    /// The syscall filter (Docker's default profile, see [`crate::seccomp`]).
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+}
+
+/// The names (`CAP_CHOWN`, ...) of [`DEFAULT_CAPABILITIES`].
+pub fn default_capability_names() -> Vec<String> {
+    DEFAULT_CAPABILITIES
+        .iter()
+        .filter_map(|c| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)))
+        .collect()
 }
 
 fn bind(source: &Path, destination: &str, writable: bool) -> Result<Mount, oci_spec::OciSpecError> {
@@ -179,13 +189,16 @@ fn build(b: &BundleSpec) -> Result<Spec, oci_spec::OciSpecError> {
         ns(LinuxNamespaceType::Mount)?,
         ns(LinuxNamespaceType::Cgroup)?,
     ];
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .resources(resources)
         .cgroups_path(PathBuf::from(&b.cgroups_path))
         .masked_paths(MASKED_PATHS.iter().map(|s| (*s).to_string()).collect::<Vec<_>>())
         .readonly_paths(READONLY_PATHS.iter().map(|s| (*s).to_string()).collect::<Vec<_>>())
         .build()?;
+    if let Some(filter) = &b.seccomp {
+        linux.set_seccomp(Some(filter.clone()));
+    }
 
     SpecBuilder::default()
         .version("1.0.2")
@@ -223,6 +236,7 @@ mod tests {
             resolv_conf: "/run/cubby/containers/cabc/resolv.conf".into(),
             hosts: "/run/cubby/containers/cabc/hosts".into(),
             hostname_file: "/run/cubby/containers/cabc/hostname".into(),
+            seccomp: None,
         }
     }
 

@@ -18,6 +18,7 @@ pub mod logs;
 pub mod oci;
 pub mod pidfd;
 pub mod process;
+pub mod seccomp;
 
 pub use cgroups::{CgroupFs, Cgroups, FakeCgroups};
 pub use error::RuntimeError;

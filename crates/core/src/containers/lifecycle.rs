@@ -232,6 +232,7 @@ impl Platform {
             resolv_conf: paths.resolv_conf.clone(),
             hosts: paths.hosts.clone(),
             hostname_file: paths.hostname.clone(),
+            seccomp: self.config.seccomp.clone(),
         })
         .map_err(Error::runtime("build OCI spec", rec.id.as_str()))?;
         bundle::write(&paths.bundle, &spec).map_err(Error::runtime("write OCI bundle", rec.id.as_str()))

@@ -1,0 +1,137 @@
+//! End to end, as root: what a tenant with root in its container cannot
+//! do. Docker's default seccomp profile is in force, namespaces cannot be
+//! made, `/proc` and `/sys` are masked, another tenant's files are nowhere
+//! to be seen, the network cannot be reconfigured, and a neighbour's
+//! fork bomb, memory hog, CPU hog or disk filler stays in its container.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use cubby_model::{CreateContainer, LimitsSpec};
+use cubby_testkit::http_get;
+use support::{container, daemon, project, sh};
+
+#[test]
+fn a_tenant_cannot_escape_its_container() {
+    let Some(d) = daemon("a_tenant_cannot_escape_its_container") else { return };
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let a = container(&api, &p, "a", "x");
+    let b = container(&api, &p, "b", "y");
+    assert_eq!(sh(&api, b.id.as_str(), "echo b-private-7d1e > /data/secret").0, 0);
+    let run = |script: &str| sh(&api, a.id.as_str(), script);
+
+    // The syscall filter is on (mode 2: filter) for every process.
+    let (_, status, _) = run("grep -E '^Seccomp:' /proc/self/status");
+    assert_eq!(status.split_whitespace().nth(1), Some("2"), "seccomp filter mode: {status}");
+    // No new namespaces (a user namespace would be the first step out).
+    for cmd in ["unshare -U true", "unshare -n true", "unshare -m true", "unshare -p -f true"] {
+        let (code, _, err) = run(cmd);
+        assert_ne!(code, 0, "`{cmd}` must fail: {err}");
+    }
+    // No mounts, no module loading, no hostname change.
+    for cmd in ["mount -t tmpfs none /mnt", "umount /data", "insmod /nope.ko", "hostname evil"] {
+        let (code, _, _) = run(cmd);
+        assert_ne!(code, 0, "`{cmd}` must fail");
+    }
+    // Docker's capability set: no SYS_ADMIN (21), SYS_TIME (25), SYS_MODULE
+    // (16), NET_ADMIN (12), SYS_PTRACE (19) or SYS_BOOT (22).
+    let (_, caps, _) = run("grep -E '^CapEff:' /proc/self/status");
+    let eff = u64::from_str_radix(caps.split_whitespace().nth(1).unwrap_or(""), 16).unwrap();
+    for bit in [12, 16, 19, 21, 22, 25] {
+        assert_eq!(eff & (1 << bit), 0, "capability {bit} is held: {caps}");
+    }
+    // Masked and read-only kernel files.
+    let (_, kcore, _) = run("wc -c < /proc/kcore 2>/dev/null || echo none");
+    assert!(matches!(kcore.trim(), "0" | "none"), "/proc/kcore is masked: {kcore}");
+    let (_, firmware, _) = run("ls /sys/firmware 2>/dev/null | wc -l");
+    assert_eq!(firmware.trim(), "0", "/sys/firmware is masked");
+    let (code, _, _) = run("echo 1 > /proc/sys/vm/drop_caches");
+    assert_ne!(code, 0, "/proc/sys is read-only");
+    let (code, _, _) = run("echo b > /proc/sysrq-trigger");
+    assert_ne!(code, 0, "sysrq is read-only");
+    // Another tenant's files are nowhere in this one's view.
+    let (_, found, _) = run("grep -rl b-private-7d1e / --exclude-dir=proc --exclude-dir=sys 2>/dev/null | head -1");
+    assert_eq!(found.trim(), "", "B's file is visible from A");
+    let (_, mounts, _) = run("cat /proc/self/mountinfo");
+    assert!(!mounts.contains(b.id.as_str()), "A's mounts name B: {mounts}");
+    let (code, _, _) = run(&format!("ls {}", d.data_dir.join("pool/containers").display()));
+    assert_ne!(code, 0, "the host's pool path does not exist inside A");
+    // The network stays as the host set it: no new address, no other MAC,
+    // no route changes (CAP_NET_ADMIN is not granted).
+    for cmd in [
+        format!("ip addr add {}/32 dev eth0", b.address),
+        "ip link set eth0 address 02:00:00:00:00:01".to_string(),
+        "ip route add 1.2.3.4 dev eth0".to_string(),
+        "ip link add dummy0 type dummy".to_string(),
+    ] {
+        let (code, _, _) = run(&cmd);
+        assert_ne!(code, 0, "`{cmd}` must fail");
+    }
+    let (_, ps, _) = run("ps -o pid,comm");
+    assert!(!ps.contains("cubby ") && !ps.contains("runc"), "host processes are visible: {ps}");
+    // B is untouched.
+    assert_eq!(sh(&api, b.id.as_str(), "cat /data/secret").1.trim(), "b-private-7d1e");
+    assert_eq!(http_get(d.proxy_addr, &b.url).status, 200);
+}
+
+/// B's latencies (ms) over `rounds` requests while `during` runs in A.
+fn b_while(d: &cubby_testkit::Daemon, url: &str, rounds: usize) -> Vec<f64> {
+    let mut times = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let r = http_get(d.proxy_addr, &format!("{url}/healthz"));
+        assert_eq!(r.status, 200, "B stopped answering while A misbehaved: {}", r.body);
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    times
+}
+
+#[test]
+fn noisy_neighbours_stay_in_their_container() {
+    let Some(d) = daemon("noisy_neighbours_stay_in_their_container") else { return };
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let limits = LimitsSpec {
+        cpu: Some(0.5),
+        memory: Some(cubby_model::ByteSize(96 << 20)),
+        pids: Some(64),
+        disk: Some(cubby_model::ByteSize(32 << 20)),
+    };
+    let req = CreateContainer { limits: Some(limits), ..support::create_req("noisy", "x") };
+    let a = api.create_container(p.id.as_str(), &req).unwrap();
+    let b = container(&api, &p, "quiet", "y");
+    let baseline = b_while(&d, &b.url, 10);
+
+    // Each hog runs in the background in A for a bounded time.
+    let hogs = [
+        ("fork bomb", "(timeout 8 sh -c 'f() { f | f & }; f' >/dev/null 2>&1 &); sleep 1; ps | wc -l"),
+        ("memory hog", "(timeout 8 sh -c 'x=a; while true; do x=$x$x; done' >/dev/null 2>&1 &); sleep 1; echo started"),
+        ("cpu hog", "(timeout 8 sh -c 'while :; do :; done' & timeout 8 sh -c 'while :; do :; done' &) ; echo started"),
+        ("disk filler", "dd if=/dev/zero of=/data/fill bs=1M count=200 2>&1 | tail -1; ls -l /data/fill"),
+    ];
+    let mut report = Vec::new();
+    for (what, script) in hogs {
+        let (_, out, err) = sh(&api, a.id.as_str(), script);
+        let times = b_while(&d, &b.url, 20);
+        let max = times.iter().copied().fold(0.0, f64::max);
+        report.push(format!(
+            "{what}: B max {max:.1} ms over {} requests ({} / {})",
+            times.len(),
+            out.trim(),
+            err.trim()
+        ));
+    }
+    // The limits held inside A: the pids cap, the disk quota.
+    let (_, pids, _) =
+        sh(&api, a.id.as_str(), "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max");
+    assert_eq!(pids.trim(), "64");
+    let (_, size, _) = sh(&api, a.id.as_str(), "wc -c < /data/fill");
+    assert!(size.trim().parse::<u64>().unwrap_or(u64::MAX) <= 33 << 20, "the disk quota held: {size}");
+    eprintln!("B baseline max {:.1} ms; {}", baseline.iter().copied().fold(0.0, f64::max), report.join("; "));
+    // And B's data and process are as they were.
+    assert_eq!(http_get(d.proxy_addr, &b.url).json()["greeting"], "y");
+    assert_eq!(api.transitions(b.id.as_str()).unwrap().len(), 2, "B never restarted");
+}
