@@ -19,6 +19,7 @@ mod caller;
 pub mod claims;
 mod config;
 pub mod containers;
+pub mod doctor;
 mod error;
 pub mod firewall;
 pub mod images;

@@ -2,10 +2,13 @@
 //!
 //! - `cubby serve` runs the daemon (wiring in [`serve`]);
 //! - `cubby purge` removes every host resource of one daemon instance;
+//! - `cubby doctor` reports (and with `--fix` repairs) drift between the
+//!   database and the host;
 //! - `cubby openapi` prints the API's OpenAPI document;
 //! - every other subcommand is a client of the API ([`cli`]).
 
 mod cli;
+mod doctor;
 mod exec;
 mod purge;
 mod serve;
@@ -32,6 +35,8 @@ enum Command {
     /// Remove everything one daemon instance made on this host: containers,
     /// mounts, network, firewall table, cgroups, pool and data dir.
     Purge(purge::PurgeArgs),
+    /// Report drift between the database and the host (exit 0: none); `--fix` removes orphans.
+    Doctor(doctor::DoctorArgs),
     /// Print the API's OpenAPI document.
     Openapi,
     #[command(flatten)]
@@ -43,6 +48,7 @@ fn main() -> std::process::ExitCode {
     let result = match args.command {
         Command::Serve(a) => serve::run(a),
         Command::Purge(a) => purge::run(a),
+        Command::Doctor(a) => doctor::run(a),
         Command::Openapi => {
             println!("{}", cubby_api::openapi::document().to_pretty_json().expect("the document serialises"));
             Ok(std::process::ExitCode::SUCCESS)
