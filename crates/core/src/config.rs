@@ -88,6 +88,9 @@ pub struct Config {
     pub defaults: Defaults,
     /// The syscall filter of every container (`None`: no filter).
     pub seccomp: Option<cubby_runtime::seccomp::LinuxSeccomp>,
+    /// Test-only crash points (`CUBBY_FAILPOINTS`): the daemon kills itself
+    /// with SIGKILL on reaching one. Empty in production.
+    pub failpoints: std::collections::HashSet<String>,
 }
 
 impl Config {

@@ -276,6 +276,15 @@ impl Platform {
     }
 
     /// Stops background work. Containers keep running.
+    /// A test-only crash point: with `CUBBY_FAILPOINTS` naming it, the
+    /// daemon dies here (SIGKILL) as a crash would kill it.
+    pub(crate) fn failpoint(&self, name: &str) {
+        if self.config.failpoints.contains(name) {
+            tracing::warn!(failpoint = name, "failpoint reached: the daemon kills itself");
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+
     /// Waits (at most `within`) for the background teardowns of deleted
     /// containers to finish; true when none is left.
     pub async fn settle(&self, within: std::time::Duration) -> bool {

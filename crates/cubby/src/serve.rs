@@ -293,6 +293,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             script_timeout: std::time::Duration::from_secs(args.script_timeout.clamp(1, 300)),
             ..Defaults::default()
         },
+        failpoints: std::env::var("CUBBY_FAILPOINTS")
+            .map(|v| v.split(',').filter(|p| !p.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default(),
         seccomp: if args.seccomp_profile.as_os_str() == "none" {
             tracing::warn!("--seccomp-profile none: containers run without a syscall filter");
             None

@@ -49,6 +49,8 @@ pub struct Daemon {
     args: Vec<String>,
     child: Option<Child>,
     log: PathBuf,
+    /// Extra environment of the daemon process (e.g. `CUBBY_FAILPOINTS`).
+    env: Vec<(String, String)>,
 }
 
 fn random_suffix(len: usize) -> String {
@@ -127,6 +129,7 @@ impl Daemon {
             args,
             child: None,
             log,
+            env: Vec::new(),
         };
         daemon.spawn();
         daemon
@@ -138,6 +141,7 @@ impl Daemon {
         let child = Command::new(&self.bin)
             .args(&self.args)
             .env("RUST_LOG", "info,cubby_core=debug")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
@@ -207,6 +211,31 @@ impl Daemon {
     pub fn restart(&mut self) {
         self.stop_with(nix::sys::signal::Signal::SIGTERM);
         self.spawn();
+    }
+
+    /// Restarts the daemon (SIGTERM if it still runs) with this extra
+    /// environment instead of the previous one.
+    pub fn restart_with_env(&mut self, env: &[(&str, &str)]) {
+        self.stop_with(nix::sys::signal::Signal::SIGTERM);
+        self.env = env.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect();
+        self.spawn();
+    }
+
+    /// Waits (at most `within`) for the daemon process to exit on its own;
+    /// its exit status, if it did.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Kills the daemon (SIGKILL) and starts it again with the same flags.

@@ -73,6 +73,7 @@ impl Platform {
             Some(snapshot) => std::iter::once(snapshot.layer_id).chain(snapshot.lowers).collect(),
             None => {
                 let frozen = tracing::info_span!("storage.freeze").in_scope(|| self.frozen_layer(&src))?;
+                self.failpoint("copy.frozen");
                 let mut chain = vec![frozen];
                 chain.extend(self.store.container_lowers(&src.id)?.into_iter().map(|l| l.id));
                 chain
@@ -127,6 +128,7 @@ impl Platform {
             }
         };
         tracing::Span::current().record("container", tracing::field::display(&rec.id));
+        self.failpoint("copy.inserted");
         self.provision_new(rec, req.start.unwrap_or(true), started).await
     }
 }

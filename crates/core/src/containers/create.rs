@@ -161,6 +161,7 @@ impl Platform {
             tracing::info_span!("db.insert").in_scope(|| self.store.insert_container(&new, self.ipam.capacity()))?;
         drop(layers);
         tracing::Span::current().record("container", tracing::field::display(&rec.id));
+        self.failpoint("create.inserted");
         self.provision_new(rec, req.start.unwrap_or(true), started).await
     }
 
@@ -224,7 +225,9 @@ impl Platform {
                     .map_err(Error::storage("set disk limit", rec.id.as_str()))?;
             }
         }
+        self.failpoint("create.subvolume");
         self.connect(rec).instrument(tracing::info_span!("network.connect")).await?;
+        self.failpoint("create.connected");
         if start {
             self.start_locked(rec, Trigger::Api).await
         } else {

@@ -28,6 +28,7 @@ impl Platform {
         let t0 = std::time::Instant::now();
         self.store.set_status(id, ContainerStatus::Deleting, Trigger::Api, 0)?;
         self.routes.remove(id);
+        self.failpoint("delete.marked");
         if let Err(err) = self.forget_now(&rec).await {
             self.store.set_status(id, ContainerStatus::Failed, Trigger::Api, 0)?;
             return Err(err);
@@ -38,7 +39,9 @@ impl Platform {
             project_id: Some(rec.project_id.clone()),
             container_id: Some(id.clone()),
         };
+        self.failpoint("delete.forgotten");
         info_span!("db.delete").in_scope(|| self.store.delete_container_deferred(id, &audit))?;
+        self.failpoint("delete.deferred");
         drop(guard);
         self.forget_lock(id);
         self.activity.forget(id);

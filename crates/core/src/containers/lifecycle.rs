@@ -102,6 +102,7 @@ impl Platform {
         let span = info_span!("container.start", container = %rec.id, trigger = trigger.as_str());
         match self.boot(rec).instrument(span.clone()).await {
             Ok(pid) => {
+                self.failpoint("start.booted");
                 let _s = span.enter();
                 let rec = info_span!("db.status")
                     .in_scope(|| self.store.set_status(&rec.id, ContainerStatus::Running, trigger, ms(t0)))?

@@ -86,6 +86,7 @@ impl Platform {
         }
         let _layers = self.layers_lock.lock().await;
         let (layer, _) = self.snapshot_subvolume(&rec, LayerKind::Snapshot)?;
+        self.failpoint("snapshot.subvolume");
         let record = SnapshotRecord {
             id: format!("s{}", random_id(12)),
             container_id: rec.id.clone(),

@@ -1,0 +1,106 @@
+//! End to end, as root: fault injection. The daemon is killed with SIGKILL
+//! at chosen points inside create, copy, start, delete and snapshot (the
+//! test-only `CUBBY_FAILPOINTS`). After a restart: no debris on the host
+//! (`cubby doctor` agrees), no lost container, no half-made one visible.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use cubby_model::{CopyContainer, CreateSnapshot};
+use cubby_testkit::{Daemon, HostView, http_get};
+use support::{BIN, container, daemon, project, sh};
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Create,
+    Copy,
+    Delete,
+    Snapshot,
+}
+
+const POINTS: [(&str, Op); 10] = [
+    ("create.inserted", Op::Create),
+    ("create.subvolume", Op::Create),
+    ("create.connected", Op::Create),
+    ("start.booted", Op::Create),
+    ("copy.frozen", Op::Copy),
+    ("copy.inserted", Op::Copy),
+    ("delete.marked", Op::Delete),
+    ("delete.forgotten", Op::Delete),
+    ("delete.deferred", Op::Delete),
+    ("snapshot.subvolume", Op::Snapshot),
+];
+
+fn doctor_is_clean(d: &Daemon) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(["doctor", "--prefix", &d.prefix, "--data-dir"])
+        .arg(&d.data_dir)
+        .arg("--run-dir")
+        .arg(&d.run_dir)
+        .output()
+        .expect("run cubby doctor");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn crashes_inside_operations_leave_nothing_half_made() {
+    let Some(_) = daemon("crashes_inside_operations_leave_nothing_half_made").map(drop) else { return };
+    let mut survived = Vec::new();
+    for (point, op) in POINTS {
+        let mut d = Daemon::start(BIN);
+        let api = d.admin();
+        let p = project(&api, "acme");
+        let keep = container(&api, &p, "keep", "kept");
+        assert_eq!(sh(&api, keep.id.as_str(), "echo precious > /data/file").0, 0);
+        let victim = container(&api, &p, "victim", "v");
+        let before = HostView::settled(&d);
+
+        d.restart_with_env(&[("CUBBY_FAILPOINTS", point)]);
+        let api = d.admin();
+        let result = match op {
+            Op::Create => api.create_container(p.id.as_str(), &support::create_req("fresh", "f")).map(|_| ()),
+            Op::Copy => api
+                .copy_container(victim.id.as_str(), &CopyContainer { name: "fresh".into(), ..Default::default() })
+                .map(|_| ()),
+            Op::Delete => api.delete_container(victim.id.as_str()),
+            Op::Snapshot => api.create_snapshot(victim.id.as_str(), &CreateSnapshot::default()).map(|_| ()),
+        };
+        assert!(result.is_err(), "{point}: the call answered although the daemon died");
+        assert!(d.wait_exit(Duration::from_secs(10)).is_some(), "{point}: the failpoint did not kill the daemon");
+
+        d.restart_with_env(&[]);
+        let api = d.admin();
+        let names: Vec<String> =
+            api.containers(Some(p.id.as_str()), None, 100).unwrap().items.into_iter().map(|c| c.name).collect();
+        assert!(!names.contains(&"fresh".to_string()), "{point}: a half-made container is visible: {names:?}");
+        assert!(names.contains(&"keep".to_string()), "{point}: a container was lost: {names:?}");
+        let kept = api.container(keep.id.as_str()).unwrap();
+        assert_eq!(http_get(d.proxy_addr, &kept.url).json()["greeting"], "kept", "{point}: keep does not answer");
+        assert_eq!(sh(&api, keep.id.as_str(), "cat /data/file").1.trim(), "precious", "{point}: data lost");
+        match op {
+            Op::Delete => {
+                // The delete had begun: it is finished, not left half-done.
+                assert!(!names.contains(&"victim".to_string()), "{point}: a half-deleted container is visible");
+                let host = HostView::settled(&d);
+                assert!(
+                    host.mentions(victim.id.as_str()).is_empty(),
+                    "{point}: {:?}",
+                    host.mentions(victim.id.as_str())
+                );
+            }
+            _ => {
+                assert!(names.contains(&"victim".to_string()), "{point}: {names:?}");
+                assert!(api.snapshots(victim.id.as_str()).unwrap().is_empty(), "{point}: a half-made snapshot");
+                let v = api.container(victim.id.as_str()).unwrap();
+                assert_eq!(http_get(d.proxy_addr, &v.url).status, 200, "{point}: victim does not answer");
+                assert_eq!(HostView::settled(&d), before, "{point}: debris on the host");
+            }
+        }
+        let (clean, report) = doctor_is_clean(&d);
+        assert!(clean, "{point}: doctor finds drift:\n{report}");
+        survived.push(point);
+    }
+    eprintln!("faults injected and survived: {}", survived.join(", "));
+}
