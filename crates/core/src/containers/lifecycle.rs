@@ -155,14 +155,8 @@ impl Platform {
             .instrument(info_span!("network.check"))
             .await
             .map_err(Error::netlink("check network namespace", id))?;
-        let has_veth = has_netns
-            && self
-                .host
-                .netlink
-                .links_with_prefix(&paths.veth)
-                .await
-                .map_err(Error::netlink("check veth", id))?
-                .contains(&paths.veth);
+        let has_veth =
+            has_netns && self.host.netlink.link_exists(&paths.veth).await.map_err(Error::netlink("check veth", id))?;
         if !has_netns || !has_veth {
             // A reboot emptied /run (the veth went with the old namespace),
             // or the veth was removed: attach the container again.

@@ -168,6 +168,10 @@ impl Netlink for FakeNetlink {
         Ok(())
     }
 
+    async fn link_exists(&self, name: &str) -> Result<bool, NetlinkError> {
+        Ok(self.links().iter().any(|l| l == name))
+    }
+
     async fn links_with_prefix(&self, prefix: &str) -> Result<Vec<String>, NetlinkError> {
         Ok(self.links().into_iter().filter(|name| name.starts_with(prefix)).collect())
     }

@@ -118,4 +118,7 @@ pub trait Netlink: Send + Sync + std::fmt::Debug {
 
     /// Names of the host's interfaces that start with `prefix`.
     async fn links_with_prefix(&self, prefix: &str) -> Result<Vec<String>, NetlinkError>;
+
+    /// Whether the host has an interface called `name` (one lookup, not a dump).
+    async fn link_exists(&self, name: &str) -> Result<bool, NetlinkError>;
 }

@@ -191,15 +191,22 @@ impl Netlink for RtNetlink {
         .await
     }
 
+    async fn link_exists(&self, name: &str) -> Result<bool, NetlinkError> {
+        Ok(link_by_name(&self.handle, name).await.map_err(link_err("look up", name))?.is_some())
+    }
+
     async fn links_with_prefix(&self, prefix: &str) -> Result<Vec<String>, NetlinkError> {
-        let links: Vec<LinkMessage> = self
-            .handle
-            .link()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(link_err("list links", &format!("{prefix}*")))?;
+        // A dump that links change under is interrupted (EBUSY): try again.
+        let mut attempt = 0;
+        let links: Vec<LinkMessage> = loop {
+            match self.handle.link().get().execute().try_collect().await {
+                Err(e) if errno(&e) == Some(libc::EBUSY) && attempt < 10 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                other => break other.map_err(link_err("list links", &format!("{prefix}*")))?,
+            }
+        };
         Ok(links
             .into_iter()
             .filter_map(|link| {
