@@ -51,6 +51,8 @@ pub struct Daemon {
     log: PathBuf,
     /// Extra environment of the daemon process (e.g. `CUBBY_FAILPOINTS`).
     env: Vec<(String, String)>,
+    /// Held until the daemon is purged (fields drop after `Drop::drop`).
+    _lease: Option<SubnetLease>,
 }
 
 fn random_suffix(len: usize) -> String {
@@ -60,22 +62,67 @@ fn random_suffix(len: usize) -> String {
     bytes.iter().map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()])).collect()
 }
 
-/// A /24 in 10.216.0.0/16 that no route on this host uses yet.
-fn free_subnet() -> String {
-    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
-    for _ in 0..200 {
-        let mut b = [0u8; 1];
-        getrandom::fill(&mut b).expect("random source");
-        // /proc/net/route holds destinations as little-endian hex.
-        let hex = format!("{:02X}D80A", b[0]);
-        if !routes
-            .lines()
-            .any(|l| l.split_whitespace().nth(1).is_some_and(|d| d.starts_with("00") && d.ends_with(&hex)))
-        {
-            return format!("10.216.{}.0/24", b[0]);
+/// A /24 in 10.216.0.0/16 held by one test daemon. Tests start daemons in
+/// parallel (and several test binaries may run at once), so looking at the
+/// routing table is not enough: two daemons could pick the same /24 before
+/// either made its bridge, and then one's traffic reaches the other's
+/// containers. A lease file made with `O_EXCL` in a host-wide directory
+/// settles the race; the file names the owning pid, so a lease left by a
+/// killed test process is taken over.
+#[derive(Debug)]
+struct SubnetLease {
+    subnet: String,
+    file: PathBuf,
+}
+
+const LEASE_DIR: &str = "/run/cubby-test-subnets";
+
+impl SubnetLease {
+    fn take() -> Self {
+        std::fs::create_dir_all(LEASE_DIR).expect("make the subnet lease directory");
+        let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+        for _ in 0..1000 {
+            let mut b = [0u8; 1];
+            getrandom::fill(&mut b).expect("random source");
+            // /proc/net/route holds destinations as little-endian hex.
+            let hex = format!("{:02X}D80A", b[0]);
+            if routes
+                .lines()
+                .any(|l| l.split_whitespace().nth(1).is_some_and(|d| d.starts_with("00") && d.ends_with(&hex)))
+            {
+                continue;
+            }
+            let file = Path::new(LEASE_DIR).join(b[0].to_string());
+            if Self::claim(&file) {
+                return Self { subnet: format!("10.216.{}.0/24", b[0]), file };
+            }
+        }
+        panic!("no free /24 left in 10.216.0.0/16");
+    }
+
+    fn claim(file: &Path) -> bool {
+        use std::io::Write;
+        let me = std::process::id().to_string();
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(file) {
+            Ok(mut f) => f.write_all(me.as_bytes()).is_ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let owner = std::fs::read_to_string(file).unwrap_or_default();
+                let alive = !owner.is_empty() && Path::new("/proc").join(owner.trim()).exists();
+                // A dead owner's lease is removed; the next attempt may take it.
+                if !alive {
+                    let _ = std::fs::remove_file(file);
+                }
+                false
+            }
+            Err(e) => panic!("subnet lease {}: {e}", file.display()),
         }
     }
-    panic!("no free /24 left in 10.216.0.0/16");
+}
+
+impl Drop for SubnetLease {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
+    }
 }
 
 impl Daemon {
@@ -90,7 +137,8 @@ impl Daemon {
         let prefix = format!("t{}", random_suffix(7));
         let data_dir = std::env::temp_dir().join(format!("cubby-test-{prefix}"));
         let run_dir = PathBuf::from(format!("/run/{prefix}"));
-        let subnet = options.subnet.clone().unwrap_or_else(free_subnet);
+        let lease = options.subnet.is_none().then(SubnetLease::take);
+        let subnet = options.subnet.clone().or_else(|| lease.as_ref().map(|l| l.subnet.clone())).expect("a subnet");
         let log = std::env::temp_dir().join(format!("cubby-test-{prefix}.log"));
         let mut args = vec![
             "serve".to_string(),
@@ -130,6 +178,7 @@ impl Daemon {
             child: None,
             log,
             env: Vec::new(),
+            _lease: lease,
         };
         daemon.spawn();
         daemon
