@@ -106,8 +106,10 @@ fn parse_timeout(value: &str) -> Result<Duration, String> {
 }
 
 fn parse_token(value: &str) -> Result<String, String> {
-    if value.is_empty() || value.contains(char::is_whitespace) {
-        return Err("@token wants one secret without spaces, like `// @token s3cr3t-value`".to_owned());
+    if value.is_empty() || value.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(
+            "@token wants one secret without spaces or control characters, like `// @token s3cr3t-value`".to_owned()
+        );
     }
     Ok(value.to_owned())
 }
@@ -117,7 +119,8 @@ fn parse_cors(value: &str) -> Result<String, String> {
     if value == "*" {
         return Ok(value.to_owned());
     }
-    if value.is_empty() || value.contains(char::is_whitespace) {
+    // The origin goes into a response header: visible ASCII only.
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(wants.to_owned());
     }
     let Some((scheme, host)) = value.split_once("://") else {
@@ -185,6 +188,11 @@ mod tests {
         assert!(err.message.contains("@cors wants"), "{err}");
         let err = parse_magic("// @cors https://a.com/path").unwrap_err();
         assert!(err.message.contains("no path"), "{err}");
+        // Found by the fuzz target: these values end up in headers.
+        let err = parse_magic("// @cors https://a.com\0x").unwrap_err();
+        assert!(err.message.contains("@cors wants"), "{err}");
+        let err = parse_magic("// @token a\u{7}b").unwrap_err();
+        assert!(err.message.contains("control characters"), "{err}");
         let err = parse_magic("// @concurrent no").unwrap_err();
         assert!(err.message.contains("`true` or `false`"), "{err}");
         let err = parse_magic("// @timeuot 5").unwrap_err();

@@ -1,0 +1,2 @@
+// @timeout 300000
+// @timeout 1

@@ -1,0 +1,5 @@
+﻿// @ts-nocheck
+// plain comment
+
+// @cors https://app.example.com
+/* block */
