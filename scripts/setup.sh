@@ -5,8 +5,23 @@
 # (golang-github-containers-common: /usr/share/containers/seccomp.json), and
 # what building needs (libbtrfsutil headers, clang for bindgen). Safe to
 # run again.
-# `setup.sh --bench` also installs what bench/ compares against (wrk, nginx).
+# Options (any order):
+#   --bench  also what bench/ compares against (wrk, nginx, jq);
+#   --fuzz   also schemathesis (PyPI, pinned) in a venv at /opt/cubby-fuzz,
+#            which the API fuzz test (crates/cubby/tests/fuzz_api.rs) runs.
 set -euo pipefail
+
+bench=0
+fuzz=0
+for arg in "$@"; do
+  case "$arg" in
+    --bench) bench=1 ;;
+    --fuzz) fuzz=1 ;;
+    *) echo "setup.sh: unknown option $arg (known: --bench, --fuzz)" >&2; exit 2 ;;
+  esac
+done
+SCHEMATHESIS_VERSION=4.32.5
+FUZZ_VENV=/opt/cubby-fuzz
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup.sh: run as root (Cubby drives runc, btrfs, netlink and nftables)" >&2
@@ -16,8 +31,11 @@ fi
 packages=(runc btrfs-progs nftables busybox-static iproute2 util-linux
           libbtrfsutil-dev clang libclang-dev pkg-config ca-certificates curl
           golang-github-containers-common)
-if [ "${1:-}" = "--bench" ]; then
+if [ "$bench" = 1 ]; then
   packages+=(wrk nginx-light jq)
+fi
+if [ "$fuzz" = 1 ]; then
+  packages+=(python3-venv python3-pip)
 fi
 missing=()
 for p in "${packages[@]}"; do
@@ -44,3 +62,9 @@ for fs in btrfs overlay; do
   grep -qw "$fs" /proc/filesystems || modprobe "$fs" 2>/dev/null || {
     echo "setup.sh: the kernel lacks $fs support" >&2; exit 1; }
 done
+
+if [ "$fuzz" = 1 ] && ! "$FUZZ_VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  echo "setup.sh: installing schemathesis $SCHEMATHESIS_VERSION into $FUZZ_VENV"
+  python3 -m venv "$FUZZ_VENV"
+  "$FUZZ_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi

@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# --bench: wrk, nginx and jq, which the bench smoke test (bench/tests) drives.
-./scripts/setup.sh --bench
+# --bench: wrk, nginx and jq, which the bench smoke test (bench/tests) drives;
+# --fuzz: schemathesis, which the API fuzz test drives.
+./scripts/setup.sh --bench --fuzz
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The helpers that run inside containers are linked statically and placed

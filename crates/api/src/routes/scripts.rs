@@ -56,7 +56,7 @@ pub async fn script_logs(
 #[utoipa::path(put, path = "/api/v1/projects/{id}/scripts/{path}", tag = "scripts", security(("bearer" = [])),
     params(("id" = String, Path, description = "Project id"),
         ("path" = String, Path, description = "File path in scripts/, slashes allowed: `webhooks/stripe.ts`")),
-    request_body(content = String, content_type = "application/javascript"),
+    request_body(content = String, content_type = "text/plain", description = "The script source (JavaScript or TypeScript)"),
     responses((status = 200, body = ScriptFile), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn put_script(
