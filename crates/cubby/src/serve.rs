@@ -164,7 +164,9 @@ impl Resolver for Routes {
 
 fn helpers_dir(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(dir) = arg {
-        return Ok(dir);
+        // Absolute: the path ends up in bundles that runc reads from
+        // another working directory.
+        return std::path::absolute(&dir).with_context(|| format!("resolving --helpers-dir {}", dir.display()));
     }
     // A directory of their own: `cargo build` never writes there, so the
     // static builds are not replaced by the workspace's dynamic ones.

@@ -144,8 +144,10 @@ impl Platform {
         Ok(rec)
     }
 
-    /// Brings the container up and returns its init's host pid.
-    async fn boot(&self, rec: &ContainerRecord) -> Result<u32, Error> {
+    /// Attaches the container to the network again when its namespace or
+    /// veth is gone: a reboot emptied /run (the veth went with the old
+    /// namespace), or the veth was removed.
+    pub(crate) async fn ensure_connected(&self, rec: &ContainerRecord) -> Result<(), Error> {
         let id = rec.id.as_str();
         let paths = self.paths(&rec.id, rec.slot);
         let has_netns = self
@@ -158,8 +160,6 @@ impl Platform {
         let has_veth =
             has_netns && self.host.netlink.link_exists(&paths.veth).await.map_err(Error::netlink("check veth", id))?;
         if !has_netns || !has_veth {
-            // A reboot emptied /run (the veth went with the old namespace),
-            // or the veth was removed: attach the container again.
             self.host
                 .netlink
                 .delete_netns(&paths.netns)
@@ -167,6 +167,14 @@ impl Platform {
                 .map_err(Error::netlink("remove stale namespace file", id))?;
             self.connect(rec).await?;
         }
+        Ok(())
+    }
+
+    /// Brings the container up and returns its init's host pid.
+    async fn boot(&self, rec: &ContainerRecord) -> Result<u32, Error> {
+        let id = rec.id.as_str();
+        let paths = self.paths(&rec.id, rec.slot);
+        self.ensure_connected(rec).await?;
         std::fs::create_dir_all(&paths.rootfs).map_err(Error::io("create", &paths.rootfs))?;
         {
             let _s = info_span!("storage.mount").entered();
