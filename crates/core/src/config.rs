@@ -88,9 +88,29 @@ pub struct Config {
     pub defaults: Defaults,
     /// The syscall filter of every container (`None`: no filter).
     pub seccomp: Option<cubby_runtime::seccomp::LinuxSeccomp>,
+    /// The host id range of containers' user namespaces for a new pool
+    /// (`None`: containers run as host root). A pool keeps the choice it
+    /// was made with; see [`crate::userns`].
+    pub userns: Option<IdRange>,
     /// Test-only crash points (`CUBBY_FAILPOINTS`): the daemon kills itself
     /// with SIGKILL on reaching one. Empty in production.
     pub failpoints: std::collections::HashSet<String>,
+}
+
+/// A range of host uids and gids: 0..`size` inside a container are
+/// `host_base`..`host_base + size` on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRange {
+    pub host_base: u32,
+    pub size: u32,
+}
+
+impl Default for IdRange {
+    /// 65536 ids from 1000000, above the ranges `useradd` hands out (and
+    /// the 100000+ of `/etc/subuid`), as Incus does.
+    fn default() -> Self {
+        Self { host_base: 1_000_000, size: 65_536 }
+    }
 }
 
 impl Config {

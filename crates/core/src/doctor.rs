@@ -193,13 +193,15 @@ pub async fn inspect(config: &Layout, store: &dyn Store, host: &Host) -> Result<
             fix: Fix::DeleteRuntime(state.id.clone()),
         });
     }
-    for id in names(&config.run_dir.join("netns")).into_iter().filter(|id| !known.contains(id)) {
-        drift.push(Drift {
-            kind: "orphan",
-            subject: format!("network namespace {id}"),
-            detail: "no container owns it".into(),
-            fix: Fix::RemoveNetns(config.run_dir.join("netns").join(id)),
-        });
+    for (dir, what) in [("netns", "network"), ("userns", "user")] {
+        for id in names(&config.run_dir.join(dir)).into_iter().filter(|id| !known.contains(id)) {
+            drift.push(Drift {
+                kind: "orphan",
+                subject: format!("{what} namespace {id}"),
+                detail: "no container owns it".into(),
+                fix: Fix::RemoveNetns(config.run_dir.join(dir).join(id)),
+            });
+        }
     }
     let bridge = cubby_network::ipam::bridge_name(&config.prefix);
     for link in links.iter().filter(|l| **l != bridge && !veths.contains(*l)) {

@@ -69,6 +69,7 @@ impl Platform {
         let dest = self.pool.layers_dir().join(&layer_id);
         let label = format!("image {name}");
         let blocking_dest = dest.clone();
+        let userns = self.userns;
         let filled = tokio::task::spawn_blocking(move || {
             let fail = |step: &'static str| {
                 let label = label.clone();
@@ -76,6 +77,10 @@ impl Platform {
             };
             btrfs.create_subvolume(&tmp).map_err(fail("create image subvolume"))?;
             let result = fill(&tmp).and_then(|filled| {
+                // Owned as inside the containers' user namespace.
+                if let Some(r) = userns {
+                    cubby_storage::idmap::shift_tree(&tmp, r.host_base, r.size).map_err(fail("shift image owners"))?;
+                }
                 btrfs.snapshot(&tmp, &blocking_dest, true).map_err(fail("publish image"))?;
                 Ok(filled)
             });

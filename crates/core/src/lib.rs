@@ -30,10 +30,11 @@ pub mod reconcile;
 pub mod routes;
 pub mod scripts;
 pub mod tokens;
+pub mod userns;
 pub mod wake;
 
 pub use caller::Caller;
-pub use config::{Config, Defaults, Helpers};
+pub use config::{Config, Defaults, Helpers, IdRange};
 pub use error::Error;
 pub use platform::{Host, Platform};
 pub use routes::{Route, RouteTable};

@@ -56,6 +56,9 @@ pub struct Platform {
     pub(crate) scripts: crate::scripts::ScriptState,
     /// Bounds the scripts running at once.
     pub(crate) script_slots: tokio::sync::Semaphore,
+    /// The id range of containers' user namespaces, as the pool records it
+    /// (`None`: containers run as host root).
+    pub(crate) userns: Option<crate::config::IdRange>,
 }
 
 /// The watch on a running container's init.
@@ -79,6 +82,7 @@ impl Platform {
             config.data_dir.join("logs"),
             config.run_dir.join("containers"),
             config.run_dir.join("netns"),
+            config.run_dir.join("userns"),
         ] {
             std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
         }
@@ -96,6 +100,7 @@ impl Platform {
             .map_err(|source| Error::Storage { step: "open pool", container: None, source: Box::new(source) })?;
 
         let claims = crate::claims::ClaimKeys::load_or_create(&config.data_dir.join("claims.key"))?;
+        let userns = crate::userns::resolve(pool.root(), config.userns, &*store)?;
         let platform = Arc::new(Self {
             config,
             store,
@@ -115,6 +120,7 @@ impl Platform {
             wakes: crate::wake::WakeTable::default(),
             scripts: crate::scripts::ScriptState::default(),
             script_slots: tokio::sync::Semaphore::new(crate::scripts::run::MAX_RUNNING),
+            userns,
         });
         match platform.host.btrfs.enable_quotas(platform.pool.root()) {
             Ok(mode) => tracing::info!(?mode, "disk quotas on"),

@@ -130,15 +130,17 @@ impl Platform {
                 removed += 1;
             }
         }
-        let netns = self.config.run_dir.join("netns");
-        for id in dir_names(&netns) {
-            if !known.contains(&id) {
-                self.host
-                    .netlink
-                    .delete_netns(&netns.join(&id))
-                    .await
-                    .map_err(Error::netlink("remove orphan netns", &id))?;
-                removed += 1;
+        for kind in ["netns", "userns"] {
+            let dir = self.config.run_dir.join(kind);
+            for id in dir_names(&dir) {
+                if !known.contains(&id) {
+                    self.host
+                        .netlink
+                        .delete_netns(&dir.join(&id))
+                        .await
+                        .map_err(Error::netlink("remove orphan namespace", &id))?;
+                    removed += 1;
+                }
             }
         }
         for id in dir_names(&self.pool.containers_dir()) {

@@ -70,6 +70,7 @@ async fn fixture() -> Fixture {
         helpers: Helpers { init: "/nonexistent".into(), demo: "/nonexistent".into(), busybox: "/nonexistent".into() },
         defaults: Defaults::default(),
         seccomp: None,
+        userns: None,
         failpoints: Default::default(),
     };
     let btrfs = Arc::new(FakeBtrfs::new());

@@ -31,7 +31,7 @@ struct Args {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the daemon.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Remove everything one daemon instance made on this host: containers,
     /// mounts, network, firewall table, cgroups, pool and data dir.
     Purge(purge::PurgeArgs),
@@ -46,7 +46,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let result = match args.command {
-        Command::Serve(a) => serve::run(a),
+        Command::Serve(a) => serve::run(*a),
         Command::Purge(a) => purge::run(a),
         Command::Doctor(a) => doctor::run(a),
         Command::Openapi => {

@@ -92,6 +92,11 @@ pub struct ServeArgs {
     /// default, from Debian's golang-github-containers-common), or `none`.
     #[arg(long, default_value = "/usr/share/containers/seccomp.json")]
     pub seccomp_profile: PathBuf,
+    /// Host uids and gids of containers' user namespaces, `BASE:SIZE`
+    /// (uid 0 inside is BASE outside), or `off` to run containers as host
+    /// root. Applies to a new data dir; a pool keeps what it was made with.
+    #[arg(long, default_value = "1000000:65536")]
+    pub userns: String,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
@@ -160,6 +165,24 @@ impl Resolver for Routes {
     fn track(&self, container: &str) -> Box<dyn Send + Sync> {
         Box::new(self.0.track(&ContainerId::from(container)))
     }
+}
+
+/// `--userns`: `off` or `BASE:SIZE`.
+fn parse_userns(text: &str) -> anyhow::Result<Option<cubby_core::IdRange>> {
+    if text == "off" {
+        tracing::warn!("--userns off: containers run as host root");
+        return Ok(None);
+    }
+    let bad = || anyhow::anyhow!("--userns `{text}`: write BASE:SIZE (like 1000000:65536) or off");
+    let (base, size) = text.split_once(':').ok_or_else(bad)?;
+    let range =
+        cubby_core::IdRange { host_base: base.parse().map_err(|_| bad())?, size: size.parse().map_err(|_| bad())? };
+    if range.host_base == 0 || range.size < 65_536 || range.host_base.checked_add(range.size).is_none() {
+        anyhow::bail!(
+            "--userns `{text}`: the base must be above 0 and the size at least 65536 (images use ids up to 65534)"
+        );
+    }
+    Ok(Some(range))
 }
 
 fn helpers_dir(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -298,6 +321,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         failpoints: std::env::var("CUBBY_FAILPOINTS")
             .map(|v| v.split(',').filter(|p| !p.is_empty()).map(str::to_string).collect())
             .unwrap_or_default(),
+        userns: parse_userns(&args.userns)?,
         seccomp: if args.seccomp_profile.as_os_str() == "none" {
             tracing::warn!("--seccomp-profile none: containers run without a syscall filter");
             None

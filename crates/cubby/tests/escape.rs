@@ -76,6 +76,41 @@ fn a_tenant_cannot_escape_its_container() {
     assert_eq!(http_get(d.proxy_addr, &b.url).status, 200);
 }
 
+#[test]
+fn root_in_a_container_is_an_unprivileged_uid_on_the_host() {
+    let Some(d) = daemon("root_in_a_container_is_an_unprivileged_uid_on_the_host") else { return };
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let a = container(&api, &p, "a", "x");
+    let run = |script: &str| sh(&api, a.id.as_str(), script);
+    // Inside: root, in a user namespace that maps 0 to 1000000.
+    assert_eq!(run("id -u").1.trim(), "0");
+    let (_, map, _) = run("cat /proc/self/uid_map");
+    assert_eq!(map.split_whitespace().collect::<Vec<_>>(), ["0", "1000000", "65536"], "{map}");
+    // Outside: its processes and its files belong to uid 1000000.
+    let pid = support::init_pid(&d, a.id.as_str()).expect("runs");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uids = status.lines().find(|l| l.starts_with("Uid:")).unwrap().to_owned();
+    assert!(uids.split_whitespace().skip(1).all(|u| u == "1000000"), "host uids of its init: {uids}");
+    assert_eq!(run("echo mine > /data/mine; ls -ln /data/mine | awk '{print $3}'").1.trim(), "0");
+    let on_host = d.data_dir.join(format!("pool/containers/{}/upper/data/mine", a.id));
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&on_host).unwrap()), 1_000_000);
+    // Image files look owned by root inside (they were shifted at import),
+    // and root may change them in its own copy.
+    assert_eq!(run("stat -c %u:%g /etc/passwd").1.trim(), "0:0");
+    assert_eq!(run("echo 'x:x:1:1::/:/bin/sh' >> /etc/passwd").0, 0);
+    // Root owns its network namespace: it may bind port 80, but the host
+    // still decides its address and routes (tested above).
+    let (code, _, err) =
+        run("busybox httpd -f -p 127.0.0.1:80 -h / & sleep 0.3; netstat -ltn | grep -q ':80 '; r=$?; kill $!; exit $r");
+    assert_eq!(code, 0, "root binds port 80 in its own namespace: {err}");
+    // What the host's root owns stays out of reach, even where it is seen.
+    let (code, _, _) = run("echo pwned > /etc/hosts");
+    assert_ne!(code, 0, "/etc/hosts is the host's file, mounted read-only");
+    let (_, who, _) = run("stat -c %u /.cubby/init");
+    assert_eq!(who.trim(), "65534", "host root's files show as nobody");
+}
+
 /// B's latencies (ms) over `rounds` requests while `during` runs in A.
 fn b_while(d: &cubby_testkit::Daemon, url: &str, rounds: usize) -> Vec<f64> {
     let mut times = Vec::new();

@@ -17,7 +17,7 @@ pub mod netlink;
 pub mod nft;
 
 pub use ipam::{Ipam, IpamError};
-pub use netlink::{Attachment, BridgeConfig, FakeNetlink, Netlink, NetlinkError, RtNetlink};
+pub use netlink::{Attachment, BridgeConfig, FakeNetlink, Netlink, NetlinkError, RtNetlink, UserNamespace};
 pub use nft::{
     BaseRules, Batch, ContainerRules, EgressPolicy, FakeNftables, L4, Match, NftCli, NftError, Nftables, Verdict,
 };

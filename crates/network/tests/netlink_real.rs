@@ -282,12 +282,12 @@ async fn containers_are_isolated_from_each_other_but_reachable_from_the_host() {
 
     let (a, b) = (s.attachment(1), s.attachment(2));
     for x in [&a, &b] {
-        nl.create_netns(&x.netns).await.unwrap();
+        nl.create_netns(&x.netns, None).await.unwrap();
         nl.attach(&br.name, x).await.unwrap();
     }
     let attached = Instant::now();
 
-    let err = nl.create_netns(&a.netns).await.unwrap_err();
+    let err = nl.create_netns(&a.netns, None).await.unwrap_err();
     assert!(matches!(err, NetlinkError::Netns { op: "create", .. }), "{err:?}");
 
     for x in [&a, &b] {
@@ -349,6 +349,43 @@ async fn containers_are_isolated_from_each_other_but_reachable_from_the_host() {
     assert_eq!(nl.links_with_prefix(&s.link_prefix()).await.unwrap(), Vec::<String>::new());
 }
 
+#[tokio::test]
+async fn a_network_namespace_can_be_owned_by_a_new_user_namespace() {
+    if !have_root("a_network_namespace_can_be_owned_by_a_new_user_namespace") {
+        return;
+    }
+    let s = Scratch::new("un", 3);
+    let nl = RtNetlink::new().unwrap();
+    let path = s.netns(1);
+    let owner = cubby_network::UserNamespace { path: s.dir.join("u1"), host_base: 2_000_000, size: 65_536 };
+    nl.create_netns(&path, Some(&owner)).await.unwrap();
+    assert!(NetView::of(&path).is_up("lo"));
+    // Inside, uid 0 is host uid 2000000, and the network namespace is the
+    // user namespace's own (so its root may administer it).
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--user={}", owner.path.display()))
+        .arg(format!("--net={}", path.display()))
+        .args(["--", "cat", "/proc/self/uid_map"])
+        .output()
+        .unwrap();
+    let map: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect();
+    assert_eq!(map, ["0", "2000000", "65536"], "{}", String::from_utf8_lossy(&out.stderr));
+    let net = std::fs::File::open(&path).unwrap();
+    // SAFETY: NS_GET_USERNS (_IO(0xb7, 0x1)) takes no argument and returns
+    // a new fd on success, which is wrapped at once.
+    let owner_fd = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&net), 0xb701) };
+    assert!(owner_fd >= 0, "NS_GET_USERNS: {}", std::io::Error::last_os_error());
+    // SAFETY: a fresh fd from the ioctl above, owned by nothing else.
+    let owner_file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(owner_fd) };
+    let ino = |m: std::fs::Metadata| std::os::unix::fs::MetadataExt::ino(&m);
+    assert_eq!(ino(owner_file.metadata().unwrap()), ino(std::fs::metadata(&owner.path).unwrap()));
+    // A veth can be moved in and configured from the host as before.
+    for p in [&path, &owner.path] {
+        nl.delete_netns(p).await.unwrap();
+        assert!(!p.exists());
+    }
+}
+
 // The default current-thread runtime: the namespace threads must not need
 // it to make progress.
 #[tokio::test]
@@ -362,7 +399,7 @@ async fn namespaces_are_created_once_and_removed_idempotently() {
 
     // The directory does not exist yet: it is created, and made a shared
     // mount point (a bind mount of itself).
-    nl.create_netns(&path).await.unwrap();
+    nl.create_netns(&path, None).await.unwrap();
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let dir_mount = mountinfo
         .lines()
@@ -370,7 +407,7 @@ async fn namespaces_are_created_once_and_removed_idempotently() {
         .unwrap_or_else(|| panic!("{} is not a mount point", s.dir.display()));
     assert!(dir_mount.contains(" shared:"), "{} is not shared: {dir_mount}", s.dir.display());
 
-    let err = nl.create_netns(&path).await.unwrap_err();
+    let err = nl.create_netns(&path, None).await.unwrap_err();
     assert!(matches!(err, NetlinkError::Netns { op: "create", .. }), "{err:?}");
     // Still the same, working namespace: only lo, up.
     let view = NetView::of(&path);
@@ -379,7 +416,7 @@ async fn namespaces_are_created_once_and_removed_idempotently() {
 
     // A second namespace in the same directory is a different one.
     let other = s.netns(2);
-    nl.create_netns(&other).await.unwrap();
+    nl.create_netns(&other, None).await.unwrap();
     let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
     assert_ne!(inode(&path), inode(&other));
 
@@ -391,7 +428,7 @@ async fn namespaces_are_created_once_and_removed_idempotently() {
 
     // A file left without a namespace on it is reused.
     std::fs::write(&path, b"").unwrap();
-    nl.create_netns(&path).await.unwrap();
+    nl.create_netns(&path, None).await.unwrap();
     assert!(NetView::of(&path).is_up("lo"));
     nl.delete_netns(&path).await.unwrap();
     assert!(!path.exists());
@@ -414,7 +451,7 @@ async fn failed_attachments_leave_nothing_behind() {
     let first = s.attachment(1);
     let err = nl.attach(&br.name, &first).await.unwrap_err();
     assert!(matches!(err, NetlinkError::Netns { op: "open", .. }), "{err:?}");
-    nl.create_netns(&first.netns).await.unwrap();
+    nl.create_netns(&first.netns, None).await.unwrap();
     let missing = format!("{}-nob", s.prefix);
     let err = nl.attach(&missing, &first).await.unwrap_err();
     assert!(matches!(&err, NetlinkError::LinkNotFound { ifname } if *ifname == missing), "{err:?}");
@@ -425,7 +462,7 @@ async fn failed_attachments_leave_nothing_behind() {
     // Same host name again: refused, and the existing one is left alone.
     let mut same_name = s.attachment(2);
     same_name.host_ifname = first.host_ifname.clone();
-    nl.create_netns(&same_name.netns).await.unwrap();
+    nl.create_netns(&same_name.netns, None).await.unwrap();
     let err = nl.attach(&br.name, &same_name).await.unwrap_err();
     assert!(matches!(&err, NetlinkError::Link { op: "create veth", .. }), "{err:?}");
     assert_container_network(&first);
@@ -441,7 +478,7 @@ async fn failed_attachments_leave_nothing_behind() {
     // the veth is rolled back, on both sides.
     let mut bad_route = s.attachment(4);
     bad_route.prefix_len = 32;
-    nl.create_netns(&bad_route.netns).await.unwrap();
+    nl.create_netns(&bad_route.netns, None).await.unwrap();
     let err = nl.attach(&br.name, &bad_route).await.unwrap_err();
     assert!(matches!(err, NetlinkError::NetnsLink { op: "add default route", .. }), "{err:?}");
     eprintln!("rolled back: {err} ({:?})", std::error::Error::source(&err));
@@ -450,7 +487,7 @@ async fn failed_attachments_leave_nothing_behind() {
 
     // Cancelled once the veth exists: it is deleted in the background.
     let cancelled = s.attachment(5);
-    nl.create_netns(&cancelled.netns).await.unwrap();
+    nl.create_netns(&cancelled.netns, None).await.unwrap();
     let sysfs = PathBuf::from(format!("/sys/class/net/{}", cancelled.host_ifname));
     let mut attach = Box::pin(nl.attach(&br.name, &cancelled));
     while !sysfs.exists() {
@@ -491,7 +528,7 @@ async fn attach_and_detach_timings() {
     let attachments: Vec<Attachment> = (1..=N).map(|n| s.attachment(n)).collect();
     for a in &attachments {
         let t = Instant::now();
-        nl.create_netns(&a.netns).await.unwrap();
+        nl.create_netns(&a.netns, None).await.unwrap();
         create.push(t.elapsed());
         let t = Instant::now();
         nl.attach(&br.name, a).await.unwrap();

@@ -3,6 +3,8 @@
 //! Isolation, as configured here:
 //! - mount, pid, network (a namespace the daemon made and keeps), uts, ipc
 //!   and cgroup namespaces; the hostname is the container's name;
+//! - a user namespace (made with the network namespace, which it owns):
+//!   uid 0 inside is an unprivileged uid on the host;
 //! - cgroup limits on cpu, memory (swap disabled) and pids; the runtime
 //!   maps them to cgroup v1 or v2;
 //! - Docker's default capability set, `no_new_privs`;
@@ -16,9 +18,9 @@ use std::path::{Path, PathBuf};
 
 use cubby_model::Limits;
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder,
-    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder,
-    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
+    LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 use crate::RuntimeError;
@@ -91,6 +93,18 @@ pub struct BundleSpec {
     pub hostname_file: PathBuf,
     /// The syscall filter (Docker's default profile, see [`crate::seccomp`]).
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// The user namespace to join (`None`: the host's, root is root).
+    pub userns: Option<UserNamespaceSpec>,
+}
+
+/// A pinned user namespace and the id mapping it was made with (runc
+/// wants the mapping even when it joins an existing namespace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserNamespaceSpec {
+    pub path: PathBuf,
+    /// Host uid and gid of the container's 0.
+    pub host_base: u32,
+    pub size: u32,
 }
 
 /// The names (`CAP_CHOWN`, ...) of [`DEFAULT_CAPABILITIES`].
@@ -181,7 +195,7 @@ fn build(b: &BundleSpec) -> Result<Spec, oci_spec::OciSpecError> {
         .build()?;
 
     let ns = |typ: LinuxNamespaceType| LinuxNamespaceBuilder::default().typ(typ).build();
-    let namespaces = vec![
+    let mut namespaces = vec![
         ns(LinuxNamespaceType::Pid)?,
         LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Network).path(b.netns.clone()).build()?,
         ns(LinuxNamespaceType::Ipc)?,
@@ -189,6 +203,10 @@ fn build(b: &BundleSpec) -> Result<Spec, oci_spec::OciSpecError> {
         ns(LinuxNamespaceType::Mount)?,
         ns(LinuxNamespaceType::Cgroup)?,
     ];
+    if let Some(user) = &b.userns {
+        namespaces
+            .push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::User).path(user.path.clone()).build()?);
+    }
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .resources(resources)
@@ -198,6 +216,12 @@ fn build(b: &BundleSpec) -> Result<Spec, oci_spec::OciSpecError> {
         .build()?;
     if let Some(filter) = &b.seccomp {
         linux.set_seccomp(Some(filter.clone()));
+    }
+    if let Some(user) = &b.userns {
+        let map =
+            LinuxIdMappingBuilder::default().container_id(0u32).host_id(user.host_base).size(user.size).build()?;
+        linux.set_uid_mappings(Some(vec![map]));
+        linux.set_gid_mappings(Some(vec![map]));
     }
 
     SpecBuilder::default()
@@ -237,7 +261,28 @@ mod tests {
             hosts: "/run/cubby/containers/cabc/hosts".into(),
             hostname_file: "/run/cubby/containers/cabc/hostname".into(),
             seccomp: None,
+            userns: Some(UserNamespaceSpec {
+                path: "/run/cubby/userns/cabc".into(),
+                host_base: 1_000_000,
+                size: 65_536,
+            }),
         }
+    }
+
+    #[test]
+    fn root_inside_is_an_unprivileged_uid_outside() {
+        let json = serde_json::to_value(spec(&sample()).unwrap()).unwrap();
+        let user = json["linux"]["namespaces"].as_array().unwrap().iter().find(|n| n["type"] == "user").unwrap();
+        assert_eq!(user["path"], "/run/cubby/userns/cabc");
+        for maps in ["uidMappings", "gidMappings"] {
+            assert_eq!(
+                json["linux"][maps],
+                serde_json::json!([{"containerID": 0, "hostID": 1_000_000, "size": 65_536}])
+            );
+        }
+        let host_root = BundleSpec { userns: None, ..sample() };
+        let json = serde_json::to_value(spec(&host_root).unwrap()).unwrap();
+        assert!(json["linux"]["namespaces"].as_array().unwrap().iter().all(|n| n["type"] != "user"));
     }
 
     #[test]

@@ -16,6 +16,7 @@
 pub mod btrfs;
 mod error;
 pub mod flatten;
+pub mod idmap;
 pub mod image;
 pub mod mountinfo;
 pub mod mounts;

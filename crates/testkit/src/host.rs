@@ -87,8 +87,12 @@ impl HostView {
             .lines()
             .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
             .filter(|m| m.starts_with(&daemon.run_dir.display().to_string()))
-            // The namespace directory itself is a daemon-wide bind mount.
-            .filter(|m| *m != daemon.run_dir.join("netns").display().to_string())
+            // The namespace directories themselves are daemon-wide bind
+            // mounts (each pinned namespace inside is a mount too, and shows).
+            .filter(|m| {
+                *m != daemon.run_dir.join("netns").display().to_string()
+                    && *m != daemon.run_dir.join("userns").display().to_string()
+            })
             .collect();
         Self {
             subvolumes,

@@ -218,6 +218,11 @@ impl Platform {
             for dir in [&paths.upper, &paths.work] {
                 std::fs::create_dir(dir).map_err(Error::io("create", dir))?;
             }
+            // The upper's root is the container's `/`: its root owns it.
+            if let Some(r) = self.userns {
+                std::os::unix::fs::chown(&paths.upper, Some(r.host_base), Some(r.host_base))
+                    .map_err(Error::io("chown", &paths.upper))?;
+            }
             if let Some(limit) = rec.limits.disk {
                 self.host
                     .btrfs
@@ -245,8 +250,13 @@ impl Platform {
     pub(crate) async fn connect(&self, rec: &ContainerRecord) -> Result<(), Error> {
         let attachment = self.attachment(rec)?;
         let netlink = &self.host.netlink;
+        let owner = self.userns.map(|r| cubby_network::UserNamespace {
+            path: self.paths(&rec.id, rec.slot).userns,
+            host_base: r.host_base,
+            size: r.size,
+        });
         netlink
-            .create_netns(&attachment.netns)
+            .create_netns(&attachment.netns, owner.as_ref())
             .await
             .map_err(Error::netlink("create network namespace", rec.id.as_str()))?;
         // A veth with this slot's name can only be debris of an earlier crash.

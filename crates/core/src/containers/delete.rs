@@ -143,6 +143,7 @@ impl Platform {
                 .await
                 .map_err(Error::netlink("remove network namespace", id)),
         );
+        keep(netlink.delete_netns(&paths.userns).await.map_err(Error::netlink("remove user namespace", id)));
         keep(info_span!("storage.subvolume_delete").in_scope(|| {
             self.host.btrfs.delete_subvolume(&paths.subvolume).map_err(Error::storage("delete subvolume", id))
         }));

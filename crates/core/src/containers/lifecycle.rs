@@ -160,11 +160,13 @@ impl Platform {
         let has_veth =
             has_netns && self.host.netlink.link_exists(&paths.veth).await.map_err(Error::netlink("check veth", id))?;
         if !has_netns || !has_veth {
-            self.host
-                .netlink
-                .delete_netns(&paths.netns)
-                .await
-                .map_err(Error::netlink("remove stale namespace file", id))?;
+            for stale in [&paths.netns, &paths.userns] {
+                self.host
+                    .netlink
+                    .delete_netns(stale)
+                    .await
+                    .map_err(Error::netlink("remove stale namespace file", id))?;
+            }
             self.connect(rec).await?;
         }
         Ok(())
@@ -245,6 +247,11 @@ impl Platform {
             hosts: paths.hosts.clone(),
             hostname_file: paths.hostname.clone(),
             seccomp: self.config.seccomp.clone(),
+            userns: self.userns.map(|r| cubby_runtime::bundle::UserNamespaceSpec {
+                path: paths.userns.clone(),
+                host_base: r.host_base,
+                size: r.size,
+            }),
         })
         .map_err(Error::runtime("build OCI spec", rec.id.as_str()))?;
         bundle::write(&paths.bundle, &spec).map_err(Error::runtime("write OCI bundle", rec.id.as_str()))

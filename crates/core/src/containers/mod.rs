@@ -43,6 +43,9 @@ pub const MAX_PAGE: u32 = 500;
 pub(crate) struct ContainerPaths {
     pub subvolume: PathBuf,
     pub upper: PathBuf,
+    /// The pinned user namespace that owns `netns` (when the pool uses
+    /// user namespaces).
+    pub userns: PathBuf,
     pub work: PathBuf,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
@@ -71,6 +74,7 @@ impl Platform {
             hostname: bundle.join("hostname"),
             bundle,
             netns: self.config.run_dir.join("netns").join(id.as_str()),
+            userns: self.config.run_dir.join("userns").join(id.as_str()),
             log: LogFile::new(&self.config.data_dir.join("logs"), id.as_str()),
             cgroup: format!("/{}/{}", self.config.prefix, id),
             veth: ipam::veth_name(&self.config.prefix, slot),

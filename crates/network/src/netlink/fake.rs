@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use rtnetlink::packet_core::ErrorMessage;
 
-use super::{Attachment, BridgeConfig, Netlink, NetlinkError};
+use super::{Attachment, BridgeConfig, Netlink, NetlinkError, UserNamespace};
 
 /// One call made to a [`FakeNetlink`], in the order made. Queries
 /// (`links_with_prefix`) are not recorded.
@@ -112,8 +112,11 @@ impl Netlink for FakeNetlink {
         Ok(())
     }
 
-    async fn create_netns(&self, path: &Path) -> Result<(), NetlinkError> {
+    async fn create_netns(&self, path: &Path, owner: Option<&UserNamespace>) -> Result<(), NetlinkError> {
         let mut state = self.lock();
+        if let Some(owner) = owner {
+            state.netns.insert(owner.path.clone());
+        }
         state.calls.push(NetlinkCall::CreateNetns(path.to_path_buf()));
         if !state.netns.insert(path.to_path_buf()) {
             return Err(NetlinkError::Netns {
@@ -200,7 +203,7 @@ mod tests {
 
     async fn attached(fake: &FakeNetlink, slot: u8) -> Attachment {
         let a = attachment(slot);
-        fake.create_netns(&a.netns).await.unwrap();
+        fake.create_netns(&a.netns, None).await.unwrap();
         fake.attach("cb-br", &a).await.unwrap();
         a
     }
@@ -262,9 +265,9 @@ mod tests {
     async fn create_netns_twice_fails() {
         let fake = FakeNetlink::new();
         let path = Path::new("/run/cubby/netns/c1");
-        fake.create_netns(path).await.unwrap();
+        fake.create_netns(path, None).await.unwrap();
 
-        let err = fake.create_netns(path).await.unwrap_err();
+        let err = fake.create_netns(path, None).await.unwrap_err();
         assert!(matches!(err, NetlinkError::Netns { op: "create", .. }), "{err:?}");
         assert_eq!(
             err.source().map(|s| s.to_string()).as_deref(),
@@ -274,7 +277,7 @@ mod tests {
         assert_eq!(fake.namespaces(), vec![path.to_path_buf()]);
 
         fake.delete_netns(path).await.unwrap();
-        fake.create_netns(path).await.unwrap();
+        fake.create_netns(path, None).await.unwrap();
     }
 
     #[tokio::test]
@@ -284,7 +287,7 @@ mod tests {
         attached(&fake, 1).await;
         let mut again = attachment(2);
         again.host_ifname = "cb-1".into();
-        fake.create_netns(&again.netns).await.unwrap();
+        fake.create_netns(&again.netns, None).await.unwrap();
 
         let err = fake.attach("cb-br", &again).await.unwrap_err();
         assert!(matches!(&err, NetlinkError::Link { op: "create veth", ifname, .. } if ifname == "cb-1"), "{err:?}");
@@ -301,7 +304,7 @@ mod tests {
 
         let mut named_like_bridge = attachment(2);
         named_like_bridge.host_ifname = "cb-br".into();
-        fake.create_netns(&named_like_bridge.netns).await.unwrap();
+        fake.create_netns(&named_like_bridge.netns, None).await.unwrap();
         assert!(fake.attach("cb-br", &named_like_bridge).await.is_err());
 
         let mut same_netns = attachment(3);
@@ -318,7 +321,7 @@ mod tests {
         let err = fake.attach("cb-br", &a).await.unwrap_err();
         assert!(matches!(err, NetlinkError::Netns { op: "open", .. }), "{err:?}");
 
-        fake.create_netns(&a.netns).await.unwrap();
+        fake.create_netns(&a.netns, None).await.unwrap();
         let err = fake.attach("cb-br", &a).await.unwrap_err();
         assert!(matches!(&err, NetlinkError::LinkNotFound { ifname } if ifname == "cb-br"), "{err:?}");
         assert!(fake.links().is_empty());

@@ -43,6 +43,21 @@ pub struct Attachment {
     pub gateway: Ipv4Addr,
 }
 
+/// A user namespace that owns a container's network namespace: uid and
+/// gid 0..`size` inside are `host_base`..`host_base + size` on the host.
+/// Owning the network namespace lets the container's root do there what
+/// root may do in its own network (bind port 80, mount its `/sys`) while
+/// being an unprivileged uid on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserNamespace {
+    /// Where the user namespace is pinned (a bind-mounted file).
+    pub path: PathBuf,
+    /// The first host uid and gid of the range.
+    pub host_base: u32,
+    /// How many ids are mapped.
+    pub size: u32,
+}
+
 /// Errors from link, address, route and namespace operations. Each variant
 /// says which object and which operation; the cause is in `source()`.
 #[derive(Debug, thiserror::Error)]
@@ -97,14 +112,17 @@ pub trait Netlink: Send + Sync + std::fmt::Debug {
 
     /// Creates a new network namespace and bind-mounts it at `path` (like
     /// `ip netns add`). Its loopback is brought up. Fails if `path` is
-    /// already a namespace.
-    async fn create_netns(&self, path: &Path) -> Result<(), NetlinkError>;
+    /// already a namespace. With `owner`, a new user namespace with that id
+    /// mapping is made first and pinned at `owner.path`, and owns the
+    /// network namespace.
+    async fn create_netns(&self, path: &Path, owner: Option<&UserNamespace>) -> Result<(), NetlinkError>;
 
     /// Whether a network namespace is mounted at `path` (a reboot empties
     /// `/run`; a crash can leave a file with nothing mounted on it).
     async fn netns_exists(&self, path: &Path) -> Result<bool, NetlinkError>;
 
-    /// Unmounts and removes the namespace file. Succeeds when it is absent.
+    /// Unmounts and removes the namespace file (a network or a user
+    /// namespace). Succeeds when it is absent.
     async fn delete_netns(&self, path: &Path) -> Result<(), NetlinkError>;
 
     /// Creates the veth pair of `attachment`, enslaves the host side to

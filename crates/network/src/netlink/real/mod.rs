@@ -24,7 +24,7 @@ use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, L
 use rtnetlink::{Handle, LinkBridge, LinkUnspec};
 use tracing::{Instrument, debug, debug_span};
 
-use super::{Attachment, BridgeConfig, Netlink, NetlinkError};
+use super::{Attachment, BridgeConfig, Netlink, NetlinkError, UserNamespace};
 
 /// The kernel-backed [`Netlink`].
 ///
@@ -137,11 +137,11 @@ impl Netlink for RtNetlink {
         .await
     }
 
-    async fn create_netns(&self, path: &Path) -> Result<(), NetlinkError> {
+    async fn create_netns(&self, path: &Path, owner: Option<&UserNamespace>) -> Result<(), NetlinkError> {
         let span = debug_span!("create_netns", netns = %path.display());
         async {
             let started = Instant::now();
-            netns::create(path, &self.netns_dirs).await?;
+            netns::create(path, owner, &self.netns_dirs).await?;
             debug!(elapsed_us = elapsed_us(started), "network namespace created");
             Ok(())
         }

@@ -20,7 +20,7 @@ use tokio::runtime::Handle as Runtime;
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use crate::netlink::NetlinkError;
+use crate::netlink::{NetlinkError, UserNamespace};
 
 /// The calling thread's own network namespace, as a file to bind-mount.
 const THREAD_NETNS: &str = "/proc/thread-self/ns/net";
@@ -67,30 +67,51 @@ fn make_shared_mount_point(dir: &Path) -> nix::Result<()> {
     }
 }
 
-/// Creates a new network namespace pinned at `path`, with its loopback up.
-pub(super) async fn create(path: &Path, dirs: &SharedDirs) -> Result<(), NetlinkError> {
-    let dir = path
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .ok_or_else(|| netns_err("create", path)(io::Error::new(io::ErrorKind::InvalidInput, "no parent directory")))?;
-    std::fs::create_dir_all(dir).map_err(netns_err("create the directory of", path))?;
-    dirs.ensure(dir, path)?;
-    create_mount_point(path)?;
+/// Creates a new network namespace pinned at `path`, with its loopback up;
+/// with `owner`, inside a new user namespace pinned at `owner.path`.
+pub(super) async fn create(path: &Path, owner: Option<&UserNamespace>, dirs: &SharedDirs) -> Result<(), NetlinkError> {
+    for file in std::iter::once(path).chain(owner.map(|o| o.path.as_path())) {
+        let dir = file.parent().filter(|dir| !dir.as_os_str().is_empty()).ok_or_else(|| {
+            netns_err("create", file)(io::Error::new(io::ErrorKind::InvalidInput, "no parent directory"))
+        })?;
+        std::fs::create_dir_all(dir).map_err(netns_err("create the directory of", file))?;
+        dirs.ensure(dir, file)?;
+        create_mount_point(file)?;
+    }
 
     let target = path.to_path_buf();
-    let pinned = in_thread("create", path, move |runtime| {
-        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| netns_err("create", &target)(e.into()))?;
-        mount(Some(THREAD_NETNS), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(|e| netns_err("bind-mount", &target)(e.into()))?;
-        open_connection(&target, runtime).inspect_err(|_| {
-            let _ = umount2(&target, MntFlags::MNT_DETACH);
-        })
-    })
-    .await;
+    let pinned = match owner {
+        None => {
+            in_thread("create", path, move |runtime| {
+                unshare(CloneFlags::CLONE_NEWNET).map_err(|e| netns_err("create", &target)(e.into()))?;
+                mount(Some(THREAD_NETNS), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                    .map_err(|e| netns_err("bind-mount", &target)(e.into()))?;
+                open_connection(&target, runtime).inspect_err(|_| {
+                    let _ = umount2(&target, MntFlags::MNT_DETACH);
+                })
+            })
+            .await
+        }
+        Some(owner) => {
+            let owner = owner.clone();
+            let made = tokio::task::spawn_blocking(move || userns::create_pinned(&owner, &target))
+                .await
+                .unwrap_or_else(|e| Err(netns_err("create", path)(io::Error::other(e))));
+            match made {
+                Ok(()) => connect(path).await.inspect_err(|_| {
+                    let _ = umount2(path, MntFlags::MNT_DETACH);
+                }),
+                Err(e) => Err(e),
+            }
+        }
+    };
     let handle = match pinned {
         Ok(handle) => handle,
         Err(err) => {
             let _ = std::fs::remove_file(path);
+            if let Some(owner) = owner {
+                let _ = delete(&owner.path);
+            }
             return Err(err);
         }
     };
@@ -106,6 +127,77 @@ pub(super) async fn create(path: &Path, dirs: &SharedDirs) -> Result<(), Netlink
         });
     }
     Ok(())
+}
+
+mod userns {
+    //! A user namespace and a network namespace it owns, made by a
+    //! short-lived child process (a multithreaded process cannot unshare
+    //! its user namespace): the child is cloned straight into both, the
+    //! parent writes its id maps and pins both namespaces on files, then
+    //! lets it exit.
+
+    use std::io::{self, Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::path::Path;
+
+    use nix::mount::{MsFlags, mount};
+    use nix::sched::CloneFlags;
+    use nix::sys::wait::waitpid;
+
+    use super::netns_err;
+    use crate::netlink::{NetlinkError, UserNamespace};
+
+    /// Makes the pair and pins the user namespace at `owner.path` and the
+    /// network namespace at `netns` (both files exist already).
+    pub(super) fn create_pinned(owner: &UserNamespace, netns: &Path) -> Result<(), NetlinkError> {
+        let err = |op: &'static str| netns_err(op, &owner.path);
+        let (mut release_rx, release_tx) = io::pipe().map_err(err("make a pipe for"))?;
+        let mut stack = vec![0u8; 64 * 1024];
+        let (rx_fd, tx_fd) = (release_rx.as_raw_fd(), release_tx.as_raw_fd());
+        let child_main = Box::new(move || {
+            // Blocks until the parent closes its end; close(2), read(2) and
+            // returning are all this copy of the process does.
+            let mut byte = [0u8; 1];
+            // SAFETY: both fds are this process's pipe, inherited by the
+            // child; it closes its copy of the write end (else its read would
+            // never see the end) and reads the other. Both calls are
+            // async-signal-safe, as the child of a multithreaded parent needs.
+            let _ = unsafe {
+                nix::libc::close(tx_fd);
+                nix::libc::read(rx_fd, byte.as_mut_ptr().cast(), 1)
+            };
+            0
+        });
+        let flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET;
+        // SAFETY: the child runs only `child_main` (a read(2) on an inherited
+        // fd, then it returns and exits) on its own stack, touching no lock
+        // or allocator state that another thread of the parent may hold.
+        let child = unsafe { nix::sched::clone(child_main, &mut stack, flags, Some(nix::libc::SIGCHLD)) }
+            .map_err(|e| err("create")(e.into()))?;
+        let pinned = (|| {
+            let proc = Path::new("/proc").join(child.as_raw().to_string());
+            let map = format!("0 {} {}\n", owner.host_base, owner.size);
+            for file in ["uid_map", "gid_map"] {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(proc.join(file))
+                    .and_then(|mut f| f.write_all(map.as_bytes()))
+                    .map_err(err("write the id map of"))?;
+            }
+            mount(Some(&proc.join("ns/user")), &owner.path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .map_err(|e| err("bind-mount")(e.into()))?;
+            mount(Some(&proc.join("ns/net")), netns, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .map_err(|e| netns_err("bind-mount", netns)(e.into()))
+        })();
+        drop(release_tx);
+        let _ = waitpid(child, None);
+        // Nothing to read: the pipe only had to outlive the child.
+        let _ = release_rx.read(&mut [0u8; 1]);
+        if pinned.is_err() {
+            let _ = nix::mount::umount2(&owner.path, nix::mount::MntFlags::MNT_DETACH);
+        }
+        pinned
+    }
 }
 
 /// Creates the empty file the namespace is mounted on. A file left over
