@@ -34,6 +34,7 @@ pub struct ReconcileReport {
 impl Platform {
     pub(crate) async fn reconcile(self: &Arc<Self>) -> Result<ReconcileReport, Error> {
         let mut report = ReconcileReport::default();
+        report.finished += self.recover_restores()?;
         let records = self.store.containers(None, None, u32::MAX)?;
         let known: HashSet<String> = records.iter().map(|r| r.id.to_string()).collect();
         let slots: HashSet<String> = records.iter().map(|r| self.paths(&r.id, r.slot).veth).collect();

@@ -1,5 +1,5 @@
 //! End to end, as root: fault injection. The daemon is killed with SIGKILL
-//! at chosen points inside create, copy, start, delete and snapshot (the
+//! at chosen points inside create, copy, start, delete, snapshot and restore (the
 //! test-only `CUBBY_FAILPOINTS`). After a restart: no debris on the host
 //! (`cubby doctor` agrees), no lost container, no half-made one visible.
 
@@ -18,9 +18,10 @@ enum Op {
     Copy,
     Delete,
     Snapshot,
+    Restore,
 }
 
-const POINTS: [(&str, Op); 10] = [
+const POINTS: [(&str, Op); 13] = [
     ("create.inserted", Op::Create),
     ("create.subvolume", Op::Create),
     ("create.connected", Op::Create),
@@ -31,6 +32,9 @@ const POINTS: [(&str, Op); 10] = [
     ("delete.forgotten", Op::Delete),
     ("delete.deferred", Op::Delete),
     ("snapshot.subvolume", Op::Snapshot),
+    ("restore.staged", Op::Restore),
+    ("restore.moved_aside", Op::Restore),
+    ("restore.swapped", Op::Restore),
 ];
 
 fn doctor_is_clean(d: &Daemon) -> (bool, String) {
@@ -55,6 +59,12 @@ fn crashes_inside_operations_leave_nothing_half_made() {
         let keep = container(&api, &p, "keep", "kept");
         assert_eq!(sh(&api, keep.id.as_str(), "echo precious > /data/file").0, 0);
         let victim = container(&api, &p, "victim", "v");
+        if matches!(op, Op::Restore) {
+            assert_eq!(sh(&api, victim.id.as_str(), "echo snapped > /data/state").0, 0);
+            api.create_snapshot(victim.id.as_str(), &CreateSnapshot { alias: Some("s".into()), ..Default::default() })
+                .unwrap();
+            assert_eq!(sh(&api, victim.id.as_str(), "echo later > /data/state").0, 0);
+        }
         let before = HostView::settled(&d);
 
         d.restart_with_env(&[("CUBBY_FAILPOINTS", point)]);
@@ -66,6 +76,7 @@ fn crashes_inside_operations_leave_nothing_half_made() {
                 .map(|_| ()),
             Op::Delete => api.delete_container(victim.id.as_str()),
             Op::Snapshot => api.create_snapshot(victim.id.as_str(), &CreateSnapshot::default()).map(|_| ()),
+            Op::Restore => api.restore_snapshot(victim.id.as_str(), "s").map(|_| ()),
         };
         assert!(result.is_err(), "{point}: the call answered although the daemon died");
         assert!(d.wait_exit(Duration::from_secs(10)).is_some(), "{point}: the failpoint did not kill the daemon");
@@ -89,6 +100,15 @@ fn crashes_inside_operations_leave_nothing_half_made() {
                     "{point}: {:?}",
                     host.mentions(victim.id.as_str())
                 );
+            }
+            Op::Restore => {
+                // Finished once the new subvolume was in place, undone before.
+                let v = api.container(victim.id.as_str()).unwrap();
+                assert_eq!(http_get(d.proxy_addr, &v.url).status, 200, "{point}: victim does not answer");
+                let want = if point == "restore.swapped" { "snapped" } else { "later" };
+                assert_eq!(sh(&api, victim.id.as_str(), "cat /data/state").1.trim(), want, "{point}");
+                assert_eq!(api.snapshots(victim.id.as_str()).unwrap().len(), 1, "{point}: the snapshot stays");
+                assert_eq!(HostView::settled(&d), before, "{point}: debris on the host");
             }
             _ => {
                 assert!(names.contains(&"victim".to_string()), "{point}: {names:?}");

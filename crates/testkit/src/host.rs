@@ -63,10 +63,12 @@ impl HostView {
 
     pub fn of(daemon: &Daemon) -> Self {
         let pool = daemon.data_dir.join("pool");
-        let subvolumes = lines(Command::new("btrfs").args(["subvolume", "list", "-o"]).arg(&pool))
+        // Sorted: btrfs lists by subvolume id, which a restore changes.
+        let mut subvolumes: Vec<String> = lines(Command::new("btrfs").args(["subvolume", "list", "-o"]).arg(&pool))
             .into_iter()
             .filter_map(|l| l.split(" path ").nth(1).map(str::to_string))
             .collect();
+        subvolumes.sort();
         let links = lines(Command::new("ip").args(["-o", "link", "show"]))
             .into_iter()
             .filter_map(|l| l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_string()))

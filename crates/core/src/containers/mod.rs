@@ -22,6 +22,7 @@ mod create;
 mod delete;
 mod exec;
 mod lifecycle;
+mod restore;
 mod snapshots;
 mod update;
 

@@ -182,21 +182,7 @@ impl Platform {
                 .store
                 .layer(&snapshot.layer_id)?
                 .ok_or_else(|| Error::NotFound { kind: "layer", id: snapshot.layer_id.clone() })?;
-            let subvolume = self.pool.container(rec.id.as_str());
-            let aside = self.pool.tmp_path("restore");
-            let step = |s| Error::storage(s, rec.id.as_str());
-            std::fs::rename(&subvolume, &aside).map_err(Error::io("move aside", &subvolume))?;
-            if let Err(e) = self.host.btrfs.snapshot(&self.pool.root().join(&layer.subvolume), &subvolume, false) {
-                let _ = std::fs::rename(&aside, &subvolume);
-                return Err(step("restore snapshot")(e));
-            }
-            if let Some(limit) = rec.limits.disk {
-                self.host.btrfs.set_disk_limit(&subvolume, Some(limit.0)).map_err(step("set disk limit"))?;
-            }
-            let lowers: Vec<String> = snapshot.lowers.clone();
-            self.store.set_container_lowers(&rec.id, &lowers)?;
-            self.store.set_frozen_layer(&rec.id, None)?;
-            self.host.btrfs.delete_subvolume(&aside).map_err(step("remove the replaced subvolume"))?;
+            self.swap_in_snapshot(&rec, &layer, &snapshot.lowers)?;
         }
         tracing::info!(container = %id, snapshot = %snapshot.name, "snapshot restored");
         let rec = if was_running { self.start_locked(&rec, Trigger::Api).await? } else { rec };
