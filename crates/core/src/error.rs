@@ -107,6 +107,19 @@ pub(crate) fn elapsed_ms(since: std::time::Instant) -> u64 {
 }
 
 impl Error {
+    /// This error and its causes, `: `-separated, for logs (`Display`
+    /// gives only the outermost, as the error guide asks).
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        text
+    }
+
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid(ValidationError::new(field, message))
     }

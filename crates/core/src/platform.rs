@@ -87,6 +87,12 @@ impl Platform {
             std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
         }
         set_mode(&config.data_dir, 0o711)?;
+        // Containers' roots (unprivileged host uids with user namespaces)
+        // must traverse it to their bundles; anything else (runc, which
+        // makes missing parents 0700) may have made it first.
+        for dir in [config.run_dir.clone(), config.run_dir.join("containers")] {
+            set_mode(&dir, 0o711)?;
+        }
 
         let pool_opts = PoolOptions {
             data_dir: config.data_dir.clone(),

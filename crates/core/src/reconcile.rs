@@ -79,7 +79,7 @@ impl Platform {
                             tracing::info!(container = %rec.id, "container should run but does not: starting it");
                             self.publish_routes(rec, false)?;
                             if let Err(e) = self.start_locked(rec, Trigger::Reconcile).await {
-                                tracing::warn!(container = %rec.id, error = %e, "restart at reconcile failed");
+                                tracing::warn!(container = %rec.id, error = %e.chain(), "restart at reconcile failed");
                             }
                             report.restarted += 1;
                         }
@@ -90,7 +90,7 @@ impl Platform {
                     // After a reboot its network is gone; a stopped
                     // container keeps it, so a wake does not pay for it.
                     if let Err(e) = self.ensure_connected(rec).await {
-                        tracing::warn!(container = %rec.id, error = %e, "could not reattach a stopped container");
+                        tracing::warn!(container = %rec.id, error = %e.chain(), "could not reattach a stopped container");
                     }
                     self.publish_routes(rec, false)?;
                 }
