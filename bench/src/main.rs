@@ -58,6 +58,9 @@ enum Scenario {
         /// Containers.
         #[arg(long, default_value_t = 20)]
         n: usize,
+        /// Also run with `--userns off` in the same process and report the ratios.
+        #[arg(long)]
+        compare_userns: bool,
     },
     /// Copies of a big template, pool bytes per copy, snapshot create and restore.
     Templates {
@@ -122,7 +125,9 @@ fn main() -> anyhow::Result<()> {
             };
             scenarios::report::run(&bin, &sizes)?
         }
-        Scenario::Lifecycle { n } => scenarios::lifecycle::run(&bin, if args.quick { 5 } else { n })?,
+        Scenario::Lifecycle { n, compare_userns } => {
+            scenarios::lifecycle::run(&bin, if args.quick { 5 } else { n }, compare_userns)?
+        }
         Scenario::Templates { copies, template_mb } => scenarios::templates::run(
             &bin,
             if args.quick { 3 } else { copies },
