@@ -106,7 +106,9 @@ impl Platform {
             source_container: None,
             source_generation: None,
         };
+        self.failpoint("image.published");
         let stored = self.store.insert_layer(&layer).and_then(|()| {
+            self.failpoint("image.layer_inserted");
             self.store.insert_image(&ImageRecord { image: image.clone(), digest, layer_id: layer_id.clone() })
         });
         if let Err(e) = stored {

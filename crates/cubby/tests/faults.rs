@@ -1,7 +1,8 @@
 //! End to end, as root: fault injection. The daemon is killed with SIGKILL
-//! at chosen points inside create, copy, start, delete, snapshot and restore (the
-//! test-only `CUBBY_FAILPOINTS`). After a restart: no debris on the host
-//! (`cubby doctor` agrees), no lost container, no half-made one visible.
+//! at chosen points inside create, copy, start, delete, snapshot, restore
+//! and image import (the test-only `CUBBY_FAILPOINTS`). After a restart: no
+//! debris on the host (`cubby doctor` agrees), no lost container, no
+//! half-made one visible.
 
 mod support;
 
@@ -19,9 +20,10 @@ enum Op {
     Delete,
     Snapshot,
     Restore,
+    Import,
 }
 
-const POINTS: [(&str, Op); 13] = [
+const POINTS: [(&str, Op); 15] = [
     ("create.inserted", Op::Create),
     ("create.subvolume", Op::Create),
     ("create.connected", Op::Create),
@@ -35,7 +37,24 @@ const POINTS: [(&str, Op); 13] = [
     ("restore.staged", Op::Restore),
     ("restore.moved_aside", Op::Restore),
     ("restore.swapped", Op::Restore),
+    ("image.published", Op::Import),
+    ("image.layer_inserted", Op::Import),
 ];
+
+/// A small rootfs tarball to import.
+fn rootfs() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(5);
+    h.set_cksum();
+    b.append_data(&mut h, "etc/motd", &b"hello"[..]).expect("append");
+    b.into_inner().expect("tar")
+}
 
 fn doctor_is_clean(d: &Daemon) -> (bool, String) {
     let out = Command::new(BIN)
@@ -77,9 +96,13 @@ fn crashes_inside_operations_leave_nothing_half_made() {
             Op::Delete => api.delete_container(victim.id.as_str()),
             Op::Snapshot => api.create_snapshot(victim.id.as_str(), &CreateSnapshot::default()).map(|_| ()),
             Op::Restore => api.restore_snapshot(victim.id.as_str(), "s").map(|_| ()),
+            Op::Import => api.import_image("fresh", std::io::Cursor::new(rootfs())).map(|_| ()),
         };
         assert!(result.is_err(), "{point}: the call answered although the daemon died");
-        assert!(d.wait_exit(Duration::from_secs(10)).is_some(), "{point}: the failpoint did not kill the daemon");
+        assert!(
+            d.wait_exit(Duration::from_secs(10)).is_some(),
+            "{point}: the failpoint did not kill the daemon (the call answered {result:?})"
+        );
 
         d.restart_with_env(&[]);
         let api = d.admin();
@@ -108,6 +131,12 @@ fn crashes_inside_operations_leave_nothing_half_made() {
                 let want = if point == "restore.swapped" { "snapped" } else { "later" };
                 assert_eq!(sh(&api, victim.id.as_str(), "cat /data/state").1.trim(), want, "{point}");
                 assert_eq!(api.snapshots(victim.id.as_str()).unwrap().len(), 1, "{point}: the snapshot stays");
+                assert_eq!(HostView::settled(&d), before, "{point}: debris on the host");
+            }
+            Op::Import => {
+                // No image half-imported: not listed, its layer gone.
+                let images: Vec<String> = api.images().unwrap().into_iter().map(|i| i.name).collect();
+                assert!(!images.contains(&"fresh".to_string()), "{point}: a half-imported image: {images:?}");
                 assert_eq!(HostView::settled(&d), before, "{point}: debris on the host");
             }
             _ => {
