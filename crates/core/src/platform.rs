@@ -77,6 +77,24 @@ impl Platform {
     pub async fn open(config: Config, store: Arc<dyn Store>, host: Host) -> Result<Arc<Self>, Error> {
         Config::check_prefix(&config.prefix).map_err(|m| Error::invalid("prefix", m))?;
         let ipam = Ipam::new(config.subnet).map_err(|e| Error::invalid("subnet", e.to_string()))?;
+        // Another network routing these addresses would take containers'
+        // traffic (or lose it to ours): refuse, and say what to change.
+        let elsewhere = host
+            .netlink
+            .routes_inside(ipam.subnet(), &ipam::bridge_name(&config.prefix))
+            .await
+            .map_err(|source| Error::Netlink { step: "list routes", container: None, source: Box::new(source) })?;
+        if !elsewhere.is_empty() {
+            return Err(Error::Conflict {
+                code: "subnet_in_use",
+                message: format!(
+                    "the container subnet {} is already routed through {}: choose a free range with --subnet \
+                     (another Cubby daemon on this host needs its own --subnet and --prefix)",
+                    ipam.subnet(),
+                    elsewhere.join(", ")
+                ),
+            });
+        }
         for dir in [
             config.data_dir.clone(),
             config.data_dir.join("logs"),

@@ -43,6 +43,8 @@ struct FakeState {
     /// Host-side veths, by name.
     veths: BTreeMap<String, Attachment>,
     netns: BTreeSet<PathBuf>,
+    /// Routes of other interfaces (another network on this host).
+    foreign_routes: Vec<(ipnet::Ipv4Net, String)>,
 }
 
 impl FakeState {
@@ -55,6 +57,11 @@ impl FakeNetlink {
     /// A fake with no links and no namespaces.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Pretends `ifname` routes `net` (another daemon or network).
+    pub fn add_foreign_route(&self, net: ipnet::Ipv4Net, ifname: &str) {
+        self.lock().foreign_routes.push((net, ifname.to_string()));
     }
 
     /// Every call made so far, oldest first.
@@ -173,6 +180,18 @@ impl Netlink for FakeNetlink {
 
     async fn link_exists(&self, name: &str) -> Result<bool, NetlinkError> {
         Ok(self.links().iter().any(|l| l == name))
+    }
+
+    async fn routes_inside(&self, subnet: ipnet::Ipv4Net, except: &str) -> Result<Vec<String>, NetlinkError> {
+        let state = self.lock();
+        let mut names: Vec<String> = state
+            .foreign_routes
+            .iter()
+            .filter(|(net, name)| subnet.contains(net) && name != except)
+            .map(|(_, name)| name.clone())
+            .collect();
+        names.dedup();
+        Ok(names)
     }
 
     async fn links_with_prefix(&self, prefix: &str) -> Result<Vec<String>, NetlinkError> {
@@ -348,5 +367,16 @@ mod tests {
 
         let err = fake.ensure_bridge(&clash).await.unwrap_err();
         assert!(matches!(&err, NetlinkError::NotABridge { ifname } if ifname == "cb-1"), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn routes_inside_a_subnet_name_their_interfaces() {
+        let fake = FakeNetlink::new();
+        fake.add_foreign_route("10.216.7.0/24".parse().unwrap(), "other-br");
+        fake.add_foreign_route("10.0.0.0/8".parse().unwrap(), "vpn0");
+        let ours: ipnet::Ipv4Net = "10.216.0.0/16".parse().unwrap();
+        assert_eq!(fake.routes_inside(ours, "cubby-br").await.unwrap(), ["other-br"]);
+        assert!(fake.routes_inside(ours, "other-br").await.unwrap().is_empty());
+        assert!(fake.routes_inside("10.217.0.0/16".parse().unwrap(), "x").await.unwrap().is_empty());
     }
 }

@@ -139,4 +139,9 @@ pub trait Netlink: Send + Sync + std::fmt::Debug {
 
     /// Whether the host has an interface called `name` (one lookup, not a dump).
     async fn link_exists(&self, name: &str) -> Result<bool, NetlinkError>;
+
+    /// Interfaces other than `except` that the host routes part of `subnet`
+    /// through (a route whose prefix lies inside it): another daemon or
+    /// network already uses those addresses.
+    async fn routes_inside(&self, subnet: ipnet::Ipv4Net, except: &str) -> Result<Vec<String>, NetlinkError>;
 }

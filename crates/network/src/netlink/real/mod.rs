@@ -195,6 +195,49 @@ impl Netlink for RtNetlink {
         Ok(link_by_name(&self.handle, name).await.map_err(link_err("look up", name))?.is_some())
     }
 
+    async fn routes_inside(&self, subnet: ipnet::Ipv4Net, except: &str) -> Result<Vec<String>, NetlinkError> {
+        use netlink_packet_route::route::{RouteAddress, RouteAttribute};
+        let query = rtnetlink::RouteMessageBuilder::<std::net::Ipv4Addr>::new().build();
+        let routes: Vec<_> = self
+            .handle
+            .route()
+            .get(query)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(link_err("list routes to", &subnet.to_string()))?;
+        let mut indexes = Vec::new();
+        for route in routes {
+            let len = route.header.destination_prefix_length;
+            let dest = route.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
+                _ => None,
+            });
+            let oif = route.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(i) => Some(*i),
+                _ => None,
+            });
+            let inside = dest.is_some_and(|d| len >= subnet.prefix_len() && subnet.contains(&d));
+            if let (true, Some(i)) = (inside, oif) {
+                indexes.push(i);
+            }
+        }
+        let mut names = Vec::new();
+        for index in indexes {
+            let link = self.handle.link().get().match_index(index).execute().try_next().await;
+            let name = link.ok().flatten().and_then(|l| {
+                l.attributes.into_iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n),
+                    _ => None,
+                })
+            });
+            if let Some(name) = name.filter(|n| n != except && !names.contains(n)) {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
     async fn links_with_prefix(&self, prefix: &str) -> Result<Vec<String>, NetlinkError> {
         // A dump that links change under is interrupted (EBUSY): try again.
         let mut attempt = 0;
