@@ -126,7 +126,20 @@ fn read(path: &Path) -> String {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM, so the master stops its workers (SIGKILL to the master
+    /// alone leaves them running); SIGKILL only if it does not end in 5 s.
     fn drop(&mut self) {
+        let pid = i32::try_from(self.child.id()).map(nix::unistd::Pid::from_raw);
+        if let Ok(pid) = pid {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
