@@ -64,6 +64,13 @@ pub fn import_bytes(data: &[u8], limit: u64) {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// Removes this process's scratch directory (drivers call it when done;
+/// the process still may, as its owner).
+pub fn cleanup() {
+    let dir = std::env::temp_dir().join(format!("cubby-fuzz-archive-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// [`import_bytes`] with a 4 MiB limit.
 pub fn import(data: &[u8]) {
     import_bytes(data, 4 << 20);

@@ -62,4 +62,7 @@ fn seeds() -> Vec<Vec<u8>> {
 #[test]
 fn image_archives_never_panic_or_write_beside_the_root() {
     drive(archive::import, &seeds(), 2_000, 0xa5c4_1e00);
+    archive::cleanup();
+    let left = std::env::temp_dir().join(format!("cubby-fuzz-archive-{}", std::process::id()));
+    assert!(!left.exists(), "the scratch dir is left behind");
 }
