@@ -143,7 +143,7 @@ impl Platform {
                 cubby_storage::image::import(reader, root, &scratch, limits).map_err(|e| match e {
                     StorageError::TooLarge { limit } => Error::TooLarge { limit },
                     e @ (StorageError::Refused { .. } | StorageError::Archive { .. } | StorageError::Oci { .. }) => {
-                        Error::InvalidArchive { reason: error_chain(&e) }
+                        Error::InvalidArchive { reason: crate::error::error_chain(&e) }
                     }
                     other => Error::Storage { step: "import image", container: None, source: Box::new(other) },
                 })
@@ -174,16 +174,4 @@ impl Platform {
         self.collect_layers().await?;
         Ok(())
     }
-}
-
-/// `err` and its causes, joined: the user needs the archive's own words.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -3,11 +3,9 @@
 //! finds no drift (after fixing, when asked to fix).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use cubby_core::Host;
 use cubby_core::doctor::{self, Fix, Layout};
 
 /// Flags of `cubby doctor`.
@@ -50,14 +48,7 @@ async fn doctor(args: DoctorArgs) -> anyhow::Result<std::process::ExitCode> {
     let db = args.data_dir.join("cubby.db");
     anyhow::ensure!(db.exists(), "no database at {}: is --data-dir right?", db.display());
     let store = cubby_store::SqliteStore::open(&db).context("opening the state database")?;
-    let host = Host {
-        btrfs: Arc::new(cubby_storage::LibBtrfs::default()),
-        mounts: Arc::new(cubby_storage::KernelMounts::new(&args.proc_root)),
-        runtime: Arc::new(cubby_runtime::Runc::new(&args.runtime, run_dir.join("runc"))),
-        cgroups: Arc::new(cubby_runtime::CgroupFs::detect(&args.cgroup_root).context("reading cgroupfs")?),
-        netlink: Arc::new(cubby_network::RtNetlink::new().context("opening netlink")?),
-        nft: Arc::new(cubby_network::NftCli::new()),
-    };
+    let host = crate::host::real(&args.proc_root, &args.runtime, &run_dir, &args.cgroup_root)?;
     let layout = Layout { prefix: args.prefix.clone(), data_dir: args.data_dir.clone(), run_dir };
     let mut drift = doctor::inspect(&layout, &store, &host).await.context("inspecting")?;
     if args.fix && !drift.is_empty() {

@@ -10,6 +10,7 @@
 mod cli;
 mod doctor;
 mod exec;
+mod host;
 mod purge;
 mod serve;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Args;
 use cubby_core::routes::Lookup;
-use cubby_core::{Config, Defaults, Helpers, Host, Platform};
+use cubby_core::{Config, Defaults, Helpers, Platform};
 use cubby_model::ByteSize;
 use cubby_model::{AccessMode, ContainerId};
 use cubby_proxy::{Access, BoxFuture, Proxy, ProxyConfig, Resolution, Resolver, Target, WakeError};
@@ -338,14 +338,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(
         cubby_store::SqliteStore::open(&args.data_dir.join("cubby.db")).context("opening the state database")?,
     );
-    let host = Host {
-        btrfs: Arc::new(cubby_storage::LibBtrfs::default()),
-        mounts: Arc::new(cubby_storage::KernelMounts::new(&args.proc_root)),
-        runtime: Arc::new(cubby_runtime::Runc::new(&args.runtime, run_dir.join("runc"))),
-        cgroups: Arc::new(cubby_runtime::CgroupFs::detect(&args.cgroup_root).context("reading cgroupfs")?),
-        netlink: Arc::new(cubby_network::RtNetlink::new().context("opening netlink")?),
-        nft: Arc::new(cubby_network::NftCli::new()),
-    };
+    let host = crate::host::real(&args.proc_root, &args.runtime, &run_dir, &args.cgroup_root)?;
     let platform = Platform::open(config, store, host).await.map_err(error_chain).context("starting the core")?;
     let token_file = args.data_dir.join("admin.token");
     platform.ensure_admin_token(&token_file).map_err(error_chain)?;

@@ -6,13 +6,12 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cubby_model::{ContainerStatus, CopyContainer, CreateSnapshot};
 use cubby_testkit::{HostView, http_get};
-use support::{BIN, container, daemon, project};
+use support::{container, daemon, project};
 
 /// A small deterministic generator (no randomness in tests).
 fn pick(i: usize, salt: usize, n: usize) -> usize {
@@ -103,12 +102,6 @@ fn concurrent_mixed_requests_end_consistent() {
     assert_eq!(listed.len(), expected.len(), "containers nobody asked for: {listed:?}");
 
     HostView::settled(&d);
-    let out = Command::new(BIN)
-        .args(["doctor", "--prefix", &d.prefix, "--data-dir"])
-        .arg(&d.data_dir)
-        .arg("--run-dir")
-        .arg(&d.run_dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "doctor finds drift:\n{}", String::from_utf8_lossy(&out.stdout));
+    let (code, report) = support::doctor(&d, &[]);
+    assert_eq!(code, 0, "doctor finds drift:\n{report}");
 }

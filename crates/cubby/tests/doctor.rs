@@ -6,23 +6,7 @@ mod support;
 
 use std::process::Command;
 
-use cubby_testkit::Daemon;
-use support::{BIN, container, daemon, project};
-
-fn doctor(d: &Daemon, extra: &[&str]) -> (i32, String) {
-    let out = Command::new(BIN)
-        .args(["doctor", "--prefix", &d.prefix, "--data-dir"])
-        .arg(&d.data_dir)
-        .arg("--run-dir")
-        .arg(&d.run_dir)
-        .args(extra)
-        .output()
-        .expect("run cubby doctor");
-    (
-        out.status.code().unwrap_or(-1),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-    )
-}
+use support::{container, daemon, doctor, project};
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().expect("run a host command");

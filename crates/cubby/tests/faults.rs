@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use cubby_model::{CopyContainer, CreateSnapshot};
@@ -54,17 +53,6 @@ fn rootfs() -> Vec<u8> {
     h.set_cksum();
     b.append_data(&mut h, "etc/motd", &b"hello"[..]).expect("append");
     b.into_inner().expect("tar")
-}
-
-fn doctor_is_clean(d: &Daemon) -> (bool, String) {
-    let out = Command::new(BIN)
-        .args(["doctor", "--prefix", &d.prefix, "--data-dir"])
-        .arg(&d.data_dir)
-        .arg("--run-dir")
-        .arg(&d.run_dir)
-        .output()
-        .expect("run cubby doctor");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[test]
@@ -147,8 +135,8 @@ fn crashes_inside_operations_leave_nothing_half_made() {
                 assert_eq!(HostView::settled(&d), before, "{point}: debris on the host");
             }
         }
-        let (clean, report) = doctor_is_clean(&d);
-        assert!(clean, "{point}: doctor finds drift:\n{report}");
+        let (code, report) = support::doctor(&d, &[]);
+        assert_eq!(code, 0, "{point}: doctor finds drift:\n{report}");
         survived.push(point);
     }
     eprintln!("faults injected and survived: {}", survived.join(", "));

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use cubby_testkit::http_get;
-use support::{BIN, container, daemon, project};
+use support::{container, daemon, project};
 
 /// Where schemathesis is: `CUBBY_SCHEMATHESIS`, the venv `setup.sh --fuzz`
 /// makes, or `st` on the PATH. Missing: a failure under CI, else a loud
@@ -86,17 +86,6 @@ fn schemathesis_finds_no_server_error() {
 
     // No drift, whatever was made and deleted.
     let _ = cubby_testkit::HostView::settled(&d);
-    let doctor = Command::new(BIN)
-        .args(["doctor", "--prefix", &d.prefix, "--data-dir"])
-        .arg(&d.data_dir)
-        .arg("--run-dir")
-        .arg(&d.run_dir)
-        .output()
-        .expect("run cubby doctor");
-    assert!(
-        doctor.status.success(),
-        "doctor found drift after fuzzing:\n{}{}",
-        String::from_utf8_lossy(&doctor.stdout),
-        String::from_utf8_lossy(&doctor.stderr)
-    );
+    let (code, report) = support::doctor(&d, &[]);
+    assert_eq!(code, 0, "doctor found drift after fuzzing:\n{report}");
 }

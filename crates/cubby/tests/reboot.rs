@@ -13,7 +13,7 @@ use std::process::Command;
 
 use cubby_model::ContainerStatus;
 use cubby_testkit::{Daemon, http_get};
-use support::{BIN, container, daemon, init_pid, project, sh};
+use support::{container, daemon, init_pid, project, sh};
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("run a host command");
@@ -123,12 +123,6 @@ fn after_a_reboot_the_pool_comes_back_and_running_containers_start() {
     let table = run(Command::new("nft").args(["list", "table", "inet", &d.prefix]));
     assert!(table.contains(&format!("e_{}", a.id)) && table.contains("dport 25"), "rules re-applied:\n{table}");
     // And the host matches the database.
-    let doctor = Command::new(BIN)
-        .args(["doctor", "--prefix", &d.prefix, "--data-dir"])
-        .arg(&d.data_dir)
-        .arg("--run-dir")
-        .arg(&d.run_dir)
-        .output()
-        .expect("run cubby doctor");
-    assert!(doctor.status.success(), "drift after reboot:\n{}", String::from_utf8_lossy(&doctor.stdout));
+    let (code, report) = support::doctor(&d, &[]);
+    assert_eq!(code, 0, "drift after reboot:\n{report}");
 }

@@ -57,3 +57,20 @@ pub fn init_pid(d: &Daemon, id: &str) -> Option<u32> {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     (v["status"] == "running").then(|| v["pid"].as_u64().and_then(|p| u32::try_from(p).ok())).flatten()
 }
+
+/// Runs `cubby doctor` on `d` with `extra` flags; returns its exit code and
+/// what it printed.
+pub fn doctor(d: &Daemon, extra: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(BIN)
+        .args(["doctor", "--prefix", &d.prefix, "--data-dir"])
+        .arg(&d.data_dir)
+        .arg("--run-dir")
+        .arg(&d.run_dir)
+        .args(extra)
+        .output()
+        .expect("run cubby doctor");
+    (
+        out.status.code().unwrap_or(-1),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
+}
