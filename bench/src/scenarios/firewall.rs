@@ -74,7 +74,7 @@ fn traffic(netns: &std::path::Path, to: SocketAddr, secs: f64) -> (f64, f64) {
 
 pub fn run(bin: &str, tenants: usize, per: usize) -> anyhow::Result<Report> {
     // A /21 holds 2045 containers (test daemons get a /24).
-    let d = Daemon::start_with(bin, DaemonOptions { subnet: Some("10.218.0.0/21".into()), ..Default::default() });
+    let d = super::daemon(bin, DaemonOptions { subnet: Some("10.218.0.0/21".into()), ..Default::default() });
     let api = d.admin();
     let p = api.create_project(&cubby_model::CreateProject {
         name: "bench".into(),

@@ -33,8 +33,8 @@ pub fn run(bin: &str, n: usize, compare_userns: bool) -> anyhow::Result<Report> 
         // Same process, one daemon after the other: user namespaces (the
         // default) against containers as host root (`--userns off`).
         let host_root = DaemonOptions { extra_args: vec!["--userns".into(), "off".into()], ..Default::default() };
-        let off = lifecycle_rows(&Daemon::start_with(bin, host_root), n)?;
-        let on = lifecycle_rows(&Daemon::start(bin), n)?;
+        let off = lifecycle_rows(&super::daemon(bin, host_root), n)?;
+        let on = lifecycle_rows(&super::daemon(bin, DaemonOptions::default()), n)?;
         for (key, row) in &on {
             if let Some(base) = off.get(key).filter(|b| b.median_ms > 0.0) {
                 figures.insert(
@@ -46,7 +46,7 @@ pub fn run(bin: &str, n: usize, compare_userns: bool) -> anyhow::Result<Report> 
         notes.push("rows prefixed `host root:` ran with `--userns off`, the others with user namespaces".into());
         on.into_iter().chain(off.into_iter().map(|(k, v)| (format!("host root: {k}"), v))).collect()
     } else {
-        lifecycle_rows(&Daemon::start(bin), n)?
+        lifecycle_rows(&super::daemon(bin, DaemonOptions::default()), n)?
     };
     Ok(Report { title: format!("lifecycle, n = {n}"), machine: machine(), rows, figures, notes })
 }

@@ -11,6 +11,7 @@ pub mod urls;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use cubby_testkit::{Daemon, DaemonOptions};
 use serde::Serialize;
 
 use crate::stats::Summary;
@@ -24,6 +25,14 @@ pub struct Report {
     /// Other figures (throughputs, ratios), already formatted.
     pub figures: BTreeMap<String, String>,
     pub notes: Vec<String>,
+}
+
+/// A daemon for a scenario, in a session of its own as under a service
+/// manager: with autogroup scheduling it then shares the CPUs with the
+/// bench and `wrk` group against group, as nginx (also started in its own
+/// session) does.
+pub fn daemon(bin: &str, options: DaemonOptions) -> Daemon {
+    Daemon::start_with(bin, DaemonOptions { own_session: true, ..options })
 }
 
 pub fn ms(d: Duration) -> f64 {

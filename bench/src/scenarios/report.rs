@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cubby_model::{AccessMode, CopyContainer, CreateContainer, CreateProject};
-use cubby_testkit::{Daemon, DaemonOptions};
+use cubby_testkit::DaemonOptions;
 
 use super::lifecycle::until_200;
 use super::templates::pool_used;
@@ -161,12 +161,13 @@ pub fn run(bin: &str, sizes: &Sizes) -> anyhow::Result<Report> {
     let base = summarize(&baseline(sizes)?);
     rows.insert("0 baseline: runc script (snapshot, veth, runc create+start, until HTTP 200)".into(), base.clone());
 
-    let d = Daemon::start_with(
+    let d = super::daemon(
         bin,
         DaemonOptions {
             extra_args: vec!["--log-json".into(), "--trace-spans".into()],
             subnet: Some("10.231.0.0/21".into()),
             pool_size: Some("16GiB".into()),
+            ..Default::default()
         },
     );
     let api = d.admin();

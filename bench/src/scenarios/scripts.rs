@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cubby_model::{AccessMode, CreateProject};
-use cubby_testkit::Daemon;
+use cubby_testkit::DaemonOptions;
 
 use super::urls::wrk;
 use super::{Report, machine, ms};
@@ -45,7 +45,7 @@ fn timed_get(
 }
 
 pub fn run(bin: &str, n: usize, seconds: u32) -> anyhow::Result<Report> {
-    let d = Daemon::start(bin);
+    let d = super::daemon(bin, DaemonOptions::default());
     let api = d.admin();
     let p = api.create_project(&CreateProject {
         name: "bench".into(),

@@ -33,7 +33,7 @@ fn until_200(d: &Daemon, url: &str) -> anyhow::Result<()> {
 }
 
 pub fn run(bin: &str, copies: usize, template_mb: u32) -> anyhow::Result<Report> {
-    let d = Daemon::start_with(bin, DaemonOptions { pool_size: Some("16GiB".into()), ..Default::default() });
+    let d = super::daemon(bin, DaemonOptions { pool_size: Some("16GiB".into()), ..Default::default() });
     let api = d.admin();
     let p = api.create_project(&cubby_model::CreateProject {
         name: "bench".into(),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cubby_model::{AccessMode, CreateContainer, CreateProject};
-use cubby_testkit::Daemon;
+use cubby_testkit::{Daemon, DaemonOptions, own_session};
 
 use super::{Report, machine, ms};
 use crate::stats::summarize;
@@ -102,7 +102,7 @@ impl Nginx {
         );
         let path = dir.path().join("nginx.conf");
         std::fs::write(&path, conf)?;
-        let child = Command::new("nginx")
+        let child = own_session(&mut Command::new("nginx"))
             .args(["-e", &format!("{d}/error.log"), "-c"])
             .arg(&path)
             .args(["-g", "daemon off;"])
@@ -146,7 +146,7 @@ impl Drop for Nginx {
 }
 
 pub fn run(bin: &str, wakes: usize, seconds: u32) -> anyhow::Result<Report> {
-    let d = Daemon::start(bin);
+    let d = super::daemon(bin, DaemonOptions::default());
     let api = d.admin();
     let project = api.create_project(&CreateProject {
         name: "bench".into(),
@@ -186,6 +186,9 @@ pub fn run(bin: &str, wakes: usize, seconds: u32) -> anyhow::Result<Report> {
     })
 }
 
+/// Seconds of the untimed `wrk` run before each measured one.
+const WARM_UP_SECONDS: u32 = 2;
+
 /// wrk on one container's app three ways: direct, through nginx as a
 /// reverse proxy, and through Cubby's proxy; one row each, and the ratio.
 pub fn proxy_figures(d: &Daemon, c: &cubby_model::Container, seconds: u32) -> anyhow::Result<Vec<(String, String)>> {
@@ -193,9 +196,15 @@ pub fn proxy_figures(d: &Daemon, c: &cubby_model::Container, seconds: u32) -> an
     let app: SocketAddr = format!("{}:{}", c.address, c.port).parse()?;
     let nginx = Nginx::start(app)?;
     let connections = 32;
-    let direct = wrk(&format!("http://{app}/healthz"), None, seconds, connections)?;
-    let through_nginx = wrk(&format!("http://127.0.0.1:{}/healthz", nginx.port), None, seconds, connections)?;
-    let through_cubby = wrk(&format!("http://{}/healthz", d.proxy_addr), Some(&host), seconds, connections)?;
+    // Each target gets an untimed warm-up run first (connection pools,
+    // caches, allocator), then the measured one.
+    let measure = |url: &str, host: Option<&str>| {
+        wrk(url, host, WARM_UP_SECONDS, connections)?;
+        wrk(url, host, seconds, connections)
+    };
+    let direct = measure(&format!("http://{app}/healthz"), None)?;
+    let through_nginx = measure(&format!("http://127.0.0.1:{}/healthz", nginx.port), None)?;
+    let through_cubby = measure(&format!("http://{}/healthz", d.proxy_addr), Some(&host))?;
     drop(nginx);
     let mut figures = Vec::new();
     for (name, w) in

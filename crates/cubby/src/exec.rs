@@ -23,6 +23,9 @@ pub struct Scripts {
     pub platform: Arc<Platform>,
     pub api: axum::Router,
     pub fetcher: Arc<HttpFetcher>,
+    /// The daemon's runtime: a script runs there, not on the proxy thread
+    /// that received its request.
+    pub home: tokio::runtime::Handle,
 }
 
 impl std::fmt::Debug for Scripts {
@@ -83,7 +86,7 @@ impl ScriptRunner for Scripts {
         let platform = Arc::clone(&self.platform);
         let (api, fetcher) = (self.api.clone(), Arc::clone(&self.fetcher));
         let project = project.to_string();
-        Box::pin(async move {
+        let run = self.home.spawn(async move {
             let req = ScriptRequest {
                 method: request.method,
                 url: request.url,
@@ -96,6 +99,15 @@ impl ScriptRunner for Scripts {
                 })
                 .await;
             ExecResponse { status: resp.status, headers: resp.headers, body: resp.body }
+        });
+        Box::pin(async move {
+            run.await.unwrap_or_else(|_| ExecResponse {
+                status: 500,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: br#"{"error":{"code":"script_interrupted","message":"the script's run was interrupted: retry"}}"#
+                    .as_slice()
+                    .into(),
+            })
         })
     }
 }

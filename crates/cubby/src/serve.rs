@@ -12,7 +12,9 @@ use cubby_core::routes::Lookup;
 use cubby_core::{Config, Defaults, Helpers, Platform};
 use cubby_model::ByteSize;
 use cubby_model::{AccessMode, ContainerId};
-use cubby_proxy::{Access, BoxFuture, Proxy, ProxyConfig, Resolution, Resolver, Target, WakeError};
+use cubby_proxy::{
+    Access, BoxFuture, Listeners, ProxyConfig, Resolution, Resolver, ScriptRunner, Target, WakeError, Workers,
+};
 
 /// Flags of `cubby serve`.
 #[derive(Debug, Clone, Args)]
@@ -79,6 +81,10 @@ pub struct ServeArgs {
     /// Largest request body the proxy forwards.
     #[arg(long, default_value = "64MiB")]
     pub proxy_max_body: String,
+    /// Threads the proxy serves on, each with its own listening socket and
+    /// upstream pool (0: one per CPU).
+    #[arg(long, default_value_t = 0, env = "CUBBY_PROXY_WORKERS")]
+    pub proxy_workers: usize,
     /// Seconds the proxy waits for an app's response headers.
     #[arg(long, default_value_t = 60)]
     pub proxy_timeout: u64,
@@ -106,8 +112,12 @@ pub struct ServeArgs {
 }
 
 /// Adapts the core (routes, claims, wake, activity) to the proxy's
-/// resolver seam.
-struct Routes(Arc<Platform>);
+/// resolver seam. The proxy calls it on its own threads; a wake runs on
+/// the daemon's runtime (`home`), where the core's tasks live.
+struct Routes {
+    platform: Arc<Platform>,
+    home: tokio::runtime::Handle,
+}
 
 fn target(route: &cubby_core::Route, port: u16) -> Target {
     Target {
@@ -123,7 +133,7 @@ fn target(route: &cubby_core::Route, port: u16) -> Target {
 
 impl Resolver for Routes {
     fn resolve(&self, label: &str) -> Resolution {
-        match self.0.routes().lookup(label) {
+        match self.platform.routes().lookup(label) {
             Lookup::Running { route, upstream } => {
                 Resolution::Running { target: target(&route, upstream.port()), upstream }
             }
@@ -135,25 +145,29 @@ impl Resolver for Routes {
     }
 
     fn check_claim(&self, container: &str, claim: &str) -> Result<u64, String> {
-        self.0
+        self.platform
             .check_claim(&ContainerId::from(container), claim)
             .map(|left| u64::try_from(left).unwrap_or(0))
             .map_err(|e| e.to_string())
     }
 
     fn check_bearer(&self, container: &str, token: &str) -> bool {
-        self.0.check_bearer(&ContainerId::from(container), token)
+        self.platform.check_bearer(&ContainerId::from(container), token)
     }
 
     fn is_credential(&self, token: &str) -> bool {
-        self.0.is_credential(token)
+        self.platform.is_credential(token)
     }
 
     fn wake(&self, container: &str) -> BoxFuture<Result<IpAddr, WakeError>> {
-        let platform = Arc::clone(&self.0);
+        let platform = Arc::clone(&self.platform);
         let id = ContainerId::from(container);
+        let woken = self.home.spawn(async move { platform.wake(&id).await });
         Box::pin(async move {
-            platform.wake(&id).await.map(IpAddr::V4).map_err(|e| match e {
+            let Ok(result) = woken.await else {
+                return Err(WakeError::Failed("the start was interrupted".into()));
+            };
+            result.map(IpAddr::V4).map_err(|e| match e {
                 cubby_core::wake::WakeError::Busy => WakeError::Busy,
                 cubby_core::wake::WakeError::Timeout => WakeError::Timeout,
                 cubby_core::wake::WakeError::Disabled => WakeError::Disabled,
@@ -163,7 +177,7 @@ impl Resolver for Routes {
     }
 
     fn track(&self, container: &str) -> Box<dyn Send + Sync> {
-        Box::new(self.0.track(&ContainerId::from(container)))
+        Box::new(self.platform.track(&ContainerId::from(container)))
     }
 }
 
@@ -279,11 +293,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let api_listener = tokio::net::TcpListener::bind(args.api_listen)
         .await
         .with_context(|| format!("listening for the API on {}", args.api_listen))?;
-    let proxy_listener = tokio::net::TcpListener::bind(args.proxy_listen)
-        .await
-        .with_context(|| format!("listening for the proxy on {}", args.proxy_listen))?;
+    let workers = match args.proxy_workers {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        n => n,
+    };
+    let proxy_listeners = Listeners::bind(args.proxy_listen, workers).map_err(anyhow::Error::new)?;
     let api_addr = api_listener.local_addr()?;
-    let proxy_addr = proxy_listener.local_addr()?;
+    let proxy_addr = proxy_listeners.local_addr();
 
     let helpers = helpers(&helpers_dir(args.helpers_dir.clone())?, &args.busybox)?;
     let dns = if args.dns.is_empty() {
@@ -365,21 +381,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let fetcher =
         cubby_scripts::HttpFetcher::new(blocked).map_err(|e| anyhow::anyhow!("the scripts' fetch client: {e}"))?;
     let max_body = ByteSize::parse(&args.proxy_max_body).map_err(|e| anyhow::anyhow!("--proxy-max-body: {e}"))?.0;
-    let proxy = Proxy::new(
-        ProxyConfig {
-            domain: platform.config().domain.clone(),
-            https: args.https,
-            max_body,
-            upstream_timeout: std::time::Duration::from_secs(args.proxy_timeout.max(1)),
-            ..ProxyConfig::default()
-        },
-        Arc::new(Routes(Arc::clone(&platform))),
-        Some(Arc::new(crate::exec::Scripts {
-            platform: Arc::clone(&platform),
-            api: app.clone(),
-            fetcher: Arc::new(fetcher),
-        })),
-    );
+    let proxy_config = ProxyConfig {
+        domain: platform.config().domain.clone(),
+        https: args.https,
+        max_body,
+        upstream_timeout: std::time::Duration::from_secs(args.proxy_timeout.max(1)),
+        ..ProxyConfig::default()
+    };
+    let home = tokio::runtime::Handle::current();
+    let resolver: Arc<dyn Resolver> = Arc::new(Routes { platform: Arc::clone(&platform), home: home.clone() });
+    let scripts: Arc<dyn ScriptRunner> = Arc::new(crate::exec::Scripts {
+        platform: Arc::clone(&platform),
+        api: app.clone(),
+        fetcher: Arc::new(fetcher),
+        home,
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.changed().await;
@@ -387,7 +403,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let api_task = tokio::spawn(
         axum::serve(api_listener, app.into_make_service()).with_graceful_shutdown(wait(stop_rx.clone())).into_future(),
     );
-    let proxy_task = tokio::spawn(proxy.serve(proxy_listener, wait(stop_rx)));
+    let proxy = Workers::start(proxy_listeners, &proxy_config, &resolver, Some(&scripts), &stop_rx)
+        .map_err(anyhow::Error::new)?;
 
     eprintln!(
         "\ncubby is running.\n  API:        {api_url}\n  proxy:      http://{proxy_addr} (container URLs: http://<name>--<project>.{}:{})\n  admin token: {}\n  data dir:   {}\n\nTry:\n  TOKEN=$(cat {})\n  curl -sX POST -H \"Authorization: Bearer $TOKEN\" {api_url}/api/v1/projects -d '{{\"name\":\"acme\"}}'\n",
@@ -402,7 +419,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down; containers keep running");
     let _ = stop_tx.send(true);
     let _ = api_task.await;
-    let _ = proxy_task.await;
+    proxy.wait().await;
     // Deletes answered already; let their network teardown finish.
     if !platform.settle(std::time::Duration::from_secs(10)).await {
         tracing::warn!("teardowns still running at shutdown; the next start finishes them");

@@ -17,6 +17,7 @@ mod exec;
 mod forward;
 mod host;
 mod server;
+mod workers;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -28,6 +29,7 @@ pub use access::{CLAIM_COOKIE, CLAIM_PARAM};
 pub use exec::exec_project_of;
 pub use host::label_of;
 pub use server::{Proxy, ProxyConfig};
+pub use workers::{Listeners, StartError, Workers};
 
 /// Who may open a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,6 +30,26 @@ pub struct DaemonOptions {
     pub subnet: Option<String>,
     /// Size of the loop pool (default 3GiB).
     pub pool_size: Option<String>,
+    /// Run the daemon in a session of its own, as a service manager would
+    /// (the bench: the kernel then schedules it apart from the load
+    /// generator, see [`own_session`]). Tests leave it off, so an
+    /// interrupted test run takes its daemons with it.
+    pub own_session: bool,
+}
+
+/// Makes `cmd` start a new session. With autogroup scheduling (Debian's
+/// default) every session is one scheduling group, so a server started
+/// this way shares the CPUs with its load generator group against group,
+/// as under systemd, instead of thread against thread.
+pub fn own_session(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only setsid(2), which is async-signal-safe and touches no memory of
+    // the parent.
+    unsafe {
+        cmd.pre_exec(|| nix::unistd::setsid().map(drop).map_err(std::io::Error::from));
+    }
+    cmd
 }
 
 /// A running `cubby serve` owned by one test.
@@ -51,6 +71,7 @@ pub struct Daemon {
     log: PathBuf,
     /// Extra environment of the daemon process (e.g. `CUBBY_FAILPOINTS`).
     env: Vec<(String, String)>,
+    own_session: bool,
     /// Held until the daemon is purged (fields drop after `Drop::drop`).
     _lease: Option<SubnetLease>,
 }
@@ -178,6 +199,7 @@ impl Daemon {
             child: None,
             log,
             env: Vec::new(),
+            own_session: options.own_session,
             _lease: lease,
         };
         daemon.spawn();
@@ -187,7 +209,11 @@ impl Daemon {
     fn spawn(&mut self) {
         let _ = std::fs::remove_file(self.data_dir.join("endpoints.json"));
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open daemon log");
-        let child = Command::new(&self.bin)
+        let mut cmd = Command::new(&self.bin);
+        if self.own_session {
+            own_session(&mut cmd);
+        }
+        let child = cmd
             .args(&self.args)
             .env("RUST_LOG", "info,cubby_core=debug")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

@@ -8,7 +8,7 @@ mod host;
 mod http;
 mod netns;
 
-pub use daemon::{Daemon, DaemonOptions, require_root};
+pub use daemon::{Daemon, DaemonOptions, own_session, require_root};
 pub use host::HostView;
 pub use http::{HttpResponse, http_get, http_request};
 pub use netns::{Outcome, OutsideHost, in_netns, tcp_probe, udp_probe};
