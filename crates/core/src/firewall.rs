@@ -71,7 +71,7 @@ impl Platform {
     }
 
     /// Checks a whole rule set.
-    fn check_firewall(firewall: &Firewall) -> Result<(Vec<Match>, Vec<Match>), Error> {
+    pub(crate) fn check_firewall(firewall: &Firewall) -> Result<(Vec<Match>, Vec<Match>), Error> {
         let mut out = (Vec::new(), Vec::new());
         for (direction, rules, sink) in
             [(Direction::Ingress, &firewall.ingress, &mut out.0), (Direction::Egress, &firewall.egress, &mut out.1)]

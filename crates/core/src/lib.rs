@@ -9,7 +9,8 @@
 //! - [`projects`], [`tokens`], [`images`]: the resources around containers;
 //! - [`containers`]: create, start, stop, delete, exec and logs, each step
 //!   rolled back when a later one fails;
-//! - [`routes`]: which URL host reaches which container;
+//! - [`routes`]: which URL host reaches which container, and `upstream`:
+//!   how the proxy connects to it;
 //! - [`reconcile`]: bringing the host and the store back in step at start;
 //! - [`scripts`]: exec scripts, a project's endpoints written in JS/TS.
 
@@ -30,6 +31,7 @@ pub mod reconcile;
 pub mod routes;
 pub mod scripts;
 pub mod tokens;
+mod upstream;
 pub mod userns;
 pub mod wake;
 

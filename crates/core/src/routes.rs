@@ -82,6 +82,13 @@ impl RouteTable {
         self.len() == 0
     }
 
+    /// The running container at `address`, if any. A walk over the routes:
+    /// the proxy asks once per new upstream connection, not per request.
+    pub fn running_at(&self, address: Ipv4Addr) -> Option<ContainerId> {
+        let map = self.by_label.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.values().find(|r| r.running && r.address == address).map(|r| r.container_id.clone())
+    }
+
     /// Resolves a URL label (the host without the domain).
     pub fn lookup(&self, label: &str) -> Lookup {
         let map = self.by_label.read().unwrap_or_else(std::sync::PoisonError::into_inner);

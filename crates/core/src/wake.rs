@@ -9,8 +9,8 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use cubby_model::{ContainerId, ContainerStatus, Trigger};
@@ -39,21 +39,32 @@ pub enum WakeError {
     Failed(String),
 }
 
-/// One container's proxied traffic.
+/// One container's proxied traffic. Touched by every proxied request, on
+/// every proxy thread: atomics only.
 #[derive(Debug)]
 pub struct Activity {
     open: AtomicUsize,
-    last: Mutex<Instant>,
+    /// When traffic was last seen, in milliseconds since `epoch`.
+    last_ms: AtomicU64,
+    epoch: Instant,
 }
 
 impl Activity {
+    fn new() -> Self {
+        Self { open: AtomicUsize::new(0), last_ms: AtomicU64::new(0), epoch: Instant::now() }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn touch(&self) {
-        *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+        self.last_ms.fetch_max(self.now_ms(), Ordering::AcqRel);
     }
 
     fn idle_for(&self) -> Option<Duration> {
         (self.open.load(Ordering::Acquire) == 0)
-            .then(|| self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner).elapsed())
+            .then(|| Duration::from_millis(self.now_ms().saturating_sub(self.last_ms.load(Ordering::Acquire))))
     }
 }
 
@@ -71,19 +82,20 @@ impl Drop for ActivityGuard {
     }
 }
 
-/// Activity of every container.
+/// Activity of every container. Read on every request (a shared lock);
+/// written when a container is first seen or forgotten.
 #[derive(Debug, Default)]
 pub(crate) struct ActivityTable {
-    inner: Mutex<HashMap<ContainerId, Arc<Activity>>>,
+    inner: RwLock<HashMap<ContainerId, Arc<Activity>>>,
 }
 
 impl ActivityTable {
     fn get(&self, id: &ContainerId) -> Arc<Activity> {
-        let mut map = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Arc::clone(
-            map.entry(id.clone())
-                .or_insert_with(|| Arc::new(Activity { open: AtomicUsize::new(0), last: Mutex::new(Instant::now()) })),
-        )
+        if let Some(activity) = self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(id) {
+            return Arc::clone(activity);
+        }
+        let mut map = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(map.entry(id.clone()).or_insert_with(|| Arc::new(Activity::new())))
     }
 
     /// Counts as traffic now (a start resets the idle clock).
@@ -92,7 +104,7 @@ impl ActivityTable {
     }
 
     pub(crate) fn forget(&self, id: &ContainerId) {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+        self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
     }
 }
 

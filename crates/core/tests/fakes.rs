@@ -211,3 +211,37 @@ async fn max_containers_and_names_are_enforced() {
     assert_eq!(container_subvolumes(&f), 1, "refusals make nothing");
     let _ = Path::new("");
 }
+
+#[tokio::test]
+async fn the_proxy_gets_a_socket_in_the_container_only_where_the_firewall_admits_it() {
+    let f = fixture().await;
+    let p = f
+        .platform
+        .create_project(&Caller::Admin, &CreateProject { name: "acme".into(), ..Default::default() })
+        .unwrap();
+    let c = f.platform.create_container(&Caller::Admin, &p.id, &req("web", false)).await.unwrap();
+    let app: std::net::SocketAddr = format!("{}:{}", c.address, c.port).parse().unwrap();
+    assert!(f.platform.proxy_socket(app).await.is_none(), "a stopped container takes no connection");
+
+    // As a start would publish it.
+    let label = cubby_core::routes::label("web", "acme");
+    let cubby_core::routes::Lookup::Stopped { route, .. } = f.platform.routes().lookup(&label) else {
+        panic!("web has a stopped route")
+    };
+    f.platform.routes().insert(label, cubby_core::Route { running: true, ..route });
+    assert!(f.platform.proxy_socket(app).await.is_some(), "the default rules admit the proxy to the app's port");
+    let other_port = std::net::SocketAddr::new(app.ip(), 9000);
+    assert!(f.platform.proxy_socket(other_port).await.is_none(), "port 9000 is not admitted: the firewall decides");
+    assert!(f.platform.proxy_socket("10.99.0.77:8080".parse().unwrap()).await.is_none(), "no container there");
+
+    let spec = cubby_model::RuleSpec {
+        action: Some(cubby_model::RuleAction::Allow),
+        protocol: Some(cubby_model::Protocol::Tcp),
+        ports: Some("9000".into()),
+        ..Default::default()
+    };
+    f.platform.add_rule(&Caller::Admin, &c.id, cubby_model::Direction::Ingress, &spec).await.unwrap();
+    assert!(f.platform.proxy_socket(other_port).await.is_some(), "a rule for 9000 admits it");
+    f.platform.replace_firewall(&Caller::Admin, &c.id, &Default::default()).await.unwrap();
+    assert!(f.platform.proxy_socket(app).await.is_none(), "no rule left: even the app's port takes the plain path");
+}

@@ -85,6 +85,12 @@ pub struct ServeArgs {
     /// upstream pool (0: one per CPU).
     #[arg(long, default_value_t = 0, env = "CUBBY_PROXY_WORKERS")]
     pub proxy_workers: usize,
+    /// Connect the proxy to apps from the host only (over the bridge, as
+    /// the firewall's gateway), never from a socket inside the container's
+    /// namespace: for comparisons, or apps that must see the gateway as
+    /// their peer.
+    #[arg(long)]
+    pub proxy_via_host: bool,
     /// Seconds the proxy waits for an app's response headers.
     #[arg(long, default_value_t = 60)]
     pub proxy_timeout: u64,
@@ -117,6 +123,8 @@ pub struct ServeArgs {
 struct Routes {
     platform: Arc<Platform>,
     home: tokio::runtime::Handle,
+    /// Whether upstream connections may start inside containers.
+    in_container: bool,
 }
 
 fn target(route: &cubby_core::Route, port: u16) -> Target {
@@ -178,6 +186,12 @@ impl Resolver for Routes {
 
     fn track(&self, container: &str) -> Box<dyn Send + Sync> {
         Box::new(self.platform.track(&ContainerId::from(container)))
+    }
+
+    fn upstream_socket(&self, upstream: SocketAddr) -> BoxFuture<Option<std::os::fd::OwnedFd>> {
+        let platform = Arc::clone(&self.platform);
+        let in_container = self.in_container;
+        Box::pin(async move { if in_container { platform.proxy_socket(upstream).await } else { None } })
     }
 }
 
@@ -389,7 +403,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..ProxyConfig::default()
     };
     let home = tokio::runtime::Handle::current();
-    let resolver: Arc<dyn Resolver> = Arc::new(Routes { platform: Arc::clone(&platform), home: home.clone() });
+    let resolver: Arc<dyn Resolver> =
+        Arc::new(Routes { platform: Arc::clone(&platform), home: home.clone(), in_container: !args.proxy_via_host });
     let scripts: Arc<dyn ScriptRunner> = Arc::new(crate::exec::Scripts {
         platform: Arc::clone(&platform),
         api: app.clone(),

@@ -94,8 +94,16 @@ fn connections_are_kept_alive_and_pooled() {
         .args(["ss", "-Htn", "state", "established", "sport", "= :8080"])
         .output()
         .unwrap();
-    let open = String::from_utf8_lossy(&out.stdout).lines().count();
-    assert!((1..=2).contains(&open), "{open} connections to the app:\n{}", String::from_utf8_lossy(&out.stdout));
+    let seen = String::from_utf8_lossy(&out.stdout);
+    let open = seen.lines().count();
+    assert!((1..=2).contains(&open), "{open} connections to the app:\n{seen}");
+    // They start inside the container's own namespace (the default rules
+    // admit the proxy to the app's port), so the app's peer is its own
+    // address, not the gateway's.
+    for line in seen.lines() {
+        let peer = line.split_whitespace().last().unwrap_or_default();
+        assert!(peer.starts_with(&format!("{}:", a.address)), "peer {peer} of the app:\n{seen}");
+    }
 }
 
 #[test]
@@ -149,12 +157,15 @@ fn port_urls_and_aliases_reach_their_container() {
         "mkdir -p /tmp/www && echo port-nine > /tmp/www/index.html && httpd -p 9000 -h /tmp/www",
     );
     assert_eq!(code, 0, "{err}");
-    // The default ingress takes the proxy to the app's port only; the
-    // tenant's rule opens 9000 to it.
+    // The default ingress takes the proxy to the app's port only: 9000
+    // listens, yet the proxy does not reach it (the firewall drops it).
+    let port_url = a.url.replacen("a--acme.", "a--acme-9000.", 1);
+    let r = http_get(d.proxy_addr, &format!("{port_url}/index.html"));
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (502, Some("upstream_unreachable")), "{}", r.body);
+    // The tenant's rule opens 9000 to it.
     let rule = br#"{"action":"allow","protocol":"tcp","ports":"9000","description":"admin UI"}"#;
     let r = api.raw("POST", &format!("/api/v1/containers/{}/firewall/ingress", a.id), Some(rule)).unwrap();
     assert_eq!(r.status, 201, "{:?}", r.json());
-    let port_url = a.url.replacen("a--acme.", "a--acme-9000.", 1);
     let r = http_get(d.proxy_addr, &format!("{port_url}/index.html"));
     assert_eq!((r.status, r.body.trim()), (200, "port-nine"));
     assert_eq!(http_get(d.proxy_addr, &a.url.replacen("a--acme.", "a--acme-8080.", 1)).json()["visits"], 1);

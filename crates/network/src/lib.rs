@@ -20,4 +20,5 @@ pub use ipam::{Ipam, IpamError};
 pub use netlink::{Attachment, BridgeConfig, FakeNetlink, Netlink, NetlinkError, RtNetlink, UserNamespace};
 pub use nft::{
     BaseRules, Batch, ContainerRules, EgressPolicy, FakeNftables, L4, Match, NftCli, NftError, Nftables, Verdict,
+    ingress_tcp_verdict,
 };

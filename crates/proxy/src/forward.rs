@@ -5,17 +5,17 @@
 //! and, once the app answers 101, become a tunnel between client and app.
 
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{Authority, Scheme, Uri};
+use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use http::{Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 
 use crate::body::Guarded;
@@ -23,7 +23,40 @@ use crate::error_page::{Body, error};
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) type UpstreamBody = BoxBody<Bytes, BoxError>;
-pub(crate) type UpstreamClient = Client<HttpConnector, UpstreamBody>;
+pub(crate) type UpstreamClient = Client<crate::connect::Connector, UpstreamBody>;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// The client of one downstream connection, and what its requests reuse.
+pub(crate) struct Peer {
+    pub addr: SocketAddr,
+    /// Its address as a header value, made once per connection.
+    pub ip: HeaderValue,
+    /// The upstream its last request went to, as a URI authority: a
+    /// connection's requests nearly always go to one app.
+    last_upstream: Mutex<Option<(SocketAddr, Authority)>>,
+}
+
+impl Peer {
+    pub(crate) fn new(addr: SocketAddr) -> Self {
+        let ip = HeaderValue::from_str(&addr.ip().to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self { addr, ip, last_upstream: Mutex::new(None) }
+    }
+
+    fn authority(&self, upstream: SocketAddr) -> Option<Authority> {
+        let mut last = self.last_upstream.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((addr, authority)) = &*last
+            && *addr == upstream
+        {
+            return Some(authority.clone());
+        }
+        let authority = Authority::try_from(upstream.to_string()).ok()?;
+        *last = Some((upstream, authority.clone()));
+        Some(authority)
+    }
+}
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -73,12 +106,17 @@ pub(crate) async fn forward(
     client: &UpstreamClient,
     mut req: Request<Incoming>,
     upstream: SocketAddr,
-    peer: SocketAddr,
+    peer: &Peer,
     scheme: &'static str,
     limits: &Limits,
     guard: Box<dyn Send + Sync>,
 ) -> Response<Body> {
-    let request_headers = req.headers().clone();
+    // Only `Accept` matters to an error answer (JSON or HTML): keep that,
+    // not a copy of every header of every request.
+    let mut request_headers = HeaderMap::new();
+    if let Some(accept) = req.headers().get(header::ACCEPT) {
+        request_headers.insert(header::ACCEPT, accept.clone());
+    }
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limits.max_body) {
@@ -93,11 +131,14 @@ pub(crate) async fn forward(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let original_host = req.headers().get(header::HOST).cloned();
-    let path = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
-    let Ok(authority) = Authority::try_from(upstream.to_string()) else {
+    let Some(authority) = peer.authority(upstream) else {
         return error(&request_headers, StatusCode::BAD_GATEWAY, "bad_upstream", "the container's address is invalid");
     };
-    let Ok(uri) = Uri::builder().scheme(Scheme::HTTP).authority(authority).path_and_query(path).build() else {
+    let mut target = http::uri::Parts::default();
+    target.scheme = Some(Scheme::HTTP);
+    target.authority = Some(authority);
+    target.path_and_query = Some(req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/")));
+    let Ok(uri) = Uri::from_parts(target) else {
         return error(&request_headers, StatusCode::BAD_REQUEST, "bad_request", "the request target is invalid");
     };
     let (mut parts, body) = req.into_parts();
@@ -114,17 +155,16 @@ pub(crate) async fn forward(
     } else {
         strip_hop_by_hop(headers);
     }
-    let client_ip = peer.ip().to_string();
-    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {client_ip}"),
-        None => client_ip,
+    let forwarded_for = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) => HeaderValue::from_str(&format!("{prior}, {}", peer.addr.ip())).ok(),
+        None => Some(peer.ip.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert("x-forwarded-for", v);
+    if let Some(v) = forwarded_for {
+        headers.insert(X_FORWARDED_FOR, v);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(scheme));
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
     if let Some(host) = original_host {
-        headers.insert("x-forwarded-host", host);
+        headers.insert(X_FORWARDED_HOST, host);
     }
     let max = usize::try_from(limits.max_body).unwrap_or(usize::MAX);
     let body: UpstreamBody = Limited::new(body, max).boxed();

@@ -12,6 +12,7 @@
 
 mod access;
 mod body;
+mod connect;
 mod error_page;
 mod exec;
 mod forward;
@@ -21,6 +22,7 @@ mod workers;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
 
 use bytes::Bytes;
 use std::pin::Pin;
@@ -94,6 +96,14 @@ pub trait Resolver: Send + Sync + 'static {
     fn wake(&self, container: &str) -> BoxFuture<Result<IpAddr, WakeError>>;
     /// Marks traffic to `container` as open until the guard is dropped.
     fn track(&self, container: &str) -> Box<dyn Send + Sync>;
+    /// A socket, not yet connected, for a new connection to `upstream`
+    /// when the connection should start somewhere else than the host's
+    /// network namespace (the container's own); `None` connects from the
+    /// host. Asked once per new upstream connection.
+    fn upstream_socket(&self, upstream: SocketAddr) -> BoxFuture<Option<OwnedFd>> {
+        let _ = upstream;
+        Box::pin(async { None })
+    }
 }
 
 /// A request to a project's exec scripts, read in full.

@@ -13,13 +13,13 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::access::{Decision, check};
+use crate::connect::Connector;
 use crate::error_page::{Body, error};
-use crate::forward::{Limits, UpstreamClient, forward};
+use crate::forward::{Limits, Peer, UpstreamClient, forward};
 use crate::{Resolution, Resolver, ScriptRunner, WakeError, exec_project_of, label_of};
 
 /// How the proxy behaves.
@@ -74,9 +74,7 @@ impl Proxy {
     /// A proxy that asks `resolver` where each label goes, and hands exec
     /// hosts to `scripts` (404 without one).
     pub fn new(config: ProxyConfig, resolver: Arc<dyn Resolver>, scripts: Option<Arc<dyn ScriptRunner>>) -> Arc<Self> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let connector = Connector::new(Arc::clone(&resolver), Duration::from_secs(5));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(config.pool_idle_timeout)
             .pool_max_idle_per_host(config.pool_idle_per_host)
@@ -92,6 +90,15 @@ impl Proxy {
         // connection has finished.
         let (alive_tx, mut alive_rx) = tokio::sync::mpsc::channel::<()>(1);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // A timer that is always due soon. Without one, the runtime's timer
+        // wheel is often empty when the thread parks, and every request's
+        // timeouts (header read, upstream answer) then wake the thread's
+        // own driver through its eventfd: a write(2) per few requests.
+        let tick = tokio::spawn(async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -107,9 +114,10 @@ impl Proxy {
             };
             let _ = stream.set_nodelay(true);
             let proxy = Arc::clone(&self);
+            let peer = Arc::new(Peer::new(peer));
             let service = service_fn(move |req| {
-                let proxy = Arc::clone(&proxy);
-                async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+                let (proxy, peer) = (Arc::clone(&proxy), Arc::clone(&peer));
+                async move { Ok::<_, Infallible>(proxy.handle(req, &peer).await) }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -134,6 +142,7 @@ impl Proxy {
                 }
             });
         }
+        tick.abort();
         let _ = stop_tx.send(true);
         drop(alive_tx);
         if tokio::time::timeout(Duration::from_secs(10), alive_rx.recv()).await.is_err() {
@@ -149,13 +158,13 @@ impl Proxy {
         r
     }
 
-    async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn handle(&self, mut req: Request<Incoming>, peer: &Peer) -> Response<Body> {
         let host =
             req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri().host()).unwrap_or("");
         let scheme = if self.config.https { "https" } else { "http" };
         if let (Some(project), Some(scripts)) = (exec_project_of(host, &self.config.domain), &self.scripts) {
             let project = project.to_ascii_lowercase();
-            return crate::exec::handle(&**scripts, &project, req, peer, scheme, self.config.max_body).await;
+            return crate::exec::handle(&**scripts, &project, req, peer.addr, scheme, self.config.max_body).await;
         }
         let Some(label) = label_of(host, &self.config.domain) else {
             return error(

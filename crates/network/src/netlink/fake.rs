@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::num::NonZeroI32;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -180,6 +181,22 @@ impl Netlink for FakeNetlink {
 
     async fn link_exists(&self, name: &str) -> Result<bool, NetlinkError> {
         Ok(self.links().iter().any(|l| l == name))
+    }
+
+    /// A socket in the test's own namespace; fails for a path that is not
+    /// a namespace, like the kernel-backed one.
+    async fn tcp_socket_in(&self, netns: &Path) -> Result<OwnedFd, NetlinkError> {
+        if !self.lock().netns.contains(netns) {
+            return Err(NetlinkError::Netns {
+                op: "open",
+                path: netns.to_path_buf(),
+                source: io::Error::from(io::ErrorKind::NotFound),
+            });
+        }
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .map_err(|source| NetlinkError::Socket { netns: Some(netns.to_path_buf()), source })?;
+        Ok(socket.into())
     }
 
     async fn routes_inside(&self, subnet: ipnet::Ipv4Net, except: &str) -> Result<Vec<String>, NetlinkError> {

@@ -7,6 +7,7 @@ mod fake;
 mod real;
 
 use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -144,4 +145,9 @@ pub trait Netlink: Send + Sync + std::fmt::Debug {
     /// through (a route whose prefix lies inside it): another daemon or
     /// network already uses those addresses.
     async fn routes_inside(&self, subnet: ipnet::Ipv4Net, except: &str) -> Result<Vec<String>, NetlinkError>;
+
+    /// A new IPv4 TCP socket (not connected, non-blocking, close-on-exec)
+    /// that belongs to the network namespace at `netns`: a connection
+    /// from it starts inside that namespace, wherever the caller runs.
+    async fn tcp_socket_in(&self, netns: &Path) -> Result<OwnedFd, NetlinkError>;
 }

@@ -52,6 +52,23 @@ pub struct Match {
     pub peer: Option<IpNet>,
 }
 
+impl Match {
+    /// Whether this rule matches a new TCP connection from `peer` to `port`.
+    fn matches_tcp(&self, peer: IpAddr, port: u16) -> bool {
+        matches!(self.l4, L4::Tcp | L4::Any)
+            && self.peer.is_none_or(|net| net.contains(&peer))
+            && (self.ports.is_empty() || self.ports.iter().any(|&(first, last)| (first..=last).contains(&port)))
+    }
+}
+
+/// What a container's ingress chain does with a new TCP connection from
+/// `peer` to `port`: the verdict of the first matching rule, or drop when
+/// none matches (the chain's last rule). The same evaluation as the
+/// kernel's, for deciding ahead of time; nft stays the enforcer.
+pub fn ingress_tcp_verdict(ingress: &[Match], peer: IpAddr, port: u16) -> Verdict {
+    ingress.iter().find(|m| m.matches_tcp(peer, port)).map_or(Verdict::Drop, |m| m.verdict)
+}
+
 /// What a container may send, before its own rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EgressPolicy {
@@ -267,6 +284,35 @@ mod tests {
         sample(EgressPolicy::Proxy { address: "198.18.0.2".parse().unwrap(), port: 3128 }).install(&mut b);
         let text = b.to_json().to_string();
         assert!(text.contains("198.18.0.2") && text.contains("3128") && !text.contains("tcp reset"));
+    }
+
+    #[test]
+    fn ingress_verdicts_follow_the_first_matching_rule() {
+        let gateway: IpAddr = "10.0.0.1".parse().unwrap();
+        let other: IpAddr = "10.0.0.9".parse().unwrap();
+        let rule = |verdict, l4, ports: &[(u16, u16)], peer: Option<&str>| Match {
+            verdict,
+            l4,
+            ports: ports.to_vec(),
+            peer: peer.map(|p| p.parse().unwrap()),
+        };
+        let default = [rule(Verdict::Accept, L4::Tcp, &[(8080, 8080)], Some("10.0.0.1/32"))];
+        assert_eq!(ingress_tcp_verdict(&default, gateway, 8080), Verdict::Accept);
+        assert_eq!(ingress_tcp_verdict(&default, gateway, 9000), Verdict::Drop, "no rule: the chain drops");
+        assert_eq!(ingress_tcp_verdict(&default, other, 8080), Verdict::Drop);
+        assert_eq!(ingress_tcp_verdict(&[], gateway, 8080), Verdict::Drop);
+        // First match wins, protocol any matches tcp, udp and icmp do not.
+        let rules = [
+            rule(Verdict::Accept, L4::Udp, &[], None),
+            rule(Verdict::Accept, L4::Icmp, &[], None),
+            rule(Verdict::Reject, L4::Any, &[(9000, 9100)], Some("10.0.0.0/24")),
+            rule(Verdict::Accept, L4::Any, &[], None),
+        ];
+        assert_eq!(ingress_tcp_verdict(&rules, gateway, 9050), Verdict::Reject);
+        assert_eq!(ingress_tcp_verdict(&rules, gateway, 9101), Verdict::Accept);
+        // An IPv6 peer never matches an IPv4 address.
+        let v6 = [rule(Verdict::Accept, L4::Tcp, &[], Some("::/0"))];
+        assert_eq!(ingress_tcp_verdict(&v6, gateway, 8080), Verdict::Drop);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 pub use base::BaseRules;
 pub use batch::Batch;
 pub use cli::NftCli;
-pub use container::{ContainerRules, EgressPolicy, L4, Match, Verdict};
+pub use container::{ContainerRules, EgressPolicy, L4, Match, Verdict, ingress_tcp_verdict};
 pub use fake::FakeNftables;
 
 /// Errors from running an nft transaction.

@@ -14,6 +14,7 @@ mod netns;
 mod veth;
 
 use std::net::IpAddr;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -193,6 +194,10 @@ impl Netlink for RtNetlink {
 
     async fn link_exists(&self, name: &str) -> Result<bool, NetlinkError> {
         Ok(link_by_name(&self.handle, name).await.map_err(link_err("look up", name))?.is_some())
+    }
+
+    async fn tcp_socket_in(&self, netns: &Path) -> Result<OwnedFd, NetlinkError> {
+        netns::tcp_socket(netns).await
     }
 
     async fn routes_inside(&self, subnet: ipnet::Ipv4Net, except: &str) -> Result<Vec<String>, NetlinkError> {

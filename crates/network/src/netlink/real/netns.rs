@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -243,6 +244,21 @@ pub(super) fn connect(netns: &Path) -> impl Future<Output = Result<Handle, Netli
         let file = File::open(&target).map_err(netns_err("open", &target))?;
         setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| netns_err("enter", &target)(e.into()))?;
         open_connection(&target, runtime)
+    })
+}
+
+/// Makes a TCP socket inside the namespace at `netns`, on a thread of its
+/// own that enters the namespace and then ends (so no thread of the caller
+/// ever changes namespace). The socket keeps its namespace for life.
+pub(super) fn tcp_socket(netns: &Path) -> impl Future<Output = Result<OwnedFd, NetlinkError>> + Send + 'static {
+    let target = netns.to_path_buf();
+    in_thread("make a socket in", netns, move |_| {
+        let file = File::open(&target).map_err(netns_err("open", &target))?;
+        setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| netns_err("enter", &target)(e.into()))?;
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .map_err(netns_err("make a socket in", &target))?;
+        Ok(socket.into())
     })
 }
 

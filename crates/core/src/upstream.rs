@@ -1,0 +1,46 @@
+//! How the proxy reaches a container's app.
+//!
+//! The plain path is a connection from the host to the container's address:
+//! over the bridge and the container's veth, through the host firewall,
+//! whose ingress rules admit the proxy (the gateway address) to the app's
+//! port by default. When a container's ingress rules admit the gateway to
+//! the port asked for, the proxy instead opens its connection from a socket
+//! made inside the container's own network namespace, to the same address
+//! and port: the kernel delivers it locally, without the veth, the bridge,
+//! connection tracking and the rule walk, and the app answers on the same
+//! listening socket. The app sees its own address as the peer; the client's
+//! is in `X-Forwarded-For` either way. A port the rules do not admit takes
+//! the plain path, so the firewall stays the one that decides.
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
+
+use cubby_network::{Verdict, ingress_tcp_verdict};
+
+use crate::Platform;
+
+impl Platform {
+    /// A socket (not yet connected) for the proxy's next connection to
+    /// `upstream`, made inside the namespace of the running container at
+    /// that address, when its ingress rules admit the proxy to that port.
+    /// `None` means: connect from the host.
+    pub async fn proxy_socket(&self, upstream: SocketAddr) -> Option<OwnedFd> {
+        let IpAddr::V4(ip) = upstream.ip() else { return None };
+        let id = self.routes.running_at(ip)?;
+        let rec = self.store.container(&id).ok().flatten()?;
+        let firewall = self.store.firewall(&id).ok()?;
+        let (ingress, _) = Self::check_firewall(&firewall).ok()?;
+        let gateway = IpAddr::V4(self.ipam.gateway());
+        if ingress_tcp_verdict(&ingress, gateway, upstream.port()) != Verdict::Accept {
+            return None;
+        }
+        let netns = self.paths(&id, rec.slot).netns;
+        match self.host.netlink.tcp_socket_in(&netns).await {
+            Ok(socket) => Some(socket),
+            Err(e) => {
+                tracing::debug!(container = %id, error = %crate::error::error_chain(&e), "no socket in the container's namespace; connecting from the host");
+                None
+            }
+        }
+    }
+}
