@@ -386,6 +386,64 @@ async fn a_network_namespace_can_be_owned_by_a_new_user_namespace() {
     }
 }
 
+// Several threads at once, as concurrent creates in the daemon are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_user_owned_namespaces_all_finish() {
+    if !have_root("concurrent_user_owned_namespaces_all_finish") {
+        return;
+    }
+    let s = Scratch::new("uc", 7);
+    let nl = std::sync::Arc::new(RtNetlink::new().unwrap());
+    let made: Vec<(PathBuf, cubby_network::UserNamespace)> = (1..=12)
+        .map(|n| {
+            let owner =
+                cubby_network::UserNamespace { path: s.dir.join(format!("u{n}")), host_base: 2_000_000, size: 65_536 };
+            (s.netns(n), owner)
+        })
+        .collect();
+    let creates = made.iter().cloned().map(|(path, owner)| {
+        let nl = std::sync::Arc::clone(&nl);
+        tokio::spawn(async move { nl.create_netns(&path, Some(&owner)).await })
+    });
+    // Before the fix, two children cloned at once inherited each other's
+    // release pipe and both waited forever.
+    let all = tokio::time::timeout(Duration::from_secs(30), futures::future::join_all(creates))
+        .await
+        .expect("every create finishes");
+    for result in all {
+        result.unwrap().unwrap();
+    }
+    for (path, owner) in &made {
+        assert!(NetView::of(path).is_up("lo"));
+        nl.delete_netns(path).await.unwrap();
+        nl.delete_netns(&owner.path).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_socket_made_in_a_namespace_connects_from_inside_it() {
+    if !have_root("a_socket_made_in_a_namespace_connects_from_inside_it") {
+        return;
+    }
+    let s = Scratch::new("sk", 8);
+    let nl = RtNetlink::new().unwrap();
+    let path = s.netns(1);
+    nl.create_netns(&path, None).await.unwrap();
+    // A listener on the namespace's loopback: unreachable from the host's.
+    let listener = in_netns(&path, || TcpListener::bind("127.0.0.1:0").unwrap());
+    let port = listener.local_addr().unwrap().port();
+    let socket = nl.tcp_socket_in(&path).await.unwrap();
+    let stream = tokio::net::TcpSocket::from_std_stream(std::net::TcpStream::from(socket))
+        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .expect("the socket reaches the namespace's loopback");
+    let (accepted, peer) = listener.accept().unwrap();
+    assert_eq!(peer, stream.local_addr().unwrap());
+    drop((accepted, stream));
+    assert!(nl.tcp_socket_in(&s.netns(9)).await.is_err(), "no namespace there");
+    nl.delete_netns(&path).await.unwrap();
+}
+
 // The default current-thread runtime: the namespace threads must not need
 // it to make progress.
 #[tokio::test]

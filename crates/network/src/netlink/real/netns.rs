@@ -137,8 +137,7 @@ mod userns {
     //! parent writes its id maps and pins both namespaces on files, then
     //! lets it exit.
 
-    use std::io::{self, Read, Write};
-    use std::os::fd::AsRawFd;
+    use std::io::Write;
     use std::path::Path;
 
     use nix::mount::{MsFlags, mount};
@@ -152,27 +151,22 @@ mod userns {
     /// network namespace at `netns` (both files exist already).
     pub(super) fn create_pinned(owner: &UserNamespace, netns: &Path) -> Result<(), NetlinkError> {
         let err = |op: &'static str| netns_err(op, &owner.path);
-        let (mut release_rx, release_tx) = io::pipe().map_err(err("make a pipe for"))?;
         let mut stack = vec![0u8; 64 * 1024];
-        let (rx_fd, tx_fd) = (release_rx.as_raw_fd(), release_tx.as_raw_fd());
-        let child_main = Box::new(move || {
-            // Blocks until the parent closes its end; close(2), read(2) and
-            // returning are all this copy of the process does.
-            let mut byte = [0u8; 1];
-            // SAFETY: both fds are this process's pipe, inherited by the
-            // child; it closes its copy of the write end (else its read would
-            // never see the end) and reads the other. Both calls are
-            // async-signal-safe, as the child of a multithreaded parent needs.
-            let _ = unsafe {
-                nix::libc::close(tx_fd);
-                nix::libc::read(rx_fd, byte.as_mut_ptr().cast(), 1)
-            };
-            0
+        // The child only waits to be killed. (It used to wait for the end of
+        // a pipe, but a child cloned at the same time by another thread
+        // inherits that pipe's write end and never closes it: two
+        // concurrent creates then waited on each other forever.)
+        let child_main = Box::new(|| -> isize {
+            loop {
+                // SAFETY: pause(2) is async-signal-safe and touches no
+                // memory: all a child of a multithreaded parent may do.
+                unsafe { nix::libc::pause() };
+            }
         });
         let flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET;
-        // SAFETY: the child runs only `child_main` (a read(2) on an inherited
-        // fd, then it returns and exits) on its own stack, touching no lock
-        // or allocator state that another thread of the parent may hold.
+        // SAFETY: the child runs only `child_main` (pause(2) until the
+        // parent kills it) on its own stack, touching no lock or allocator
+        // state that another thread of the parent may hold.
         let child = unsafe { nix::sched::clone(child_main, &mut stack, flags, Some(nix::libc::SIGCHLD)) }
             .map_err(|e| err("create")(e.into()))?;
         let pinned = (|| {
@@ -190,10 +184,9 @@ mod userns {
             mount(Some(&proc.join("ns/net")), netns, None::<&str>, MsFlags::MS_BIND, None::<&str>)
                 .map_err(|e| netns_err("bind-mount", netns)(e.into()))
         })();
-        drop(release_tx);
+        // The mounts hold both namespaces now; the child has done its part.
+        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(child, None);
-        // Nothing to read: the pipe only had to outlive the child.
-        let _ = release_rx.read(&mut [0u8; 1]);
         if pinned.is_err() {
             let _ = nix::mount::umount2(&owner.path, nix::mount::MntFlags::MNT_DETACH);
         }
