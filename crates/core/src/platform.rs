@@ -150,6 +150,9 @@ impl Platform {
             Ok(mode) => tracing::info!(?mode, "disk quotas on"),
             Err(e) => tracing::warn!(error = %e, "disk quotas are unavailable: disk limits will not be enforced"),
         }
+        if platform.userns.is_some() {
+            crate::userns::raise_key_quotas(&platform.config.proc_root, platform.ipam.capacity())?;
+        }
         platform.prepare_network().await?;
         platform.ensure_minimal_image().await?;
         platform.reconcile().await?;

@@ -20,6 +20,43 @@ use crate::config::IdRange;
 
 const FILE: &str = "idmap";
 
+/// Key quota bytes allowed per key (the kernel's defaults: 20000 / 200).
+const BYTES_PER_KEY: u64 = 250;
+
+/// The per-user key quotas that `containers` containers need, as
+/// `(maxkeys, maxbytes)`. runc gives every container a session keyring, and
+/// with user namespaces all of them belong to one host uid (the range's
+/// base), which the kernel caps at `kernel.keys.maxkeys` keys (200 by
+/// default): past that, `runc run` fails with "disk quota exceeded".
+pub fn key_quotas(containers: u32) -> (u64, u64) {
+    let keys = u64::from(containers) * 2 + 200;
+    (keys, keys * BYTES_PER_KEY)
+}
+
+/// Raises `kernel.keys.maxkeys` and `maxbytes` under `proc_root` to
+/// [`key_quotas`] of `containers` (never lowers them; LXD's production
+/// guide raises them for the same reason).
+pub fn raise_key_quotas(proc_root: &Path, containers: u32) -> Result<(), Error> {
+    let (keys, bytes) = key_quotas(containers);
+    for (name, wanted) in [("maxkeys", keys), ("maxbytes", bytes)] {
+        let path = proc_root.join("sys/kernel/keys").join(name);
+        let current: u64 = std::fs::read_to_string(&path)
+            .map_err(Error::io("read", &path))?
+            .trim()
+            .parse()
+            .map_err(|_| Error::invalid("kernel.keys", format!("{} does not hold a number", path.display())))?;
+        if current < wanted {
+            tracing::info!(
+                current,
+                wanted,
+                "raising kernel.keys.{name}: containers share one host uid under user namespaces"
+            );
+            std::fs::write(&path, wanted.to_string()).map_err(Error::io("raise the key quota in", &path))?;
+        }
+    }
+    Ok(())
+}
+
 /// The pool's id range, recording `wanted` if the pool has none yet.
 pub fn resolve(pool_root: &Path, wanted: Option<IdRange>, store: &dyn Store) -> Result<Option<IdRange>, Error> {
     let path = pool_root.join(FILE);
@@ -69,6 +106,21 @@ fn parse(text: &str) -> Option<Option<IdRange>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_quotas_are_raised_never_lowered() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("sys/kernel/keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        std::fs::write(keys.join("maxkeys"), "200\n").unwrap();
+        std::fs::write(keys.join("maxbytes"), "90000000\n").unwrap();
+        raise_key_quotas(dir.path(), 1000).unwrap();
+        let read = |name: &str| std::fs::read_to_string(keys.join(name)).unwrap().trim().to_string();
+        assert_eq!(read("maxkeys"), "2200", "two keys per container and the kernel's default");
+        assert_eq!(read("maxbytes"), "90000000", "already higher: kept");
+        std::fs::remove_file(keys.join("maxkeys")).unwrap();
+        assert!(raise_key_quotas(dir.path(), 1000).is_err(), "a missing sysctl is an error, not a guess");
+    }
 
     #[test]
     fn the_file_says_off_or_a_range() {

@@ -87,6 +87,11 @@ fn root_in_a_container_is_an_unprivileged_uid_on_the_host() {
     assert_eq!(run("id -u").1.trim(), "0");
     let (_, map, _) = run("cat /proc/self/uid_map");
     assert_eq!(map.split_whitespace().collect::<Vec<_>>(), ["0", "1000000", "65536"], "{map}");
+    // All containers' root is that one host uid, and runc gives each a
+    // session keyring: the daemon raised the per-uid key quota (200 by
+    // default) so its subnet's worth of containers can start.
+    let maxkeys: u64 = std::fs::read_to_string("/proc/sys/kernel/keys/maxkeys").unwrap().trim().parse().unwrap();
+    assert!(maxkeys >= 2 * 250 + 200, "kernel.keys.maxkeys is {maxkeys}");
     // Outside: its processes and its files belong to uid 1000000.
     let pid = support::init_pid(&d, a.id.as_str()).expect("runs");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -351,10 +351,10 @@ impl Drop for Daemon {
             .arg(&self.run_dir)
             .status();
         match status {
-            Ok(s) if s.success() && !std::thread::panicking() => {
+            Ok(s) if s.success() && !std::thread::panicking() && std::env::var_os("CUBBY_KEEP_LOGS").is_none() => {
                 let _ = std::fs::remove_file(&self.log);
             }
-            Ok(s) if s.success() => eprintln!("the test failed; the daemon's log is kept at {}", self.log.display()),
+            Ok(s) if s.success() => eprintln!("the daemon's log is kept at {}", self.log.display()),
             other => {
                 eprintln!("purge of test daemon {} failed ({other:?}); log kept at {}", self.prefix, self.log.display())
             }
