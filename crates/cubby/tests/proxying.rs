@@ -66,6 +66,7 @@ fn connections_are_kept_alive_and_pooled() {
     let api = d.admin();
     let p = project(&api, "acme");
     let a = container(&api, &p, "a", "hi");
+    let b = container(&api, &p, "b", "hi");
     // Twenty requests on one client connection.
     let mut s = TcpStream::connect(d.proxy_addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -89,12 +90,17 @@ fn connections_are_kept_alive_and_pooled() {
         assert_eq!(body, b"ok");
     }
     // The proxy reused its connection to the app instead of opening twenty.
-    let out = std::process::Command::new("nsenter")
-        .arg(format!("--net={}", d.run_dir.join("netns").join(a.id.as_str()).display()))
-        .args(["ss", "-Htn", "state", "established", "sport", "= :8080"])
-        .output()
-        .unwrap();
-    let seen = String::from_utf8_lossy(&out.stdout);
+    let app_connections = |id: &str| {
+        let out = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", d.run_dir.join("netns").join(id).display()))
+            .args(["ss", "-Htn", "state", "established", "sport", "= :8080"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // B's namespace saw none of A's traffic.
+    assert_eq!(app_connections(b.id.as_str()), "", "connections in B's namespace");
+    let seen = app_connections(a.id.as_str());
     let open = seen.lines().count();
     assert!((1..=2).contains(&open), "{open} connections to the app:\n{seen}");
     // They start inside the container's own namespace (the default rules
