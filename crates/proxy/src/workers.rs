@@ -66,10 +66,15 @@ impl Listeners {
     /// Binds `workers` sockets (at least one) to `addr`; port 0 picks one
     /// port for all. Must be called inside a tokio runtime.
     pub fn bind(addr: SocketAddr, workers: usize) -> Result<Self, StartError> {
-        let first = listen(addr).map_err(|source| StartError::Listen { addr, source })?;
-        let addr = first.local_addr().map_err(|source| StartError::Listen { addr, source })?;
-        let mut sockets = vec![first];
-        for _ in 1..workers.max(1) {
+        // A plain bind first, which fails while anything holds the port:
+        // with `SO_REUSEPORT` alone, a second daemon on the same address
+        // would join this one's group and take part of its connections
+        // instead of failing to start.
+        let probe = std::net::TcpListener::bind(addr).map_err(|source| StartError::Listen { addr, source })?;
+        let addr = probe.local_addr().map_err(|source| StartError::Listen { addr, source })?;
+        drop(probe);
+        let mut sockets = Vec::new();
+        for _ in 0..workers.max(1) {
             sockets.push(listen(addr).map_err(|source| StartError::Listen { addr, source })?);
         }
         Ok(Self { addr, sockets })
@@ -138,5 +143,20 @@ impl Workers {
         for rx in self.done {
             let _ = rx.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Listeners;
+
+    #[tokio::test]
+    async fn a_second_group_cannot_share_the_port() {
+        let first = Listeners::bind("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        assert_eq!(first.sockets.len(), 3);
+        assert!(first.sockets.iter().all(|s| s.local_addr().unwrap() == first.local_addr()));
+        // Another daemon (or anything else) asking for the same address is refused.
+        assert!(Listeners::bind(first.local_addr(), 2).is_err());
+        assert!(std::net::TcpListener::bind(first.local_addr()).is_err());
     }
 }
