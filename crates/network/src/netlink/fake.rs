@@ -193,10 +193,7 @@ impl Netlink for FakeNetlink {
                 source: io::Error::from(io::ErrorKind::NotFound),
             });
         }
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
-            .and_then(|s| s.set_nonblocking(true).map(|()| s))
-            .map_err(|source| NetlinkError::Socket { netns: Some(netns.to_path_buf()), source })?;
-        Ok(socket.into())
+        super::new_tcp_socket().map_err(|source| NetlinkError::Socket { netns: Some(netns.to_path_buf()), source })
     }
 
     async fn routes_inside(&self, subnet: ipnet::Ipv4Net, except: &str) -> Result<Vec<String>, NetlinkError> {

@@ -98,6 +98,14 @@ pub enum NetlinkError {
     },
 }
 
+/// A new IPv4 TCP socket, not connected, non-blocking and close-on-exec,
+/// in the calling thread's network namespace.
+pub(crate) fn new_tcp_socket() -> std::io::Result<OwnedFd> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
 /// The netlink and network-namespace operations the daemon needs.
 ///
 /// Every removal is idempotent: removing what is already gone succeeds, so

@@ -248,10 +248,7 @@ pub(super) fn tcp_socket(netns: &Path) -> impl Future<Output = Result<OwnedFd, N
     in_thread("make a socket in", netns, move |_| {
         let file = File::open(&target).map_err(netns_err("open", &target))?;
         setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| netns_err("enter", &target)(e.into()))?;
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
-            .and_then(|s| s.set_nonblocking(true).map(|()| s))
-            .map_err(netns_err("make a socket in", &target))?;
-        Ok(socket.into())
+        crate::netlink::new_tcp_socket().map_err(netns_err("make a socket in", &target))
     })
 }
 
