@@ -107,8 +107,7 @@ pub fn run(bin: &str, tenants: usize, per: usize) -> anyhow::Result<Report> {
         summarize(&change_latency(&d, a.id.as_str(), 20, per)?),
     );
 
-    let link = d.prefix.bytes().fold(0u8, |acc, b| acc.wrapping_mul(31).wrapping_add(b)) & 0xfc;
-    let mut outside = OutsideHost::new(&d.prefix, link, &d.subnet);
+    let mut outside = OutsideHost::new(&d.prefix, &d.subnet);
     let received = outside.serve_sink(9100);
     let to = SocketAddr::from((outside.addr, 9100));
     let ns = d.run_dir.join("netns").join(a.id.as_str());

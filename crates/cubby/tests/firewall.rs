@@ -15,8 +15,7 @@ use support::{container, daemon, project, sh};
 const WAIT: Duration = Duration::from_millis(1500);
 
 fn outside(d: &Daemon) -> OutsideHost {
-    let link = d.prefix.bytes().fold(0u8, |a, b| a.wrapping_mul(31).wrapping_add(b)) & 0xfc;
-    let mut o = OutsideHost::new(&d.prefix, link, &d.subnet);
+    let mut o = OutsideHost::new(&d.prefix, &d.subnet);
     o.serve_tcp(9000, "nine-thousand");
     o.serve_tcp(9001, "nine-thousand-one");
     o.serve_tcp(9002, "nine-thousand-two");

@@ -266,8 +266,7 @@ fn a_script_reaches_only_its_own_project() {
     let mine = container(&api, &a, "mine", "a's data");
     api.put_secrets(a.id.as_str(), &PutSecrets::from([("KEY".into(), "alpha-secret".into())])).unwrap();
     api.put_secrets(b.id.as_str(), &PutSecrets::from([("KEY".into(), "beta-secret".into())])).unwrap();
-    let link = (d.prefix.bytes().fold(0u8, |x, y| x.wrapping_mul(31).wrapping_add(y)) & 0xfc) | 1;
-    let mut outside = OutsideHost::new(&d.prefix, link, &d.subnet);
+    let mut outside = OutsideHost::new(&d.prefix, &d.subnet);
     outside.serve_http(9080, "from the outside");
 
     let probe = format!(

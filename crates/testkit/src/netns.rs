@@ -106,28 +106,47 @@ pub struct OutsideHost {
     servers: Vec<JoinHandle<()>>,
 }
 
+/// A third octet `x` such that no host address is in 198.18.x.0/24.
+fn free_link() -> u8 {
+    let out = Command::new("ip").args(["-4", "-o", "addr", "show"]).output().expect("run ip");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let used: std::collections::HashSet<u8> = text
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("198.18."))
+        .filter_map(|rest| rest.split('.').next()?.parse().ok())
+        .collect();
+    (0..=u8::MAX).find(|x| !used.contains(x)).expect("a free /30 in 198.18.0.0/16")
+}
+
 fn run(cmd: &mut Command) {
     let out = cmd.output().expect("run ip");
     assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 impl OutsideHost {
-    /// Makes the namespace `o<tag>` and a /30 in 198.18.0.0/15 for it.
+    /// Makes the namespace `o<tag>` and a /30 in 198.18.0.0/16 for it,
+    /// one that no link of the host has yet (two tests given the same /30
+    /// would route each other's traffic to the wrong namespace).
     /// `container_subnet` is routed back through the host, so the outside
     /// host can also try to reach containers (ingress).
-    pub fn new(tag: &str, link: u8, container_subnet: &str) -> Self {
+    pub fn new(tag: &str, container_subnet: &str) -> Self {
         let name = format!("o{tag}");
         let host_if = format!("o{tag}h");
         let peer_if = format!("o{tag}n");
-        let host_addr = Ipv4Addr::new(198, 18, link, 1);
-        let addr = Ipv4Addr::new(198, 18, link, 2);
         // Leftovers of an earlier run with the same tag, if any.
         let _ = Command::new("ip").args(["netns", "del", &name]).stderr(std::process::Stdio::null()).status();
         let _ = Command::new("ip").args(["link", "del", &host_if]).stderr(std::process::Stdio::null()).status();
         run(Command::new("ip").args(["netns", "add", &name]));
         run(Command::new("ip")
             .args(["link", "add", &host_if, "type", "veth", "peer", "name", &peer_if, "netns", &name]));
+        // Choosing and taking the /30 is one step for the tests of this process.
+        static LINKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let taken = LINKS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let link = free_link();
+        let host_addr = Ipv4Addr::new(198, 18, link, 1);
+        let addr = Ipv4Addr::new(198, 18, link, 2);
         run(Command::new("ip").args(["addr", "add", &format!("{host_addr}/30"), "dev", &host_if]));
+        drop(taken);
         run(Command::new("ip").args(["link", "set", &host_if, "up"]));
         run(Command::new("ip").args(["-n", &name, "addr", "add", &format!("{addr}/30"), "dev", &peer_if]));
         run(Command::new("ip").args(["-n", &name, "link", "set", &peer_if, "up"]));
