@@ -36,6 +36,8 @@ pub enum Fix {
     RemoveLink(String),
     RemoveCgroup(String),
     RemoveBundle(PathBuf),
+    /// A container root mounted on the host that nothing runs in.
+    Unmount(PathBuf),
     /// Nothing to remove: what to do instead.
     Advice(String),
 }
@@ -137,24 +139,13 @@ pub async fn inspect(config: &Layout, store: &dyn Store, host: &Host) -> Result<
             });
         }
         match rec.status {
-            ContainerStatus::Running => {
-                if !running.contains(id) {
-                    drift.push(Drift {
-                        kind: "state",
-                        subject: id.into(),
-                        detail: "recorded as running, but no process runs".into(),
-                        fix: restart(id),
-                    });
-                }
-                if !mounted.contains(&bundles.join(id).join("rootfs")) {
-                    drift.push(Drift {
-                        kind: "missing",
-                        subject: id.into(),
-                        detail: "recorded as running, but its rootfs is not mounted".into(),
-                        fix: restart(id),
-                    });
-                }
-            }
+            ContainerStatus::Running if !running.contains(id) => drift.push(Drift {
+                kind: "state",
+                subject: id.into(),
+                detail: "recorded as running, but no process runs".into(),
+                fix: restart(id),
+            }),
+            ContainerStatus::Running => {}
             _ if running.contains(id) => drift.push(Drift {
                 kind: "state",
                 subject: id.into(),
@@ -220,6 +211,20 @@ pub async fn inspect(config: &Layout, store: &dyn Store, host: &Host) -> Result<
             fix: Fix::RemoveBundle(bundles.join(id)),
         });
     }
+    // Roots are mounted in each container's own mount namespace, never on
+    // the host (see `cubby_runtime::mountns`); one on the host is left from
+    // an earlier version, and its container still runs, or it is left over.
+    for path in &mounted {
+        let owner = path.parent().and_then(Path::file_name).and_then(|n| n.to_str()).unwrap_or_default();
+        if !running.contains(owner) {
+            drift.push(Drift {
+                kind: "orphan",
+                subject: format!("mount {}", path.display()),
+                detail: "mounted on the host, and no container runs in it".into(),
+                fix: Fix::Unmount(path.clone()),
+            });
+        }
+    }
     let parent = format!("/{}", config.prefix);
     let mut cgroups = HashSet::new();
     for dir in host.cgroups.dirs(&parent) {
@@ -274,6 +279,10 @@ pub async fn repair(host: &Host, drift: &[Drift]) -> Result<usize, Error> {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(Error::io("remove", dir)(e)),
                 }
+                true
+            }
+            Fix::Unmount(path) => {
+                host.mounts.unmount(path).map_err(err("unmounting a leftover rootfs"))?;
                 true
             }
             Fix::Advice(_) => false,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use cubby_core::{Caller, Config, Defaults, Helpers, Host, Platform};
 use cubby_model::{ContainerStatus, CreateContainer, CreateProject, Image, ImageSource, ProjectId};
 use cubby_network::{FakeNetlink, FakeNftables};
-use cubby_runtime::{FakeCgroups, FakeRuntime};
+use cubby_runtime::{FakeCgroups, FakeRuntime, PrivateMount};
 use cubby_storage::{FakeBtrfs, FakeMounts};
 use cubby_store::{ImageRecord, LayerKind, LayerRecord, SqliteStore, Store};
 
@@ -18,6 +18,7 @@ struct Fixture {
     btrfs: Arc<FakeBtrfs>,
     netlink: Arc<FakeNetlink>,
     runtime: Arc<FakeRuntime>,
+    mounts: Arc<FakeMounts>,
     nft: Arc<FakeNftables>,
     store: Arc<SqliteStore>,
     _dir: tempfile::TempDir,
@@ -77,16 +78,17 @@ async fn fixture() -> Fixture {
     let netlink = Arc::new(FakeNetlink::new());
     let runtime = Arc::new(FakeRuntime::new());
     let nft = Arc::new(FakeNftables::new());
+    let mounts = Arc::new(FakeMounts::new());
     let host = Host {
         btrfs: btrfs.clone(),
-        mounts: Arc::new(FakeMounts::new()),
+        mounts: mounts.clone(),
         runtime: runtime.clone(),
         cgroups: Arc::new(FakeCgroups::new()),
         netlink: netlink.clone(),
         nft: nft.clone(),
     };
     let platform = Platform::open(config, store.clone(), host).await.unwrap();
-    Fixture { platform, btrfs, netlink, runtime, nft, store, _dir: dir }
+    Fixture { platform, btrfs, netlink, runtime, mounts, nft, store, _dir: dir }
 }
 
 fn req(name: &str, start: bool) -> CreateContainer {
@@ -244,4 +246,32 @@ async fn the_proxy_gets_a_socket_in_the_container_only_where_the_firewall_admits
     assert!(f.platform.proxy_socket(other_port).await.is_some(), "a rule for 9000 admits it");
     f.platform.replace_firewall(&Caller::Admin, &c.id, &Default::default()).await.unwrap();
     assert!(f.platform.proxy_socket(app).await.is_none(), "no rule left: even the app's port takes the plain path");
+}
+
+#[tokio::test]
+async fn each_root_is_mounted_for_its_own_container_only_and_never_on_the_host() {
+    let f = fixture().await;
+    let p = f
+        .platform
+        .create_project(&Caller::Admin, &CreateProject { name: "acme".into(), ..Default::default() })
+        .unwrap();
+    let a = f.platform.create_container(&Caller::Admin, &p.id, &req("a", true)).await.unwrap();
+    let b = f.platform.create_container(&Caller::Admin, &p.id, &req("b", true)).await.unwrap();
+    assert!(f.mounts.mounted().is_empty(), "the host's mount table gets no root: {:?}", f.mounts.mounted());
+    let run = f.platform.config().run_dir.clone();
+    for (me, other) in [(&a, &b), (&b, &a)] {
+        let mounts = f.runtime.private_mounts(me.id.as_str());
+        let targets: Vec<&Path> = mounts.iter().map(PrivateMount::target).collect();
+        assert_eq!(
+            targets,
+            vec![run.join("containers").join(me.id.as_str()).join("rootfs"), run.join("netns").join(me.id.as_str())],
+            "its root and its network namespace pin"
+        );
+        let PrivateMount::Filesystem { fstype, data, .. } = &mounts[0] else { panic!("the root is a filesystem") };
+        assert_eq!(fstype, "overlay");
+        let upper = f.platform.pool().containers_dir().join(me.id.as_str()).join("upper");
+        assert!(data.contains(&format!("upperdir={}", upper.display())), "{data}");
+        let text = format!("{mounts:?}");
+        assert!(!text.contains(other.id.as_str()), "nothing of the other tenant is mounted for it: {text}");
+    }
 }

@@ -71,6 +71,12 @@ fn stop_frees_everything_and_start_keeps_data() {
     assert_eq!(http_get(d.proxy_addr, &a.url).json()["visits"], 1);
     assert_eq!(http_get(d.proxy_addr, &a.url).json()["visits"], 2);
     assert_eq!(sh(&api, a.id.as_str(), "echo kept > /data/note").0, 0);
+    // Its root is mounted in its own mount namespace, never on the host.
+    let running = HostView::of(&d);
+    assert!(running.mounts.iter().all(|m| !m.contains("rootfs")), "a root on the host: {:?}", running.mounts);
+    let pid = support::init_pid(&d, a.id.as_str()).expect("it runs");
+    let note = std::fs::read_to_string(format!("/proc/{pid}/root/data/note")).expect("its files, through its init");
+    assert_eq!(note, "kept\n");
 
     let stopped = api.stop(a.id.as_str()).unwrap();
     assert_eq!(stopped.status, cubby_model::ContainerStatus::Stopped);

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use cubby_model::{ByteSize, CopyContainer, CreateSnapshot, LimitsSpec, UpdateContainer, UpdateSnapshot};
 use cubby_testkit::{Daemon, DaemonOptions, HostView, http_get};
-use support::{BIN, container, daemon, project, sh};
+use support::{BIN, container, daemon, init_pid, project, sh};
 
 fn copy(d: &Daemon, source: &str, name: &str) -> cubby_model::Container {
     d.admin()
@@ -302,9 +302,12 @@ fn patch_changes_one_tenant_and_quotas_hold() {
     assert_eq!(api.update_container(b.id.as_str(), &below).unwrap_err().code(), Some("invalid_request"));
 
     // The quota cannot be escaped with a nested subvolume: the tenant only
-    // ever sees its overlay, which has no btrfs ioctls.
-    let inside = d.run_dir.join("containers").join(a.id.as_str()).join("rootfs/data/escape");
-    let created = libbtrfs_create(&inside);
+    // ever sees its overlay, which has no btrfs ioctls. (Its root is
+    // mounted in its own mount namespace only: reach it through its init.)
+    let pid = init_pid(&d, a.id.as_str()).expect("A runs");
+    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    assert!(root.join("data").is_dir(), "the container's /data is reachable from the host through its init");
+    let created = libbtrfs_create(&root.join("data/escape"));
     assert!(created.is_err(), "a subvolume was created through the container's root filesystem");
 
     // Renaming moves the URL.

@@ -22,6 +22,12 @@ pub enum RuntimeError {
         #[source]
         source: oci_spec::OciSpecError,
     },
+    #[error("could not prepare the mount namespace that container {id} is created in")]
+    Namespace {
+        id: String,
+        #[source]
+        source: Box<RuntimeError>,
+    },
     #[error("could not {op} {}", path.display())]
     Io {
         op: &'static str,

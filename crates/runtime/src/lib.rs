@@ -10,11 +10,14 @@
 //! - [`cgroups`]: reading and cleaning cgroupfs (v1, hybrid and v2), behind
 //!   [`Cgroups`], rooted at a path so tests can use a temp dir.
 //! - [`logs`]: each container's capped output log.
+//! - [`mountns`]: the private mount namespaces containers are created
+//!   from, so the host's mount table does not grow with each tenant.
 
 pub mod bundle;
 pub mod cgroups;
 mod error;
 pub mod logs;
+pub mod mountns;
 pub mod oci;
 pub mod pidfd;
 pub mod process;
@@ -22,4 +25,5 @@ pub mod seccomp;
 
 pub use cgroups::{CgroupFs, Cgroups, FakeCgroups};
 pub use error::RuntimeError;
+pub use mountns::{BaseNamespace, PrivateMount};
 pub use oci::{ContainerState, ExecOutput, ExecSpec, FakeRuntime, OciRuntime, Runc, RuntimeStatus};

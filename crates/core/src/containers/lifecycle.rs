@@ -12,14 +12,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cubby_model::{Container, ContainerId, ContainerStatus, Trigger};
-use cubby_runtime::RuntimeStatus;
 use cubby_runtime::bundle::{self, BundleSpec};
 use cubby_runtime::pidfd::ProcessHandle;
 use cubby_runtime::process::{ProcessFile, parse_user};
+use cubby_runtime::{PrivateMount, RuntimeStatus};
 use cubby_storage::Overlay;
 use cubby_store::ContainerRecord;
+use nix::mount::MsFlags;
 use tracing::{Instrument, info_span};
 
+use super::ContainerPaths;
 use crate::{Caller, Error, Platform};
 
 const SIGTERM: i32 = 15;
@@ -178,18 +180,15 @@ impl Platform {
         let paths = self.paths(&rec.id, rec.slot);
         self.ensure_connected(rec).await?;
         std::fs::create_dir_all(&paths.rootfs).map_err(Error::io("create", &paths.rootfs))?;
-        {
-            let _s = info_span!("storage.mount").entered();
-            let mounts = &self.host.mounts;
-            if !mounts.is_mounted(&paths.rootfs).map_err(Error::storage("check rootfs mount", id))? {
-                let overlay = Overlay {
-                    lowers: self.lower_paths(rec)?,
-                    upper: Some((paths.upper.clone(), paths.work.clone())),
-                    target: paths.rootfs.clone(),
-                };
-                mounts.mount_overlay(&overlay).map_err(Error::storage("mount rootfs", id))?;
-            }
-        }
+        let private = {
+            let _s = info_span!("storage.layers").entered();
+            let root = Overlay {
+                lowers: self.lower_paths(rec)?,
+                upper: Some((paths.upper.clone(), paths.work.clone())),
+                target: paths.rootfs.clone(),
+            };
+            self.private_mounts(root, &paths)
+        };
         {
             let _s = info_span!("runtime.bundle").entered();
             self.write_bundle(rec)?;
@@ -201,12 +200,34 @@ impl Platform {
             .await
             .map_err(Error::runtime("remove stale runtime state", id))?;
         let pid = runtime
-            .run(id, &paths.bundle, paths.log.path())
+            .run(id, &paths.bundle, paths.log.path(), &private)
             .instrument(info_span!("runtime.run"))
             .await
             .map_err(Error::runtime("run", id))?;
         self.wait_ready(rec, pid).instrument(info_span!("readiness")).await?;
         Ok(pid)
+    }
+
+    /// What the runtime mounts for this container alone, in the private
+    /// namespace it creates the container from: the overlay root, and
+    /// binds of the files pinning its network (and user) namespace, which
+    /// that namespace does not show. The host's mount table keeps none of
+    /// them, so it does not grow with every running tenant.
+    fn private_mounts(&self, root: Overlay, paths: &ContainerPaths) -> Vec<PrivateMount> {
+        let mut flags = MsFlags::MS_NOATIME;
+        if root.upper.is_none() {
+            flags |= MsFlags::MS_RDONLY;
+        }
+        let mut mounts = vec![PrivateMount::Filesystem {
+            fstype: "overlay".into(),
+            source: "overlay".into(),
+            data: root.options(),
+            flags,
+            target: root.target,
+        }];
+        let pins = std::iter::once(&paths.netns).chain(self.userns.is_some().then_some(&paths.userns));
+        mounts.extend(pins.map(|pin| PrivateMount::Bind { source: pin.clone(), target: pin.clone() }));
+        mounts
     }
 
     fn write_bundle(&self, rec: &ContainerRecord) -> Result<(), Error> {

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{ContainerState, ExecOutput, ExecSpec, OciRuntime, RuntimeStatus};
-use crate::RuntimeError;
+use crate::{PrivateMount, RuntimeError};
 
 /// One call made to a [`FakeRuntime`].
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +33,7 @@ struct FakeState {
     containers: BTreeMap<String, ContainerState>,
     next_pid: u32,
     fail_create: Vec<String>,
+    private_mounts: BTreeMap<String, Vec<PrivateMount>>,
 }
 
 impl FakeRuntime {
@@ -51,6 +52,11 @@ impl FakeRuntime {
         self.lock().calls.clone()
     }
 
+    /// The private mounts the last creation of `id` was given.
+    pub fn private_mounts(&self, id: &str) -> Vec<PrivateMount> {
+        self.lock().private_mounts.get(id).cloned().unwrap_or_default()
+    }
+
     /// Simulates the container's init exiting on its own.
     pub fn exit(&self, id: &str) {
         if let Some(c) = self.lock().containers.get_mut(id) {
@@ -66,9 +72,10 @@ impl FakeRuntime {
 
 #[async_trait]
 impl OciRuntime for FakeRuntime {
-    async fn create(&self, id: &str, bundle: &Path, _log: &Path) -> Result<u32, RuntimeError> {
+    async fn create(&self, id: &str, bundle: &Path, _log: &Path, mounts: &[PrivateMount]) -> Result<u32, RuntimeError> {
         let mut s = self.lock();
         s.calls.push(RuntimeCall::Create(id.into()));
+        s.private_mounts.insert(id.into(), mounts.to_vec());
         if let Some(i) = s.fail_create.iter().position(|p| id.contains(p.as_str())) {
             s.fail_create.remove(i);
             return Err(RuntimeError::Command {

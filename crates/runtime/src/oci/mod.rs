@@ -16,7 +16,7 @@ use async_trait::async_trait;
 pub use fake::{FakeRuntime, RuntimeCall};
 pub use runc::Runc;
 
-use crate::RuntimeError;
+use crate::{PrivateMount, RuntimeError};
 
 /// The runtime's view of a container's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,14 +65,16 @@ pub struct ExecOutput {
 pub trait OciRuntime: Send + Sync + std::fmt::Debug {
     /// Creates container `id` from the bundle in `bundle`, leaving its init
     /// waiting. The container's stdout and stderr are appended to `log`.
-    /// Returns the host pid of its init.
-    async fn create(&self, id: &str, bundle: &Path, log: &Path) -> Result<u32, RuntimeError>;
+    /// `mounts` (its root filesystem, its namespace pins) are made in a
+    /// private mount namespace for this creation only: the container keeps
+    /// them, the host never has them. Returns the host pid of its init.
+    async fn create(&self, id: &str, bundle: &Path, log: &Path, mounts: &[PrivateMount]) -> Result<u32, RuntimeError>;
     /// Lets a created container's init run.
     async fn start(&self, id: &str) -> Result<(), RuntimeError>;
     /// Creates and starts in one step (one runtime process instead of
     /// two); the host pid of its init.
-    async fn run(&self, id: &str, bundle: &Path, log: &Path) -> Result<u32, RuntimeError> {
-        let pid = self.create(id, bundle, log).await?;
+    async fn run(&self, id: &str, bundle: &Path, log: &Path, mounts: &[PrivateMount]) -> Result<u32, RuntimeError> {
+        let pid = self.create(id, bundle, log, mounts).await?;
         self.start(id).await?;
         Ok(pid)
     }

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use tokio::io::AsyncReadExt;
@@ -11,12 +12,23 @@ use tokio::process::Command;
 
 use super::{ContainerState, ExecOutput, ExecSpec, OciRuntime, RuntimeStatus};
 use crate::RuntimeError;
+use crate::mountns::{self, BaseNamespace, PrivateMount};
 
 /// runc (or a runtime with the same command line) with its own state root.
 #[derive(Debug, Clone)]
 pub struct Runc {
     binary: PathBuf,
     root: PathBuf,
+    proc_root: PathBuf,
+    base: Option<Arc<LazyBase>>,
+}
+
+/// The base namespace to create containers from, made at the first
+/// creation (by then the daemon has mounted its storage pool).
+#[derive(Debug)]
+struct LazyBase {
+    hide: Vec<PathBuf>,
+    made: OnceLock<Option<Arc<BaseNamespace>>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -49,12 +61,46 @@ fn not_found(stderr: &str) -> bool {
 impl Runc {
     /// Uses `binary` (a path or a name in `PATH`) with state under `root`.
     pub fn new(binary: impl Into<PathBuf>, root: impl Into<PathBuf>) -> Self {
-        Self { binary: binary.into(), root: root.into() }
+        Self { binary: binary.into(), root: root.into(), proc_root: PathBuf::from("/proc"), base: None }
+    }
+
+    /// Creates containers from a [`BaseNamespace`] that hides the mounts
+    /// under `hide` (the daemon's namespace pins and container roots),
+    /// made once at the first creation. Without it, each creation copies
+    /// the daemon's whole namespace. `proc_root` is normally `/proc`.
+    pub fn with_base_namespace(mut self, proc_root: impl Into<PathBuf>, hide: Vec<PathBuf>) -> Self {
+        self.proc_root = proc_root.into();
+        self.base = Some(Arc::new(LazyBase { hide, made: OnceLock::new() }));
+        self
+    }
+
+    fn base(&self) -> Option<Arc<BaseNamespace>> {
+        let lazy = self.base.as_ref()?;
+        lazy.made
+            .get_or_init(|| match BaseNamespace::create(&self.proc_root, &lazy.hide) {
+                Ok(base) => Some(Arc::new(base)),
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        cause = ?std::error::Error::source(&e).map(ToString::to_string),
+                        "no base mount namespace: each container creation copies the whole host mount table"
+                    );
+                    None
+                }
+            })
+            .clone()
     }
 
     /// `runc create` or `runc run --detach` (`subcommand`): the host pid of
     /// the container's init.
-    async fn create_with(&self, subcommand: &[&str], id: &str, bundle: &Path, log: &Path) -> Result<u32, RuntimeError> {
+    async fn create_with(
+        &self,
+        subcommand: &[&str],
+        id: &str,
+        bundle: &Path,
+        log: &Path,
+        mounts: &[PrivateMount],
+    ) -> Result<u32, RuntimeError> {
         let pid_file = bundle.join("init.pid");
         let runc_log = bundle.join("runc.log");
         let out_file = std::fs::OpenOptions::new()
@@ -72,15 +118,25 @@ impl Runc {
         // The container inherits runc's stdout and stderr: they must be the
         // log file, never a pipe, or waiting for runc would wait for the
         // container too.
-        let status = self
-            .command()
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out_file))
-            .stderr(Stdio::from(err_file))
-            .status()
+        let mut command = self.command();
+        command.args(&args).stdin(Stdio::null()).stdout(Stdio::from(out_file)).stderr(Stdio::from(err_file));
+        let spawned = if mounts.is_empty() {
+            command.spawn()
+        } else {
+            let runtime = tokio::runtime::Handle::current();
+            mountns::spawn_private(&self.proc_root, self.base(), mounts.to_vec(), move || {
+                // The child is registered with this runtime's reaper.
+                let _entered = runtime.enter();
+                command.spawn()
+            })
             .await
-            .map_err(|source| RuntimeError::Spawn { id: id.into(), command: self.shown(&args), source })?;
+            .map_err(|e| RuntimeError::Namespace { id: id.into(), source: Box::new(e) })?
+        };
+        let status = match spawned {
+            Ok(mut child) => child.wait().await,
+            Err(e) => Err(e),
+        }
+        .map_err(|source| RuntimeError::Spawn { id: id.into(), command: self.shown(&args), source })?;
         if !status.success() {
             let detail = std::fs::read_to_string(&runc_log).unwrap_or_default();
             let message = detail
@@ -154,13 +210,13 @@ async fn read_capped<R: tokio::io::AsyncRead + Unpin>(mut r: R, max: usize) -> V
 #[async_trait]
 impl OciRuntime for Runc {
     #[tracing::instrument(level = "debug", name = "runc.create", skip(self, bundle, log))]
-    async fn create(&self, id: &str, bundle: &Path, log: &Path) -> Result<u32, RuntimeError> {
-        self.create_with(&["create"], id, bundle, log).await
+    async fn create(&self, id: &str, bundle: &Path, log: &Path, mounts: &[PrivateMount]) -> Result<u32, RuntimeError> {
+        self.create_with(&["create"], id, bundle, log, mounts).await
     }
 
     #[tracing::instrument(level = "debug", name = "runc.run", skip(self, bundle, log))]
-    async fn run(&self, id: &str, bundle: &Path, log: &Path) -> Result<u32, RuntimeError> {
-        self.create_with(&["run", "--detach"], id, bundle, log).await
+    async fn run(&self, id: &str, bundle: &Path, log: &Path, mounts: &[PrivateMount]) -> Result<u32, RuntimeError> {
+        self.create_with(&["run", "--detach"], id, bundle, log, mounts).await
     }
 
     #[tracing::instrument(level = "debug", name = "runc.start", skip(self))]
