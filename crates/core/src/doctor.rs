@@ -2,10 +2,10 @@
 //! a running daemon (or beside one: it only reads, unless asked to fix).
 //!
 //! Drift is either a resource of a recorded container that is missing or
-//! in the wrong state (a subvolume, namespace, veth, runtime state, rootfs
-//! mount), or a host resource named like this daemon's that no record owns
-//! (an orphan: subvolume, layer, runtime container, namespace, veth,
-//! cgroup, bundle). `repair` removes orphans; a missing piece of a known
+//! in the wrong state (a subvolume, namespace, veth, runtime state), or a
+//! host resource named like this daemon's that no record owns (an orphan:
+//! subvolume, layer, runtime container, namespace, veth, cgroup, bundle, a
+//! root filesystem left mounted on the host by an earlier version). `repair` removes orphans; a missing piece of a known
 //! container is rebuilt by the daemon's reconcile at its next start, so the
 //! fix for those says so.
 

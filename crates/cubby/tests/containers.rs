@@ -3,7 +3,7 @@
 
 mod support;
 
-use cubby_testkit::{HostView, http_get};
+use cubby_testkit::{HostView, http_get, processes_mounting};
 use support::{container, daemon, init_pid, project, sh};
 
 #[test]
@@ -74,7 +74,9 @@ fn stop_frees_everything_and_start_keeps_data() {
     // Its root is mounted in its own mount namespace, never on the host.
     let running = HostView::of(&d);
     assert!(running.mounts.iter().all(|m| !m.contains("rootfs")), "a root on the host: {:?}", running.mounts);
+    let upper = format!("upperdir={}", d.data_dir.join("pool/containers").join(a.id.as_str()).join("upper").display());
     let pid = support::init_pid(&d, a.id.as_str()).expect("it runs");
+    assert!(processes_mounting(&upper).contains(&pid), "its init has its root");
     let note = std::fs::read_to_string(format!("/proc/{pid}/root/data/note")).expect("its files, through its init");
     assert_eq!(note, "kept\n");
 
@@ -84,7 +86,7 @@ fn stop_frees_everything_and_start_keeps_data() {
     assert!(host.runtime.is_empty(), "runtime still knows: {:?}", host.runtime);
     assert!(host.cgroups.iter().all(|c| !c.contains(a.id.as_str())), "cgroup left: {:?}", host.cgroups);
     assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/memory/{}/{}", d.prefix, a.id)).exists());
-    assert!(host.mounts.iter().all(|m| !m.contains("rootfs")), "rootfs still mounted: {:?}", host.mounts);
+    assert_eq!(processes_mounting(&upper), Vec::<u32>::new(), "its root is mounted nowhere");
     // With autostart off, a request does not wake it (the wake tests cover autostart).
     let patch = cubby_model::UpdateContainer { autostart: Some(false), ..Default::default() };
     api.update_container(a.id.as_str(), &patch).unwrap();
@@ -172,8 +174,8 @@ fn delete_leaves_nothing_of_the_tenant() {
     assert_eq!(now.subvolumes.len(), before.subvolumes.len() - 1, "its files are gone");
     assert!(now.logs.iter().all(|l| !l.contains(a.id.as_str())), "its logs are gone");
     assert!(init_pid(&d, a.id.as_str()).is_none(), "its processes are gone");
-    let rootfs = format!("{}/rootfs", a.id);
-    assert!(now.mounts.iter().all(|m| !m.contains(&rootfs)), "its rootfs is unmounted: {:?}", now.mounts);
+    let upper = format!("upperdir={}", d.data_dir.join("pool/containers").join(a.id.as_str()).join("upper").display());
+    assert_eq!(processes_mounting(&upper), Vec::<u32>::new(), "its root is mounted nowhere");
     // The plumbing (veth, namespace, cgroup, runtime state) follows at once.
     let after = HostView::settled(&d);
     assert!(after.mentions(a.id.as_str()).is_empty(), "left on the host: {:?}", after.mentions(a.id.as_str()));

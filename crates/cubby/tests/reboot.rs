@@ -1,6 +1,6 @@
 //! End to end, as root: a simulated host reboot. The daemon is stopped,
 //! then everything a reboot loses goes: every container process, every
-//! mount (container rootfs overlays and the loop pool), the loop device,
+//! mount (namespace pins and the loop pool), the loop device,
 //! /run (runtime state, netns files), links, the nft tables and the
 //! cgroups. The next start must remount the pool, start exactly the
 //! containers that should run, with their data, rules and URLs, and leave

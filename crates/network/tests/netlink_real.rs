@@ -115,6 +115,7 @@ impl Drop for Scratch {
             while umount2(&dir, MntFlags::MNT_DETACH).is_ok() {}
             let _ = std::fs::remove_dir(&dir);
             if let Some(parent) = dir.parent() {
+                while umount2(parent, MntFlags::MNT_DETACH).is_ok() {}
                 let _ = std::fs::remove_dir(parent);
             }
         })
@@ -455,6 +456,11 @@ async fn namespaces_are_created_once_and_removed_idempotently() {
     let nl = RtNetlink::new().unwrap();
     let path = s.netns(1);
 
+    // Its parent is shared, as systemd makes `/run`.
+    let parent = s.dir.parent().unwrap();
+    std::fs::create_dir_all(parent).unwrap();
+    nix::mount::mount(Some(parent), parent, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>).unwrap();
+    nix::mount::mount(None::<&str>, parent, None::<&str>, nix::mount::MsFlags::MS_SHARED, None::<&str>).unwrap();
     // The directory does not exist yet: it is created, and made a shared
     // mount point (a bind mount of itself).
     nl.create_netns(&path, None).await.unwrap();
@@ -464,6 +470,15 @@ async fn namespaces_are_created_once_and_removed_idempotently() {
         .find(|line| line.split(' ').nth(4) == Some(s.dir.to_str().unwrap()))
         .unwrap_or_else(|| panic!("{} is not a mount point", s.dir.display()));
     assert!(dir_mount.contains(" shared:"), "{} is not shared: {dir_mount}", s.dir.display());
+    // In a peer group of its own: the namespace files do not propagate to
+    // the parent mount's peers.
+    let group = |line: &str| line.split(' ').find(|f| f.starts_with("shared:")).map(str::to_owned);
+    let parent_id = dir_mount.split(' ').nth(1).unwrap();
+    let parent = mountinfo.lines().find(|l| l.split(' ').next() == Some(parent_id)).unwrap();
+    let pins_in_parent = mountinfo.lines().filter(|l| l.split(' ').nth(1) == Some(parent_id)).count();
+    assert_eq!(pins_in_parent, 1, "only the dir's own mount is on the parent: {mountinfo}");
+    assert!(group(parent).is_some(), "{parent}");
+    assert_ne!(group(dir_mount), group(parent), "{dir_mount}\n{parent}");
 
     let err = nl.create_netns(&path, None).await.unwrap_err();
     assert!(matches!(err, NetlinkError::Netns { op: "create", .. }), "{err:?}");

@@ -28,6 +28,12 @@ pub enum RuntimeError {
         #[source]
         source: Box<RuntimeError>,
     },
+    #[error("could not {op}")]
+    MountNamespace {
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("could not {op} {}", path.display())]
     Io {
         op: &'static str,

@@ -25,5 +25,5 @@ pub mod seccomp;
 
 pub use cgroups::{CgroupFs, Cgroups, FakeCgroups};
 pub use error::RuntimeError;
-pub use mountns::{BaseNamespace, PrivateMount};
+pub use mountns::{BaseNamespace, LazyBase, PrivateMount};
 pub use oci::{ContainerState, ExecOutput, ExecSpec, FakeRuntime, OciRuntime, Runc, RuntimeStatus};

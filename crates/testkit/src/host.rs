@@ -117,3 +117,19 @@ impl HostView {
             .collect()
     }
 }
+
+/// Processes whose mount namespace has a mount whose mountinfo line
+/// contains `needle` (a tenant's upper dir, for instance): where a
+/// container's root is mounted, now that the host never has it.
+pub fn processes_mounting(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        // A process that just exited has no table left: skip it.
+        let table = std::fs::read_to_string(entry.path().join("mountinfo")).unwrap_or_default();
+        if table.lines().any(|l| l.contains(needle)) {
+            found.push(pid);
+        }
+    }
+    found
+}

@@ -1,11 +1,13 @@
 //! Start, stop, restart, and noticing a container that exits on its own.
 //!
-//! Start: network namespace (if a reboot cleared it), overlay mount, the
-//! files init and the resolver read, the OCI bundle, `runtime create` and
-//! `start`, then a connect probe on the app's port. Stop: SIGTERM to init
-//! (which forwards it), SIGKILL after the grace period, runtime state
-//! removed, overlay unmounted. A stopped container holds no process and no
-//! memory; its subvolume, address and network namespace stay.
+//! Start: network namespace (if a reboot cleared it), the files init and
+//! the resolver read, the OCI bundle, then `runtime run` with the overlay
+//! root mounted in the private namespace the runtime creates the container
+//! from (never on the host), then a connect probe on the app's port. Stop:
+//! SIGTERM to init (which forwards it), SIGKILL after the grace period,
+//! runtime state removed; the root goes with the container's own mount
+//! namespace. A stopped container holds no process and no memory; its
+//! subvolume, address and network namespace stay.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -180,6 +182,9 @@ impl Platform {
         let paths = self.paths(&rec.id, rec.slot);
         self.ensure_connected(rec).await?;
         std::fs::create_dir_all(&paths.rootfs).map_err(Error::io("create", &paths.rootfs))?;
+        // A root an earlier version mounted on the host (its container died
+        // while no daemon ran) would share the upper dir with the new one.
+        self.host.mounts.unmount(&paths.rootfs).map_err(Error::storage("unmount a stale rootfs", id))?;
         let private = {
             let _s = info_span!("storage.layers").entered();
             let root = Overlay {
@@ -332,7 +337,8 @@ impl Platform {
     }
 
     /// Ends every process of the container (SIGTERM first if `grace`),
-    /// removes its runtime state and unmounts its rootfs. Idempotent.
+    /// removes its runtime state (and a root an earlier version mounted on
+    /// the host). Idempotent.
     pub(crate) async fn halt(&self, rec: &ContainerRecord, grace: Option<Duration>) -> Result<(), Error> {
         let id = rec.id.as_str();
         let paths = self.paths(&rec.id, rec.slot);

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::io::AsyncReadExt;
@@ -12,7 +12,7 @@ use tokio::process::Command;
 
 use super::{ContainerState, ExecOutput, ExecSpec, OciRuntime, RuntimeStatus};
 use crate::RuntimeError;
-use crate::mountns::{self, BaseNamespace, PrivateMount};
+use crate::mountns::{self, LazyBase, PrivateMount};
 
 /// runc (or a runtime with the same command line) with its own state root.
 #[derive(Debug, Clone)]
@@ -21,14 +21,6 @@ pub struct Runc {
     root: PathBuf,
     proc_root: PathBuf,
     base: Option<Arc<LazyBase>>,
-}
-
-/// The base namespace to create containers from, made at the first
-/// creation (by then the daemon has mounted its storage pool).
-#[derive(Debug)]
-struct LazyBase {
-    hide: Vec<PathBuf>,
-    made: OnceLock<Option<Arc<BaseNamespace>>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -64,31 +56,15 @@ impl Runc {
         Self { binary: binary.into(), root: root.into(), proc_root: PathBuf::from("/proc"), base: None }
     }
 
-    /// Creates containers from a [`BaseNamespace`] that hides the mounts
-    /// under `hide` (the daemon's namespace pins and container roots),
-    /// made once at the first creation. Without it, each creation copies
-    /// the daemon's whole namespace. `proc_root` is normally `/proc`.
+    /// Creates containers from a [`BaseNamespace`](crate::BaseNamespace)
+    /// that hides the mounts under `hide` (the daemon's namespace pins and
+    /// container roots), made at the first creation. Without it, each
+    /// creation copies the daemon's whole namespace. `proc_root` is
+    /// normally `/proc`.
     pub fn with_base_namespace(mut self, proc_root: impl Into<PathBuf>, hide: Vec<PathBuf>) -> Self {
         self.proc_root = proc_root.into();
-        self.base = Some(Arc::new(LazyBase { hide, made: OnceLock::new() }));
+        self.base = Some(Arc::new(LazyBase::new(self.proc_root.clone(), hide)));
         self
-    }
-
-    fn base(&self) -> Option<Arc<BaseNamespace>> {
-        let lazy = self.base.as_ref()?;
-        lazy.made
-            .get_or_init(|| match BaseNamespace::create(&self.proc_root, &lazy.hide) {
-                Ok(base) => Some(Arc::new(base)),
-                Err(e) => {
-                    tracing::warn!(
-                        error = %e,
-                        cause = ?std::error::Error::source(&e).map(ToString::to_string),
-                        "no base mount namespace: each container creation copies the whole host mount table"
-                    );
-                    None
-                }
-            })
-            .clone()
     }
 
     /// `runc create` or `runc run --detach` (`subcommand`): the host pid of
@@ -124,7 +100,7 @@ impl Runc {
             command.spawn()
         } else {
             let runtime = tokio::runtime::Handle::current();
-            mountns::spawn_private(&self.proc_root, self.base(), mounts.to_vec(), move || {
+            mountns::spawn_private(&self.proc_root, self.base.clone(), mounts.to_vec(), move || {
                 // The child is registered with this runtime's reaper.
                 let _entered = runtime.enter();
                 command.spawn()

@@ -29,10 +29,13 @@ const THREAD_NETNS: &str = "/proc/thread-self/ns/net";
 /// Directories this instance has already made shared mount points.
 ///
 /// The directory holding the namespace files is, like iproute2's
-/// `/run/netns`, a bind mount of itself with shared propagation: mount
-/// namespaces created later (by runc) receive copies of the namespace bind
-/// mounts, and unmounting one here then propagates to those copies, so the
-/// namespace is really freed.
+/// `/run/netns`, a bind mount of itself with shared propagation, in a peer
+/// group of its own: unmounting a namespace file here also unmounts the
+/// copies that mount namespaces made meanwhile hold, so the namespace is
+/// really freed; and the files do not propagate to the parent's peers (a
+/// bind inside a shared `/run`, as systemd makes it, would otherwise join
+/// `/run`'s group, and every pin would appear again under `/run` in each
+/// namespace copied from the host, such as the runtime's base namespace).
 #[derive(Debug, Default)]
 pub(super) struct SharedDirs(Mutex<HashSet<PathBuf>>);
 
@@ -57,15 +60,17 @@ impl SharedDirs {
 }
 
 fn make_shared_mount_point(dir: &Path) -> nix::Result<()> {
-    let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
-    match mount(None::<&str>, dir, None::<&str>, shared, None::<&str>) {
+    let own = |flags| mount(None::<&str>, dir, None::<&str>, flags, None::<&str>);
+    // Private, then shared: out of any peer group, then in a new one.
+    match own(MsFlags::MS_PRIVATE) {
         // Not a mount point yet: make it one, bound onto itself.
         Err(Errno::EINVAL) => {
             mount(Some(dir), dir, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)?;
-            mount(None::<&str>, dir, None::<&str>, shared, None::<&str>)
+            own(MsFlags::MS_PRIVATE)?;
         }
-        other => other,
+        other => other?,
     }
+    own(MsFlags::MS_SHARED)
 }
 
 /// Creates a new network namespace pinned at `path`, with its loopback up;
