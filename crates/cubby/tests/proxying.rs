@@ -110,6 +110,15 @@ fn connections_are_kept_alive_and_pooled() {
         let peer = line.split_whitespace().last().unwrap_or_default();
         assert!(peer.starts_with(&format!("{}:", a.address)), "peer {peer} of the app:\n{seen}");
     }
+    // The client connection's own upstream connection closes with it; the
+    // pooled one (its first request's) stays for the next client.
+    drop((s, reader));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while app_connections(a.id.as_str()).lines().count() > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left = app_connections(a.id.as_str());
+    assert!(left.lines().count() <= 1, "the client's own connection is still open:\n{left}");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Opening the proxy's connections to apps: from a socket the [`Resolver`]
 //! hands over (made inside the container's network namespace), or from the
 //! host. Either way with `TCP_NODELAY` and a bounded wait. The pool of the
-//! upstream client keeps the connections; this runs once per new one.
+//! upstream client and each client connection's [`Affinity`](crate::affinity)
+//! keep the connections; this runs once per new one.
 
 use std::future::Future;
 use std::io;
@@ -27,6 +28,17 @@ pub(crate) struct Connector {
 impl Connector {
     pub(crate) fn new(resolver: Arc<dyn Resolver>, timeout: Duration) -> Self {
         Self { resolver, timeout }
+    }
+
+    /// A new connection to `addr`, within the connect timeout.
+    pub(crate) async fn connect(&self, addr: SocketAddr) -> io::Result<TokioIo<TcpStream>> {
+        match tokio::time::timeout(self.timeout, connect(Arc::clone(&self.resolver), addr)).await {
+            Ok(stream) => Ok(TokioIo::new(stream?)),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connecting to {addr} took longer than {} s", self.timeout.as_secs()),
+            )),
+        }
     }
 }
 
@@ -56,17 +68,8 @@ impl tower_service::Service<Uri> for Connector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let (resolver, timeout) = (Arc::clone(&self.resolver), self.timeout);
-        Box::pin(async move {
-            let addr = address_of(&uri)?;
-            match tokio::time::timeout(timeout, connect(resolver, addr)).await {
-                Ok(stream) => Ok(TokioIo::new(stream?)),
-                Err(_) => Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("connecting to {addr} took longer than {} s", timeout.as_secs()),
-                )),
-            }
-        })
+        let connector = self.clone();
+        Box::pin(async move { connector.connect(address_of(&uri)?).await })
     }
 }
 

@@ -18,7 +18,9 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioIo;
 
+use crate::affinity::Affinity;
 use crate::body::Guarded;
+use crate::connect::Connector;
 use crate::error_page::{Body, error};
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -37,12 +39,14 @@ pub(crate) struct Peer {
     /// The upstream its last request went to, as a URI authority: a
     /// connection's requests nearly always go to one app.
     last_upstream: Mutex<Option<(SocketAddr, Authority)>>,
+    /// Its own upstream connection.
+    pub affinity: Affinity,
 }
 
 impl Peer {
     pub(crate) fn new(addr: SocketAddr) -> Self {
         let ip = HeaderValue::from_str(&addr.ip().to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        Self { addr, ip, last_upstream: Mutex::new(None) }
+        Self { addr, ip, last_upstream: Mutex::new(None), affinity: Affinity::default() }
     }
 
     fn authority(&self, upstream: SocketAddr) -> Option<Authority> {
@@ -94,6 +98,14 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
             .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
 }
 
+/// Where a forward's connections come from.
+pub(crate) struct Upstreams<'a> {
+    /// The shared pool, for upgrades and retries.
+    pub pool: &'a UpstreamClient,
+    /// New connections of client connections' own.
+    pub connector: &'a Connector,
+}
+
 /// Limits of one forward.
 pub(crate) struct Limits {
     pub max_body: u64,
@@ -103,7 +115,7 @@ pub(crate) struct Limits {
 /// Sends `req` to `upstream` and returns its response. `guard` marks the
 /// container busy until the response (or the tunnel) ends.
 pub(crate) async fn forward(
-    client: &UpstreamClient,
+    upstreams: &Upstreams<'_>,
     mut req: Request<Incoming>,
     upstream: SocketAddr,
     peer: &Peer,
@@ -170,11 +182,18 @@ pub(crate) async fn forward(
     let body: UpstreamBody = Limited::new(body, max).boxed();
     let req = Request::from_parts(parts, body);
 
-    let response = match tokio::time::timeout(limits.head_timeout, client.request(req)).await {
+    let sent = async {
+        if upgrade {
+            Ok(upstreams.pool.request(req).await?)
+        } else {
+            peer.affinity.send(upstreams.connector, upstreams.pool, upstream, req).await
+        }
+    };
+    let response = match tokio::time::timeout(limits.head_timeout, sent).await {
         Ok(Ok(response)) => response,
         Ok(Err(e)) => {
             tracing::debug!(%upstream, error = %e, "upstream request failed");
-            let too_large = std::iter::successors(std::error::Error::source(&e), |s| s.source())
+            let too_large = std::iter::successors(Some(&*e as &(dyn std::error::Error + 'static)), |s| s.source())
                 .any(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
             if too_large {
                 return error(

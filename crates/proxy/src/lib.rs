@@ -3,14 +3,16 @@
 //! A request's `Host` names a container (`{label}.{domain}`); the
 //! [`Resolver`] says where that container's app listens, who may open it,
 //! and starts it when it sleeps. The proxy enforces the access mode (signed
-//! claims with a cookie, bearer tokens, or public), forwards over pooled
-//! keep-alive connections with `X-Forwarded-*` headers, passes WebSocket
+//! claims with a cookie, bearer tokens, or public), forwards over keep-alive
+//! connections (each client connection's own upstream connection, driven
+//! in its task; a shared pool for upgrades) with `X-Forwarded-*` headers, passes WebSocket
 //! upgrades and streamed responses through, and never forwards a claim,
 //! its cookie or a daemon credential to the app. It knows nothing about
 //! containers beyond the [`Resolver`] seam. Hosts `{project}.exec.{domain}`
 //! go to the [`ScriptRunner`] instead (a project's exec scripts).
 
 mod access;
+mod affinity;
 mod body;
 mod connect;
 mod error_page;

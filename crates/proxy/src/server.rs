@@ -17,9 +17,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::access::{Decision, check};
+use crate::affinity::Driven;
 use crate::connect::Connector;
 use crate::error_page::{Body, error};
-use crate::forward::{Limits, Peer, UpstreamClient, forward};
+use crate::forward::{Limits, Peer, UpstreamClient, Upstreams, forward};
 use crate::{Resolution, Resolver, ScriptRunner, WakeError, exec_project_of, label_of};
 
 /// How the proxy behaves.
@@ -62,6 +63,7 @@ pub struct Proxy {
     resolver: Arc<dyn Resolver>,
     scripts: Option<Arc<dyn ScriptRunner>>,
     client: UpstreamClient,
+    connector: Connector,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -79,8 +81,8 @@ impl Proxy {
             .pool_idle_timeout(config.pool_idle_timeout)
             .pool_max_idle_per_host(config.pool_idle_per_host)
             .pool_timer(TokioTimer::new())
-            .build(connector);
-        Arc::new(Self { config, resolver, scripts, client })
+            .build(connector.clone());
+        Arc::new(Self { config, resolver, scripts, client, connector })
     }
 
     /// Serves connections from `listener` until `shutdown` resolves, then
@@ -115,6 +117,7 @@ impl Proxy {
             let _ = stream.set_nodelay(true);
             let proxy = Arc::clone(&self);
             let peer = Arc::new(Peer::new(peer));
+            let own = Arc::clone(&peer);
             let service = service_fn(move |req| {
                 let (proxy, peer) = (Arc::clone(&proxy), Arc::clone(&peer));
                 async move { Ok::<_, Infallible>(proxy.handle(req, &peer).await) }
@@ -131,10 +134,10 @@ impl Proxy {
                 let _alive = alive;
                 tokio::pin!(conn);
                 let result = tokio::select! {
-                    r = conn.as_mut() => r,
+                    r = Driven::new(conn.as_mut(), &own.affinity) => r,
                     _ = stop.changed() => {
                         conn.as_mut().graceful_shutdown();
-                        conn.await
+                        Driven::new(conn.as_mut(), &own.affinity).await
                     }
                 };
                 if let Err(e) = result {
@@ -245,6 +248,7 @@ impl Proxy {
             },
         };
         let limits = Limits { max_body: self.config.max_body, head_timeout: self.config.upstream_timeout };
-        forward(&self.client, req, upstream, peer, scheme, &limits, guard).await
+        let upstreams = Upstreams { pool: &self.client, connector: &self.connector };
+        forward(&upstreams, req, upstream, peer, scheme, &limits, guard).await
     }
 }
