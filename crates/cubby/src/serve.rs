@@ -94,6 +94,12 @@ pub struct ServeArgs {
     /// Seconds the proxy waits for an app's response headers.
     #[arg(long, default_value_t = 60)]
     pub proxy_timeout: u64,
+    /// Client connections that get an upstream connection of their own
+    /// (from their second request on), per app and proxy thread; past it,
+    /// and with 0, requests go through the shared pool. Lower it for apps
+    /// with few connection slots (one process per connection).
+    #[arg(long, default_value_t = 32)]
+    pub proxy_own_connections: usize,
     /// Memory limit of one exec script invocation.
     #[arg(long, default_value = "64MiB")]
     pub script_memory: String,
@@ -400,6 +406,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         https: args.https,
         max_body,
         upstream_timeout: std::time::Duration::from_secs(args.proxy_timeout.max(1)),
+        own_connections_per_app: args.proxy_own_connections,
         ..ProxyConfig::default()
     };
     let home = tokio::runtime::Handle::current();

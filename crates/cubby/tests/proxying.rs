@@ -89,7 +89,7 @@ fn connections_are_kept_alive_and_pooled() {
         reader.read_exact(&mut body).unwrap();
         assert_eq!(body, b"ok");
     }
-    // The proxy reused its connection to the app instead of opening twenty.
+    // The proxy reused connections to the app instead of opening twenty.
     let app_connections = |id: &str| {
         let out = std::process::Command::new("nsenter")
             .arg(format!("--net={}", d.run_dir.join("netns").join(id).display()))
@@ -101,8 +101,8 @@ fn connections_are_kept_alive_and_pooled() {
     // B's namespace saw none of A's traffic.
     assert_eq!(app_connections(b.id.as_str()), "", "connections in B's namespace");
     let seen = app_connections(a.id.as_str());
-    let open = seen.lines().count();
-    assert!((1..=2).contains(&open), "{open} connections to the app:\n{seen}");
+    // Two: the pool's (the first request's) and the client connection's own.
+    assert_eq!(seen.lines().count(), 2, "connections to the app:\n{seen}");
     // They start inside the container's own namespace (the default rules
     // admit the proxy to the app's port), so the app's peer is its own
     // address, not the gateway's.
@@ -118,7 +118,7 @@ fn connections_are_kept_alive_and_pooled() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let left = app_connections(a.id.as_str());
-    assert!(left.lines().count() <= 1, "the client's own connection is still open:\n{left}");
+    assert_eq!(left.lines().count(), 1, "the pool's connection alone stays:\n{left}");
 }
 
 #[test]

@@ -10,24 +10,27 @@
 //! A client connection's first request goes through the shared pool, so a
 //! client that sends one request per connection (a webhook, `curl`) reuses
 //! pooled connections as before; from its second request on, it gets its
-//! own. The cost: an idle kept-alive client connection keeps its upstream
-//! connection open, until either side closes (nginx's shared keep-alive
-//! pool would serve many idle clients with fewer). Upgrades (WebSockets)
+//! own, up to a number per app and proxy thread (`--proxy-own-connections`,
+//! 32 by default, as many as the pool keeps idle; past it, the pool serves).
+//! The costs: an idle kept-alive client connection keeps its upstream
+//! connection open until either side closes (at most that many per app);
+//! and a client connection that ends closes it, where the pool would have
+//! kept it for the next client. Upgrades (WebSockets)
 //! and a request whose connection the app closed before it was sent go
 //! through the shared pool too, which handles both.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response, Uri, header};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 
-use crate::connect::Connector;
-use crate::forward::{BoxError, UpstreamBody, UpstreamClient};
+use crate::forward::{BoxError, UpstreamBody, Upstreams};
 
 type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -63,14 +66,15 @@ impl Affinity {
         }
     }
 
-    /// Sends `req` to `upstream` over this client connection's upstream
-    /// connection: the open one when it goes there, a new one otherwise.
+    /// Sends `req` (its URI in absolute form, as the pool wants it) to
+    /// `upstream` over this client connection's upstream connection: the
+    /// open one when it goes there, a new one otherwise, or the pool's (on
+    /// the first request, and past the own-connection limit).
     pub(crate) async fn send(
         &self,
-        connector: &Connector,
-        pool: &UpstreamClient,
+        upstreams: &Upstreams<'_>,
         upstream: SocketAddr,
-        req: Request<UpstreamBody>,
+        mut req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, BoxError> {
         let (first, kept) = {
             let mut inner = self.lock();
@@ -81,7 +85,7 @@ impl Affinity {
             }
         };
         if first {
-            return Ok(pool.request(req).await?);
+            return Ok(upstreams.pool.request(req).await?);
         }
         let reusable = match kept {
             // Ready once the previous response has been read to its end.
@@ -91,9 +95,13 @@ impl Affinity {
         let mut sender = match reusable {
             Some(sender) => sender,
             None => {
-                let io = connector.connect(upstream).await?;
+                let Some(permit) = upstreams.own.take(upstream) else {
+                    return Ok(upstreams.pool.request(req).await?);
+                };
+                let io = upstreams.connector.connect(upstream).await?;
                 let (sender, connection) = http1::handshake(io).await?;
                 let driver: Driver = Box::pin(async move {
+                    let _permit = permit;
                     if let Err(e) = connection.await {
                         tracing::debug!(%upstream, error = %e, "upstream connection ended with an error");
                     }
@@ -103,6 +111,15 @@ impl Affinity {
                 sender
             }
         };
+        // On its own connection the request goes in origin form
+        // (`GET /path`), with `Host`, as the pool would send it.
+        let absolute = req.uri().clone();
+        *req.uri_mut() = absolute.path_and_query().map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
+        if !req.headers().contains_key(header::HOST)
+            && let Some(host) = absolute.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            req.headers_mut().insert(header::HOST, host);
+        }
         match sender.try_send_request(req).await {
             Ok(response) => {
                 self.lock().sender = Some((upstream, sender));
@@ -110,9 +127,56 @@ impl Affinity {
             }
             Err(mut e) => match e.take_message() {
                 // Not sent: the app closed the idle connection meanwhile.
-                Some(req) => Ok(pool.request(req).await?),
+                Some(mut req) => {
+                    *req.uri_mut() = absolute;
+                    Ok(upstreams.pool.request(req).await?)
+                }
                 None => Err(e.into_error().into()),
             },
+        }
+    }
+}
+
+/// How many client connections have an upstream connection of their own,
+/// per app, on one proxy thread; at most `max` (past it, the pool serves).
+/// Bounds the app connections idle clients can hold, as the pool's idle
+/// limit does for its own.
+#[derive(Debug)]
+pub(crate) struct OwnConnections {
+    max: usize,
+    open: Mutex<HashMap<SocketAddr, usize>>,
+}
+
+impl OwnConnections {
+    pub(crate) fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self { max, open: Mutex::new(HashMap::new()) })
+    }
+
+    fn take(self: &Arc<Self>, upstream: SocketAddr) -> Option<Permit> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = open.entry(upstream).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(Permit { own: Arc::clone(self), upstream })
+    }
+}
+
+/// One own connection, counted until it closes.
+struct Permit {
+    own: Arc<OwnConnections>,
+    upstream: SocketAddr,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut open = self.own.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.upstream) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.upstream);
+            }
         }
     }
 }
@@ -157,6 +221,8 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
+    use crate::connect::Connector;
+    use crate::forward::UpstreamClient;
     use crate::{BoxFuture, Resolution, Resolver, WakeError};
 
     /// Connections from the host only; nothing else is asked.
@@ -200,8 +266,11 @@ mod tests {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
                 counts.accepted.fetch_add(1, Ordering::SeqCst);
-                let service = service_fn(move |_req| async move {
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(name.as_bytes()))))
+                // Its name, the request target as it came, and the Host.
+                let service = service_fn(move |req: Request<Incoming>| async move {
+                    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("-");
+                    let text = format!("{name} {} {host}", req.uri());
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
                 });
                 let counts = Arc::clone(&counts);
                 tokio::spawn(async move {
@@ -231,24 +300,53 @@ mod tests {
         Request::get(format!("http://{to}/")).body(body).unwrap()
     }
 
+    struct Setup {
+        connector: Connector,
+        pool: UpstreamClient,
+        own: Arc<OwnConnections>,
+    }
+
+    impl Setup {
+        fn new(own: usize) -> Self {
+            let resolver: Arc<dyn Resolver> = Arc::new(HostOnly);
+            let connector = Connector::new(resolver, Duration::from_secs(5));
+            let pool: UpstreamClient = Client::builder(TokioExecutor::new()).build(connector.clone());
+            Self { connector, pool, own: OwnConnections::new(own) }
+        }
+
+        fn upstreams(&self) -> Upstreams<'_> {
+            Upstreams { pool: &self.pool, connector: &self.connector, own: &self.own }
+        }
+
+        /// Sends to each of `to` in turn, on one client connection.
+        async fn send_all(&self, affinity: &Affinity, to: &[SocketAddr]) -> Vec<String> {
+            let requests = async {
+                let mut seen = Vec::new();
+                for to in to {
+                    let response = affinity.send(&self.upstreams(), *to, get(*to)).await.unwrap();
+                    let body = response.into_body().collect().await.unwrap().to_bytes();
+                    seen.push(String::from_utf8_lossy(&body).into_owned());
+                }
+                seen
+            };
+            Driven::new(std::pin::pin!(requests), affinity).await
+        }
+    }
+
     #[tokio::test]
     async fn a_client_connection_keeps_its_own_upstream_connection_per_app() {
-        let resolver: Arc<dyn Resolver> = Arc::new(HostOnly);
-        let connector = Connector::new(resolver, Duration::from_secs(5));
-        let pool: UpstreamClient = Client::builder(TokioExecutor::new()).build(connector.clone());
+        let setup = Setup::new(32);
         let (a, a_seen) = app("a").await;
         let (b, b_seen) = app("b").await;
         let affinity = Affinity::default();
-        let requests = async {
-            let mut seen = Vec::new();
-            for to in [a, a, a, a, b, b, a] {
-                let response = affinity.send(&connector, &pool, to, get(to)).await.unwrap();
-                seen.push(response.into_body().collect().await.unwrap().to_bytes());
-            }
-            seen
-        };
-        let seen = Driven::new(std::pin::pin!(requests), &affinity).await;
-        assert_eq!(seen, ["a", "a", "a", "a", "b", "b", "a"].map(|s| Bytes::from_static(s.as_bytes())));
+        let seen = setup.send_all(&affinity, &[a, a, a, a, b, b, a]).await;
+        let names: Vec<&str> = seen.iter().map(|s| s.split(' ').next().unwrap_or_default()).collect();
+        assert_eq!(names, ["a", "a", "a", "a", "b", "b", "a"]);
+        // Every request reaches the app in origin form, with a Host, on
+        // the pool's connection and on its own alike.
+        for (answer, to) in seen.iter().zip([a, a, a, a, b, b, a]) {
+            assert!(answer.ends_with(&format!(" / {to}")), "{answer}");
+        }
         // A: the first request through the pool, then one connection of its
         // own; B replaced it (closing it), and the last one opened anew.
         assert_eq!(a_seen.accepted.load(Ordering::SeqCst), 3, "connections to A");
@@ -258,8 +356,28 @@ mod tests {
         // one stays for the next client.
         drop(affinity);
         assert!(eventually(|| a_seen.closed.load(Ordering::SeqCst) == 2).await, "A's own connections closed");
-        let response = pool.request(get(a)).await.unwrap();
-        assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "a");
+        let response = setup.pool.request(get(a)).await.unwrap();
+        assert!(response.into_body().collect().await.unwrap().to_bytes().starts_with(b"a "));
         assert_eq!(a_seen.accepted.load(Ordering::SeqCst), 3, "the pooled connection served it");
+    }
+
+    #[tokio::test]
+    async fn past_the_limit_client_connections_share_the_pool() {
+        let setup = Setup::new(1);
+        let (a, a_seen) = app("a").await;
+        let (first, second) = (Affinity::default(), Affinity::default());
+        // The first client connection takes the one own connection allowed.
+        setup.send_all(&first, &[a, a, a]).await;
+        assert_eq!(a_seen.accepted.load(Ordering::SeqCst), 2, "the pool's and the first client's own");
+        // The second is served by the pool's (idle again) connection.
+        setup.send_all(&second, &[a, a, a]).await;
+        assert_eq!(a_seen.accepted.load(Ordering::SeqCst), 2, "no connection past the limit");
+        assert!(second.lock().driver.is_none());
+        // Once the first client connection ends, its slot is free again.
+        drop(first);
+        let third = Affinity::default();
+        setup.send_all(&third, &[a, a]).await;
+        assert_eq!(a_seen.accepted.load(Ordering::SeqCst), 3);
+        assert!(third.lock().driver.is_some());
     }
 }

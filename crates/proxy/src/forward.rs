@@ -5,7 +5,7 @@
 //! and, once the app answers 101, become a tunnel between client and app.
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioIo;
 
-use crate::affinity::Affinity;
+use crate::affinity::{Affinity, OwnConnections};
 use crate::body::Guarded;
 use crate::connect::Connector;
 use crate::error_page::{Body, error};
@@ -100,10 +100,12 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Where a forward's connections come from.
 pub(crate) struct Upstreams<'a> {
-    /// The shared pool, for upgrades and retries.
+    /// The shared pool: first requests, upgrades, retries.
     pub pool: &'a UpstreamClient,
     /// New connections of client connections' own.
     pub connector: &'a Connector,
+    /// How many of those there may be.
+    pub own: &'a Arc<OwnConnections>,
 }
 
 /// Limits of one forward.
@@ -186,7 +188,7 @@ pub(crate) async fn forward(
         if upgrade {
             Ok(upstreams.pool.request(req).await?)
         } else {
-            peer.affinity.send(upstreams.connector, upstreams.pool, upstream, req).await
+            peer.affinity.send(upstreams, upstream, req).await
         }
     };
     let response = match tokio::time::timeout(limits.head_timeout, sent).await {

@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::access::{Decision, check};
-use crate::affinity::Driven;
+use crate::affinity::{Driven, OwnConnections};
 use crate::connect::Connector;
 use crate::error_page::{Body, error};
 use crate::forward::{Limits, Peer, UpstreamClient, Upstreams, forward};
@@ -41,6 +41,9 @@ pub struct ProxyConfig {
     pub pool_idle_per_host: usize,
     /// How long an idle upstream connection is kept.
     pub pool_idle_timeout: Duration,
+    /// Client connections with an upstream connection of their own, per
+    /// app and proxy thread (0: every request through the pool).
+    pub own_connections_per_app: usize,
 }
 
 impl Default for ProxyConfig {
@@ -53,6 +56,7 @@ impl Default for ProxyConfig {
             max_body: 64 << 20,
             pool_idle_per_host: 32,
             pool_idle_timeout: Duration::from_secs(60),
+            own_connections_per_app: 32,
         }
     }
 }
@@ -64,6 +68,7 @@ pub struct Proxy {
     scripts: Option<Arc<dyn ScriptRunner>>,
     client: UpstreamClient,
     connector: Connector,
+    own: Arc<OwnConnections>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -82,7 +87,8 @@ impl Proxy {
             .pool_max_idle_per_host(config.pool_idle_per_host)
             .pool_timer(TokioTimer::new())
             .build(connector.clone());
-        Arc::new(Self { config, resolver, scripts, client, connector })
+        let own = OwnConnections::new(config.own_connections_per_app);
+        Arc::new(Self { config, resolver, scripts, client, connector, own })
     }
 
     /// Serves connections from `listener` until `shutdown` resolves, then
@@ -248,7 +254,7 @@ impl Proxy {
             },
         };
         let limits = Limits { max_body: self.config.max_body, head_timeout: self.config.upstream_timeout };
-        let upstreams = Upstreams { pool: &self.client, connector: &self.connector };
+        let upstreams = Upstreams { pool: &self.client, connector: &self.connector, own: &self.own };
         forward(&upstreams, req, upstream, peer, scheme, &limits, guard).await
     }
 }
