@@ -95,14 +95,9 @@ impl Platform {
                 ),
             });
         }
-        for dir in [
-            config.data_dir.clone(),
-            config.data_dir.join("logs"),
-            config.run_dir.join("containers"),
-            config.run_dir.join("netns"),
-            config.run_dir.join("userns"),
-        ] {
-            std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        let data_dirs = [config.data_dir.clone(), config.data_dir.join("logs")];
+        for dir in data_dirs.iter().chain(&crate::containers::tenant_run_dirs(&config.run_dir)) {
+            std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
         }
         set_mode(&config.data_dir, 0o711)?;
         // Containers' roots (unprivileged host uids with user namespaces)

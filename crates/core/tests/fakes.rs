@@ -100,6 +100,11 @@ fn req(name: &str, start: bool) -> CreateContainer {
     }
 }
 
+/// The project `acme`, with the defaults.
+fn acme(f: &Fixture) -> cubby_model::Project {
+    f.platform.create_project(&Caller::Admin, &CreateProject { name: "acme".into(), ..Default::default() }).unwrap()
+}
+
 fn container_subvolumes(f: &Fixture) -> usize {
     let dir = f.platform.pool().containers_dir();
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
@@ -217,10 +222,7 @@ async fn max_containers_and_names_are_enforced() {
 #[tokio::test]
 async fn the_proxy_gets_a_socket_in_the_container_only_where_the_firewall_admits_it() {
     let f = fixture().await;
-    let p = f
-        .platform
-        .create_project(&Caller::Admin, &CreateProject { name: "acme".into(), ..Default::default() })
-        .unwrap();
+    let p = acme(&f);
     let c = f.platform.create_container(&Caller::Admin, &p.id, &req("web", false)).await.unwrap();
     let app: std::net::SocketAddr = format!("{}:{}", c.address, c.port).parse().unwrap();
     assert!(f.platform.proxy_socket(app).await.is_none(), "a stopped container takes no connection");
@@ -251,10 +253,7 @@ async fn the_proxy_gets_a_socket_in_the_container_only_where_the_firewall_admits
 #[tokio::test]
 async fn each_root_is_mounted_for_its_own_container_only_and_never_on_the_host() {
     let f = fixture().await;
-    let p = f
-        .platform
-        .create_project(&Caller::Admin, &CreateProject { name: "acme".into(), ..Default::default() })
-        .unwrap();
+    let p = acme(&f);
     let a = f.platform.create_container(&Caller::Admin, &p.id, &req("a", true)).await.unwrap();
     let b = f.platform.create_container(&Caller::Admin, &p.id, &req("b", true)).await.unwrap();
     assert!(f.mounts.mounted().is_empty(), "the host's mount table gets no root: {:?}", f.mounts.mounted());

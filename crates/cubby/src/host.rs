@@ -15,10 +15,10 @@ pub fn real(proc_root: &Path, runtime: &Path, run_dir: &Path, cgroup_root: &Path
         mounts: Arc::new(cubby_storage::KernelMounts::new(proc_root)),
         // Containers are created from a mount namespace without the
         // daemon's namespace pins and roots (see `cubby_runtime::mountns`).
-        runtime: Arc::new(cubby_runtime::Runc::new(runtime, run_dir.join("runc")).with_base_namespace(
-            proc_root,
-            ["netns", "userns", "containers"].iter().map(|d| run_dir.join(d)).collect(),
-        )),
+        runtime: Arc::new(
+            cubby_runtime::Runc::new(runtime, run_dir.join("runc"))
+                .with_base_namespace(proc_root, cubby_core::containers::tenant_run_dirs(run_dir).to_vec()),
+        ),
         cgroups: Arc::new(cubby_runtime::CgroupFs::detect(cgroup_root).context("reading cgroupfs")?),
         netlink: Arc::new(cubby_network::RtNetlink::new().context("opening netlink")?),
         nft: Arc::new(cubby_network::NftCli::new()),

@@ -26,11 +26,12 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use http::{HeaderValue, Request, Response, Uri, header};
+use http::uri::Authority;
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 
-use crate::forward::{BoxError, UpstreamBody, Upstreams};
+use crate::forward::{BoxError, UpstreamBody, Upstreams, absolute};
 
 type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -66,15 +67,16 @@ impl Affinity {
         }
     }
 
-    /// Sends `req` (its URI in absolute form, as the pool wants it) to
-    /// `upstream` over this client connection's upstream connection: the
-    /// open one when it goes there, a new one otherwise, or the pool's (on
-    /// the first request, and past the own-connection limit).
+    /// Sends `req` (its target in origin form) to `upstream` over this
+    /// client connection's upstream connection: the open one when it goes
+    /// there, a new one otherwise, or the pool's (on the first request, and
+    /// past the own-connection limit), which wants it at `authority`.
     pub(crate) async fn send(
         &self,
         upstreams: &Upstreams<'_>,
         upstream: SocketAddr,
-        mut req: Request<UpstreamBody>,
+        authority: &Authority,
+        req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, BoxError> {
         let (first, kept) = {
             let mut inner = self.lock();
@@ -85,7 +87,7 @@ impl Affinity {
             }
         };
         if first {
-            return Ok(upstreams.pool.request(req).await?);
+            return Ok(upstreams.pool.request(absolute(req, authority)).await?);
         }
         let reusable = match kept {
             // Ready once the previous response has been read to its end.
@@ -96,7 +98,7 @@ impl Affinity {
             Some(sender) => sender,
             None => {
                 let Some(permit) = upstreams.own.take(upstream) else {
-                    return Ok(upstreams.pool.request(req).await?);
+                    return Ok(upstreams.pool.request(absolute(req, authority)).await?);
                 };
                 let io = upstreams.connector.connect(upstream).await?;
                 let (sender, connection) = http1::handshake(io).await?;
@@ -111,15 +113,6 @@ impl Affinity {
                 sender
             }
         };
-        // On its own connection the request goes in origin form
-        // (`GET /path`), with `Host`, as the pool would send it.
-        let absolute = req.uri().clone();
-        *req.uri_mut() = absolute.path_and_query().map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
-        if !req.headers().contains_key(header::HOST)
-            && let Some(host) = absolute.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
-            req.headers_mut().insert(header::HOST, host);
-        }
         match sender.try_send_request(req).await {
             Ok(response) => {
                 self.lock().sender = Some((upstream, sender));
@@ -127,10 +120,7 @@ impl Affinity {
             }
             Err(mut e) => match e.take_message() {
                 // Not sent: the app closed the idle connection meanwhile.
-                Some(mut req) => {
-                    *req.uri_mut() = absolute;
-                    Ok(upstreams.pool.request(req).await?)
-                }
+                Some(req) => Ok(upstreams.pool.request(absolute(req, authority)).await?),
                 None => Err(e.into_error().into()),
             },
         }
@@ -268,7 +258,7 @@ mod tests {
                 counts.accepted.fetch_add(1, Ordering::SeqCst);
                 // Its name, the request target as it came, and the Host.
                 let service = service_fn(move |req: Request<Incoming>| async move {
-                    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("-");
+                    let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("-");
                     let text = format!("{name} {} {host}", req.uri());
                     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
                 });
@@ -295,9 +285,14 @@ mod tests {
         false
     }
 
+    /// A request as `forward` makes it: origin form, with `Host`.
     fn get(to: SocketAddr) -> Request<UpstreamBody> {
         let body: UpstreamBody = Empty::new().map_err(|e| -> BoxError { match e {} }).boxed();
-        Request::get(format!("http://{to}/")).body(body).unwrap()
+        Request::get("/").header(http::header::HOST, to.to_string()).body(body).unwrap()
+    }
+
+    fn authority(to: SocketAddr) -> Authority {
+        Authority::try_from(to.to_string()).unwrap()
     }
 
     struct Setup {
@@ -323,7 +318,7 @@ mod tests {
             let requests = async {
                 let mut seen = Vec::new();
                 for to in to {
-                    let response = affinity.send(&self.upstreams(), *to, get(*to)).await.unwrap();
+                    let response = affinity.send(&self.upstreams(), *to, &authority(*to), get(*to)).await.unwrap();
                     let body = response.into_body().collect().await.unwrap().to_bytes();
                     seen.push(String::from_utf8_lossy(&body).into_owned());
                 }
@@ -342,8 +337,8 @@ mod tests {
         let seen = setup.send_all(&affinity, &[a, a, a, a, b, b, a]).await;
         let names: Vec<&str> = seen.iter().map(|s| s.split(' ').next().unwrap_or_default()).collect();
         assert_eq!(names, ["a", "a", "a", "a", "b", "b", "a"]);
-        // Every request reaches the app in origin form, with a Host, on
-        // the pool's connection and on its own alike.
+        // Every request reaches the app in origin form, with its Host, on
+        // the pool's connection (made absolute for the pool) and on its own.
         for (answer, to) in seen.iter().zip([a, a, a, a, b, b, a]) {
             assert!(answer.ends_with(&format!(" / {to}")), "{answer}");
         }
@@ -356,7 +351,7 @@ mod tests {
         // one stays for the next client.
         drop(affinity);
         assert!(eventually(|| a_seen.closed.load(Ordering::SeqCst) == 2).await, "A's own connections closed");
-        let response = setup.pool.request(get(a)).await.unwrap();
+        let response = setup.pool.request(absolute(get(a), &authority(a))).await.unwrap();
         assert!(response.into_body().collect().await.unwrap().to_bytes().starts_with(b"a "));
         assert_eq!(a_seen.accepted.load(Ordering::SeqCst), 3, "the pooled connection served it");
     }

@@ -98,6 +98,18 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
             .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
 }
 
+/// `req` with its origin-form target made absolute
+/// (`http://10.0.0.2:8080/path`), as hyper-util's pooled client wants it.
+pub(crate) fn absolute(mut req: Request<UpstreamBody>, authority: &Authority) -> Request<UpstreamBody> {
+    let mut parts = req.uri().clone().into_parts();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(authority.clone());
+    if let Ok(uri) = Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
 /// Where a forward's connections come from.
 pub(crate) struct Upstreams<'a> {
     /// The shared pool: first requests, upgrades, retries.
@@ -148,16 +160,17 @@ pub(crate) async fn forward(
     let Some(authority) = peer.authority(upstream) else {
         return error(&request_headers, StatusCode::BAD_GATEWAY, "bad_upstream", "the container's address is invalid");
     };
-    let mut target = http::uri::Parts::default();
-    target.scheme = Some(Scheme::HTTP);
-    target.authority = Some(authority);
-    target.path_and_query = Some(req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/")));
-    let Ok(uri) = Uri::from_parts(target) else {
-        return error(&request_headers, StatusCode::BAD_REQUEST, "bad_request", "the request target is invalid");
-    };
+    // Origin form (`GET /path`), as apps expect it; only the pool's client
+    // wants the absolute form, made for it by `absolute`.
+    let target = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
     let (mut parts, body) = req.into_parts();
-    parts.uri = uri;
+    parts.uri = Uri::from(target);
     let headers = &mut parts.headers;
+    if !headers.contains_key(header::HOST)
+        && let Ok(host) = HeaderValue::from_str(authority.as_str())
+    {
+        headers.insert(header::HOST, host);
+    }
     if upgrade {
         // Keep exactly the upgrade handshake; drop the other hop-by-hop headers.
         let upgrade_value = headers.get(header::UPGRADE).cloned();
@@ -186,9 +199,9 @@ pub(crate) async fn forward(
 
     let sent = async {
         if upgrade {
-            Ok(upstreams.pool.request(req).await?)
+            Ok(upstreams.pool.request(absolute(req, &authority)).await?)
         } else {
-            peer.affinity.send(upstreams, upstream, req).await
+            peer.affinity.send(upstreams, upstream, &authority, req).await
         }
     };
     let response = match tokio::time::timeout(limits.head_timeout, sent).await {

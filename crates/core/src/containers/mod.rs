@@ -26,7 +26,7 @@ mod restore;
 mod snapshots;
 mod update;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cubby_model::{Container, ContainerId, Page, ProjectId, Transition};
 use cubby_network::{Attachment, ipam};
@@ -38,6 +38,14 @@ use crate::{Caller, Error, Platform};
 
 /// Largest page of a container list.
 pub const MAX_PAGE: u32 = 500;
+
+/// The run dirs with one entry per container: bundles (whose `rootfs` an
+/// earlier version mounted on the host), and the files pinning network
+/// and user namespaces. The runtime creates containers from a mount
+/// namespace that hides what is mounted under them.
+pub fn tenant_run_dirs(run_dir: &Path) -> [PathBuf; 3] {
+    ["containers", "netns", "userns"].map(|d| run_dir.join(d))
+}
 
 /// Where each host resource of one container lives.
 #[derive(Debug, Clone)]
@@ -63,7 +71,8 @@ pub(crate) struct ContainerPaths {
 impl Platform {
     pub(crate) fn paths(&self, id: &ContainerId, slot: u32) -> ContainerPaths {
         let subvolume = self.pool.container(id.as_str());
-        let bundle = self.config.run_dir.join("containers").join(id.as_str());
+        let [bundles, netns, userns] = tenant_run_dirs(&self.config.run_dir);
+        let bundle = bundles.join(id.as_str());
         ContainerPaths {
             upper: subvolume.join("upper"),
             work: subvolume.join("work"),
@@ -74,8 +83,8 @@ impl Platform {
             hosts: bundle.join("hosts"),
             hostname: bundle.join("hostname"),
             bundle,
-            netns: self.config.run_dir.join("netns").join(id.as_str()),
-            userns: self.config.run_dir.join("userns").join(id.as_str()),
+            netns: netns.join(id.as_str()),
+            userns: userns.join(id.as_str()),
             log: LogFile::new(&self.config.data_dir.join("logs"), id.as_str()),
             cgroup: format!("/{}/{}", self.config.prefix, id),
             veth: ipam::veth_name(&self.config.prefix, slot),
