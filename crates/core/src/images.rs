@@ -15,8 +15,9 @@ use cubby_store::{ImageRecord, LayerKind, LayerRecord};
 
 use crate::{Caller, Error, Platform};
 
-/// What an import fills a layer with, and the image config it found.
-pub(crate) type Filled = (u64, Option<ImageConfig>);
+/// What filling a layer gave: its size, the image config it found, and
+/// warnings for the user.
+pub(crate) type Filled = cubby_storage::image::Imported;
 
 impl Platform {
     /// Builds `minimal` if the store does not have it (or its layer is gone).
@@ -45,7 +46,7 @@ impl Platform {
             let fail =
                 |source| Error::Storage { step: "build minimal image", container: None, source: Box::new(source) };
             minimal::populate(root, &sources).map_err(fail)?;
-            Ok((tree_size(root).map_err(fail)?, Some(minimal::config())))
+            Ok(Filled { bytes: tree_size(root).map_err(fail)?, config: Some(minimal::config()), ..Filled::default() })
         })
         .await?;
         Ok(())
@@ -89,13 +90,14 @@ impl Platform {
         })
         .await
         .expect("image task does not panic")?;
-        let (size, config) = filled;
+        let source = if filled.oci { ImageSource::Oci } else { source };
         let image = Image {
             name: name.into(),
             source,
-            config: config.unwrap_or_else(|| ImageConfig { env: minimal::config().env, ..Default::default() }),
-            size_bytes: size,
+            config: filled.config.unwrap_or_else(|| ImageConfig { env: minimal::config().env, ..Default::default() }),
+            size_bytes: filled.bytes,
             created_at: cubby_model::now(),
+            warnings: Vec::new(),
         };
         let layer = LayerRecord {
             id: layer_id.clone(),
@@ -116,7 +118,7 @@ impl Platform {
             let _ = self.host.btrfs.delete_subvolume(&dest);
             return Err(e.into());
         }
-        Ok(image)
+        Ok(Image { warnings: filled.warnings, ..image })
     }
 
     /// Imports an image (admin only: images are shared by all projects):

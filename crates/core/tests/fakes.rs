@@ -54,6 +54,7 @@ async fn fixture() -> Fixture {
                 config: cubby_storage::image::minimal::config(),
                 size_bytes: 1,
                 created_at: cubby_model::now(),
+                warnings: Vec::new(),
             },
             digest: String::new(),
         })

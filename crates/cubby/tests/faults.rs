@@ -141,3 +141,56 @@ fn crashes_inside_operations_leave_nothing_half_made() {
     }
     eprintln!("faults injected and survived: {}", survived.join(", "));
 }
+
+/// A daemon killed with SIGKILL in the middle of 30 concurrent copies can
+/// be started again on the same API and proxy addresses: no child it made
+/// (namespace holders are clones without exec) outlives it holding its
+/// listening sockets. Everything listed afterwards works.
+#[test]
+fn a_crash_during_concurrent_copies_leaves_the_addresses_free() {
+    let Some(mut d) = daemon("a_crash_during_concurrent_copies_leaves_the_addresses_free") else { return };
+    d.keep_addresses();
+    let (api_addr, proxy_addr) = (d.api_addr, d.proxy_addr);
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let template = container(&api, &p, "template", "t");
+    assert_eq!(sh(&api, template.id.as_str(), "echo seed > /data/seed").0, 0);
+
+    let copies: Vec<_> = (0..30)
+        .map(|i| {
+            let api = d.admin();
+            let id = template.id.to_string();
+            std::thread::spawn(move || {
+                api.copy_container(&id, &CopyContainer { name: format!("copy{i}"), ..Default::default() })
+            })
+        })
+        .collect();
+    // Kill it once some copies have answered and others are in flight.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while copies.iter().filter(|c| c.is_finished()).count() < 5 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let answered = copies.iter().filter(|c| c.is_finished()).count();
+    assert!((1..30).contains(&answered), "the kill must land mid-burst ({answered} of 30 answered)");
+    d.stop_with(nix::sys::signal::Signal::SIGKILL);
+    let made: Vec<String> =
+        copies.into_iter().filter_map(|c| c.join().expect("copy thread").ok()).map(|c| c.name).collect();
+
+    d.start_again();
+    assert_eq!((d.api_addr, d.proxy_addr), (api_addr, proxy_addr), "it listens where it listened");
+    let api = d.admin();
+    let listed = api.containers(Some(p.id.as_str()), None, 100).unwrap().items;
+    let names: Vec<&str> = listed.iter().map(|c| c.name.as_str()).collect();
+    assert!(names.contains(&"template"), "{names:?}");
+    for name in &made {
+        assert!(names.contains(&name.as_str()), "copy {name} answered 201 but is gone: {names:?}");
+    }
+    for c in &listed {
+        let c = api.container(c.id.as_str()).unwrap();
+        assert_eq!(c.status, cubby_model::ContainerStatus::Running, "{} is {:?}", c.name, c.status);
+        assert_eq!(http_get(d.proxy_addr, &c.url).status, 200, "{} does not answer", c.name);
+        assert_eq!(sh(&api, c.id.as_str(), "cat /data/seed").1.trim(), "seed", "{} lost the template's data", c.name);
+    }
+    let (code, report) = support::doctor(&d, &[]);
+    assert_eq!(code, 0, "doctor finds drift:\n{report}");
+}

@@ -154,7 +154,8 @@ fn oci_archives_import_with_layers_whiteouts_and_defaults() {
     let p = project(&api, "acme");
     for (name, archive) in [("docker-saved", docker_save()), ("oci-layout", oci_layout())] {
         let image = api.import_image(name, std::io::Cursor::new(archive)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(image.source, cubby_model::ImageSource::Tarball);
+        assert_eq!(image.source, cubby_model::ImageSource::Oci);
+        assert!(image.warnings.is_empty(), "{:?}", image.warnings);
         assert_eq!(image.config.command, ["/bin/busybox", "httpd", "-f", "-p", "8081", "-h", "/www"], "{name}");
         assert_eq!(image.config.port, Some(8081));
         assert_eq!(image.config.workdir.as_deref(), Some("/www"));
@@ -210,7 +211,12 @@ fn hostile_oci_archives_are_refused() {
         b.into_inner().unwrap()
     };
     let escape = raw_tar("../../escape", tar::EntryType::Regular, None);
-    let device = raw_tar("dev/sda", tar::EntryType::Block, None);
+    let dotdot_whiteout = raw_tar(".wh...", tar::EntryType::Regular, None);
+    let link_to_tmp = raw_tar("up", tar::EntryType::Symlink, Some("/tmp"));
+    let whiteout_through_link = raw_tar("up/.wh.cubby-canary", tar::EntryType::Regular, None);
+    // A canary where the whiteouts above aim: no import may remove it.
+    let canary = std::path::Path::new("/tmp/cubby-canary");
+    std::fs::write(canary, "alive").unwrap();
     let symlink_out = {
         let mut b = tar::Builder::new(Vec::new());
         for (path, kind, link) in
@@ -231,12 +237,37 @@ fn hostile_oci_archives_are_refused() {
         }
         b.into_inner().unwrap()
     };
-    for (what, layer) in [("dot-dot", escape), ("device node", device), ("symlink out of root", symlink_out)] {
-        let path = format!("{}/layer.tar", sha(&layer));
-        let archive = tar_of(&[(&path, &layer), ("manifest.json", manifest(&[&path]).as_bytes())]);
-        let err = api.import_image("evil", std::io::Cursor::new(archive)).unwrap_err();
+    for (what, layers) in [
+        ("dot-dot", vec![escape]),
+        ("symlink out of root", vec![symlink_out]),
+        ("whiteout of `..`", vec![dotdot_whiteout]),
+        ("whiteout through a symlink of a lower layer", vec![link_to_tmp, whiteout_through_link]),
+    ] {
+        let paths: Vec<String> = layers.iter().map(|l| format!("{}/layer.tar", sha(l))).collect();
+        let names: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let manifest = manifest(&names);
+        let mut entries: Vec<(&str, &[u8])> =
+            paths.iter().map(String::as_str).zip(layers.iter().map(Vec::as_slice)).collect();
+        entries.push(("manifest.json", manifest.as_bytes()));
+        let err = api.import_image("evil", std::io::Cursor::new(tar_of(&entries))).unwrap_err();
         assert_eq!(err.code(), Some("invalid_archive"), "{what}: {err}");
+        assert_eq!(std::fs::read_to_string(canary).unwrap(), "alive", "{what}: the canary outside the image is gone");
     }
+    // The archive's own files are opened without following links.
+    let manifest_link = {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        h.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_link(&mut h, "manifest.json", "/etc/os-release").unwrap();
+        b.into_inner().unwrap()
+    };
+    let err = api.import_image("evil", std::io::Cursor::new(manifest_link)).unwrap_err();
+    assert_eq!(err.code(), Some("invalid_archive"), "{err}");
+    assert!(!err.to_string().contains("PRETTY_NAME"), "the host file was read: {err}");
+    std::fs::remove_file(canary).unwrap();
     let missing = tar_of(&[("manifest.json", manifest(&["nowhere/layer.tar"]).as_bytes())]);
     assert_eq!(api.import_image("evil", std::io::Cursor::new(missing)).unwrap_err().code(), Some("invalid_archive"));
     let outside = tar_of(&[("manifest.json", manifest(&["../../etc/passwd"]).as_bytes())]);

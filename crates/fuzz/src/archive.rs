@@ -51,8 +51,8 @@ pub fn import_bytes(data: &[u8], limit: u64) {
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("make the image root");
     let result = image::import(std::io::Cursor::new(data), &root, &oci, ImportLimits { max_unpacked_bytes: limit });
-    if let Ok((bytes, _)) = &result {
-        assert!(*bytes <= limit, "{bytes} bytes unpacked past the {limit} limit");
+    if let Ok(imported) = &result {
+        assert!(imported.bytes <= limit, "{} bytes unpacked past the {limit} limit", imported.bytes);
     }
     let beside: Vec<String> = std::fs::read_dir(base)
         .expect("read the scratch dir")

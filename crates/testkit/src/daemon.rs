@@ -313,6 +313,25 @@ impl Daemon {
         }
     }
 
+    /// Makes later restarts listen on the addresses this daemon got (the
+    /// first start takes free ports), as a service restarted with fixed
+    /// `--api-listen` and `--proxy-listen` does.
+    pub fn keep_addresses(&mut self) {
+        let api = format!("0.0.0.0:{}", self.api_addr.port());
+        let proxy = self.proxy_addr.to_string();
+        for (flag, value) in [("--api-listen", api), ("--proxy-listen", proxy)] {
+            if let Some(i) = self.args.iter().position(|a| a == flag) {
+                self.args[i + 1] = value;
+            }
+        }
+    }
+
+    /// Starts the daemon again (after [`Daemon::stop_with`]) with the same
+    /// flags and environment.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
     /// Kills the daemon (SIGKILL) and starts it again with the same flags.
     pub fn crash_and_restart(&mut self) {
         self.stop_with(nix::sys::signal::Signal::SIGKILL);

@@ -4,13 +4,19 @@
 //!   Cubby's demo app, with no download.
 //! - [`tarball`]: a rootfs tarball (plain, gzip or zstd), unpacked with
 //!   every entry checked so nothing lands outside the image.
+//! - [`oci`]: an OCI image archive, its layers applied in order with their
+//!   whiteouts, every path resolved under the image root through
+//!   [`beneath`] (a directory fd, no symlink followed).
 //!
 //! Both fill a directory; the caller makes it a subvolume first and marks
 //! it read-only after.
 
+pub mod beneath;
 pub mod minimal;
 pub mod oci;
 pub mod tarball;
+#[cfg(test)]
+mod testing;
 
 use std::io::Read;
 use std::path::Path;
@@ -31,16 +37,28 @@ pub fn is_oci_archive(first_header: &[u8; 512]) -> bool {
         || name.split(['/', '.']).next().is_some_and(hex64)
 }
 
+/// What an import put into an image's root.
+#[derive(Debug, Default)]
+pub struct Imported {
+    /// Bytes of file contents.
+    pub bytes: u64,
+    /// The defaults an OCI image's config gives.
+    pub config: Option<ImageConfig>,
+    /// Whether it was an OCI image archive (else a rootfs tarball).
+    pub oci: bool,
+    /// What was left out, for the user (device nodes).
+    pub warnings: Vec<String>,
+}
+
 /// Imports an image into `root`: an OCI image archive or a rootfs tarball,
 /// told apart by the first entry. `scratch` is a path (not yet existing)
-/// an OCI archive may be unpacked to. Returns the bytes unpacked and, for
-/// OCI images, the defaults their config gives.
+/// an OCI archive may be unpacked to.
 pub fn import(
     reader: impl Read,
     root: &Path,
     scratch: &Path,
     limits: tarball::ImportLimits,
-) -> Result<(u64, Option<ImageConfig>), StorageError> {
+) -> Result<Imported, StorageError> {
     let mut stream = tarball::decompress(reader)?;
     let mut head = [0u8; 512];
     stream.read_exact(&mut head).map_err(|source| StorageError::Archive { source })?;
@@ -48,7 +66,9 @@ pub fn import(
     if is_oci_archive(&head) {
         oci::import_archive(whole, root, scratch, limits)
     } else {
-        Ok((tarball::unpack(whole, root, limits)?, None))
+        let unpacked = tarball::unpack(whole, root, limits)?;
+        let warnings = tarball::skipped_warning(&unpacked.skipped).into_iter().collect();
+        Ok(Imported { bytes: unpacked.bytes, config: None, oci: false, warnings })
     }
 }
 

@@ -1,7 +1,8 @@
 //! Rootfs tarballs: plain, gzip or zstd, streamed and unpacked entry by
-//! entry. Each entry is checked before it is written: no `..`, no device
-//! nodes, no links that point out of the image, and a cap on the unpacked
-//! size.
+//! entry. Each entry is checked before it is written: no `..`, no links
+//! that point out of the image, and a cap on the unpacked size. Device
+//! nodes are left out (the runtime provides `/dev`) and reported, so an
+//! image made by debootstrap or `podman import` still imports.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Component, Path};
@@ -22,7 +23,7 @@ impl Default for ImportLimits {
 }
 
 /// Counts bytes and fails once past the limit.
-struct Capped<R> {
+pub(crate) struct Capped<R> {
     inner: R,
     read: u64,
     limit: u64,
@@ -37,6 +38,43 @@ impl<R: Read> Read for Capped<R> {
         }
         Ok(n)
     }
+}
+
+/// `reader`, failing with [`StorageError::TooLarge`] (through
+/// [`archive_error`]) once it has given more than the limit.
+pub(crate) fn capped<R: Read>(reader: R, limits: ImportLimits) -> Capped<R> {
+    Capped { inner: reader, read: 0, limit: limits.max_unpacked_bytes }
+}
+
+/// The error of a failed archive read: too large, or unreadable.
+pub(crate) fn archive_error(source: std::io::Error, limits: ImportLimits) -> StorageError {
+    if source.kind() == std::io::ErrorKind::FileTooLarge {
+        StorageError::TooLarge { limit: limits.max_unpacked_bytes }
+    } else {
+        StorageError::Archive { source }
+    }
+}
+
+/// What an unpack wrote.
+#[derive(Debug, Default)]
+pub struct Unpacked {
+    /// Bytes of file contents.
+    pub bytes: u64,
+    /// Entries left out (device nodes).
+    pub skipped: Vec<String>,
+}
+
+/// One warning for the entries an import left out, naming a few.
+pub fn skipped_warning(skipped: &[String]) -> Option<String> {
+    const NAMED: usize = 5;
+    let (first, rest) = skipped.split_at(skipped.len().min(NAMED));
+    let first = first.first()?.clone() + &first[1..].iter().map(|p| format!(", {p}")).collect::<String>();
+    let more = if rest.is_empty() { String::new() } else { format!(" and {} more", rest.len()) };
+    Some(format!(
+        "left out {} device node{} ({first}{more}): containers get their /dev from the runtime",
+        skipped.len(),
+        if skipped.len() == 1 { "" } else { "s" }
+    ))
 }
 
 /// Compression of a stream, told by its first bytes.
@@ -84,7 +122,7 @@ fn is_contained(path: &Path) -> bool {
 /// Unpacks the (possibly compressed) tar stream `reader` into `dest`.
 /// Returns the number of bytes unpacked. On error `dest` holds a partial
 /// tree; the caller deletes it.
-pub fn unpack(reader: impl Read, dest: &Path, limits: ImportLimits) -> Result<u64, StorageError> {
+pub fn unpack(reader: impl Read, dest: &Path, limits: ImportLimits) -> Result<Unpacked, StorageError> {
     unpack_filtered(reader, dest, limits, |_| true)
 }
 
@@ -94,22 +132,14 @@ pub fn unpack_filtered(
     dest: &Path,
     limits: ImportLimits,
     keep: impl Fn(&Path) -> bool,
-) -> Result<u64, StorageError> {
-    let stream = decompress(reader)?;
-    let capped = Capped { inner: stream, read: 0, limit: limits.max_unpacked_bytes };
-    let mut archive = tar::Archive::new(capped);
+) -> Result<Unpacked, StorageError> {
+    let mut archive = tar::Archive::new(capped(decompress(reader)?, limits));
     archive.set_preserve_permissions(true);
     archive.set_preserve_ownerships(true);
     archive.set_unpack_xattrs(false);
     archive.set_overwrite(true);
-    let archive_err = |source: std::io::Error| {
-        if source.kind() == std::io::ErrorKind::FileTooLarge {
-            StorageError::TooLarge { limit: limits.max_unpacked_bytes }
-        } else {
-            StorageError::Archive { source }
-        }
-    };
-    let mut total = 0u64;
+    let archive_err = |source: std::io::Error| archive_error(source, limits);
+    let mut unpacked = Unpacked::default();
     for entry in archive.entries().map_err(archive_err)? {
         let mut entry = entry.map_err(archive_err)?;
         let path = entry.path().map_err(archive_err)?.into_owned();
@@ -121,7 +151,10 @@ pub fn unpack_filtered(
         }
         let kind = entry.header().entry_type();
         if kind.is_block_special() || kind.is_character_special() {
-            return Err(refuse(&path, "device nodes are not allowed in images; the runtime provides /dev"));
+            // The runtime provides /dev; a node here could only open a
+            // host device where the device cgroup is lax.
+            unpacked.skipped.push(path.display().to_string());
+            continue;
         }
         if kind.is_hard_link() {
             let target = entry.link_name().map_err(archive_err)?.unwrap_or_default();
@@ -129,7 +162,7 @@ pub fn unpack_filtered(
                 return Err(refuse(&path, "its hard link target leaves the image root"));
             }
         }
-        total += entry.header().size().unwrap_or(0);
+        unpacked.bytes += entry.header().size().unwrap_or(0);
         // unpack_in refuses paths that resolve outside `dest`, including
         // through symlinks unpacked earlier.
         let inside = entry.unpack_in(dest).map_err(archive_err)?;
@@ -137,35 +170,13 @@ pub fn unpack_filtered(
             return Err(refuse(&path, "it would be written outside the image root"));
         }
     }
-    Ok(total)
+    Ok(unpacked)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tar_with(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (path, kind, data, link) in entries {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(*kind);
-            h.set_size(data.len() as u64);
-            h.set_mode(0o755);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(0);
-            if let Some(link) = link {
-                h.set_link_name(link).unwrap();
-            }
-            // Write the raw name so tests can build hostile paths the
-            // builder would refuse.
-            let name = h.as_old_mut();
-            name.name[..path.len()].copy_from_slice(path.as_bytes());
-            h.set_cksum();
-            b.append(&h, *data).unwrap();
-        }
-        b.into_inner().unwrap()
-    }
+    use crate::image::testing::tar_with;
 
     #[test]
     fn unpacks_plain_gzip_and_zstd() {
@@ -181,23 +192,36 @@ mod tests {
         for data in [plain.clone(), gz, zst] {
             let dir = tempfile::tempdir().unwrap();
             let n = unpack(&data[..], dir.path(), ImportLimits::default()).unwrap();
-            assert_eq!(n, 18);
+            assert_eq!((n.bytes, n.skipped.len()), (18, 0));
             assert_eq!(std::fs::read_to_string(dir.path().join("bin/hello")).unwrap(), "#!/bin/sh\necho hi\n");
             assert_eq!(std::fs::read_link(dir.path().join("bin/sh")).unwrap(), Path::new("/bin/busybox"));
         }
     }
 
     #[test]
-    fn refuses_dotdot_devices_and_oversize() {
+    fn refuses_dotdot_and_oversize_and_leaves_out_devices() {
         let dir = tempfile::tempdir().unwrap();
         let evil = tar_with(&[("../escape", tar::EntryType::Regular, b"x", None)]);
         let err = unpack(&evil[..], dir.path(), ImportLimits::default()).unwrap_err();
         assert!(matches!(err, StorageError::Refused { .. }), "{err}");
         assert!(!dir.path().parent().unwrap().join("escape").exists());
 
-        let dev = tar_with(&[("dev/sda", tar::EntryType::Block, b"", None)]);
-        let err = unpack(&dev[..], dir.path(), ImportLimits::default()).unwrap_err();
-        assert!(err.to_string().contains("device nodes"), "{err}");
+        let dev = tar_with(&[
+            ("dev/", tar::EntryType::Directory, b"", None),
+            ("dev/sda", tar::EntryType::Block, b"", None),
+            ("dev/null", tar::EntryType::Char, b"", None),
+            ("etc/", tar::EntryType::Directory, b"", None),
+            ("etc/motd", tar::EntryType::Regular, b"hi", None),
+        ]);
+        let n = unpack(&dev[..], dir.path(), ImportLimits::default()).unwrap();
+        assert_eq!(n.skipped, ["dev/sda", "dev/null"]);
+        assert!(dir.path().join("dev").is_dir() && !dir.path().join("dev/sda").exists());
+        assert_eq!(std::fs::read(dir.path().join("etc/motd")).unwrap(), b"hi", "the rest is imported");
+        let warning = skipped_warning(&n.skipped).unwrap();
+        assert!(warning.contains("2 device nodes (dev/sda, dev/null)"), "{warning}");
+        assert_eq!(skipped_warning(&[]), None);
+        let many: Vec<String> = (0..8).map(|i| format!("dev/n{i}")).collect();
+        assert!(skipped_warning(&many).unwrap().contains("dev/n4 and 3 more"));
 
         let big = tar_with(&[("big", tar::EntryType::Regular, &[0u8; 10_000], None)]);
         let err = unpack(&big[..], dir.path(), ImportLimits { max_unpacked_bytes: 4096 }).unwrap_err();

@@ -124,6 +124,7 @@ fn decode_image(raw: RawImage) -> Result<ImageRecord, StoreError> {
             config,
             size_bytes: u64::try_from(size).unwrap_or(0),
             created_at: from_ms(created),
+            warnings: Vec::new(),
         },
         digest,
         layer_id: layer_id.unwrap_or_default(),
