@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds `cubby` and the two helpers that run inside containers
-# (cubby-init, cubby-demo). The helpers are linked statically so they run
+# Builds `cubby` and the helpers that run inside containers (cubby-init,
+# cubby-demo, cubby-fetch). The helpers are linked statically so they run
 # in any image; they go to `helpers/` next to the `cubby` binary, where the
 # daemon looks for them (a directory cargo itself never writes to).
 #
@@ -14,7 +14,7 @@ case "$profile" in
   *) dir=$profile ;;
 esac
 cargo build --profile "$profile" -p cubby
-for pkg in cubby-init cubby-demo; do
+for pkg in cubby-init cubby-demo cubby-fetch; do
   # crt-static goes to the final link only; the workspace build stays dynamic.
   cargo rustc --profile "$profile" -p "$pkg" --bin "$pkg" --target-dir target/static -- -C target-feature=+crt-static
   install -D -m 0755 "target/static/$dir/$pkg" "target/$dir/helpers/$pkg"

@@ -15,6 +15,8 @@ pub struct Helpers {
     pub init: PathBuf,
     /// Static demo app of the `minimal` image.
     pub demo: PathBuf,
+    /// Static HTTP client of the `minimal` image.
+    pub fetch: PathBuf,
     /// Static busybox of the `minimal` image.
     pub busybox: PathBuf,
 }

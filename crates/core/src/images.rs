@@ -32,6 +32,7 @@ impl Platform {
         let sources = minimal::MinimalSources {
             busybox: self.config.helpers.busybox.clone(),
             demo: self.config.helpers.demo.clone(),
+            fetch: self.config.helpers.fetch.clone(),
         };
         let digest = minimal::digest(&sources).map_err(|source| Error::Storage {
             step: "read minimal image sources",

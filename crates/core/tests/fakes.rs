@@ -69,7 +69,12 @@ async fn fixture() -> Fixture {
         subnet: "10.99.0.0/24".parse().unwrap(),
         dns_servers: vec![],
         pool_size: None,
-        helpers: Helpers { init: "/nonexistent".into(), demo: "/nonexistent".into(), busybox: "/nonexistent".into() },
+        helpers: Helpers {
+            init: "/nonexistent".into(),
+            demo: "/nonexistent".into(),
+            fetch: "/nonexistent".into(),
+            busybox: "/nonexistent".into(),
+        },
         defaults: Defaults::default(),
         seccomp: None,
         userns: None,

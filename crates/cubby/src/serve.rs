@@ -44,7 +44,7 @@ pub struct ServeArgs {
     /// (default: a quarter of the free space, 4-64 GiB; the file is sparse).
     #[arg(long)]
     pub pool_size: Option<String>,
-    /// Directory holding the static `cubby-init` and `cubby-demo` binaries
+    /// Directory holding the static `cubby-init`, `cubby-demo` and `cubby-fetch` binaries
     /// (default: `helpers/` next to this binary, else `../lib/cubby/`).
     #[arg(long, env = "CUBBY_HELPERS_DIR")]
     pub helpers_dir: Option<PathBuf>,
@@ -256,9 +256,13 @@ fn is_static_elf(path: &Path) -> anyhow::Result<bool> {
 }
 
 fn helpers(dir: &Path, busybox: &Path) -> anyhow::Result<Helpers> {
-    let helpers =
-        Helpers { init: dir.join("cubby-init"), demo: dir.join("cubby-demo"), busybox: busybox.to_path_buf() };
-    for path in [&helpers.init, &helpers.demo, &helpers.busybox] {
+    let helpers = Helpers {
+        init: dir.join("cubby-init"),
+        demo: dir.join("cubby-demo"),
+        fetch: dir.join("cubby-fetch"),
+        busybox: busybox.to_path_buf(),
+    };
+    for path in [&helpers.init, &helpers.demo, &helpers.fetch, &helpers.busybox] {
         if !path.is_file() {
             bail!(
                 "{} is missing: build the static helpers with `scripts/build.sh` (or pass --helpers-dir / --busybox)",

@@ -1,6 +1,7 @@
 //! The built-in `minimal` image: the host's static busybox (Debian's
-//! busybox-static), with a symlink per applet, and Cubby's demo web app as
-//! the default command.
+//! busybox-static), with a symlink per applet, Cubby's demo web app as
+//! the default command, and `cubby-fetch`, an HTTP client whose exit code
+//! tells a refused connection from a timeout.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -18,6 +19,9 @@ pub const NAME: &str = "minimal";
 
 /// Where the demo app lives inside the image.
 pub const DEMO_PATH: &str = "/usr/local/bin/cubby-demo";
+/// Where the HTTP client lives inside the image (busybox's `wget -T`
+/// crashes in Debian 12's static build).
+pub const FETCH_PATH: &str = "/usr/local/bin/cubby-fetch";
 
 /// Host files the image is made from.
 #[derive(Debug, Clone)]
@@ -26,6 +30,8 @@ pub struct MinimalSources {
     pub busybox: PathBuf,
     /// The statically linked demo app.
     pub demo: PathBuf,
+    /// The statically linked HTTP client.
+    pub fetch: PathBuf,
 }
 
 /// The defaults of containers made from `minimal`.
@@ -46,7 +52,7 @@ pub fn config() -> ImageConfig {
 /// the same binaries.
 pub fn digest(sources: &MinimalSources) -> Result<String, StorageError> {
     let mut hasher = Sha256::new();
-    for path in [&sources.busybox, &sources.demo] {
+    for path in [&sources.busybox, &sources.demo, &sources.fetch] {
         let mut file = std::fs::File::open(path).map_err(StorageError::io("open", path))?;
         let mut buf = vec![0u8; 1 << 16];
         loop {
@@ -127,6 +133,7 @@ pub fn populate(root: &Path, sources: &MinimalSources) -> Result<(), StorageErro
     }
 
     copy_exec(&sources.demo, &root.join(DEMO_PATH.trim_start_matches('/')))?;
+    copy_exec(&sources.fetch, &root.join(FETCH_PATH.trim_start_matches('/')))?;
     write(
         root,
         "etc/passwd",
@@ -162,7 +169,11 @@ mod tests {
     #[test]
     fn missing_sources_are_reported_with_their_path() {
         let dir = tempfile::tempdir().unwrap();
-        let sources = MinimalSources { busybox: dir.path().join("nope"), demo: dir.path().join("nope2") };
+        let sources = MinimalSources {
+            busybox: dir.path().join("nope"),
+            demo: dir.path().join("nope2"),
+            fetch: dir.path().join("nope3"),
+        };
         let err = populate(dir.path(), &sources).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
     }
