@@ -84,6 +84,8 @@ pub struct Config {
     pub subnet: Ipv4Net,
     /// Resolvers written to each container's `/etc/resolv.conf`.
     pub dns_servers: Vec<IpAddr>,
+    /// Destinations no container reaches, whatever its own rules.
+    pub egress_guard: cubby_network::EgressGuard,
     /// Size of a new loop pool, when one is made.
     pub pool_size: Option<u64>,
     pub helpers: Helpers,

@@ -203,6 +203,7 @@ impl Platform {
             bridge: self.bridge(),
             veth_prefix: format!("{}-", self.config.prefix),
             subnet: self.ipam.subnet(),
+            guard: self.config.egress_guard.clone(),
         };
         let mut batch = base.batch();
         for rec in self.store.containers(None, None, u32::MAX)? {

@@ -68,6 +68,7 @@ async fn fixture() -> Fixture {
         proxy_port: 8080,
         subnet: "10.99.0.0/24".parse().unwrap(),
         dns_servers: vec![],
+        egress_guard: Default::default(),
         pool_size: None,
         helpers: Helpers {
             init: "/nonexistent".into(),

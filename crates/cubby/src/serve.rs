@@ -55,6 +55,16 @@ pub struct ServeArgs {
     /// non-loopback ones.
     #[arg(long, value_delimiter = ',')]
     pub dns: Vec<IpAddr>,
+    /// Destinations no container and no exec script reaches, whatever
+    /// their rules (comma-separated CIDRs, or `none`). Cloud metadata
+    /// (169.254.0.0/16) and carrier-grade NAT (100.64.0.0/10) are always
+    /// guarded; the default adds the private ranges of RFC 1918.
+    #[arg(long, value_delimiter = ',')]
+    pub egress_deny: Option<Vec<String>>,
+    /// Exceptions to the egress guard (comma-separated CIDRs): there the
+    /// containers' own firewall rules decide.
+    #[arg(long, value_delimiter = ',')]
+    pub egress_allow: Vec<ipnet::Ipv4Net>,
     /// Runtime files (default /run/<prefix>).
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
@@ -201,6 +211,37 @@ impl Resolver for Routes {
     }
 }
 
+/// `--egress-deny` (CIDRs, `none`, or absent for the default) and
+/// `--egress-allow`, with the daemon's IPv4 resolvers let through for DNS.
+fn egress_guard(
+    deny: Option<&[String]>,
+    allow: &[ipnet::Ipv4Net],
+    dns: &[IpAddr],
+) -> anyhow::Result<cubby_network::EgressGuard> {
+    let deny = match deny {
+        None => None,
+        Some([none]) if none == "none" => Some(Vec::new()),
+        Some(list) => Some(
+            list.iter()
+                .map(|cidr| {
+                    cidr.parse::<ipnet::Ipv4Net>().map(|n| n.trunc()).map_err(|_| {
+                        anyhow::anyhow!("--egress-deny `{cidr}`: give IPv4 CIDRs like 10.0.0.0/8, or none")
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        ),
+    };
+    let resolvers = dns
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V4(v4) => Some(*v4),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    let allow = allow.iter().map(ipnet::Ipv4Net::trunc).collect();
+    Ok(cubby_network::EgressGuard::new(deny, allow, resolvers))
+}
+
 /// `--userns`: `off` or `BASE:SIZE`.
 fn parse_userns(text: &str) -> anyhow::Result<Option<cubby_core::IdRange>> {
     if text == "off" {
@@ -326,7 +367,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let proxy_addr = proxy_listeners.local_addr();
 
     let helpers = helpers(&helpers_dir(args.helpers_dir.clone())?, &args.busybox)?;
-    let dns = if args.dns.is_empty() {
+    let dns: Vec<IpAddr> = if args.dns.is_empty() {
         Config::resolvers_from(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
     } else {
         args.dns.clone()
@@ -349,6 +390,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         domain: args.domain.to_ascii_lowercase(),
         proxy_port: args.public_port.unwrap_or(proxy_addr.port()),
         subnet: args.subnet,
+        egress_guard: egress_guard(args.egress_deny.as_deref(), &args.egress_allow, &dns)?,
         dns_servers: dns,
         pool_size,
         helpers,
@@ -400,10 +442,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let app = cubby_api::router(cubby_api::AppState { platform: Arc::clone(&platform), max_image_bytes });
     // Scripts may fetch the world, not the daemon's host or its containers.
+    // Scripts may fetch the world: not the daemon's host, its containers,
+    // or what the egress guard keeps containers from.
+    let guard = &platform.config().egress_guard;
     let mut blocked = cubby_scripts::default_blocked();
     blocked.push(ipnet::IpNet::V4(platform.config().subnet));
+    let destinations = cubby_scripts::Destinations {
+        blocked,
+        guarded: guard.deny.iter().copied().map(ipnet::IpNet::V4).collect(),
+        allowed: guard.allow.iter().copied().map(ipnet::IpNet::V4).collect(),
+        host_addresses: true,
+    };
     let fetcher =
-        cubby_scripts::HttpFetcher::new(blocked).map_err(|e| anyhow::anyhow!("the scripts' fetch client: {e}"))?;
+        cubby_scripts::HttpFetcher::new(destinations).map_err(|e| anyhow::anyhow!("the scripts' fetch client: {e}"))?;
     let max_body = ByteSize::parse(&args.proxy_max_body).map_err(|e| anyhow::anyhow!("--proxy-max-body: {e}"))?.0;
     let proxy_config = ProxyConfig {
         domain: platform.config().domain.clone(),

@@ -237,6 +237,40 @@ fn one_tenants_rules_never_touch_another() {
     assert!(status.success());
     assert_eq!(tcp_probe(&na, Some(spoofed), at(9000), WAIT), Outcome::TimedOut, "a spoofed source left the bridge");
     assert_eq!(tcp_probe(&na, None, at(9000), WAIT), Outcome::Open("nine-thousand".into()));
+
+    // Nor does a frame with B's MAC (raw sockets could send one): it is
+    // dropped before the bridge could learn B's MAC on A's port and send
+    // B's traffic to A.
+    let mac_of = |address: &str| {
+        let o = address.parse::<std::net::Ipv4Addr>().unwrap().octets();
+        format!("02:cb:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+    };
+    let (a_mac, b_mac) = (mac_of(&a.address), mac_of(&b.address));
+    let fdb_port = |mac: &str| -> Vec<String> {
+        let out =
+            std::process::Command::new("bridge").args(["fdb", "show", "br", &format!("{}-br", d.prefix)]).output();
+        let out = String::from_utf8_lossy(&out.unwrap().stdout).into_owned();
+        out.lines()
+            .filter(|l| l.starts_with(mac))
+            .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "dev").nth(1).map(str::to_string))
+            .collect()
+    };
+    let (a_port, b_port) = (fdb_port(&a_mac), fdb_port(&b_mac));
+    assert_eq!((a_port.len(), b_port.len()), (1, 1), "each MAC is on one port: {a_port:?} {b_port:?}");
+    let set_mac = |mac: &str| {
+        let status = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", na.display()))
+            .args(["ip", "link", "set", "eth0", "address", mac])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    set_mac(&b_mac);
+    assert_eq!(tcp_probe(&na, None, at(9000), WAIT), Outcome::TimedOut, "a frame with B's MAC left A's port");
+    assert_eq!(fdb_port(&b_mac), b_port, "B's MAC moved to another port");
+    assert_eq!(tcp_probe(&nb, None, at(9000), WAIT), Outcome::Open("nine-thousand".into()), "B is unaffected");
+    set_mac(&a_mac);
+    assert_eq!(tcp_probe(&na, None, at(9000), WAIT), Outcome::Open("nine-thousand".into()), "A's own MAC works");
     // A's rules are its own: B's firewall still has only the defaults.
     assert_eq!(api.firewall(b.id.as_str()).unwrap()["egress"].as_array().unwrap().len(), 1);
 }
@@ -380,4 +414,88 @@ fn bad_rules_are_refused_and_the_old_ones_stay() {
         "old rules still in force"
     );
     assert_eq!(tcp_probe(&ns, None, SocketAddr::from((o.addr, 9000)), WAIT), Outcome::Open("nine-thousand".into()));
+}
+
+/// The platform's egress guard: cloud metadata (169.254.0.0/16) and the
+/// private ranges are out of reach whatever the tenant's rules say, the
+/// operator's `--egress-allow` opens an exception, and public addresses
+/// stay open. Checked with the same tool from the same container each
+/// time, so a blocked answer means the guard.
+#[test]
+fn the_egress_guard_holds_whatever_the_tenants_rules_say() {
+    if !cubby_testkit::require_root("the_egress_guard_holds_whatever_the_tenants_rules_say") {
+        return;
+    }
+    // An allowed private range of the test's own, chosen before the daemon.
+    let mut allowed = OutsideHost::in_range(&format!("g{}", std::process::id() % 100_000), "10.216.0.0/16", [172, 31]);
+    allowed.serve_http(9080, "allowed private");
+    let d = Daemon::start_with(
+        support::BIN,
+        cubby_testkit::DaemonOptions {
+            extra_args: vec!["--egress-allow".into(), format!("{}/30", allowed.host_addr)],
+            ..Default::default()
+        },
+    );
+    let mut public = OutsideHost::new(&format!("{}p", d.prefix), &d.subnet);
+    public.serve_http(9080, "public");
+    let mut metadata = OutsideHost::in_range(&format!("{}m", d.prefix), &d.subnet, [169, 254]);
+    metadata.serve_http(9080, "metadata");
+    let mut lan = OutsideHost::in_range(&format!("{}l", d.prefix), &d.subnet, [192, 168]);
+    lan.serve_http(9080, "lan");
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let a = container(&api, &p, "a", "x");
+    let fetch = |host: &OutsideHost| sh(&api, a.id.as_str(), &format!("cubby-fetch -t 2 http://{}:9080/", host.addr));
+
+    // Positive controls: a public address, and the operator's exception.
+    assert_eq!(fetch(&public).1, "public");
+    assert_eq!(fetch(&allowed).1, "allowed private", "--egress-allow opens a private range");
+    for (host, what) in [(&metadata, "cloud metadata (169.254.0.0/16)"), (&lan, "the LAN (192.168.0.0/16)")] {
+        let (code, out, err) = fetch(host);
+        assert_eq!(code, 28, "A reached {what}: {out}{err}");
+    }
+    // A tenant rule that allows them explicitly, first, changes nothing.
+    let (status, body) = put_egress(
+        &d,
+        a.id.as_str(),
+        json!([
+            { "action": "allow", "destination": "169.254.0.0/16" },
+            { "action": "allow", "destination": "192.168.0.0/16" },
+            { "action": "allow" },
+        ]),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(fetch(&public).1, "public", "the new rules are in force");
+    assert_eq!(fetch(&metadata).0, 28, "a tenant rule lifted the metadata guard");
+    assert_eq!(fetch(&lan).0, 28, "a tenant rule lifted the LAN guard");
+
+    // Exec scripts' fetch has the same guard, and the host's own addresses.
+    let host_ip = std::process::Command::new("hostname").arg("-I").output().unwrap();
+    let host_ip = String::from_utf8_lossy(&host_ip.stdout).split_whitespace().next().unwrap_or("127.0.0.1").to_string();
+    let script = format!(
+        r#"
+const attempt = async (url) => {{ try {{ return await (await fetch(url)).text(); }} catch (e) {{ return "refused: " + String(e.message ?? e); }} }};
+export default async () => Response.json({{
+  public: await attempt("http://{public}:9080/"),
+  allowed: await attempt("http://{allowed}:9080/"),
+  lan: await attempt("http://{lan}:9080/"),
+  metadata: await attempt("http://{metadata}:9080/"),
+  host: await attempt("http://{host_ip}:{api_port}/api/v1/health"),
+}});
+"#,
+        public = public.addr,
+        allowed = allowed.addr,
+        lan = lan.addr,
+        metadata = metadata.addr,
+        api_port = d.api_addr.port(),
+    );
+    api.put_script(p.id.as_str(), "guard.js", script.as_bytes()).unwrap();
+    let url = format!("http://acme.exec.localhost:{}/guard", d.proxy_addr.port());
+    let r = http_get(d.proxy_addr, &url);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!((v["public"].as_str(), v["allowed"].as_str()), (Some("public"), Some("allowed private")), "{v}");
+    for key in ["lan", "metadata", "host"] {
+        assert!(v[key].as_str().unwrap().contains("is not allowed"), "{key}: {v}");
+    }
 }

@@ -8,6 +8,20 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
+/// The MAC of a container's `eth0`: locally administered, unicast, and
+/// derived from its IPv4 address (`02:cb:a:b:c:d`), so the host's
+/// firewall knows it without asking the kernel, and a slot reused by a new
+/// container keeps a valid neighbour entry on the host.
+pub fn mac_for(address: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = address.octets();
+    [0x02, 0xcb, a, b, c, d]
+}
+
+/// [`mac_for`] as text (`02:cb:0a:d8:03:07`).
+pub fn mac_text(address: Ipv4Addr) -> String {
+    mac_for(address).iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
 /// Highest slot the daemon hands out, whatever the subnet size: it keeps
 /// interface names (`{prefix}-{slot}`) within the kernel's 15 bytes.
 pub const MAX_SLOTS: u32 = 65_000;
@@ -94,6 +108,14 @@ mod tests {
 
     fn ipam(s: &str) -> Ipam {
         Ipam::new(s.parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn macs_follow_addresses() {
+        let mac = mac_for("10.216.3.7".parse().unwrap());
+        assert_eq!(mac, [0x02, 0xcb, 10, 216, 3, 7]);
+        assert_eq!(mac[0] & 0x03, 0x02, "locally administered, unicast");
+        assert_eq!(mac_text("10.216.3.7".parse().unwrap()), "02:cb:0a:d8:03:07");
     }
 
     #[test]

@@ -19,6 +19,6 @@ pub mod nft;
 pub use ipam::{Ipam, IpamError};
 pub use netlink::{Attachment, BridgeConfig, FakeNetlink, Netlink, NetlinkError, RtNetlink, UserNamespace};
 pub use nft::{
-    BaseRules, Batch, ContainerRules, EgressPolicy, FakeNftables, L4, Match, NftCli, NftError, Nftables, Verdict,
-    ingress_tcp_verdict,
+    BaseRules, Batch, ContainerRules, DEFAULT_EGRESS_DENY, EgressGuard, EgressPolicy, FakeNftables, L4, Match, NftCli,
+    NftError, Nftables, PLATFORM_GUARDED, Verdict, ingress_tcp_verdict,
 };

@@ -306,14 +306,26 @@ async fn containers_are_isolated_from_each_other_but_reachable_from_the_host() {
             "{} not on the bridge",
             x.host_ifname
         );
-        let isolated = port.attributes.iter().any(|attr| match attr {
-            LinkAttribute::LinkInfo(infos) => infos.iter().any(|info| match info {
-                LinkInfo::PortData(InfoPortData::BridgePort(opts)) => opts.contains(&InfoBridgePort::Isolated(true)),
+        let has = |want: InfoBridgePort| {
+            port.attributes.iter().any(|attr| match attr {
+                LinkAttribute::LinkInfo(infos) => infos.iter().any(|info| match info {
+                    LinkInfo::PortData(InfoPortData::BridgePort(opts)) => opts.contains(&want),
+                    _ => false,
+                }),
                 _ => false,
-            }),
-            _ => false,
-        });
-        assert!(isolated, "{} is not an isolated port: {port:?}", x.host_ifname);
+            })
+        };
+        assert!(has(InfoBridgePort::Isolated(true)), "{} is not an isolated port: {port:?}", x.host_ifname);
+        assert!(has(InfoBridgePort::Learning(false)), "{} learns MACs: {port:?}", x.host_ifname);
+        assert!(has(InfoBridgePort::UnicastFlood(false)), "{} gets unknown-destination floods", x.host_ifname);
+    }
+    // Each container's MAC is a static forwarding entry on its own port.
+    let fdb = std::process::Command::new("bridge").args(["fdb", "show", "br", &br.name]).output().unwrap();
+    let fdb = String::from_utf8_lossy(&fdb.stdout);
+    for x in [&a, &b] {
+        let mac = cubby_network::ipam::mac_text(x.address);
+        let entry = format!("{mac} dev {} master {} static", x.host_ifname, br.name);
+        assert!(fdb.contains(&entry), "no `{entry}` in:\n{fdb}");
     }
 
     // A listener inside B (its socket stays in B's namespace).

@@ -5,7 +5,9 @@
 use std::net::Ipv4Addr;
 use std::process::Command;
 
-use cubby_network::{BaseRules, Batch, ContainerRules, EgressPolicy, L4, Match, NftCli, Nftables, Verdict};
+use cubby_network::{
+    BaseRules, Batch, ContainerRules, EgressGuard, EgressPolicy, L4, Match, NftCli, Nftables, Verdict,
+};
 
 fn root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -75,6 +77,7 @@ async fn base_and_container_chains_install_replace_and_remove() {
         bridge: format!("{table}-br"),
         veth_prefix: format!("{table}-"),
         subnet: "10.250.0.0/24".parse().unwrap(),
+        guard: EgressGuard::new(None, vec!["10.77.0.0/16".parse().unwrap()], vec!["192.0.2.53".parse().unwrap()]),
     };
     let mut batch = base.batch();
     container(&table, "ca", 2, 8080).install(&mut batch);
@@ -83,6 +86,10 @@ async fn base_and_container_chains_install_replace_and_remove() {
     let text = list(&table);
     assert!(text.contains("chain e_ca") && text.contains("chain i_cb"), "{text}");
     assert!(text.contains("10.250.0.2 : jump e_ca"), "{text}");
+    assert!(text.contains("169.254.0.0/16") && text.contains("10.77.0.0/16") && text.contains("jump guard"), "{text}");
+    let bridge = Command::new("nft").args(["list", "table", "bridge", &table]).output().unwrap();
+    let bridge = String::from_utf8_lossy(&bridge.stdout);
+    assert!(bridge.contains("02:cb:0a:fa:00:02") && bridge.contains("ether saddr"), "{bridge}");
 
     // Replacing one container's rules touches only its chains.
     let mut b = Batch::new();

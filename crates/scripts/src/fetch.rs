@@ -95,28 +95,102 @@ pub enum FetchError {
 }
 
 /// The addresses no script may reach whatever the daemon's configuration:
-/// loopback, unspecified ("this host") and link-local, for IPv4 and IPv6.
-/// The daemon adds its container subnet.
+/// loopback, unspecified ("this host") and link-local, for IPv4 and IPv6,
+/// IPv6 unique-local space (`fc00::/7`) and the NAT64 prefix
+/// (`64:ff9b::/96`, which reaches IPv4 addresses through a translator).
+/// The daemon adds its container subnet and its egress guard.
 pub fn default_blocked() -> Vec<IpNet> {
-    ["127.0.0.0/8", "0.0.0.0/8", "169.254.0.0/16", "::1/128", "::/128", "fe80::/10"]
+    ["127.0.0.0/8", "0.0.0.0/8", "169.254.0.0/16", "::1/128", "::/128", "fe80::/10", "fc00::/7", "64:ff9b::/96"]
         .iter()
         .filter_map(|net| net.parse().ok())
         .collect()
 }
 
+/// Where scripts' `fetch` may not go.
+#[derive(Debug, Clone, Default)]
+pub struct Destinations {
+    /// Never reached (see [`default_blocked`]; the daemon adds its
+    /// container subnet).
+    pub blocked: Vec<IpNet>,
+    /// Not reached unless also in `allowed`: the platform's egress guard
+    /// (cloud metadata, carrier-grade NAT, the operator's `--egress-deny`).
+    pub guarded: Vec<IpNet>,
+    /// The operator's exceptions to `guarded` (`--egress-allow`).
+    pub allowed: Vec<IpNet>,
+    /// Whether every address of the daemon's host is refused too, as the
+    /// interfaces have it at the time of the check.
+    pub host_addresses: bool,
+}
+
+impl From<Vec<IpNet>> for Destinations {
+    fn from(blocked: Vec<IpNet>) -> Self {
+        Self { blocked, ..Self::default() }
+    }
+}
+
+/// How long the host's own addresses are trusted before they are read again.
+const HOST_ADDRESSES_TTL: Duration = Duration::from_secs(1);
+
+/// The host's own addresses, read from its interfaces at most once per
+/// [`HOST_ADDRESSES_TTL`], so an address that appears (DHCP, a new link)
+/// is refused within a second.
+#[derive(Debug, Default)]
+struct HostAddresses(std::sync::Mutex<Option<(std::time::Instant, Arc<Vec<IpAddr>>)>>);
+
+impl HostAddresses {
+    fn current(&self) -> Arc<Vec<IpAddr>> {
+        let mut cached = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, addrs)) = &*cached
+            && at.elapsed() < HOST_ADDRESSES_TTL
+        {
+            return Arc::clone(addrs);
+        }
+        let addrs: Arc<Vec<IpAddr>> = Arc::new(
+            nix::ifaddrs::getifaddrs()
+                .map(|all| {
+                    all.filter_map(|ifa| {
+                        let addr = ifa.address?;
+                        addr.as_sockaddr_in()
+                            .map(|v4| IpAddr::V4(v4.ip()))
+                            .or_else(|| addr.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+                    })
+                    .collect()
+                })
+                .unwrap_or_default(),
+        );
+        *cached = Some((std::time::Instant::now(), Arc::clone(&addrs)));
+        addrs
+    }
+}
+
 /// The block list, shared by the resolver, the redirect policy and the
 /// pre-flight check.
 #[derive(Debug, Clone)]
-struct BlockList(Arc<Vec<IpNet>>);
+struct BlockList(Arc<(Destinations, HostAddresses)>);
+
+fn covers(nets: &[IpNet], addr: IpAddr) -> bool {
+    let mapped = match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4),
+        IpAddr::V4(_) => None,
+    };
+    nets.iter().any(|net| net.contains(&addr) || mapped.is_some_and(|v4| net.contains(&v4)))
+}
 
 impl BlockList {
+    fn new(destinations: Destinations) -> Self {
+        Self(Arc::new((destinations, HostAddresses::default())))
+    }
+
     /// Whether `addr` (or the IPv4 address inside an IPv4-mapped IPv6 one) is blocked.
     fn blocks(&self, addr: IpAddr) -> bool {
-        let mapped = match addr {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4),
-            IpAddr::V4(_) => None,
+        let (d, host) = &*self.0;
+        let v4 = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            IpAddr::V4(_) => addr,
         };
-        self.0.iter().any(|net| net.contains(&addr) || mapped.is_some_and(|v4| net.contains(&v4)))
+        covers(&d.blocked, addr)
+            || (covers(&d.guarded, addr) && !covers(&d.allowed, addr))
+            || (d.host_addresses && host.current().iter().any(|own| *own == addr || *own == v4))
     }
 
     /// Checks a URL before it is requested (the first one and each redirect):
@@ -181,21 +255,22 @@ pub struct HttpFetcher {
 impl fmt::Debug for HttpFetcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpFetcher")
-            .field("blocked", &self.blocked.0)
+            .field("blocked", &self.blocked.0.0)
             .field("max_body", &self.max_body)
             .finish_non_exhaustive()
     }
 }
 
 impl HttpFetcher {
-    /// A fetcher that refuses every address in `blocked` (pass
-    /// [`default_blocked`] plus the container subnet).
+    /// A fetcher that refuses the `destinations` (a plain list: those
+    /// addresses; the daemon passes [`default_blocked`] plus its container
+    /// subnet, its egress guard and the host's own addresses).
     ///
     /// # Errors
     ///
     /// [`FetchError::Client`] when the HTTP client cannot be built.
-    pub fn new(blocked: Vec<IpNet>) -> Result<Self, FetchError> {
-        let blocked = BlockList(Arc::new(blocked));
+    pub fn new(destinations: impl Into<Destinations>) -> Result<Self, FetchError> {
+        let blocked = BlockList::new(destinations.into());
         let policy_blocked = blocked.clone();
         let policy = Policy::custom(move |attempt: Attempt<'_>| {
             if attempt.previous().len() > MAX_REDIRECTS {
@@ -444,8 +519,36 @@ mod tests {
     }
 
     #[test]
+    fn guarded_ranges_are_refused_but_for_the_operators_exceptions_and_host_addresses_always() {
+        let list = BlockList::new(Destinations {
+            blocked: vec!["10.213.0.0/16".parse().unwrap()],
+            guarded: vec!["10.0.0.0/8".parse().unwrap(), "169.254.0.0/16".parse().unwrap()],
+            allowed: vec!["10.0.0.0/8".parse().unwrap()],
+            host_addresses: true,
+        });
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(list.blocks(ip("169.254.169.254")) && list.blocks(ip("::ffff:169.254.169.254")));
+        assert!(!list.blocks(ip("10.1.2.3")), "the operator's exception");
+        assert!(list.blocks(ip("10.213.0.5")), "an exception never opens an always-blocked range");
+        assert!(list.blocks(ip("127.0.0.1")), "loopback is a host address");
+        // Every address of this host, whatever its range.
+        let own: Vec<IpAddr> = nix::ifaddrs::getifaddrs()
+            .unwrap()
+            .filter_map(|ifa| ifa.address.and_then(|a| a.as_sockaddr_in().map(|v4| IpAddr::V4(v4.ip()))))
+            .collect();
+        assert!(!own.is_empty());
+        for addr in own {
+            assert!(list.blocks(addr), "{addr} is this host's");
+        }
+        assert!(!list.blocks(ip("93.184.216.34")), "the world stays open");
+        // The IPv6 private and NAT64 ranges are in the defaults.
+        let defaults = BlockList::new(default_blocked().into());
+        assert!(defaults.blocks(ip("fd00::1")) && defaults.blocks(ip("64:ff9b::a9fe:a9fe")));
+    }
+
+    #[test]
     fn mapped_addresses_are_blocked_like_their_ipv4() {
-        let list = BlockList(Arc::new(default_blocked()));
+        let list = BlockList::new(default_blocked().into());
         assert!(list.blocks("::ffff:127.0.0.1".parse().unwrap()));
         assert!(list.blocks("::".parse().unwrap()));
         assert!(list.blocks("fe80::1".parse().unwrap()));

@@ -106,16 +106,17 @@ pub struct OutsideHost {
     servers: Vec<JoinHandle<()>>,
 }
 
-/// A third octet `x` such that no host address is in 198.18.x.0/24.
-fn free_link() -> u8 {
+/// A third octet `x` such that no host address is in `a.b.x.0/24`.
+fn free_link([a, b]: [u8; 2]) -> u8 {
     let out = Command::new("ip").args(["-4", "-o", "addr", "show"]).output().expect("run ip");
     let text = String::from_utf8_lossy(&out.stdout);
+    let stem = format!("{a}.{b}.");
     let used: std::collections::HashSet<u8> = text
         .split_whitespace()
-        .filter_map(|w| w.strip_prefix("198.18."))
+        .filter_map(|w| w.strip_prefix(&stem))
         .filter_map(|rest| rest.split('.').next()?.parse().ok())
         .collect();
-    (0..=u8::MAX).find(|x| !used.contains(x)).expect("a free /30 in 198.18.0.0/16")
+    (1..=u8::MAX).find(|x| !used.contains(x)).unwrap_or_else(|| panic!("a free /30 in {a}.{b}.0.0/16"))
 }
 
 fn run(cmd: &mut Command) {
@@ -130,6 +131,12 @@ impl OutsideHost {
     /// `container_subnet` is routed back through the host, so the outside
     /// host can also try to reach containers (ingress).
     pub fn new(tag: &str, container_subnet: &str) -> Self {
+        Self::in_range(tag, container_subnet, [198, 18])
+    }
+
+    /// [`OutsideHost::new`] with its /30 in `a.b.0.0/16` (a private or
+    /// guarded range, to test what containers must not reach).
+    pub fn in_range(tag: &str, container_subnet: &str, range: [u8; 2]) -> Self {
         let name = format!("o{tag}");
         let host_if = format!("o{tag}h");
         let peer_if = format!("o{tag}n");
@@ -142,9 +149,9 @@ impl OutsideHost {
         // Choosing and taking the /30 is one step for the tests of this process.
         static LINKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let taken = LINKS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let link = free_link();
-        let host_addr = Ipv4Addr::new(198, 18, link, 1);
-        let addr = Ipv4Addr::new(198, 18, link, 2);
+        let link = free_link(range);
+        let host_addr = Ipv4Addr::new(range[0], range[1], link, 1);
+        let addr = Ipv4Addr::new(range[0], range[1], link, 2);
         run(Command::new("ip").args(["addr", "add", &format!("{host_addr}/30"), "dev", &host_if]));
         drop(taken);
         run(Command::new("ip").args(["link", "set", &host_if, "up"]));

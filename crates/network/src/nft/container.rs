@@ -1,6 +1,6 @@
 //! One container's chains: `e_<id>` (egress) and `i_<id>` (ingress), the
-//! verdict-map elements that send its packets there, and its entry in the
-//! anti-spoofing set.
+//! verdict-map elements that send its packets there, and its entries in
+//! the anti-spoofing sets (its veth with its address, and with its MAC).
 //!
 //! ```text
 //! chain e_<id> {                       # packets from the container (new flows)
@@ -21,7 +21,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::IpNet;
 use serde_json::{Value, json};
 
-use super::base::{ALLOWED_SET, EGRESS_MAP, INGRESS_MAP};
+use super::base::{ALLOWED_SET, EGRESS_MAP, INGRESS_MAP, PORTS_SET};
 use super::batch::{Batch, accept, chain, drop, element, eq, jump, meta, payload, prefix, rule};
 
 /// What a matching rule does.
@@ -222,6 +222,8 @@ impl ContainerRules {
         b.add(element("inet", t, EGRESS_MAP, vec![json!([addr, jump(&e)])]));
         b.add(element("inet", t, INGRESS_MAP, vec![json!([addr, jump(&i)])]));
         b.add(element("bridge", t, ALLOWED_SET, vec![json!({ "concat": [self.veth, addr] })]));
+        let mac = crate::ipam::mac_text(self.address);
+        b.add(element("bridge", t, PORTS_SET, vec![json!({ "concat": [self.veth, mac] })]));
     }
 
     /// Commands that remove the container's chains and elements, whether
@@ -238,9 +240,12 @@ impl ContainerRules {
             b.flush(chain("inet", table, name));
             b.delete(chain("inet", table, name));
         }
-        let spoof = vec![json!({ "concat": [veth, addr] })];
-        b.add(element("bridge", table, ALLOWED_SET, spoof.clone()));
-        b.delete(element("bridge", table, ALLOWED_SET, spoof));
+        let mac = crate::ipam::mac_text(address);
+        for (set, key) in [(ALLOWED_SET, addr), (PORTS_SET, mac)] {
+            let spoof = vec![json!({ "concat": [veth, key] })];
+            b.add(element("bridge", table, set, spoof.clone()));
+            b.delete(element("bridge", table, set, spoof));
+        }
     }
 }
 
@@ -270,7 +275,17 @@ mod tests {
         let mut b = Batch::new();
         sample(EgressPolicy::Open { dns: vec!["192.0.2.53".parse().unwrap()] }).install(&mut b);
         let text = b.to_json().to_string();
-        for needle in ["e_cabc", "i_cabc", "tcp reset", "192.0.2.53", "\"dport\"", "10.0.0.1", "\"jump\"", "t-1"] {
+        for needle in [
+            "e_cabc",
+            "i_cabc",
+            "tcp reset",
+            "192.0.2.53",
+            "\"dport\"",
+            "10.0.0.1",
+            "\"jump\"",
+            "t-1",
+            "02:cb:0a:00:00:02",
+        ] {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }
     }

@@ -23,7 +23,7 @@ mod fake;
 
 use async_trait::async_trait;
 
-pub use base::BaseRules;
+pub use base::{BaseRules, DEFAULT_EGRESS_DENY, EgressGuard, PLATFORM_GUARDED};
 pub use batch::Batch;
 pub use cli::NftCli;
 pub use container::{ContainerRules, EgressPolicy, L4, Match, Verdict, ingress_tcp_verdict};

@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 
 use netlink_packet_route::link::{InfoData, InfoKind, InfoPortKind, InfoVeth, LinkAttribute, LinkInfo};
+use netlink_packet_route::neighbour::{NeighbourFlags, NeighbourState};
 use rtnetlink::{Handle, LinkBridgePort, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 use tracing::{debug, warn};
 
@@ -17,12 +18,7 @@ use crate::netlink::{Attachment, NetlinkError};
 /// Name of the container end of every veth pair, inside its namespace.
 const CONTAINER_IFNAME: &str = "eth0";
 
-/// The container end's MAC: locally administered, unicast, and derived
-/// from its IPv4 address (`02:cb:a:b:c:d`).
-pub(crate) fn mac_for(address: Ipv4Addr) -> [u8; 6] {
-    let [a, b, c, d] = address.octets();
-    [0x02, 0xcb, a, b, c, d]
-}
+use crate::ipam::mac_for;
 
 impl RtNetlink {
     /// [`Netlink::attach`](crate::Netlink::attach), inside its span.
@@ -87,15 +83,31 @@ impl RtNetlink {
         let host = a.host_ifname.as_str();
         // Port options can only be set once the link is a port (slave data
         // is interpreted by its current controller), hence a second request;
-        // the port comes up only once it is isolated.
+        // the port comes up only once it is isolated and its MAC is pinned:
+        // it learns nothing (a tenant sending with another's MAC cannot move
+        // that MAC to its port) and gets no unknown-destination floods; its
+        // own MAC is a static forwarding entry.
         let port = LinkMessageBuilder::<LinkBridgePort>::default()
             .name(host)
             .set_port_kind(InfoPortKind::Bridge)
             .isolated(true)
+            .learning(false)
+            .flood(false)
             .up()
             .build();
-        let host_side =
-            async { self.handle.link().set_port(port).execute().await.map_err(link_err("set isolated and up", host)) };
+        let host_side = async {
+            let index = self.link_index(host).await?;
+            self.handle
+                .neighbours()
+                .add_bridge(index, &mac_for(a.address))
+                .flags(NeighbourFlags::Controller)
+                .state(NeighbourState::Noarp)
+                .replace()
+                .execute()
+                .await
+                .map_err(link_err("add the static forwarding entry of", host))?;
+            self.handle.link().set_port(port).execute().await.map_err(link_err("set isolated and up", host))
+        };
         let container_side = async {
             let handle = container.await?;
             configure_container(&handle, a).await
@@ -155,16 +167,4 @@ async fn configure_container(handle: &Handle, a: &Attachment) -> Result<(), Netl
     handle.route().add(route).execute().await.map_err(ns_err("add default route"))?;
     debug!("configured container interface");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mac_for;
-
-    #[test]
-    fn macs_follow_addresses() {
-        let mac = mac_for("10.216.3.7".parse().unwrap());
-        assert_eq!(mac, [0x02, 0xcb, 10, 216, 3, 7]);
-        assert_eq!(mac[0] & 0x03, 0x02, "locally administered, unicast");
-    }
 }
