@@ -1,10 +1,9 @@
 //! [`Platform`]: the core's state and its start-up, plus the background
-//! work (exit monitors, log rotation) that keeps it true.
+//! work (exit monitors) that keeps it true.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
 
 use cubby_model::ContainerId;
 use cubby_network::{BaseRules, BridgeConfig, Ipam, Netlink, Nftables, ipam};
@@ -54,6 +53,8 @@ pub struct Platform {
     pub(crate) wakes: crate::wake::WakeTable,
     /// Caches and locks of exec scripts.
     pub(crate) scripts: crate::scripts::ScriptState,
+    /// The output collectors of running containers.
+    pub(crate) outputs: crate::containers::output::Collectors,
     /// Bounds the scripts running at once.
     pub(crate) script_slots: tokio::sync::Semaphore,
     /// The id range of containers' user namespaces, as the pool records it
@@ -138,6 +139,7 @@ impl Platform {
             activity: crate::wake::ActivityTable::default(),
             wakes: crate::wake::WakeTable::default(),
             scripts: crate::scripts::ScriptState::default(),
+            outputs: Default::default(),
             script_slots: tokio::sync::Semaphore::new(crate::scripts::run::MAX_RUNNING),
             userns,
         });
@@ -152,7 +154,6 @@ impl Platform {
         platform.ensure_minimal_image().await?;
         platform.reconcile().await?;
         platform.collect_layers().await?;
-        platform.spawn_log_rotation();
         platform.spawn_qgroup_sweeper();
         platform.spawn_idle_reaper();
         platform.sweep_qgroups();
@@ -287,19 +288,6 @@ impl Platform {
             .is_some_and(|m| m.generation == generation)
     }
 
-    fn spawn_log_rotation(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                tick.tick().await;
-                let Some(platform) = weak.upgrade() else { return };
-                platform.rotate_logs();
-            }
-        });
-        self.push_background(task);
-    }
-
     pub(crate) fn push_background(&self, task: JoinHandle<()>) {
         self.background.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(task);
     }
@@ -323,6 +311,7 @@ impl Platform {
     }
 
     pub fn shutdown(&self) {
+        self.outputs.abort_all();
         for task in self.background.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..) {
             task.abort();
         }

@@ -72,6 +72,10 @@ impl Platform {
                         Some(s) if s.status == RuntimeStatus::Running && s.pid.is_some() => {
                             self.publish_routes(rec, true)?;
                             self.activity.touch(&rec.id);
+                            if let Err(e) = self.collect_output(&rec.id, rec.slot) {
+                                // An earlier version's container writes a file.
+                                tracing::warn!(container = %rec.id, error = %e.chain(), "its output is not collected until it restarts");
+                            }
                             self.monitor(&rec.id, s.pid.unwrap_or_default());
                             report.reattached += 1;
                         }

@@ -251,3 +251,55 @@ fn a_command_that_fails_to_start_is_rolled_back() {
     assert_eq!(HostView::settled(&d), before, "nothing is left behind");
     assert!(api.containers(None, None, 10).unwrap().items.is_empty());
 }
+
+#[test]
+fn a_tenant_cannot_fill_the_host_through_its_output() {
+    let Some(d) = daemon("a_tenant_cannot_fill_the_host_through_its_output") else { return };
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let b = container(&api, &p, "quiet", "y");
+    // Its app floods its own stdout with 2 GiB as fast as it can (bounded:
+    // dd stops there, and the container is deleted at the end). Its stdout
+    // is a pipe the daemon reads, so `ftruncate` or `fallocate` of it fail
+    // (see the runtime's logs tests) and its log is capped.
+    let req = cubby_model::CreateContainer {
+        name: "noisy".into(),
+        command: Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "echo first-words; dd if=/dev/zero bs=64k count=32768 2>/dev/null & exec /usr/local/bin/cubby-demo".into(),
+        ]),
+        ..Default::default()
+    };
+    let a = api.create_container(p.id.as_str(), &req).unwrap();
+    let id = a.id.as_str();
+    let logs = d.data_dir.join("logs");
+    let mut largest = 0u64;
+    for _ in 0..6 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        // Bytes on disk (allocated blocks, so a sparse file counts as it
+        // costs) of A's logs: at most two files of the 1 MiB cap.
+        let used: u64 = std::fs::read_dir(&logs)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(id))
+            .map(|e| std::os::unix::fs::MetadataExt::blocks(&e.metadata().unwrap()) * 512)
+            .sum();
+        largest = largest.max(used);
+        assert!(used <= 2 * (1 << 20) + (64 << 10), "A's logs use {used} bytes on the host");
+        // Other tenants, A's own app and the API keep answering.
+        assert_eq!(http_get(d.proxy_addr, &b.url).status, 200);
+        assert_eq!(http_get(d.proxy_addr, &a.url).status, 200);
+        assert!(api.health().is_ok());
+    }
+    assert!(largest > 1 << 20, "the flood reached the log ({largest} bytes): the check above had something to check");
+    assert!(api.logs(id, 1 << 20).unwrap().len() >= 1 << 19, "A's recent output can be read");
+    // The flood is held back, not swallowed: dd still runs after 3 s
+    // (unbounded it would have finished 2 GiB long ago).
+    assert!(sh(&api, id, "ps").1.contains("dd"), "the writer is held back by the pipe");
+    api.delete_container(id).unwrap();
+    assert!(
+        std::fs::read_dir(&logs).unwrap().flatten().all(|e| !e.file_name().to_string_lossy().starts_with(id)),
+        "A's logs went with it"
+    );
+}

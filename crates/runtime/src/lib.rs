@@ -9,7 +9,8 @@
 //! - [`oci`]: the OCI runtime (runc by default), behind [`OciRuntime`].
 //! - [`cgroups`]: reading and cleaning cgroupfs (v1, hybrid and v2), behind
 //!   [`Cgroups`], rooted at a path so tests can use a temp dir.
-//! - [`logs`]: each container's capped output log.
+//! - [`logs`]: each container's output: a FIFO it writes, collected into a
+//!   capped log that only the daemon writes.
 //! - [`mountns`]: the private mount namespaces containers are created
 //!   from, so the host's mount table does not grow with each tenant.
 

@@ -82,6 +82,7 @@ impl Platform {
         info_span!("storage.subvolume_delete").in_scope(|| {
             self.host.btrfs.delete_subvolume(&paths.subvolume).map_err(Error::storage("delete subvolume", id))
         })?;
+        self.drop_output(&rec.id);
         paths.log.remove().map_err(Error::runtime("remove logs", id))
     }
 
@@ -147,6 +148,7 @@ impl Platform {
         keep(info_span!("storage.subvolume_delete").in_scope(|| {
             self.host.btrfs.delete_subvolume(&paths.subvolume).map_err(Error::storage("delete subvolume", id))
         }));
+        self.drop_output(&rec.id);
         keep(remove_dir(&paths.bundle));
         keep(paths.log.remove().map_err(Error::runtime("remove logs", id)));
         match first {

@@ -1,5 +1,4 @@
-//! Running a command in a container, reading its output log, and keeping
-//! logs under their cap.
+//! Running a command in a container, and reading its output log.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,16 +59,5 @@ impl Platform {
         let rec = self.record(caller, id)?;
         let paths = self.paths(&rec.id, rec.slot);
         paths.log.tail(max_bytes.min(MAX_LOG_BYTES)).map_err(Error::runtime("read logs", id.as_str()))
-    }
-
-    /// Rotates every running container's log that passed the cap.
-    pub(crate) fn rotate_logs(&self) {
-        let cap = self.config.defaults.log_cap.0;
-        let Ok(records) = self.store.containers(None, None, u32::MAX) else { return };
-        for rec in records.iter().filter(|r| r.status == ContainerStatus::Running) {
-            if let Err(e) = self.paths(&rec.id, rec.slot).log.rotate_if_over(cap) {
-                tracing::warn!(container = %rec.id, error = %e, "log rotation");
-            }
-        }
     }
 }

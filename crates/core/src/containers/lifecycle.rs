@@ -204,8 +204,9 @@ impl Platform {
             .instrument(info_span!("runtime.clear"))
             .await
             .map_err(Error::runtime("remove stale runtime state", id))?;
+        self.collect_output(&rec.id, rec.slot)?;
         let pid = runtime
-            .run(id, &paths.bundle, paths.log.path(), &private)
+            .run(id, &paths.bundle, paths.output.path(), &private)
             .instrument(info_span!("runtime.run"))
             .await
             .map_err(Error::runtime("run", id))?;
@@ -319,6 +320,7 @@ impl Platform {
                 return Ok(());
             }
             if !alive(pid) {
+                self.drain_output(&rec.id).await;
                 let paths = self.paths(&rec.id, rec.slot);
                 let tail = paths.log.tail(2048).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
                 return Err(Error::StartFailed {
@@ -370,6 +372,7 @@ impl Platform {
                 wait_exit(state.pid, Duration::from_secs(5)).await;
             }
         }
+        self.drain_output(&rec.id).await;
         runtime.delete(id, true).await.map_err(Error::runtime("delete", id))?;
         self.host.mounts.unmount(&paths.rootfs).map_err(Error::storage("unmount rootfs", id))?;
         self.host.cgroups.remove(&paths.cgroup).map_err(Error::runtime("remove cgroup", id))?;

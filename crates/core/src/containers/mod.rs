@@ -7,6 +7,7 @@
 //! |---------------------------|-----------------------------------------------|
 //! | own subvolume             | `{pool}/containers/{id}` (`upper/`, `work/`)  |
 //! | bundle, mount point, files| `{run}/containers/{id}/`                      |
+//! | output FIFO               | `{run}/containers/{id}/output`                |
 //! | network namespace         | `{run}/netns/{id}`                            |
 //! | veth (host side)          | `{prefix}-{n}`                                |
 //! | cgroup                    | `/{prefix}/{id}` in every hierarchy           |
@@ -22,6 +23,7 @@ mod create;
 mod delete;
 mod exec;
 mod lifecycle;
+pub(crate) mod output;
 mod restore;
 mod snapshots;
 mod update;
@@ -30,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use cubby_model::{Container, ContainerId, Page, ProjectId, Transition};
 use cubby_network::{Attachment, ipam};
-use cubby_runtime::logs::LogFile;
+use cubby_runtime::logs::{LogFile, OutputPipe};
 use cubby_store::ContainerRecord;
 
 use crate::routes::{Route, label};
@@ -63,6 +65,8 @@ pub(crate) struct ContainerPaths {
     pub hosts: PathBuf,
     pub hostname: PathBuf,
     pub netns: PathBuf,
+    /// The FIFO its stdout and stderr write to.
+    pub output: OutputPipe,
     pub log: LogFile,
     pub cgroup: String,
     pub veth: String,
@@ -82,6 +86,7 @@ impl Platform {
             resolv_conf: bundle.join("resolv.conf"),
             hosts: bundle.join("hosts"),
             hostname: bundle.join("hostname"),
+            output: OutputPipe::new(bundle.join("output")),
             bundle,
             netns: netns.join(id.as_str()),
             userns: userns.join(id.as_str()),

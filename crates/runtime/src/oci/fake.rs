@@ -72,7 +72,13 @@ impl FakeRuntime {
 
 #[async_trait]
 impl OciRuntime for FakeRuntime {
-    async fn create(&self, id: &str, bundle: &Path, _log: &Path, mounts: &[PrivateMount]) -> Result<u32, RuntimeError> {
+    async fn create(
+        &self,
+        id: &str,
+        bundle: &Path,
+        _output: &Path,
+        mounts: &[PrivateMount],
+    ) -> Result<u32, RuntimeError> {
         let mut s = self.lock();
         s.calls.push(RuntimeCall::Create(id.into()));
         s.private_mounts.insert(id.into(), mounts.to_vec());

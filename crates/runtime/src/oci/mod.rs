@@ -64,17 +64,24 @@ pub struct ExecOutput {
 #[async_trait]
 pub trait OciRuntime: Send + Sync + std::fmt::Debug {
     /// Creates container `id` from the bundle in `bundle`, leaving its init
-    /// waiting. The container's stdout and stderr are appended to `log`.
+    /// waiting. The container's stdout and stderr are the FIFO at `output`
+    /// (made if missing; see [`crate::logs`]), which the caller reads.
     /// `mounts` (its root filesystem, its namespace pins) are made in a
     /// private mount namespace for this creation only: the container keeps
     /// them, the host never has them. Returns the host pid of its init.
-    async fn create(&self, id: &str, bundle: &Path, log: &Path, mounts: &[PrivateMount]) -> Result<u32, RuntimeError>;
+    async fn create(
+        &self,
+        id: &str,
+        bundle: &Path,
+        output: &Path,
+        mounts: &[PrivateMount],
+    ) -> Result<u32, RuntimeError>;
     /// Lets a created container's init run.
     async fn start(&self, id: &str) -> Result<(), RuntimeError>;
     /// Creates and starts in one step (one runtime process instead of
     /// two); the host pid of its init.
-    async fn run(&self, id: &str, bundle: &Path, log: &Path, mounts: &[PrivateMount]) -> Result<u32, RuntimeError> {
-        let pid = self.create(id, bundle, log, mounts).await?;
+    async fn run(&self, id: &str, bundle: &Path, output: &Path, mounts: &[PrivateMount]) -> Result<u32, RuntimeError> {
+        let pid = self.create(id, bundle, output, mounts).await?;
         self.start(id).await?;
         Ok(pid)
     }

@@ -74,26 +74,21 @@ impl Runc {
         subcommand: &[&str],
         id: &str,
         bundle: &Path,
-        log: &Path,
+        output: &Path,
         mounts: &[PrivateMount],
     ) -> Result<u32, RuntimeError> {
         let pid_file = bundle.join("init.pid");
         let runc_log = bundle.join("runc.log");
-        let out_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(RuntimeError::io("open log", log))?;
-        let err_file = out_file.try_clone().map_err(RuntimeError::io("open log", log))?;
+        let out_file = crate::logs::OutputPipe::new(output).open_for_container()?;
+        let err_file = out_file.try_clone().map_err(RuntimeError::io("open the output pipe", output))?;
         let bundle_s = bundle.display().to_string();
         let pid_s = pid_file.display().to_string();
         let log_s = runc_log.display().to_string();
         let mut args: Vec<&str> = vec!["--log", &log_s, "--log-format", "json"];
         args.extend_from_slice(subcommand);
         args.extend_from_slice(&["--bundle", &bundle_s, "--pid-file", &pid_s, id]);
-        // The container inherits runc's stdout and stderr: they must be the
-        // log file, never a pipe, or waiting for runc would wait for the
-        // container too.
+        // The container inherits runc's stdout and stderr: the output FIFO,
+        // which the daemon never reads to its end while waiting for runc.
         let mut command = self.command();
         command.args(&args).stdin(Stdio::null()).stdout(Stdio::from(out_file)).stderr(Stdio::from(err_file));
         let spawned = if mounts.is_empty() {
@@ -185,14 +180,20 @@ async fn read_capped<R: tokio::io::AsyncRead + Unpin>(mut r: R, max: usize) -> V
 
 #[async_trait]
 impl OciRuntime for Runc {
-    #[tracing::instrument(level = "debug", name = "runc.create", skip(self, bundle, log))]
-    async fn create(&self, id: &str, bundle: &Path, log: &Path, mounts: &[PrivateMount]) -> Result<u32, RuntimeError> {
-        self.create_with(&["create"], id, bundle, log, mounts).await
+    #[tracing::instrument(level = "debug", name = "runc.create", skip(self, bundle, output))]
+    async fn create(
+        &self,
+        id: &str,
+        bundle: &Path,
+        output: &Path,
+        mounts: &[PrivateMount],
+    ) -> Result<u32, RuntimeError> {
+        self.create_with(&["create"], id, bundle, output, mounts).await
     }
 
-    #[tracing::instrument(level = "debug", name = "runc.run", skip(self, bundle, log))]
-    async fn run(&self, id: &str, bundle: &Path, log: &Path, mounts: &[PrivateMount]) -> Result<u32, RuntimeError> {
-        self.create_with(&["run", "--detach"], id, bundle, log, mounts).await
+    #[tracing::instrument(level = "debug", name = "runc.run", skip(self, bundle, output))]
+    async fn run(&self, id: &str, bundle: &Path, output: &Path, mounts: &[PrivateMount]) -> Result<u32, RuntimeError> {
+        self.create_with(&["run", "--detach"], id, bundle, output, mounts).await
     }
 
     #[tracing::instrument(level = "debug", name = "runc.start", skip(self))]
