@@ -38,6 +38,7 @@ impl Platform {
             sub: req.subject.clone(),
             cid: rec.id.to_string(),
             ep: rec.claims_epoch,
+            port: Some(req.port.unwrap_or(rec.port)),
             iat: now,
             exp: now + i64::from(ttl),
         };
@@ -73,9 +74,9 @@ impl Platform {
         }
     }
 
-    /// Whether `claim` opens container `id` now. Returns the seconds it
-    /// stays valid.
-    pub fn check_claim(&self, id: &ContainerId, claim: &str) -> Result<i64, ClaimError> {
+    /// Whether `claim` opens port `port` of container `id` now. Returns
+    /// the seconds it stays valid.
+    pub fn check_claim(&self, id: &ContainerId, port: u16, claim: &str) -> Result<i64, ClaimError> {
         let now = unix_now();
         let payload = self.claims.verify(claim, now)?;
         if payload.cid != id.as_str() {
@@ -85,13 +86,16 @@ impl Platform {
         if payload.ep != rec.claims_epoch {
             return Err(ClaimError::Revoked);
         }
+        if payload.port.unwrap_or(rec.port) != port {
+            return Err(ClaimError::OtherPort);
+        }
         Ok(payload.exp - now)
     }
 
-    /// Whether a bearer credential opens container `id`: a claim for it, or
-    /// an API token that can see its project.
-    pub fn check_bearer(self: &Arc<Self>, id: &ContainerId, token: &str) -> bool {
-        if self.check_claim(id, token).is_ok() {
+    /// Whether a bearer credential opens port `port` of container `id`: a
+    /// claim for it, or an API token that can see its project.
+    pub fn check_bearer(self: &Arc<Self>, id: &ContainerId, port: u16, token: &str) -> bool {
+        if self.check_claim(id, port, token).is_ok() {
             return true;
         }
         match (self.authenticate(token), self.store.container(id)) {

@@ -2,8 +2,9 @@
 //!
 //! A claim is a JWT signed with EdDSA (Ed25519), so apps can verify it
 //! offline with the key served at `/api/v1/meta/public-key`. Its payload
-//! names the container (`cid`) and the container's claim epoch (`ep`):
-//! revoking bumps the epoch and voids every claim signed before. The
+//! names the container (`cid`), the port whose URL it opens (`port`) and
+//! the container's claim epoch (`ep`): revoking bumps the epoch and voids
+//! every claim signed before. The
 //! signing key is made at first start and kept in the data dir, mode 0600.
 
 use std::io::Write;
@@ -35,6 +36,10 @@ pub struct ClaimPayload {
     pub cid: String,
     /// The container's claim epoch when signed.
     pub ep: u32,
+    /// The port whose URL the claim opens. Claims signed before ports were
+    /// named in them open the app's port only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     /// Issued at and expiry, seconds since the epoch.
     pub iat: i64,
     pub exp: i64,
@@ -58,6 +63,8 @@ pub enum ClaimError {
     Expired,
     #[error("the claim is for another container")]
     OtherContainer,
+    #[error("the claim is for another port of this container")]
+    OtherPort,
     #[error("the claim was revoked")]
     Revoked,
 }
@@ -174,7 +181,15 @@ mod tests {
     use super::*;
 
     fn payload(exp: i64) -> ClaimPayload {
-        ClaimPayload { iss: "cubby".into(), sub: Some("user-1".into()), cid: "cabc".into(), ep: 0, iat: 0, exp }
+        ClaimPayload {
+            iss: "cubby".into(),
+            sub: Some("user-1".into()),
+            cid: "cabc".into(),
+            ep: 0,
+            port: Some(8080),
+            iat: 0,
+            exp,
+        }
     }
 
     #[test]

@@ -168,15 +168,15 @@ impl Resolver for Routes {
         }
     }
 
-    fn check_claim(&self, container: &str, claim: &str) -> Result<u64, String> {
+    fn check_claim(&self, container: &str, port: u16, claim: &str) -> Result<u64, String> {
         self.platform
-            .check_claim(&ContainerId::from(container), claim)
+            .check_claim(&ContainerId::from(container), port, claim)
             .map(|left| u64::try_from(left).unwrap_or(0))
             .map_err(|e| e.to_string())
     }
 
-    fn check_bearer(&self, container: &str, token: &str) -> bool {
-        self.platform.check_bearer(&ContainerId::from(container), token)
+    fn check_bearer(&self, container: &str, port: u16, token: &str) -> bool {
+        self.platform.check_bearer(&ContainerId::from(container), port, token)
     }
 
     fn is_credential(&self, token: &str) -> bool {

@@ -69,7 +69,18 @@ fn a_claim_opens_its_container_and_nothing_else() {
     assert!(!cookie.contains("Domain") && !cookie.contains("Secure"), "host-only, no Secure over http: {cookie}");
     // The browser follows with the cookie (and one of the app's own).
     let jar = format!("app=1; __cubby_claim={}", auth.claim);
-    let r = get(&d, &format!("{}/headers?x=1", a.url), &[("Cookie", &jar), ("Authorization", "Basic YXBwOmFwcA==")]);
+    let r = get(
+        &d,
+        &format!("{}/headers?x=1", a.url),
+        &[
+            ("Cookie", &jar),
+            ("Authorization", "Basic YXBwOmFwcA=="),
+            // What a client claims about itself is not passed on.
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("X-Real-IP", "6.6.6.6"),
+            ("Forwarded", "for=6.6.6.6"),
+        ],
+    );
     let seen = seen_by_app(&r);
     assert_eq!(r.json()["query"], "x=1");
     let cookie_seen: Vec<&str> = seen.iter().filter(|(k, _)| k == "cookie").map(|(_, v)| v.as_str()).collect();
@@ -80,6 +91,8 @@ fn a_claim_opens_its_container_and_nothing_else() {
     assert!(seen.contains(&("x-forwarded-host".into(), host.into())), "{seen:?}");
     assert!(seen.contains(&("x-forwarded-proto".into(), "http".into())), "{seen:?}");
     assert!(seen.contains(&("x-forwarded-for".into(), "127.0.0.1".into())), "{seen:?}");
+    assert!(seen.contains(&("x-real-ip".into(), "127.0.0.1".into())), "{seen:?}");
+    assert!(!r.body.contains("6.6.6.6") && seen.iter().all(|(k, _)| k != "forwarded"), "{seen:?}");
     assert_eq!(get(&d, &a.url, &[("Cookie", &jar)]).json()["visits"], 1);
     // A bearer claim works for machine clients, and is not forwarded either.
     let bearer = format!("Bearer {}", auth.claim);
@@ -218,4 +231,119 @@ fn public_and_token_modes_and_daemon_credentials() {
     let open = create(&api, other.id.as_str(), "open", None);
     assert_eq!(open.access, AccessMode::Public);
     assert_eq!(get(&d, &open.url, &[]).status, 200);
+}
+
+#[test]
+fn tenants_sharing_a_domain_cannot_shadow_or_drive_each_other() {
+    let Some(d) = daemon("tenants_sharing_a_domain_cannot_shadow_or_drive_each_other") else { return };
+    let api = d.admin();
+    let p = api.create_project(&CreateProject { name: "acme".into(), ..Default::default() }).unwrap();
+    let a = create(&api, p.id.as_str(), "a", None);
+    let b = create(&api, p.id.as_str(), "b", Some(AccessMode::Public));
+    let a_claim = api.authorize(a.id.as_str(), &AuthorizeRequest::default()).unwrap().claim;
+    let b_claim = api.authorize(b.id.as_str(), &AuthorizeRequest::default()).unwrap().claim;
+
+    // B's app tries to set cookies for the whole domain, one of them a
+    // decoy claim cookie: what reaches the browser is host-only, without it.
+    let cgi = "mkdir -p /tmp/www/cgi-bin && printf '#!/bin/sh\\nprintf \"Set-Cookie: session=1; Domain=localhost; Path=/\\\\r\\\\nSet-Cookie: __cubby_claim=decoy; Domain=localhost; Path=/\\\\r\\\\nContent-Type: text/plain\\\\r\\\\n\\\\r\\\\nok\"\\n' > /tmp/www/cgi-bin/c && chmod +x /tmp/www/cgi-bin/c && httpd -p 9000 -h /tmp/www";
+    let (code, _, err) = support::sh(&api, b.id.as_str(), cgi);
+    assert_eq!(code, 0, "{err}");
+    let rule = br#"{"action":"allow","protocol":"tcp","ports":"9000"}"#;
+    assert_eq!(
+        api.raw("POST", &format!("/api/v1/containers/{}/firewall/ingress", b.id), Some(rule)).unwrap().status,
+        201
+    );
+    let b9000 = b.url.replacen("b--acme.", "b--acme-9000.", 1);
+    let r = get(&d, &format!("{b9000}/cgi-bin/c"), &[]);
+    assert_eq!((r.status, r.body.as_str()), (200, "ok"), "the app's page answers");
+    let set: Vec<&str> =
+        r.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie")).map(|(_, v)| v.as_str()).collect();
+    assert_eq!(set, ["session=1; Path=/"], "B's cookies stay on B's host and it sets no claim cookie");
+
+    // A decoy planted for the whole domain comes first in the browser's
+    // Cookie header; A's own claim still opens A.
+    let jar = format!("__cubby_claim={b_claim}; __cubby_claim=decoy; __cubby_claim={a_claim}");
+    assert_eq!(get(&d, &a.url, &[("Cookie", &jar)]).status, 200, "a decoy shadowed A's claim");
+    let only_decoys = format!("__cubby_claim={b_claim}; __cubby_claim=decoy");
+    assert_eq!(get(&d, &a.url, &[("Cookie", &only_decoys)]).json()["error"]["code"], "claim_invalid");
+
+    // B's page cannot make A's browser change A's state or open a WebSocket
+    // with A's cookie; A's own pages can (the same requests, A's Origin).
+    let a_cookie = format!("__cubby_claim={a_claim}");
+    let b_origin = b.url.clone();
+    let post = |origin: &str, site: &str| {
+        let mut h = vec![("Cookie", a_cookie.as_str()), ("Origin", origin)];
+        if !site.is_empty() {
+            h.push(("Sec-Fetch-Site", site));
+        }
+        http_request(d.proxy_addr, "POST", &format!("{}/echo", a.url), &h, Some(b"x=1"))
+    };
+    assert_eq!(post(&a.url, "same-origin").status, 200, "A's own page posts");
+    for (origin, site) in [(b_origin.as_str(), "same-site"), (b_origin.as_str(), ""), ("null", "cross-site")] {
+        let r = post(origin, site);
+        assert_eq!(
+            (r.status, r.json()["error"]["code"].as_str()),
+            (403, Some("cross_site_request")),
+            "{origin} {site}"
+        );
+    }
+    // With the claim as a bearer (not ambient authority) another origin may write.
+    let bearer = format!("Bearer {a_claim}");
+    let r = http_request(
+        d.proxy_addr,
+        "POST",
+        &format!("{}/echo", a.url),
+        &[("Authorization", &bearer), ("Origin", &b_origin)],
+        Some(b"x=1"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ws = |origin: &str| {
+        let host = a.url.strip_prefix("http://").unwrap();
+        let mut stream = std::net::TcpStream::connect(d.proxy_addr).unwrap();
+        let head = format!(
+            "GET /ws HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nCookie: {a_cookie}\r\nOrigin: {origin}\r\n\r\n"
+        );
+        std::io::Write::write_all(&mut stream, head.as_bytes()).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 64];
+        let n = std::io::Read::read(&mut stream, &mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).split_whitespace().nth(1).unwrap_or("").to_string()
+    };
+    assert_eq!(ws(&a.url), "101", "A's page opens its WebSocket");
+    assert_eq!(ws(&b_origin), "403", "B's page opened A's WebSocket with A's cookie");
+
+    // A claim opens the port it was made for: the app's, not another.
+    let a9000 = a.url.replacen("a--acme.", "a--acme-9000.", 1);
+    let r = get(&d, &a9000, &[("Cookie", &a_cookie)]);
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (401, Some("claim_invalid")), "{}", r.body);
+    assert!(r.body.contains("another port"), "{}", r.body);
+    let port_claim =
+        api.authorize(a.id.as_str(), &AuthorizeRequest { port: Some(9000), ..Default::default() }).unwrap().claim;
+    let r = get(&d, &a9000, &[("Cookie", &format!("__cubby_claim={port_claim}"))]);
+    assert_eq!(r.json()["error"]["code"], "upstream_unreachable", "past the claim check (nothing listens there)");
+
+    // Around the proxy: a local user of the host connects from the
+    // gateway address that A's ingress rule lets in, yet gets nothing;
+    // root (the daemon's own probes) does. Same tool, same address.
+    let fetch = d.bin().parent().unwrap().join("helpers/cubby-fetch");
+    let direct = format!("http://{}:8080/healthz", a.address);
+    let run = |as_nobody: bool| {
+        let mut cmd = std::process::Command::new(if as_nobody { "setpriv" } else { fetch.to_str().unwrap() });
+        if as_nobody {
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&fetch);
+        }
+        cmd.args(["-t", "2", &direct]).output().unwrap()
+    };
+    let root = run(false);
+    assert_eq!(
+        (root.status.code(), String::from_utf8_lossy(&root.stdout).as_ref()),
+        (Some(0), "ok"),
+        "root on the host"
+    );
+    let nobody = run(true);
+    assert_eq!(nobody.status.code(), Some(28), "a local user reached A's app without a claim: {nobody:?}");
+
+    // The redirect after a claim link stays on A's host.
+    let r = get(&d, &format!("{}//evil.example/x?__cubby_claim={a_claim}", a.url), &[]);
+    assert_eq!((r.status, r.header("location")), (303, Some("/evil.example/x")));
 }

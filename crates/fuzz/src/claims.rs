@@ -17,6 +17,7 @@ pub fn genuine() -> String {
         sub: Some("customer-42".into()),
         cid: "cabc123def456".into(),
         ep: 3,
+        port: Some(8080),
         iat: NOW - 10,
         exp: NOW + 3600,
     })

@@ -222,10 +222,10 @@ mod tests {
         fn resolve(&self, _: &str) -> Resolution {
             Resolution::NotFound
         }
-        fn check_claim(&self, _: &str, _: &str) -> Result<u64, String> {
+        fn check_claim(&self, _: &str, _: u16, _: &str) -> Result<u64, String> {
             Err("no claims here".into())
         }
-        fn check_bearer(&self, _: &str, _: &str) -> bool {
+        fn check_bearer(&self, _: &str, _: u16, _: &str) -> bool {
             false
         }
         fn is_credential(&self, _: &str) -> bool {

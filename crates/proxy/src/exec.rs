@@ -64,7 +64,7 @@ pub(crate) async fn handle(
         })
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
         .collect();
-    headers.retain(|(k, _)| !k.starts_with("x-forwarded-"));
+    headers.retain(|(k, _)| !k.starts_with("x-forwarded-") && k != "forwarded" && k != "x-real-ip");
     headers.push(("x-forwarded-for".into(), peer.ip().to_string()));
     headers.push(("x-forwarded-proto".into(), scheme.to_string()));
     headers.push(("x-forwarded-host".into(), host.clone()));

@@ -1,6 +1,8 @@
 //! Forwarding one request to a container's app: the URI is rewritten to the
-//! upstream, hop-by-hop headers are dropped, `X-Forwarded-*` are set, the
-//! body is capped, and the wait for the response head is bounded.
+//! upstream, hop-by-hop headers are dropped, `X-Forwarded-*` and
+//! `X-Real-IP` are set to what the proxy saw (the client's own are
+//! dropped, as is `Forwarded`), the body is capped, the wait for the
+//! response head is bounded, and the app's cookies stay on its host.
 //! WebSocket (and any HTTP/1.1 upgrade) requests keep their upgrade headers
 //! and, once the app answers 101, become a tunnel between client and app.
 
@@ -30,6 +32,7 @@ pub(crate) type UpstreamClient = Client<crate::connect::Connector, UpstreamBody>
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// The client of one downstream connection, and what its requests reuse.
 pub(crate) struct Peer {
@@ -182,13 +185,11 @@ pub(crate) async fn forward(
     } else {
         strip_hop_by_hop(headers);
     }
-    let forwarded_for = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) => HeaderValue::from_str(&format!("{prior}, {}", peer.addr.ip())).ok(),
-        None => Some(peer.ip.clone()),
-    };
-    if let Some(v) = forwarded_for {
-        headers.insert(X_FORWARDED_FOR, v);
-    }
+    // The client's address as the proxy saw it, never what the client
+    // claims: an app that trusts these headers must not be lied to.
+    headers.insert(X_FORWARDED_FOR, peer.ip.clone());
+    headers.insert(X_REAL_IP, peer.ip.clone());
+    headers.remove(header::FORWARDED);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
     if let Some(host) = original_host {
         headers.insert(X_FORWARDED_HOST, host);
@@ -261,5 +262,53 @@ pub(crate) async fn forward(
     }
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    confine_cookies(&mut parts.headers);
     Response::from_parts(parts, Guarded::new(body.boxed(), guard).boxed())
+}
+
+/// Keeps an app's cookies on its own host: every tenant shares the
+/// domain, so a `Domain=` attribute would reach (and could shadow) other
+/// tenants' cookies. The daemon's claim cookies are not the app's to set.
+fn confine_cookies(headers: &mut HeaderMap) {
+    if !headers.contains_key(header::SET_COOKIE) {
+        return;
+    }
+    let cookies: Vec<HeaderValue> = headers.get_all(header::SET_COOKIE).iter().cloned().collect();
+    headers.remove(header::SET_COOKIE);
+    for cookie in cookies {
+        let Ok(text) = cookie.to_str() else { continue };
+        let name = text.split(['=', ';']).next().unwrap_or("").trim();
+        if crate::access::is_claim_cookie(name) {
+            continue;
+        }
+        let kept: Vec<&str> = text
+            .split(';')
+            .filter(|attr| !attr.split('=').next().is_some_and(|key| key.trim().eq_ignore_ascii_case("domain")))
+            .collect();
+        if let Ok(value) = HeaderValue::from_str(kept.join(";").trim()) {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_cookies_stay_on_their_host_and_claim_cookies_are_not_theirs() {
+        let mut h = HeaderMap::new();
+        for c in [
+            "session=abc; Path=/; Domain=localhost; HttpOnly",
+            "theme=dark; domain=.localhost",
+            "__cubby_claim=decoy; Domain=localhost; Path=/",
+            "__Host-cubby_claim=decoy; Path=/; Secure",
+            "plain=1",
+        ] {
+            h.append(header::SET_COOKIE, HeaderValue::from_static(c));
+        }
+        confine_cookies(&mut h);
+        let kept: Vec<&str> = h.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(kept, ["session=abc; Path=/; HttpOnly", "theme=dark", "plain=1"]);
+    }
 }

@@ -86,11 +86,12 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub trait Resolver: Send + Sync + 'static {
     /// Looks up the target of a URL label (the host without the domain).
     fn resolve(&self, label: &str) -> Resolution;
-    /// Whether `claim` opens `container` now; the seconds it stays valid,
-    /// or why not.
-    fn check_claim(&self, container: &str, claim: &str) -> Result<u64, String>;
-    /// Whether a bearer token (a claim or an API token) opens `container`.
-    fn check_bearer(&self, container: &str, token: &str) -> bool;
+    /// Whether `claim` opens port `port` of `container` now; the seconds it
+    /// stays valid, or why not.
+    fn check_claim(&self, container: &str, port: u16, claim: &str) -> Result<u64, String>;
+    /// Whether a bearer token (a claim or an API token) opens port `port`
+    /// of `container`.
+    fn check_bearer(&self, container: &str, port: u16, token: &str) -> bool;
     /// Whether a bearer token is a credential of the daemon (any claim it
     /// signed, any API token): those are never forwarded to an app.
     fn is_credential(&self, token: &str) -> bool;

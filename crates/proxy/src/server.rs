@@ -210,8 +210,10 @@ impl Proxy {
             }
         };
         // Access first: an unauthorised request must not wake anything.
-        let uri = req.uri().clone();
-        if let Decision::Respond(r) = check(&*self.resolver, &target, &uri, req.headers_mut(), self.config.https) {
+        let (method, uri) = (req.method().clone(), req.uri().clone());
+        if let Decision::Respond(r) =
+            check(&*self.resolver, &target, &method, &uri, req.headers_mut(), self.config.https)
+        {
             return r;
         }
         let guard = self.resolver.track(&target.container);

@@ -26,6 +26,7 @@
 //!                   oifname B drop }                     #   no traffic
 //!   chain output  { type filter hook output priority 0;
 //!                   oifname B ct state established,related accept
+//!                   oifname B meta skuid != 0 drop       # local users get no gateway trust
 //!                   oifname B ip daddr vmap @ingress     # the proxy, through ingress rules
 //!                   oifname B drop }
 //!   chain postrouting { type nat hook postrouting priority srcnat;
@@ -212,6 +213,10 @@ impl BaseRules {
         b.add(rule("inet", t, "forward", vec![to_bridge(), counter(), drop()]));
 
         b.add(rule("inet", t, "output", vec![to_bridge(), established(), accept()]));
+        // From the host only root's sockets (the daemon's proxy and probes)
+        // open connections to containers: another local user's would come
+        // from the gateway address that ingress rules trust.
+        b.add(rule("inet", t, "output", vec![to_bridge(), matches("!=", meta("skuid"), json!(0)), counter(), drop()]));
         b.add(rule(
             "inet",
             t,
