@@ -117,23 +117,31 @@ fn tokens_see_only_their_project() {
     assert_eq!(t1.containers(None, None, 100).unwrap().items.len(), 1);
 
     // Another project's resources do not exist for it.
-    for (status, code) in [
-        (t1.project(p2.id.as_str()).unwrap_err().status(), "project"),
-        (t1.container(c2.id.as_str()).unwrap_err().status(), "container"),
-        (t1.delete_container(c2.id.as_str()).unwrap_err().status(), "delete"),
-        (t1.stop(c2.id.as_str()).unwrap_err().status(), "stop"),
-        (t1.exec_args(c2.id.as_str(), &["true"]).unwrap_err().status(), "exec"),
-        (t1.logs(c2.id.as_str(), 10).unwrap_err().status(), "logs"),
-        (t1.tokens(p2.id.as_str()).unwrap_err().status(), "tokens"),
+    // (The code, not only the status: an unknown route is a 404 too.)
+    let code = |e: cubby_client::ClientError| (e.status(), e.code().map(str::to_string));
+    let gone = |kind: &str| (Some(404), Some(format!("{kind}_not_found")));
+    for (answer, what, kind) in [
+        (code(t1.project(p2.id.as_str()).unwrap_err()), "project", "project"),
+        (code(t1.container(c2.id.as_str()).unwrap_err()), "container", "container"),
+        (code(t1.delete_container(c2.id.as_str()).unwrap_err()), "delete", "container"),
+        (code(t1.stop(c2.id.as_str()).unwrap_err()), "stop", "container"),
+        (code(t1.exec_args(c2.id.as_str(), &["true"]).unwrap_err()), "exec", "container"),
+        (code(t1.logs(c2.id.as_str(), 10).unwrap_err()), "logs", "container"),
+        (code(t1.tokens(p2.id.as_str()).unwrap_err()), "tokens", "project"),
         (
-            t1.create_container(p2.id.as_str(), &CreateContainer { name: "x".into(), ..Default::default() })
-                .unwrap_err()
-                .status(),
+            code(
+                t1.create_container(p2.id.as_str(), &CreateContainer { name: "x".into(), ..Default::default() })
+                    .unwrap_err(),
+            ),
             "create",
+            "project",
         ),
     ] {
-        assert_eq!(status, Some(404), "{code} on another project must answer 404");
+        assert_eq!(answer, gone(kind), "{what} on another project must answer {kind}_not_found");
     }
+    // Control: the same calls on its own project work.
+    assert_eq!(t1.container(mine.id.as_str()).unwrap().name, "mine");
+    assert_eq!(t1.logs(mine.id.as_str(), 10).map(|_| ()).ok(), Some(()));
     let forbidden = t1.create_project(&cubby_model::CreateProject {
         name: "three".into(),
         max_containers: None,

@@ -210,5 +210,11 @@ fn every_endpoint_checks_who_calls() {
         let r = api.raw(c.method, &path, body(c).as_deref().map(str::as_bytes)).unwrap();
         let allowed = r.status < 400 || (r.status == 400 && c.template == "/api/v1/images") || r.status == 409;
         assert!(allowed, "{} {} with the admin token: {} {:?}", c.method, c.template, r.status, r.json());
+        // Control of the list checks above: the admin's lists do show B.
+        if c.for_a == ForA::Ok && c.method == "GET" && !c.template.starts_with("/api/v1/images") {
+            let text = String::from_utf8_lossy(&r.body);
+            let shows_b = [b.id.as_str(), cb.id.as_str(), "b-alias"].iter().any(|x| text.contains(x));
+            assert!(shows_b, "{} {}: the admin's list shows B's resources: {text}", c.method, c.template);
+        }
     }
 }

@@ -103,8 +103,14 @@ fn a_claim_opens_its_container_and_nothing_else() {
     let on_b = get(&d, &format!("{}/?__cubby_claim={}", b.url, auth.claim), &[]);
     assert_eq!((on_b.status, on_b.json()["error"]["code"].as_str()), (401, Some("claim_invalid")));
     assert!(on_b.header("set-cookie").is_none_or(|c| c.contains("Max-Age=0")), "no cookie for B");
-    assert_eq!(get(&d, &b.url, &[("Cookie", &jar)]).status, 401);
-    assert_eq!(get(&d, &b.url, &[("Authorization", &bearer)]).status, 401);
+    let code = |r: HttpResponse| (r.status, r.json()["error"]["code"].as_str().map(str::to_string));
+    let invalid = (401, Some("claim_invalid".to_string()));
+    assert_eq!(code(get(&d, &b.url, &[("Cookie", &jar)])), invalid, "A's cookie on B");
+    assert_eq!(code(get(&d, &b.url, &[("Authorization", &bearer)])), invalid, "A's bearer on B");
+    // Control: B's own claim, sent the same two ways, opens B.
+    let b_claim = api.authorize(b.id.as_str(), &AuthorizeRequest::default()).unwrap().claim;
+    assert_eq!(get(&d, &b.url, &[("Cookie", &format!("__cubby_claim={b_claim}"))]).status, 200);
+    assert_eq!(get(&d, &b.url, &[("Authorization", &format!("Bearer {b_claim}"))]).status, 200);
 
     // Tampered: another container id in the payload, or a broken signature.
     let parts: Vec<&str> = auth.claim.split('.').collect();
@@ -141,7 +147,9 @@ fn a_claim_opens_its_container_and_nothing_else() {
     api.delete_container(a.id.as_str()).unwrap();
     let again = create(&api, p.id.as_str(), "a", None);
     assert_eq!(again.url, a.url);
-    assert_eq!(get(&d, &again.url, &[("Cookie", &format!("__cubby_claim={}", fresh.claim))]).status, 401);
+    assert_eq!(code(get(&d, &again.url, &[("Cookie", &format!("__cubby_claim={}", fresh.claim))])), invalid);
+    let new_claim = api.authorize(again.id.as_str(), &AuthorizeRequest::default()).unwrap().claim;
+    assert_eq!(get(&d, &again.url, &[("Cookie", &format!("__cubby_claim={new_claim}"))]).status, 200, "control");
 
     // Bad requests to authorize.
     for body in [r#"{"ttl_seconds":0}"#, r#"{"ttl_seconds":100000000}"#, r#"{"port":0}"#, r#"{"nope":1}"#] {

@@ -41,7 +41,8 @@ fn two_tenants_from_one_image_are_isolated() {
 
     // Env: A's env is not in B.
     assert!(sh(&api, a.id.as_str(), "env").1.contains("GREETING=hello a"));
-    assert!(!sh(&api, b.id.as_str(), "env").1.contains("hello a"));
+    let b_env = sh(&api, b.id.as_str(), "env").1;
+    assert!(b_env.contains("GREETING=hello b") && !b_env.contains("hello a"), "{b_env}");
 
     // Network. The tool is cubby-fetch (busybox's `wget -T` crashes, which
     // made a failure prove nothing): its exit code says refused (7) or
@@ -52,18 +53,29 @@ fn two_tenants_from_one_image_are_isolated() {
     let fetch = |url: &str| sh(&api, a.id.as_str(), &format!("cubby-fetch -t 2 {url}"));
     assert_eq!(fetch("http://127.0.0.1:8080/healthz").0, 0, "A's own app");
     assert_eq!(fetch(&format!("http://{}:9080/", outside.addr)), (0, "outside".into(), String::new()));
+    // The firewall drops (silently: exit 28) what A sends to B and to the
+    // host; the targets do answer others (the controls before each).
     let blocked = |url: String, what: &str| {
         let (code, out, err) = fetch(&url);
-        assert!(matches!(code, 7 | 28), "A reached {what} ({url}): exit {code}, {out}{err}");
+        assert_eq!(code, 28, "A reached {what} ({url}): {out}{err}");
     };
-    blocked(format!("http://{}:8080/", b.address), "B's app");
+    let b_app = format!("http://{}:8080/healthz", b.address);
+    assert_eq!(sh(&api, b.id.as_str(), &format!("cubby-fetch -t 2 {b_app}")).1, "ok", "control: B's app answers B");
+    blocked(b_app, "B's app");
     let gateway = a.address.rsplit_once('.').map(|(net, _)| format!("{net}.1")).unwrap();
     let api_port = d.api_addr.port();
-    blocked(format!("http://{gateway}:{api_port}/api/v1/health"), "the API through the gateway");
     let host_ip = std::process::Command::new("hostname").arg("-I").output().unwrap();
     let host_ip = String::from_utf8_lossy(&host_ip.stdout).split_whitespace().next().unwrap_or("").to_string();
-    if !host_ip.is_empty() {
-        blocked(format!("http://{host_ip}:{api_port}/api/v1/health"), "the API through the host's address");
+    assert!(!host_ip.is_empty(), "the host has an address of its own");
+    for (addr, what) in
+        [(gateway.as_str(), "the API through the gateway"), (host_ip.as_str(), "the API through the host's address")]
+    {
+        let from_host = std::net::TcpStream::connect_timeout(
+            &format!("{addr}:{api_port}").parse().unwrap(),
+            std::time::Duration::from_secs(2),
+        );
+        assert!(from_host.is_ok(), "control: the API listens on {addr}:{api_port}");
+        blocked(format!("http://{addr}:{api_port}/api/v1/health"), what);
     }
     // While the host (the proxy) still reaches B.
     assert_eq!(http_get(d.proxy_addr, &b.url).status, 200);
@@ -87,6 +99,16 @@ fn stop_frees_everything_and_start_keeps_data() {
     let note = std::fs::read_to_string(format!("/proc/{pid}/root/data/note")).expect("its files, through its init");
     assert_eq!(note, "kept\n");
 
+    assert!(
+        running.runtime.iter().any(|r| r.contains(a.id.as_str())),
+        "control: the runtime knows A: {:?}",
+        running.runtime
+    );
+    assert!(
+        running.cgroups.iter().any(|c| c.contains(a.id.as_str())),
+        "control: A has a cgroup: {:?}",
+        running.cgroups
+    );
     let stopped = api.stop(a.id.as_str()).unwrap();
     assert_eq!(stopped.status, cubby_model::ContainerStatus::Stopped);
     let host = HostView::of(&d);
@@ -173,6 +195,7 @@ fn delete_leaves_nothing_of_the_tenant() {
     assert_eq!(sh(&api, a.id.as_str(), "dd if=/dev/zero of=/data/blob bs=1k count=64 2>/dev/null").0, 0);
     let before = HostView::of(&d);
     assert!(!before.mentions(a.id.as_str()).is_empty());
+    assert!(init_pid(&d, a.id.as_str()).is_some(), "control: A runs before the delete");
 
     api.delete_container(a.id.as_str()).unwrap();
 

@@ -71,6 +71,7 @@ fn schemathesis_finds_no_server_error() {
     // The daemon is alive and never panicked.
     assert!(d.wait_exit(Duration::from_millis(10)).is_none(), "the daemon died under fuzzing");
     let log = d.log_text();
+    assert!(log.contains("reconciled"), "control: the daemon's log is readable:\n{log}");
     assert!(!log.contains("panicked"), "the daemon panicked:\n{log}");
     // The state the fuzzer left survives a restart (reconcile), and the
     // platform still works: a new tenant is made and answers on its URL.

@@ -141,5 +141,8 @@ fn hostile_archives_are_refused_and_leave_nothing() {
     assert_eq!(HostView::settled(&d), before);
     assert!(!api.images().unwrap().iter().any(|i| i.name == "evil"));
     assert_eq!(std::fs::read_dir(d.data_dir.join("pool/tmp")).unwrap().count(), 0);
-    assert!(!std::path::Path::new("/escape").exists());
+    // `../../escape` would land two levels above the import's scratch dir.
+    let found = std::process::Command::new("find").arg(&d.data_dir).args(["-name", "escape"]).output().unwrap();
+    assert!(found.status.success() && found.stdout.is_empty(), "{}", String::from_utf8_lossy(&found.stdout));
+    assert!(!d.data_dir.join("pool/escape").exists() && !d.data_dir.join("escape").exists());
 }

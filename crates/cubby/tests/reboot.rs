@@ -116,6 +116,7 @@ fn after_a_reboot_the_pool_comes_back_and_running_containers_start() {
     assert_eq!(sh(&api, a.id.as_str(), "cat /data/keep.txt").1, "precious\n");
     // The stopped one stays stopped.
     assert_eq!(api.container(asleep.id.as_str()).unwrap().status, ContainerStatus::Stopped);
+    assert!(init_pid(&d, a.id.as_str()).is_some(), "control: the runtime answers for the running one");
     assert!(init_pid(&d, asleep.id.as_str()).is_none());
     // Its rules are back in the kernel.
     let rules = api.raw("GET", &format!("/api/v1/containers/{}/firewall", a.id), None).unwrap().json();

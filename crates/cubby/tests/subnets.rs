@@ -50,10 +50,15 @@ fn a_second_daemon_on_a_taken_subnet_refuses_to_start() {
         "the message names the subnet, who holds it and the flag: {err}"
     );
     // Nothing of it on the host.
+    // (Controls: the same listings show the first daemon's.)
     let links = Command::new("ip").args(["-o", "link", "show"]).output().expect("ip link");
-    assert!(!String::from_utf8_lossy(&links.stdout).contains(&format!("{prefix}-")), "a link was made");
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(links.contains(&format!("{}-br", d.prefix)), "control: the first daemon's bridge is listed");
+    assert!(!links.contains(&format!("{prefix}-")), "a link was made");
     let tables = Command::new("nft").args(["list", "tables"]).output().expect("nft");
-    assert!(!String::from_utf8_lossy(&tables.stdout).contains(&prefix), "a firewall table was made");
+    let tables = String::from_utf8_lossy(&tables.stdout);
+    assert!(tables.contains(&d.prefix), "control: the first daemon's table is listed");
+    assert!(!tables.contains(&prefix), "a firewall table was made");
     assert!(!data.join("pool.img").exists(), "a pool was made");
     // The first daemon's tenant is untouched.
     let now = api.container(a.id.as_str()).unwrap();

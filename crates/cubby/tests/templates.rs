@@ -150,6 +150,11 @@ fn copy_carries_rules_env_and_goes_to_the_right_project() {
     let err =
         scoped.copy_container(c.id.as_str(), &CopyContainer { name: "y".into(), ..Default::default() }).unwrap_err();
     assert_eq!(err.code(), Some("container_not_found"));
+    // Control: the same token copies within its own project.
+    let own = scoped
+        .copy_container(t.id.as_str(), &CopyContainer { name: "z".into(), start: Some(false), ..Default::default() })
+        .unwrap();
+    assert_eq!(own.project_id, p.id);
 
     // max_containers is enforced for copies too.
     let small = api
@@ -307,6 +312,10 @@ fn patch_changes_one_tenant_and_quotas_hold() {
     let pid = init_pid(&d, a.id.as_str()).expect("A runs");
     let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
     assert!(root.join("data").is_dir(), "the container's /data is reachable from the host through its init");
+    // Control: the same call makes a subvolume on the pool itself.
+    let probe = d.data_dir.join("pool/tmp/probe-subvolume");
+    libbtrfs_create(&probe).expect("control: libbtrfs creates a subvolume on the pool");
+    cubby_storage::Btrfs::delete_subvolume(&cubby_storage::LibBtrfs::default(), &probe).unwrap();
     let created = libbtrfs_create(&root.join("data/escape"));
     assert!(created.is_err(), "a subvolume was created through the container's root filesystem");
 

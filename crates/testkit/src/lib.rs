@@ -11,4 +11,4 @@ mod netns;
 pub use daemon::{Daemon, DaemonOptions, own_session, require_root};
 pub use host::{HostView, processes_mounting};
 pub use http::{HttpResponse, http_get, http_request};
-pub use netns::{Outcome, OutsideHost, in_netns, tcp_probe, udp_probe};
+pub use netns::{Outcome, OutsideHost, in_netns, tcp_probe, udp_probe, udp_send};

@@ -92,6 +92,16 @@ pub fn udp_probe(netns: &Path, to: SocketAddr, wait: Duration) -> Outcome {
     })
 }
 
+/// Sends one UDP datagram to `to` from inside `netns` (from `from` when
+/// given), without waiting for anything: for counting what arrives.
+pub fn udp_send(netns: &Path, from: Option<Ipv4Addr>, to: SocketAddr, payload: &[u8]) {
+    let payload = payload.to_vec();
+    in_netns(netns, move || {
+        let socket = UdpSocket::bind((from.unwrap_or(Ipv4Addr::UNSPECIFIED), 0)).expect("bind udp");
+        let _ = socket.send_to(&payload, to);
+    });
+}
+
 /// A namespace outside the container subnet, linked to the host by a veth.
 #[derive(Debug)]
 pub struct OutsideHost {
@@ -252,6 +262,31 @@ impl OutsideHost {
             }
         }));
         ready_rx.recv_timeout(Duration::from_secs(5)).expect("udp server ready");
+    }
+
+    /// Records the payload of every UDP datagram that reaches `port`:
+    /// proof of what crossed the host (sources are masqueraded on the way,
+    /// so the payload says who sent it).
+    pub fn record_udp(&mut self, port: u16) -> Arc<std::sync::Mutex<Vec<String>>> {
+        let netns = std::fs::File::open(&self.netns).expect("open netns");
+        let stop = Arc::clone(&self.stop);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        self.servers.push(std::thread::spawn(move || {
+            nix::sched::setns(netns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let socket = UdpSocket::bind(("0.0.0.0", port)).expect("bind udp");
+            socket.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+            ready_tx.send(()).expect("ready");
+            let mut buf = [0u8; 512];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((n, _)) = socket.recv_from(&mut buf) {
+                    log.lock().expect("udp log").push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+            }
+        }));
+        ready_rx.recv_timeout(Duration::from_secs(5)).expect("udp recorder ready");
+        seen
     }
 
     /// Accepts TCP on `port` and reads every connection to its end, on a

@@ -269,7 +269,7 @@ mod userns {
         #[test]
         fn the_holder_keeps_no_fd_of_the_daemon_and_dies_with_its_thread() {
             if !nix::unistd::geteuid().is_root() {
-                assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "needs root, and CI=true forbids skipping");
+                assert!(std::env::var_os("CI").is_none(), "needs root, and CI forbids skipping");
                 eprintln!("SKIPPED: needs root (user namespaces made by root)");
                 return;
             }
