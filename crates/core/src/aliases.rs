@@ -1,10 +1,17 @@
 //! Aliases: unique names that point at a container (and a port), served
-//! at `http://{alias}.{domain}`. They go with their container.
+//! at `http://{alias}.{domain}`. They go with their container. One global
+//! namespace, so: reserved names for the operator, a cap per project, and
+//! a quarantine before a released name changes project.
 
-use cubby_model::{Alias, ContainerId, ContainerStatus, CreateAlias, validate_alias_name};
+use cubby_model::{Alias, ContainerId, ContainerStatus, CreateAlias, RESERVED_ALIASES, validate_alias_name};
 use cubby_store::AliasRecord;
 
 use crate::{Caller, Error, Platform};
+
+/// Aliases one project may hold.
+pub const MAX_ALIASES_PER_PROJECT: u32 = 100;
+/// How long a name given up by one project stays out of another's reach.
+pub const ALIAS_QUARANTINE: time::Duration = time::Duration::days(30);
 
 impl Platform {
     fn alias_view(&self, a: &AliasRecord) -> Alias {
@@ -17,13 +24,44 @@ impl Platform {
         }
     }
 
-    /// Makes an alias for a container the caller may see.
+    /// Makes an alias for a container the caller may see. Reserved names
+    /// are the admin's; a project has at most [`MAX_ALIASES_PER_PROJECT`];
+    /// and a name another project gave up less than
+    /// [`ALIAS_QUARANTINE`] ago is not handed over (its users' cookies for
+    /// that host would go with it).
     pub fn create_alias(&self, caller: &Caller, req: &CreateAlias) -> Result<Alias, Error> {
         validate_alias_name(&req.name)?;
         if req.port == Some(0) {
             return Err(Error::invalid("port", "give a TCP port from 1 to 65535"));
         }
         let rec = self.record(caller, &req.container_id)?;
+        if RESERVED_ALIASES.contains(&req.name.as_str()) && !caller.is_admin() {
+            return Err(Error::invalid("name", format!("`{}` is reserved for the operator: choose another", req.name)));
+        }
+        if let Some((project, at)) = self.store.alias_release(&req.name)?
+            && project != rec.project_id
+            && cubby_model::now() - at < ALIAS_QUARANTINE
+        {
+            return Err(Error::Conflict {
+                code: "alias_quarantined",
+                message: format!(
+                    "`{}` was given up by another project less than {} days ago: choose another name",
+                    req.name,
+                    ALIAS_QUARANTINE.whole_days()
+                ),
+            });
+        }
+        let in_project = self
+            .store
+            .aliases(None)?
+            .iter()
+            .filter(|a| {
+                self.store.container(&a.container_id).ok().flatten().is_some_and(|c| c.project_id == rec.project_id)
+            })
+            .count();
+        if in_project >= MAX_ALIASES_PER_PROJECT as usize {
+            return Err(Error::LimitReached { what: "aliases per project", limit: MAX_ALIASES_PER_PROJECT });
+        }
         let alias = AliasRecord {
             name: req.name.clone(),
             container_id: rec.id.clone(),

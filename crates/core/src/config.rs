@@ -43,6 +43,12 @@ pub struct Defaults {
     pub script_memory: ByteSize,
     /// Time limit of one exec script invocation (a script's `@timeout` overrides it).
     pub script_timeout: Duration,
+    /// Scripts of one project that run at once.
+    pub script_concurrency: usize,
+    /// Requests of one project that wait for a run slot; past it, 503.
+    pub script_queue: usize,
+    /// Largest request body a script gets.
+    pub script_max_body: ByteSize,
 }
 
 impl Default for Defaults {
@@ -58,6 +64,9 @@ impl Default for Defaults {
             expiry_interval: Duration::from_secs(60),
             script_memory: ByteSize(64 << 20),
             script_timeout: Duration::from_secs(30),
+            script_concurrency: 8,
+            script_queue: 32,
+            script_max_body: ByteSize(1 << 20),
         }
     }
 }

@@ -221,7 +221,7 @@ impl Platform {
         &self,
         caller: &Caller,
         id: &ContainerId,
-    ) -> Result<(tokio::sync::OwnedMutexGuard<()>, ContainerRecord), Error> {
+    ) -> Result<(crate::locks::ContainerLock, ContainerRecord), Error> {
         let guard = self.lock(id).await;
         let rec = self.record(caller, id)?;
         Ok((guard, rec))

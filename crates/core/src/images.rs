@@ -19,6 +19,31 @@ use crate::{Caller, Error, Platform};
 /// warnings for the user.
 pub(crate) type Filled = cubby_storage::image::Imported;
 
+/// Runs `fill` on a thread of its own whose umask is 022: an image's files
+/// get the modes its archive gives, and 0755/0644 where it gives none
+/// (parent directories, the built-in image), not the daemon's private 077.
+/// The thread unshares its filesystem context first, so the umask is its
+/// alone; if it cannot, the daemon's umask stays.
+async fn with_image_umask<T: Send + 'static>(
+    fill: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("cubby-image".into())
+        .spawn(move || {
+            match nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS) {
+                Ok(()) => {
+                    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+                }
+                Err(e) => tracing::warn!(error = %e, "image files get the daemon's umask"),
+            }
+            let _ = tx.send(fill());
+        })
+        .map_err(Error::io("start an image thread for", "the image"))?;
+    rx.await
+        .unwrap_or_else(|_| Err(Error::io("build", "the image")(std::io::Error::other("the image thread panicked"))))
+}
+
 impl Platform {
     /// Builds `minimal` if the store does not have it (or its layer is gone).
     pub(crate) async fn ensure_minimal_image(&self) -> Result<(), Error> {
@@ -72,7 +97,7 @@ impl Platform {
         let label = format!("image {name}");
         let blocking_dest = dest.clone();
         let userns = self.userns;
-        let filled = tokio::task::spawn_blocking(move || {
+        let filled = with_image_umask(move || {
             let fail = |step: &'static str| {
                 let label = label.clone();
                 move |source: StorageError| Error::Storage { step, container: Some(label), source: Box::new(source) }
@@ -89,8 +114,7 @@ impl Platform {
             let _ = btrfs.delete_subvolume(&tmp);
             result
         })
-        .await
-        .expect("image task does not panic")?;
+        .await?;
         let source = if filled.oci { ImageSource::Oci } else { source };
         let image = Image {
             name: name.into(),

@@ -35,7 +35,7 @@ pub struct Platform {
     pub(crate) pool: Pool,
     pub(crate) ipam: Ipam,
     pub(crate) routes: RouteTable,
-    locks: Mutex<HashMap<ContainerId, Arc<tokio::sync::Mutex<()>>>>,
+    locks: crate::locks::ContainerLocks,
     monitors: Mutex<HashMap<ContainerId, Monitor>>,
     generation: AtomicU64,
     background: Mutex<Vec<JoinHandle<()>>>,
@@ -53,10 +53,12 @@ pub struct Platform {
     pub(crate) wakes: crate::wake::WakeTable,
     /// Caches and locks of exec scripts.
     pub(crate) scripts: crate::scripts::ScriptState,
+    /// Seals project secrets at rest.
+    pub(crate) secret_key: crate::sealed::SecretKey,
     /// The output collectors of running containers.
     pub(crate) outputs: crate::containers::output::Collectors,
     /// Bounds the scripts running at once.
-    pub(crate) script_slots: tokio::sync::Semaphore,
+    pub(crate) script_slots: Arc<tokio::sync::Semaphore>,
     /// The id range of containers' user namespaces, as the pool records it
     /// (`None`: containers run as host root).
     pub(crate) userns: Option<crate::config::IdRange>,
@@ -101,6 +103,7 @@ impl Platform {
             std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
         }
         set_mode(&config.data_dir, 0o711)?;
+        secure_state(&config.data_dir)?;
         // Containers' roots (unprivileged host uids with user namespaces)
         // must traverse it to their bundles; anything else (runc, which
         // makes missing parents 0700) may have made it first.
@@ -120,6 +123,7 @@ impl Platform {
             .map_err(|source| Error::Storage { step: "open pool", container: None, source: Box::new(source) })?;
 
         let claims = crate::claims::ClaimKeys::load_or_create(&config.data_dir.join("claims.key"))?;
+        let secret_key = crate::sealed::SecretKey::load_or_create(&config.data_dir.join("secrets.key"))?;
         let userns = crate::userns::resolve(pool.root(), config.userns, &*store)?;
         let platform = Arc::new(Self {
             config,
@@ -128,7 +132,7 @@ impl Platform {
             pool,
             ipam,
             routes: RouteTable::default(),
-            locks: Mutex::new(HashMap::new()),
+            locks: Default::default(),
             monitors: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(1),
             background: Mutex::new(Vec::new()),
@@ -140,7 +144,8 @@ impl Platform {
             wakes: crate::wake::WakeTable::default(),
             scripts: crate::scripts::ScriptState::default(),
             outputs: Default::default(),
-            script_slots: tokio::sync::Semaphore::new(crate::scripts::run::MAX_RUNNING),
+            secret_key,
+            script_slots: Arc::new(tokio::sync::Semaphore::new(crate::scripts::run::MAX_RUNNING)),
             userns,
         });
         match platform.host.btrfs.enable_quotas(platform.pool.root()) {
@@ -150,6 +155,7 @@ impl Platform {
         if platform.userns.is_some() {
             crate::userns::raise_key_quotas(&platform.config.proc_root, platform.ipam.capacity())?;
         }
+        platform.seal_plain_secrets()?;
         platform.prepare_network().await?;
         platform.ensure_minimal_image().await?;
         platform.reconcile().await?;
@@ -225,17 +231,8 @@ impl Platform {
     }
 
     /// The lock that serialises lifecycle operations on one container.
-    pub(crate) async fn lock(&self, id: &ContainerId) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = {
-            let mut locks = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            Arc::clone(locks.entry(id.clone()).or_default())
-        };
-        lock.lock_owned().await
-    }
-
-    /// Forgets the lock of a deleted container.
-    pub(crate) fn forget_lock(&self, id: &ContainerId) {
-        self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+    pub(crate) async fn lock(&self, id: &ContainerId) -> crate::locks::ContainerLock {
+        self.locks.lock(id).await
     }
 
     /// Watches the init process `pid` of container `id`; when it exits on
@@ -320,6 +317,31 @@ impl Platform {
             task.abort();
         }
     }
+}
+
+/// The daemon's own files are its alone: the database (and its WAL), the
+/// keys and tokens, the output logs and the projects' scripts. The daemon
+/// runs with umask 077, so what it makes is private; this also closes
+/// what an earlier version made readable.
+fn secure_state(data_dir: &std::path::Path) -> Result<(), Error> {
+    for file in
+        ["cubby.db", "cubby.db-wal", "cubby.db-shm", "admin.token", "claims.key", "secrets.key", "endpoints.json"]
+    {
+        let path = data_dir.join(file);
+        if path.exists() {
+            set_mode(&path, 0o600)?;
+        }
+    }
+    for dir in ["logs", "projects"] {
+        let path = data_dir.join(dir);
+        if path.is_dir() {
+            set_mode(&path, 0o700)?;
+        }
+    }
+    for log in std::fs::read_dir(data_dir.join("logs")).map_err(Error::io("list", data_dir.join("logs")))?.flatten() {
+        set_mode(&log.path(), 0o600)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn set_mode(path: &std::path::Path, mode: u32) -> Result<(), Error> {

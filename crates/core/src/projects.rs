@@ -14,6 +14,8 @@ impl Platform {
         if req.max_containers == Some(0) {
             return Err(Error::invalid("max_containers", "must be at least 1, or left out for no limit"));
         }
+        let quota = req.quota.unwrap_or_default();
+        quota.validate()?;
         let project = Project {
             id: ProjectId::random(),
             name: req.name.clone(),
@@ -21,6 +23,7 @@ impl Platform {
             created_at: cubby_model::now(),
             default_access: req.default_access.unwrap_or_default(),
             default_idle_timeout_seconds: req.default_idle_timeout_seconds.unwrap_or(0),
+            quota,
         };
         self.store.insert_project(&project)?;
         tracing::info!(project = %project.id, name = %project.name, "project created");
@@ -59,6 +62,10 @@ impl Platform {
         }
         if let Some(t) = req.default_idle_timeout_seconds {
             project.default_idle_timeout_seconds = t;
+        }
+        if let Some(quota) = req.quota {
+            quota.validate()?;
+            project.quota = quota;
         }
         self.store.update_project(&project)?;
         for rec in self.store.containers(Some(id), None, u32::MAX)? {

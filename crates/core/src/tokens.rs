@@ -57,6 +57,11 @@ impl Platform {
                 hash: h,
             })?;
         }
+        // The file holds the only admin token: one it replaced stops working.
+        for old in self.store.tokens(None)?.into_iter().filter(|t| t.hash != h) {
+            self.store.delete_token(&old.token.id)?;
+            tracing::info!(token = %old.token.id, "the admin token was replaced: the old one is revoked");
+        }
         Ok(())
     }
 

@@ -33,25 +33,44 @@ pub fn key_quotas(containers: u32) -> (u64, u64) {
     (keys, keys * BYTES_PER_KEY)
 }
 
-/// Raises `kernel.keys.maxkeys` and `maxbytes` under `proc_root` to
-/// [`key_quotas`] of `containers` (never lowers them; LXD's production
-/// guide raises them for the same reason).
+/// The per-user inotify limits `containers` containers need, as
+/// `(max_user_instances, max_user_watches)`: each container gets what a
+/// host user gets by default (128 instances, 65536 watches), since under
+/// user namespaces they are all one host uid and would otherwise share
+/// one user's allowance (one tenant's file watchers starving the others').
+pub fn inotify_quotas(containers: u32) -> (u64, u64) {
+    let users = u64::from(containers) + 1;
+    let cap = u64::try_from(i32::MAX).unwrap_or(u64::MAX);
+    ((users * 128).min(cap), (users * 65_536).min(cap))
+}
+
+/// Raises the per-uid kernel quotas under `proc_root` that every tenant
+/// shares under user namespaces (one host uid for all): the key quotas
+/// ([`key_quotas`]) and inotify's ([`inotify_quotas`]). Never lowers
+/// them; LXD's production guide raises them for the same reason.
 pub fn raise_key_quotas(proc_root: &Path, containers: u32) -> Result<(), Error> {
     let (keys, bytes) = key_quotas(containers);
-    for (name, wanted) in [("maxkeys", keys), ("maxbytes", bytes)] {
-        let path = proc_root.join("sys/kernel/keys").join(name);
+    let (instances, watches) = inotify_quotas(containers);
+    for (name, wanted) in [
+        ("kernel/keys/maxkeys", keys),
+        ("kernel/keys/maxbytes", bytes),
+        ("fs/inotify/max_user_instances", instances),
+        ("fs/inotify/max_user_watches", watches),
+    ] {
+        let path = proc_root.join("sys").join(name);
         let current: u64 = std::fs::read_to_string(&path)
             .map_err(Error::io("read", &path))?
             .trim()
             .parse()
-            .map_err(|_| Error::invalid("kernel.keys", format!("{} does not hold a number", path.display())))?;
+            .map_err(|_| Error::invalid("sysctl", format!("{} does not hold a number", path.display())))?;
         if current < wanted {
             tracing::info!(
                 current,
                 wanted,
-                "raising kernel.keys.{name}: containers share one host uid under user namespaces"
+                sysctl = name,
+                "raising a per-uid quota: containers share one host uid under user namespaces"
             );
-            std::fs::write(&path, wanted.to_string()).map_err(Error::io("raise the key quota in", &path))?;
+            std::fs::write(&path, wanted.to_string()).map_err(Error::io("raise the quota in", &path))?;
         }
     }
     Ok(())
@@ -108,16 +127,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_quotas_are_raised_never_lowered() {
+    fn shared_uid_quotas_are_raised_never_lowered() {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("sys/kernel/keys");
+        let inotify = dir.path().join("sys/fs/inotify");
         std::fs::create_dir_all(&keys).unwrap();
+        std::fs::create_dir_all(&inotify).unwrap();
         std::fs::write(keys.join("maxkeys"), "200\n").unwrap();
         std::fs::write(keys.join("maxbytes"), "90000000\n").unwrap();
+        std::fs::write(inotify.join("max_user_instances"), "128\n").unwrap();
+        std::fs::write(inotify.join("max_user_watches"), "999999999\n").unwrap();
         raise_key_quotas(dir.path(), 1000).unwrap();
         let read = |name: &str| std::fs::read_to_string(keys.join(name)).unwrap().trim().to_string();
         assert_eq!(read("maxkeys"), "2200", "two keys per container and the kernel's default");
         assert_eq!(read("maxbytes"), "90000000", "already higher: kept");
+        let read = |name: &str| std::fs::read_to_string(inotify.join(name)).unwrap().trim().to_string();
+        assert_eq!(read("max_user_instances"), "128128", "a host user's allowance per container");
+        assert_eq!(read("max_user_watches"), "999999999", "already higher: kept");
         std::fs::remove_file(keys.join("maxkeys")).unwrap();
         assert!(raise_key_quotas(dir.path(), 1000).is_err(), "a missing sysctl is an error, not a guess");
     }

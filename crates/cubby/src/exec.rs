@@ -7,11 +7,12 @@
 use std::sync::Arc;
 
 use axum::body::Body;
+use bytes::Bytes;
 use cubby_api::auth::InProcessCaller;
 use cubby_core::{Caller, Platform};
 use cubby_model::ProjectId;
-use cubby_proxy::{BoxFuture, ExecRequest, ExecResponse, ScriptRunner};
-use cubby_scripts::{FetchRequest, FetchResponse, HttpFetcher, ScriptHost, ScriptRequest};
+use cubby_proxy::{Admission, AdmittedRun, BoxFuture, ScriptAnswer, ScriptHead, ScriptRunner};
+use cubby_scripts::{AnswerRoom, FetchRequest, FetchResponse, HttpFetcher, ScriptHost};
 use futures::FutureExt;
 use tower::ServiceExt;
 
@@ -47,6 +48,7 @@ impl ScriptHost for ProjectHost {
         method: &str,
         path: &str,
         body: Option<String>,
+        room: AnswerRoom,
     ) -> futures::future::BoxFuture<'static, Result<(u16, String), String>> {
         let api = self.api.clone();
         let caller = Caller::Project(self.project.clone());
@@ -67,9 +69,12 @@ impl ScriptHost for ProjectHost {
                 Err(never) => match never {},
             };
             let status = resp.status().as_u16();
-            let bytes = axum::body::to_bytes(resp.into_body(), MAX_API_ANSWER)
-                .await
-                .map_err(|e| format!("reading the answer of {path}: {e}"))?;
+            let limit = room.left().min(MAX_API_ANSWER);
+            let no_room = || format!("the answer of {path} does not fit in the script's memory");
+            let bytes = axum::body::to_bytes(resp.into_body(), limit).await.map_err(|_| no_room())?;
+            if !room.take(bytes.len()) {
+                return Err(no_room());
+            }
             Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
         }
         .boxed()
@@ -81,33 +86,59 @@ impl ScriptHost for ProjectHost {
     }
 }
 
+/// An admitted request, run on the daemon's runtime.
+struct Admitted {
+    inner: cubby_core::scripts::run::AdmittedScript,
+    api: axum::Router,
+    fetcher: Arc<HttpFetcher>,
+    home: tokio::runtime::Handle,
+}
+
+fn answer(resp: cubby_scripts::ScriptResponse) -> ScriptAnswer {
+    ScriptAnswer { status: resp.status, headers: resp.headers, body: resp.body }
+}
+
+fn interrupted() -> ScriptAnswer {
+    ScriptAnswer {
+        status: 500,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: br#"{"error":{"code":"script_interrupted","message":"the script's run was interrupted: retry"}}"#
+            .as_slice()
+            .into(),
+    }
+}
+
+impl AdmittedRun for Admitted {
+    fn max_body(&self) -> u64 {
+        self.inner.max_body()
+    }
+
+    fn run(self: Box<Self>, body: Bytes) -> BoxFuture<ScriptAnswer> {
+        let Admitted { inner, api, fetcher, home } = *self;
+        let host = Arc::new(ProjectHost { api, project: inner.project().clone(), fetcher }) as Arc<dyn ScriptHost>;
+        let run = home.spawn(async move { answer(inner.run(body, host).await) });
+        Box::pin(async move { run.await.unwrap_or_else(|_| interrupted()) })
+    }
+}
+
 impl ScriptRunner for Scripts {
-    fn run(&self, project: &str, request: ExecRequest) -> BoxFuture<ExecResponse> {
+    fn admit(&self, project: &str, head: ScriptHead) -> BoxFuture<Admission> {
         let platform = Arc::clone(&self.platform);
-        let (api, fetcher) = (self.api.clone(), Arc::clone(&self.fetcher));
+        let (api, fetcher, home) = (self.api.clone(), Arc::clone(&self.fetcher), self.home.clone());
         let project = project.to_string();
-        let run = self.home.spawn(async move {
-            let req = ScriptRequest {
-                method: request.method,
-                url: request.url,
-                headers: request.headers,
-                body: request.body,
-            };
-            let resp = platform
-                .run_script(&project, req, |id| {
-                    Arc::new(ProjectHost { api, project: id.clone(), fetcher }) as Arc<dyn ScriptHost>
-                })
-                .await;
-            ExecResponse { status: resp.status, headers: resp.headers, body: resp.body }
+        // Admission waits for slots on the daemon's runtime, where the
+        // core's state lives; the proxy thread only awaits the outcome.
+        let admitted = self.home.spawn(async move {
+            let head =
+                cubby_core::scripts::run::ScriptHead { method: head.method, url: head.url, headers: head.headers };
+            platform.admit_script(&project, head).await
         });
         Box::pin(async move {
-            run.await.unwrap_or_else(|_| ExecResponse {
-                status: 500,
-                headers: vec![("content-type".into(), "application/json".into())],
-                body: br#"{"error":{"code":"script_interrupted","message":"the script's run was interrupted: retry"}}"#
-                    .as_slice()
-                    .into(),
-            })
+            match admitted.await {
+                Ok(Ok(inner)) => Admission::Run(Box::new(Admitted { inner, api, fetcher, home })),
+                Ok(Err(resp)) => Admission::Answer(answer(resp)),
+                Err(_) => Admission::Answer(interrupted()),
+            }
         })
     }
 }

@@ -116,6 +116,16 @@ pub struct ServeArgs {
     /// Seconds one exec script invocation may run (a script's `@timeout` overrides it).
     #[arg(long, default_value_t = 30)]
     pub script_timeout: u64,
+    /// Exec scripts of one project that run at once (the daemon runs 64 in all).
+    #[arg(long, default_value_t = 8)]
+    pub script_concurrency: usize,
+    /// Requests of one project that wait for a script slot; past them,
+    /// 503 with Retry-After.
+    #[arg(long, default_value_t = 32)]
+    pub script_queue: usize,
+    /// Largest request body an exec script receives.
+    #[arg(long, default_value = "1MiB")]
+    pub script_max_body: String,
     /// Docker-format seccomp profile applied to every container (Docker's
     /// default, from Debian's golang-github-containers-common), or `none`.
     #[arg(long, default_value = "/usr/share/containers/seccomp.json")]
@@ -347,7 +357,11 @@ async fn shutdown_signal() {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
+    // What the daemon makes is its own (state, keys, logs, scripts); the
+    // few files containers read are given their modes explicitly.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     init_tracing(args.log_json, args.trace_spans);
+    raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     runtime.block_on(serve(args))?;
     Ok(std::process::ExitCode::SUCCESS)
@@ -398,6 +412,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             expiry_interval: std::time::Duration::from_secs(args.snapshot_expiry_interval.max(1)),
             script_memory: ByteSize::parse(&args.script_memory).map_err(|e| anyhow::anyhow!("--script-memory: {e}"))?,
             script_timeout: std::time::Duration::from_secs(args.script_timeout.clamp(1, 300)),
+            script_concurrency: args.script_concurrency.clamp(1, cubby_core::scripts::run::MAX_RUNNING),
+            script_queue: args.script_queue,
+            script_max_body: ByteSize::parse(&args.script_max_body)
+                .map_err(|e| anyhow::anyhow!("--script-max-body: {e}"))?,
             ..Defaults::default()
         },
         failpoints: std::env::var("CUBBY_FAILPOINTS")
@@ -504,6 +522,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     platform.shutdown();
     let _ = std::fs::remove_file(&endpoints);
     Ok(())
+}
+
+/// Raises the soft limit of open files to the hard one: the daemon holds
+/// a pidfd, an output pipe and proxied connections per tenant, past the
+/// 1024 a soft limit often is. (Its children get the raised limit too;
+/// the runtime sets containers' own.)
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(error = %e, soft, hard, "could not raise the open files limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open files limit"),
+    }
 }
 
 /// The error with its causes, for the daemon's last words.

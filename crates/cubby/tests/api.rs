@@ -170,3 +170,74 @@ fn tokens_see_only_their_project() {
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600);
     t1.delete_container(mine.id.as_str()).unwrap();
 }
+
+#[test]
+fn project_quotas_bound_every_container_and_tokens_cannot_raise_them() {
+    use cubby_model::{
+        ByteSize, CopyContainer, CreateProject, LimitsSpec, ProjectQuota, UpdateContainer, UpdateProject,
+    };
+    let Some(d) = daemon("project_quotas_bound_every_container_and_tokens_cannot_raise_them") else { return };
+    let api = d.admin();
+    let quota = ProjectQuota {
+        max_cpu: Some(0.5),
+        max_memory: Some(ByteSize(256 << 20)),
+        max_disk: Some(ByteSize(64 << 20)),
+        default_disk: Some(ByteSize(32 << 20)),
+    };
+    let small =
+        api.create_project(&CreateProject { name: "small".into(), quota: Some(quota), ..Default::default() }).unwrap();
+    assert_eq!(small.quota, quota);
+    let token = api.create_token(small.id.as_str(), &CreateToken::default()).unwrap().secret;
+    let tenant = d.client(Some(&token));
+
+    // Asking for nothing: the daemon's defaults, within the quota.
+    let c = tenant.create_container(small.id.as_str(), &support::create_req("a", "x")).unwrap();
+    assert_eq!((c.limits.cpu, c.limits.memory, c.limits.disk), (0.5, ByteSize(256 << 20), Some(ByteSize(32 << 20))));
+    // Asking for more is refused with the reason; asking within is fine.
+    let above = |limits: LimitsSpec| CreateContainer { limits: Some(limits), ..support::create_req("b", "x") };
+    let err = tenant
+        .create_container(
+            small.id.as_str(),
+            &above(LimitsSpec { memory: Some(ByteSize(1 << 30)), ..Default::default() }),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), Some("invalid_request"), "{err}");
+    assert!(err.to_string().contains("quota"), "{err}");
+    let within = LimitsSpec { memory: Some(ByteSize(128 << 20)), disk: Some(ByteSize(64 << 20)), ..Default::default() };
+    assert_eq!(tenant.create_container(small.id.as_str(), &above(within)).unwrap().limits.memory, ByteSize(128 << 20));
+    let patch = |memory: u64| UpdateContainer {
+        limits: Some(LimitsSpec { memory: Some(ByteSize(memory)), ..Default::default() }),
+        ..Default::default()
+    };
+    assert_eq!(tenant.update_container(c.id.as_str(), &patch(1 << 30)).unwrap_err().code(), Some("invalid_request"));
+    assert_eq!(tenant.update_container(c.id.as_str(), &patch(200 << 20)).unwrap().limits.memory, ByteSize(200 << 20));
+    // The project's token cannot lift the quota; the admin can.
+    let lift = UpdateProject { quota: Some(ProjectQuota::default()), ..Default::default() };
+    assert_eq!(tenant.update_project(small.id.as_str(), &lift).unwrap_err().status(), Some(403));
+    assert_eq!(api.project(small.id.as_str()).unwrap().quota, quota, "unchanged");
+
+    // A template from a project without a quota is copied in within it.
+    let big = support::project(&api, "big");
+    let template = api
+        .create_container(
+            big.id.as_str(),
+            &CreateContainer {
+                limits: Some(LimitsSpec { memory: Some(ByteSize(512 << 20)), cpu: Some(1.0), ..Default::default() }),
+                ..support::create_req("template", "t")
+            },
+        )
+        .unwrap();
+    let copy = api
+        .copy_container(
+            template.id.as_str(),
+            &CopyContainer { name: "copied".into(), target_project_id: Some(small.id.clone()), ..Default::default() },
+        )
+        .unwrap();
+    assert_eq!((copy.limits.cpu, copy.limits.memory), (0.5, ByteSize(256 << 20)));
+    assert_eq!(copy.limits.disk, Some(ByteSize(32 << 20)));
+    assert_eq!(
+        api.update_project(small.id.as_str(), &lift).unwrap().quota,
+        ProjectQuota::default(),
+        "the admin lifts it"
+    );
+}

@@ -120,6 +120,14 @@ fn root_in_a_container_is_an_unprivileged_uid_on_the_host() {
     // default) so its subnet's worth of containers can start.
     let maxkeys: u64 = std::fs::read_to_string("/proc/sys/kernel/keys/maxkeys").unwrap().trim().parse().unwrap();
     assert!(maxkeys >= 2 * 250 + 200, "kernel.keys.maxkeys is {maxkeys}");
+    // Likewise inotify: one tenant's watchers must not use up everyone's.
+    let instances: u64 =
+        std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances").unwrap().trim().parse().unwrap();
+    assert!(instances >= 128 * 250, "fs.inotify.max_user_instances is {instances}");
+    // Its open files are a service's, not the daemon's (raised) limit.
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap().1.min(524_288);
+    let limits = run("grep 'Max open files' /proc/1/limits").1;
+    assert_eq!(limits.split_whitespace().skip(3).take(2).collect::<Vec<_>>(), ["1024", &hard.to_string()], "{limits}");
     // Outside: its processes and its files belong to uid 1000000.
     let pid = support::init_pid(&d, a.id.as_str()).expect("runs");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -194,10 +202,17 @@ fn noisy_neighbours_stay_in_their_container() {
     }
     // The hogs did their worst, and the limits held inside A: the pids
     // cap, the memory limit, the disk quota.
+    // Read from the host: after a fork bomb, A itself may not fork a `cat`.
     let cgroup = |v1: &str, v2: &str| {
-        let path = |f: &str| format!("/sys/fs/cgroup/{f}");
-        let (_, out, _) = sh(&api, a.id.as_str(), &format!("cat {} 2>/dev/null || cat {}", path(v1), path(v2)));
-        out
+        let (controller, file) = v1.split_once('/').unwrap();
+        let candidates = [
+            format!("/sys/fs/cgroup/{controller}/{}/{}/{file}", d.prefix, a.id),
+            format!("/sys/fs/cgroup/{}/{}/{v2}", d.prefix, a.id),
+        ];
+        candidates
+            .iter()
+            .find_map(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_else(|| panic!("none of {candidates:?}"))
     };
     assert_eq!(cgroup("pids/pids.max", "pids.max").trim(), "64");
     // The kernel counts the forks the pids limit refused.

@@ -233,3 +233,43 @@ fn port_urls_and_aliases_reach_their_container() {
     assert_eq!(http_get(d.proxy_addr, &admin.url).status, 404);
     assert_eq!(http_get(d.proxy_addr, &port_url).status, 404);
 }
+
+#[test]
+fn alias_names_are_guarded_between_projects() {
+    let Some(d) = daemon("alias_names_are_guarded_between_projects") else { return };
+    let api = d.admin();
+    let (p1, p2) = (project(&api, "one"), project(&api, "two"));
+    let (a, b) = (container(&api, &p1, "a", "1"), container(&api, &p2, "b", "2"));
+    let token = |p: &cubby_model::Project| api.create_token(p.id.as_str(), &Default::default()).unwrap().secret;
+    let (t1, t2) = (d.client(Some(&token(&p1))), d.client(Some(&token(&p2))));
+    let alias = |name: &str, id: &cubby_model::ContainerId| CreateAlias {
+        name: name.into(),
+        container_id: id.clone(),
+        port: None,
+    };
+
+    // Names that look like the operator's are the operator's.
+    let err = t1.create_alias(&alias("login", &a.id)).unwrap_err();
+    assert_eq!(err.code(), Some("invalid_request"), "{err}");
+    assert!(err.to_string().contains("reserved"), "{err}");
+    assert_eq!(api.create_alias(&alias("login", &a.id)).unwrap().name, "login", "the admin may");
+
+    // A name one project gave up is not handed to another for a while (its
+    // users' cookies for that host would go with it); its own project may
+    // take it back.
+    t1.create_alias(&alias("shop", &a.id)).unwrap();
+    t1.delete_alias("shop").unwrap();
+    let err = t2.create_alias(&alias("shop", &b.id)).unwrap_err();
+    assert_eq!((err.status(), err.code()), (Some(409), Some("alias_quarantined")), "{err}");
+    assert_eq!(t1.create_alias(&alias("shop", &a.id)).unwrap().name, "shop", "control: its own project may");
+    // Deleting the container gives its aliases up the same way.
+    t1.delete_container(a.id.as_str()).unwrap();
+    assert_eq!(t2.create_alias(&alias("shop", &b.id)).unwrap_err().code(), Some("alias_quarantined"));
+    assert_eq!(t2.create_alias(&alias("fresh-name", &b.id)).unwrap().name, "fresh-name", "control: new names are free");
+
+    // At most 100 per project.
+    for i in 0..99 {
+        t2.create_alias(&alias(&format!("n{i}x"), &b.id)).unwrap();
+    }
+    assert_eq!(t2.create_alias(&alias("one-too-many", &b.id)).unwrap_err().code(), Some("limit_reached"));
+}

@@ -327,3 +327,70 @@ export default async function (request, ctx) {{
     api.delete_project(b.id.as_str()).unwrap();
     assert!(!dir.exists());
 }
+
+/// Sends a request whose head promises `declared` body bytes but carries
+/// only `sent`, and reads the status line (or times out after `wait`).
+fn partial_body(d: &Daemon, host: &str, path: &str, declared: usize, sent: usize, wait: Duration) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(d.proxy_addr).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    let head = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {declared}\r\n\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&vec![b'x'; sent]).unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).ok()?;
+    String::from_utf8_lossy(&buf[..n]).split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn one_project_cannot_take_the_script_runner_from_another() {
+    if !cubby_testkit::require_root("one_project_cannot_take_the_script_runner_from_another") {
+        return;
+    }
+    let args = ["--script-concurrency", "2", "--script-queue", "2"].map(String::from).to_vec();
+    let d = Daemon::start_with(support::BIN, cubby_testkit::DaemonOptions { extra_args: args, ..Default::default() });
+    let api = d.admin();
+    let busy = project(&api, "busy");
+    let calm = project(&api, "calm");
+    put(
+        &api,
+        busy.id.as_str(),
+        "slow.js",
+        "export default async () => { await new Promise((r) => setTimeout(r, 1500)); return 'slept'; }",
+    );
+    put(&api, calm.id.as_str(), "hi.js", "export default () => 'hi'");
+    let host = format!("busy.exec.localhost:{}", d.proxy_addr.port());
+
+    // The route comes first: a request to no script is answered without
+    // waiting for its (promised, never sent) body.
+    assert_eq!(partial_body(&d, &host, "/nowhere", 8 << 20, 1024, Duration::from_secs(5)), Some(404));
+    // Control: the same request to a script waits for its body.
+    assert_eq!(partial_body(&d, &host, "/slow", 512 << 10, 1024, Duration::from_millis(500)), None);
+    // A body over the scripts' cap (1 MiB by default) is refused.
+    let big = vec![b'x'; 2 << 20];
+    let r = call(&d, "POST", &exec_url(&d, "busy", "/slow"), &[], Some(&big));
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (413, Some("payload_too_large")));
+
+    // Six at once to one project: two run, two wait, two are told to retry.
+    let statuses: Vec<(u16, Option<String>)> = std::thread::scope(|s| {
+        let burst: Vec<_> = (0..6)
+            .map(|_| {
+                s.spawn(|| {
+                    let r = call(&d, "GET", &exec_url(&d, "busy", "/slow"), &[], None);
+                    (r.status, r.header("retry-after").map(str::to_string))
+                })
+            })
+            .collect();
+        // Meanwhile another project's script answers at once.
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        let r = call(&d, "GET", &exec_url(&d, "calm", "/hi"), &[], None);
+        assert_eq!((r.status, r.body.as_str()), (200, "\"hi\""), "the calm project waited for the busy one");
+        assert!(t.elapsed() < Duration::from_millis(1200), "calm waited {:?}", t.elapsed());
+        burst.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ran = statuses.iter().filter(|(s, _)| *s == 200).count();
+    let refused: Vec<_> = statuses.iter().filter(|(s, _)| *s == 503).collect();
+    assert_eq!((ran, refused.len()), (4, 2), "{statuses:?}");
+    assert!(refused.iter().all(|(_, retry)| retry.is_some()), "503s say when to retry: {statuses:?}");
+}

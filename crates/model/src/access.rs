@@ -112,6 +112,59 @@ pub struct CreateAlias {
 
 /// An alias name: a DNS label without `--` (which container URLs use) and
 /// not ending in `-<digits>` (which port URLs use).
+/// Alias names only the admin token may take: they look like the
+/// operator's own pages, and a tenant holding one could phish.
+pub const RESERVED_ALIASES: &[&str] = &[
+    "www",
+    "api",
+    "app",
+    "admin",
+    "administrator",
+    "login",
+    "logout",
+    "signin",
+    "signup",
+    "auth",
+    "oauth",
+    "sso",
+    "account",
+    "accounts",
+    "billing",
+    "pay",
+    "payment",
+    "payments",
+    "checkout",
+    "mail",
+    "email",
+    "smtp",
+    "imap",
+    "mx",
+    "ftp",
+    "ns",
+    "ns1",
+    "ns2",
+    "dns",
+    "cdn",
+    "static",
+    "assets",
+    "status",
+    "docs",
+    "help",
+    "support",
+    "dashboard",
+    "console",
+    "portal",
+    "cubby",
+    "exec",
+    "proxy",
+    "root",
+    "security",
+    "secure",
+    "id",
+    "identity",
+    "webmail",
+];
+
 pub fn validate_alias_name(name: &str) -> Result<(), ValidationError> {
     let bad = |why: &str| {
         Err(ValidationError::new(

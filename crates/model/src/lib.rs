@@ -17,7 +17,9 @@ mod snapshot;
 mod token;
 mod validate;
 
-pub use access::{AccessMode, Alias, Authorization, AuthorizeRequest, CreateAlias, PublicKey, validate_alias_name};
+pub use access::{
+    AccessMode, Alias, Authorization, AuthorizeRequest, CreateAlias, PublicKey, RESERVED_ALIASES, validate_alias_name,
+};
 pub use bytesize::ByteSize;
 pub use container::{
     Container, ContainerStatus, CopyContainer, CreateContainer, DiskUse, ExecRequest, ExecResult, Limits, LimitsSpec,
@@ -29,7 +31,7 @@ pub use firewall::{
 };
 pub use id::{ContainerId, ProjectId, TokenId, random_id, random_secret};
 pub use image::{Image, ImageConfig, ImageSource};
-pub use project::{CreateProject, Project, UpdateProject};
+pub use project::{CreateProject, Project, ProjectQuota, UpdateProject};
 pub use script::{
     MAX_SCRIPT_BYTES, PutSecrets, ScriptFile, ScriptInvocation, ScriptLogLine, SecretNames, validate_script_path,
     validate_secrets,

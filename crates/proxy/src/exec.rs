@@ -1,8 +1,10 @@
-//! Requests to `http://{project}.exec.{domain}/...`: the body is read (up
-//! to the proxy's cap) and the whole request handed to the
-//! [`ScriptRunner`], whose answer goes back as is.
+//! Requests to `http://{project}.exec.{domain}/...`: the request's head is
+//! handed to the [`ScriptRunner`] first, which routes it and takes a run
+//! slot (or answers at once); only then is the body read, under the cap
+//! the runner gives and a read timeout, and the script run.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -11,7 +13,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::error_page::{Body, error, full};
-use crate::{ExecRequest, ScriptRunner};
+use crate::{Admission, ScriptAnswer, ScriptHead, ScriptRunner};
 
 /// The project of an exec host (`acme.exec.localhost:8080` under
 /// `localhost` gives `acme`).
@@ -30,30 +32,17 @@ pub fn exec_project_of<'a>(host: &'a str, domain: &str) -> Option<&'a str> {
     (!project.is_empty() && !project.contains('.')).then_some(project)
 }
 
+/// How long a client may take to send an admitted request's body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub(crate) async fn handle(
     runner: &dyn ScriptRunner,
     project: &str,
     req: Request<Incoming>,
     peer: SocketAddr,
     scheme: &str,
-    max_body: u64,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let max = usize::try_from(max_body).unwrap_or(usize::MAX);
-    let body: Bytes = match Limited::new(body, max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return error(
-                &parts.headers,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                &format!("the request body is larger than the proxy's limit of {max_body} bytes"),
-            );
-        }
-        Err(_) => {
-            return error(&parts.headers, StatusCode::BAD_REQUEST, "bad_request", "the request body could not be read");
-        }
-    };
     let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default().to_string();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut headers: Vec<(String, String)> = parts
@@ -68,14 +57,54 @@ pub(crate) async fn handle(
     headers.push(("x-forwarded-for".into(), peer.ip().to_string()));
     headers.push(("x-forwarded-proto".into(), scheme.to_string()));
     headers.push(("x-forwarded-host".into(), host.clone()));
-    let request = ExecRequest {
+    let head = ScriptHead {
         method: parts.method.as_str().to_string(),
         url: format!("{scheme}://{host}{path}"),
         headers,
-        body,
         peer: peer.ip(),
     };
-    let answer = runner.run(project, request).await;
+    let admitted = match runner.admit(project, head).await {
+        Admission::Answer(answer) => return to_response(answer),
+        Admission::Run(admitted) => admitted,
+    };
+    // The route is known and a slot is held: now the body, capped and on
+    // a clock (a client that trickles it keeps the slot only so long).
+    let max_body = admitted.max_body();
+    let declared =
+        parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        error(
+            &parts.headers,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &format!("the request body is larger than this script's limit of {max_body} bytes"),
+        )
+    };
+    if declared.is_some_and(|n| n > max_body) {
+        return too_large();
+    }
+    let max = usize::try_from(max_body).unwrap_or(usize::MAX);
+    let body: Bytes = match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, max).collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return too_large(),
+        Ok(Err(_)) => {
+            return error(&parts.headers, StatusCode::BAD_REQUEST, "bad_request", "the request body could not be read");
+        }
+        Err(_) => {
+            let mut r = error(
+                &parts.headers,
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                &format!("the request body did not arrive within {} s", BODY_READ_TIMEOUT.as_secs()),
+            );
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
+    };
+    to_response(admitted.run(body).await)
+}
+
+fn to_response(answer: ScriptAnswer) -> Response<Body> {
     let mut out = Response::new(full(answer.body));
     *out.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in answer.headers {

@@ -109,27 +109,53 @@ pub trait Resolver: Send + Sync + 'static {
     }
 }
 
-/// A request to a project's exec scripts, read in full.
+/// A request to a project's exec scripts, without its body.
 #[derive(Debug, Clone)]
-pub struct ExecRequest {
+pub struct ScriptHead {
     pub method: String,
     /// The full URL as the client asked for it.
     pub url: String,
     /// With `X-Forwarded-*` set by the proxy.
     pub headers: Vec<(String, String)>,
-    pub body: Bytes,
     pub peer: IpAddr,
 }
 
 /// What a script answered.
 #[derive(Debug, Clone)]
-pub struct ExecResponse {
+pub struct ScriptAnswer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
 }
 
-/// Runs requests to `http://{project}.exec.{domain}/...`.
+/// A request a [`ScriptRunner`] admitted: it runs once its body is read.
+pub trait AdmittedRun: Send {
+    /// The largest body it may carry.
+    fn max_body(&self) -> u64;
+    /// Runs the script on the body.
+    fn run(self: Box<Self>, body: Bytes) -> BoxFuture<ScriptAnswer>;
+}
+
+/// What a runner decided from a request's head.
+pub enum Admission {
+    /// Read the body (under its cap) and run.
+    Run(Box<dyn AdmittedRun>),
+    /// Answer this, without reading the body.
+    Answer(ScriptAnswer),
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Run(_) => f.write_str("Admission::Run"),
+            Self::Answer(a) => f.debug_tuple("Admission::Answer").field(&a.status).finish(),
+        }
+    }
+}
+
+/// Runs requests to `http://{project}.exec.{domain}/...`: admitted from
+/// their head first (route, token, a run slot), so a request that will
+/// not run costs no body read.
 pub trait ScriptRunner: Send + Sync + 'static {
-    fn run(&self, project: &str, request: ExecRequest) -> BoxFuture<ExecResponse>;
+    fn admit(&self, project: &str, head: ScriptHead) -> BoxFuture<Admission>;
 }

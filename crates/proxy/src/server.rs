@@ -173,7 +173,7 @@ impl Proxy {
         let scheme = if self.config.https { "https" } else { "http" };
         if let (Some(project), Some(scripts)) = (exec_project_of(host, &self.config.domain), &self.scripts) {
             let project = project.to_ascii_lowercase();
-            return crate::exec::handle(&**scripts, &project, req, peer.addr, scheme, self.config.max_body).await;
+            return crate::exec::handle(&**scripts, &project, req, peer.addr, scheme).await;
         }
         let Some(label) = label_of(host, &self.config.domain) else {
             return error(

@@ -20,8 +20,13 @@ use cubby_model::Limits;
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
     LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
+    SpecBuilder, UserBuilder,
 };
+
+/// Open files of a container's processes: soft and hard limit.
+pub const NOFILE_SOFT: u64 = 1024;
+pub const NOFILE_HARD: u64 = 524_288;
 
 use crate::RuntimeError;
 use crate::process::{INIT_PATH, PROCESS_FILE_PATH};
@@ -158,8 +163,19 @@ fn build(b: &BundleSpec) -> Result<Spec, oci_spec::OciSpecError> {
         .cwd("/")
         .capabilities(capabilities)
         .no_new_privileges(true)
-        // No rlimits: the container inherits the daemon's. Raising a hard
-        // limit would need CAP_SYS_RESOURCE, which the container lacks.
+        // Open files as a systemd service gets them (the daemon raised its
+        // own): an app may raise its soft limit up to the hard one.
+        .rlimits(vec![{
+            // Never above the daemon's own hard limit: raising one needs a
+            // privilege the container's user namespace does not have.
+            let ceiling = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                .map_or(NOFILE_HARD, |(_, hard)| hard);
+            PosixRlimitBuilder::default()
+                .typ(PosixRlimitType::RlimitNofile)
+                .soft(NOFILE_SOFT.min(ceiling))
+                .hard(NOFILE_HARD.min(ceiling))
+                .build()?
+        }])
         .build()?;
 
     let ramdisk = format!("size={}", b.ramdisk_bytes);

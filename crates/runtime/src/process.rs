@@ -30,11 +30,27 @@ pub struct ProcessFile {
 }
 
 impl ProcessFile {
-    /// Writes the file atomically (write then rename), mode 0644.
-    pub fn write(&self, path: &Path) -> Result<(), RuntimeError> {
+    /// Writes the file atomically (write then rename), mode 0600 and
+    /// owned by `owner` (the host uid and gid of the container's root,
+    /// when it has a user namespace): its env may hold the tenant's
+    /// secrets, so only the container's init (and host root) reads it.
+    pub fn write(&self, path: &Path, owner: Option<(u32, u32)>) -> Result<(), RuntimeError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let tmp = path.with_extension("json.tmp");
         let data = serde_json::to_vec_pretty(self).expect("plain data serialises");
-        std::fs::write(&tmp, data).map_err(RuntimeError::io("write", &tmp))?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(RuntimeError::io("write", &tmp))?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(RuntimeError::io("chown", &tmp))?;
+        }
+        file.write_all(&data).map_err(RuntimeError::io("write", &tmp))?;
+        drop(file);
         std::fs::rename(&tmp, path).map_err(RuntimeError::io("rename", path))
     }
 }
@@ -64,7 +80,9 @@ mod tests {
             additional_gids: vec![],
         };
         let path = dir.path().join("process.json");
-        p.write(&path).unwrap();
+        p.write(&path, None).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "the env may hold secrets");
         let back: ProcessFile = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(back, p);
     }

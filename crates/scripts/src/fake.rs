@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use crate::host::{FetchRequest, FetchResponse, ScriptHost};
+use crate::host::{AnswerRoom, FetchRequest, FetchResponse, ScriptHost};
 
 /// One `ctx.cubby` call as the host received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +108,7 @@ impl ScriptHost for FakeHost {
         method: &str,
         path: &str,
         body: Option<String>,
+        room: AnswerRoom,
     ) -> BoxFuture<'static, Result<(u16, String), String>> {
         let call = CubbyCall { method: method.to_owned(), path: path.to_owned(), body };
         let mut state = self.lock();
@@ -125,6 +126,14 @@ impl ScriptHost for FakeHost {
             )),
         };
         state.cubby_calls.push(call);
+        // As a real host would: the answer takes its room, or fails.
+        let answer = answer.and_then(|(status, body)| {
+            if room.take(body.len()) {
+                Ok((status, body))
+            } else {
+                Err("the answer does not fit in the script's memory".into())
+            }
+        });
         futures::future::ready(answer).boxed()
     }
 
@@ -134,7 +143,14 @@ impl ScriptHost for FakeHost {
             .fetch_answers
             .get(&request.url)
             .cloned()
-            .unwrap_or_else(|| Err(format!("FakeHost has no answer for fetch {} {}", request.method, request.url)));
+            .unwrap_or_else(|| Err(format!("FakeHost has no answer for fetch {} {}", request.method, request.url)))
+            .and_then(|response| {
+                if request.room.take(response.body.len()) {
+                    Ok(response)
+                } else {
+                    Err("the answer does not fit in the script's memory".into())
+                }
+            });
         state.fetch_requests.push(request);
         futures::future::ready(answer).boxed()
     }

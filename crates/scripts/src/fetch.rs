@@ -84,6 +84,12 @@ pub enum FetchError {
         /// The cap in bytes.
         limit: usize,
     },
+    /// The body does not fit in what the script's memory has left.
+    #[error("fetch: the answer of {url} does not fit in the script's memory (answers still in flight take it)")]
+    NoRoom {
+        /// The URL fetched.
+        url: String,
+    },
     /// No complete answer within the request's timeout.
     #[error("fetch to {url} timed out after {} ms", .timeout.as_millis())]
     Timeout {
@@ -317,6 +323,7 @@ impl HttpFetcher {
     }
 
     async fn exchange(&self, request: FetchRequest) -> Result<FetchResponse, String> {
+        let room = request.room.clone();
         let url = Url::parse(&request.url).map_err(|_| FetchError::Url { url: request.url.clone() }.to_string())?;
         self.blocked.check_url(&url).map_err(|e| e.to_string())?;
         let method = Method::from_bytes(request.method.as_bytes())
@@ -342,12 +349,23 @@ impl HttpFetcher {
         if response.content_length().is_some_and(|len| len > u64::try_from(self.max_body).unwrap_or(u64::MAX)) {
             return Err(too_large());
         }
+        // Each chunk takes its bytes from the script's room as it arrives.
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
-            if body.len() + chunk.len() > self.max_body {
-                return Err(too_large());
+        let read = async {
+            while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+                if body.len() + chunk.len() > self.max_body {
+                    return Err(too_large());
+                }
+                if !room.take(chunk.len()) {
+                    return Err(FetchError::NoRoom { url: request.url.clone() }.to_string());
+                }
+                body.extend_from_slice(&chunk);
             }
-            body.extend_from_slice(&chunk);
+            Ok(())
+        };
+        if let Err(e) = read.await {
+            room.give(body.len());
+            return Err(e);
         }
         Ok(FetchResponse { status, headers, body: Bytes::from(body) })
     }
@@ -419,6 +437,7 @@ mod tests {
             headers: vec![("x-test".into(), "1".into())],
             body: Bytes::new(),
             timeout: Duration::from_secs(5),
+            room: crate::AnswerRoom::new(usize::MAX),
         }
     }
 

@@ -2,6 +2,8 @@
 //! calls a script can make to the outside world (`ctx.cubby` and `fetch`),
 //! and the plain request/response types of `fetch`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,7 +22,47 @@ pub struct FetchRequest {
     pub body: Bytes,
     /// The whole exchange must end within this time.
     pub timeout: Duration,
+    /// The room the script has for answers: the body takes from it as it
+    /// arrives, and a body that does not fit fails the fetch.
+    pub room: AnswerRoom,
 }
+
+/// The room a script has for the answers of its host calls, which are
+/// buffered outside its JavaScript heap until it receives them: its memory
+/// limit, shared by its calls in flight. A host takes bytes as an answer
+/// arrives (and gives them back if the call fails); the script gives them
+/// back once the answer is in its own heap, where the limit counts it.
+#[derive(Debug, Clone, Default)]
+pub struct AnswerRoom(Arc<AtomicUsize>);
+
+impl AnswerRoom {
+    pub fn new(bytes: usize) -> Self {
+        Self(Arc::new(AtomicUsize::new(bytes)))
+    }
+
+    /// Takes `n` bytes; false (and nothing taken) if they do not fit.
+    pub fn take(&self, n: usize) -> bool {
+        self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(n)).is_ok()
+    }
+
+    /// Gives back `n` bytes taken earlier.
+    pub fn give(&self, n: usize) {
+        self.0.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Bytes left.
+    pub fn left(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+impl PartialEq for AnswerRoom {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for AnswerRoom {}
 
 /// The answer to a [`FetchRequest`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,12 +83,14 @@ pub trait ScriptHost: Send + Sync {
     ///
     /// `path` is relative to `/api/v1` (e.g. `/containers/c1/copy`) and
     /// `body` is JSON. Answers the HTTP status and the JSON body (empty for
-    /// none); `Err` carries a message for calls that got no answer at all.
+    /// none), whose bytes it takes from `room`; `Err` carries a message for
+    /// calls that got no answer at all, or one that did not fit.
     fn cubby(
         &self,
         method: &str,
         path: &str,
         body: Option<String>,
+        room: AnswerRoom,
     ) -> BoxFuture<'static, Result<(u16, String), String>>;
 
     /// An outgoing HTTP request; `Err` carries a message the script sees.

@@ -14,7 +14,11 @@ use crate::{Mounts, Overlay, StorageError};
 pub fn flatten(mounts: &dyn Mounts, lowers: &[PathBuf], scratch: &Path, dest: &Path) -> Result<(), StorageError> {
     let overlay = Overlay { lowers: lowers.to_vec(), upper: None, target: scratch.to_path_buf() };
     mounts.mount_overlay(&overlay)?;
-    let copied = copy_tree(scratch, dest);
+    let copied = copy_tree(scratch, dest).and_then(|()| {
+        // The merged root's mode, not the one the new subvolume was made with.
+        let mode = std::fs::metadata(scratch).map_err(StorageError::io("stat", scratch))?.mode() & 0o7777;
+        std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode)).map_err(StorageError::io("chmod", dest))
+    });
     let unmounted = mounts.unmount(scratch);
     copied.and(unmounted)
 }

@@ -28,6 +28,9 @@ use cubby_model::{
     Trigger,
 };
 
+/// State transitions kept per container (the oldest go first).
+pub const TRANSITIONS_KEPT: u32 = 100;
+
 /// Everything the daemon remembers. Each method is one transaction.
 pub trait Store: Send + Sync + std::fmt::Debug {
     // ---- projects
@@ -72,8 +75,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<ContainerRecord>, StoreError>;
     /// Number of containers in a project.
     fn count_containers(&self, project: &ProjectId) -> Result<u32, StoreError>;
-    /// Moves a container to `to` and records the transition. Returns the
-    /// updated record, or `None` if the container does not exist.
+    /// Moves a container to `to` and records the transition (keeping the
+    /// last [`TRANSITIONS_KEPT`]). Returns the updated record, or `None` if
+    /// the container does not exist.
     fn set_status(
         &self,
         id: &ContainerId,
@@ -117,7 +121,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn alias(&self, name: &str) -> Result<Option<AliasRecord>, StoreError>;
     /// Aliases of one container, or of all.
     fn aliases(&self, container: Option<&ContainerId>) -> Result<Vec<AliasRecord>, StoreError>;
+    /// Removes an alias, recording its release by its project.
     fn delete_alias(&self, name: &str) -> Result<bool, StoreError>;
+    /// Which project last gave up alias `name`, and when (an alias is given
+    /// up by its deletion, or its container's).
+    fn alias_release(&self, name: &str) -> Result<Option<(ProjectId, cubby_model::Timestamp)>, StoreError>;
 
     // ---- layers
     fn insert_layer(&self, layer: &LayerRecord) -> Result<(), StoreError>;

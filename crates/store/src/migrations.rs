@@ -201,6 +201,20 @@ CREATE TABLE teardowns (
 );
 "#,
         ),
+        M::up(
+            r#"
+-- What the operator lets each container of a project have (JSON).
+ALTER TABLE projects ADD COLUMN quota TEXT NOT NULL DEFAULT '{}';
+
+-- Alias names recently given up, and by which project: another project
+-- may not take one over (with its users' cookies) for a while.
+CREATE TABLE alias_releases (
+    name        TEXT PRIMARY KEY,
+    project_id  TEXT NOT NULL,
+    released_at INTEGER NOT NULL
+);
+"#,
+        ),
     ])
 }
 

@@ -44,7 +44,7 @@ impl Platform {
         let src = self.record(caller, source)?;
         let target = req.target_project_id.clone().unwrap_or_else(|| src.project_id.clone());
         // A token that cannot see the target project cannot copy into it.
-        self.project(caller, &target)?;
+        let quota = self.project(caller, &target)?.quota;
         validate_container_name(&req.name)?;
         validate_env("environment_vars", &req.environment_vars)?;
 
@@ -87,6 +87,8 @@ impl Platform {
 
         let mut env = src.env.clone();
         env.extend(req.environment_vars.clone());
+        // The template's limits, within the target project's quota.
+        let limits = quota.clamp(src.limits);
         let firewall = if req.copy_firewall_rules.unwrap_or(true) {
             let f = self.store.firewall(&src.id)?;
             Firewall { ingress: with_new_ids(f.ingress), egress: with_new_ids(f.egress) }
@@ -103,7 +105,7 @@ impl Platform {
             command: src.command.clone(),
             env,
             port: src.port,
-            limits: src.limits,
+            limits,
             workdir: src.workdir.clone(),
             user: src.user.clone(),
             created_at: cubby_model::now(),

@@ -39,9 +39,16 @@ fn host_memory(proc_root: &std::path::Path) -> u64 {
 }
 
 impl Platform {
-    /// Applies `spec` over `base`, checking every value against the host.
-    pub(crate) fn resolve_limits(&self, base: Limits, spec: Option<&LimitsSpec>) -> Result<Limits, Error> {
+    /// Applies `spec` over `base`, checking every value against the host
+    /// and the project's quota (which a project token cannot raise).
+    pub(crate) fn resolve_limits(
+        &self,
+        quota: &cubby_model::ProjectQuota,
+        base: Limits,
+        spec: Option<&LimitsSpec>,
+    ) -> Result<Limits, Error> {
         let Some(spec) = spec else { return Ok(base) };
+        quota.check(spec)?;
         let mut limits = base;
         if let Some(cpu) = spec.cpu {
             let max = host_cpus();
@@ -107,7 +114,7 @@ impl Platform {
         req: &CreateContainer,
     ) -> Result<Container, Error> {
         let started = Instant::now();
-        self.project(caller, project)?;
+        let quota = self.project(caller, project)?.quota;
         validate_container_name(&req.name)?;
         let image_name = req.image.as_deref().unwrap_or(minimal::NAME);
         validate_image_name(image_name)?;
@@ -127,7 +134,7 @@ impl Platform {
         if port == 0 {
             return Err(Error::invalid("port", "give a TCP port from 1 to 65535"));
         }
-        let limits = self.resolve_limits(self.config.defaults.limits, req.limits.as_ref())?;
+        let limits = self.resolve_limits(&quota, quota.clamp(self.config.defaults.limits), req.limits.as_ref())?;
         if req.idle_timeout_seconds.is_some_and(|t| t > super::update::MAX_IDLE_TIMEOUT) {
             return Err(Error::invalid("idle_timeout_seconds", "give 0 (never) to 2592000 seconds"));
         }
@@ -196,7 +203,6 @@ impl Platform {
                     },
                 )?;
                 drop(guard);
-                self.forget_lock(&rec.id);
                 if let Err(e) = self.collect_layers().await {
                     tracing::warn!(error = %e, "layer collection after a failed create");
                 }
@@ -218,6 +224,9 @@ impl Platform {
             for dir in [&paths.upper, &paths.work] {
                 std::fs::create_dir(dir).map_err(Error::io("create", dir))?;
             }
+            // The upper's root is the container's `/`: 0755 whatever the
+            // daemon's umask, or its non-root users could not enter it.
+            crate::platform::set_mode(&paths.upper, 0o755)?;
             // The upper's root is the container's `/`: its root owns it.
             if let Some(r) = self.userns {
                 std::os::unix::fs::chown(&paths.upper, Some(r.host_base), Some(r.host_base))

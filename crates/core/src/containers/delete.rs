@@ -43,7 +43,6 @@ impl Platform {
         info_span!("db.delete").in_scope(|| self.store.delete_container_deferred(id, &audit))?;
         self.failpoint("delete.deferred");
         drop(guard);
-        self.forget_lock(id);
         self.activity.forget(id);
         // Its snapshots went with its rows; their layers, and those only it
         // used, go now.

@@ -182,6 +182,9 @@ impl Platform {
         let paths = self.paths(&rec.id, rec.slot);
         self.ensure_connected(rec).await?;
         std::fs::create_dir_all(&paths.rootfs).map_err(Error::io("create", &paths.rootfs))?;
+        // The runtime's init (the container's root, with a user namespace)
+        // reaches the files it mounts from here by their paths.
+        crate::platform::set_mode(&paths.bundle, 0o711)?;
         // A root an earlier version mounted on the host (its container died
         // while no daemon ran) would share the upper dir with the new one.
         self.host.mounts.unmount(&paths.rootfs).map_err(Error::storage("unmount a stale rootfs", id))?;
@@ -250,7 +253,7 @@ impl Platform {
             gid,
             additional_gids: Vec::new(),
         }
-        .write(&paths.process_file)
+        .write(&paths.process_file, self.userns.map(|r| (r.host_base, r.host_base)))
         .map_err(Error::runtime("write process.json", rec.id.as_str()))?;
         let resolv = self.resolv_conf(&network);
         let hosts =
@@ -259,6 +262,8 @@ impl Platform {
             [(&paths.resolv_conf, resolv), (&paths.hosts, hosts), (&paths.hostname, format!("{}\n", rec.name))]
         {
             std::fs::write(path, content).map_err(Error::io("write", path))?;
+            // Read by the container's processes (the daemon's umask is 077).
+            crate::platform::set_mode(path, 0o644)?;
         }
         let spec = bundle::spec(&BundleSpec {
             id: rec.id.to_string(),

@@ -51,7 +51,8 @@ impl Platform {
         }
         validate_env("environment_vars", &env)?;
         rec.env = env;
-        rec.limits = self.resolve_limits(rec.limits, req.limits.as_ref())?;
+        let quota = self.store.project(&rec.project_id)?.map(|p| p.quota).unwrap_or_default();
+        rec.limits = self.resolve_limits(&quota, rec.limits, req.limits.as_ref())?;
         let subvolume = self.pool.container(rec.id.as_str());
         if let (Some(disk), true) = (rec.limits.disk, rec.limits.disk != old.limits.disk) {
             let used = self.host.btrfs.disk_usage(&subvolume).ok().flatten().map_or(0, |u| u.exclusive);

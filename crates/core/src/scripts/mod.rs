@@ -50,6 +50,10 @@ pub(crate) struct ScriptState {
     compiled: Mutex<CompiledCache>,
     /// Locks of `@concurrent false` scripts.
     serial: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    /// Run slots per project.
+    slots: Mutex<HashMap<ProjectId, Arc<run::ProjectSlots>>>,
+    /// SHA-256 of script files by path, valid while (mtime, size) hold.
+    hashes: Mutex<HashMap<PathBuf, (SystemTime, u64, String)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -67,13 +71,25 @@ impl Platform {
     }
 
     fn script_view(&self, project_name: &str, file: &str, path: &Path) -> Result<ScriptFile, Error> {
-        let data = std::fs::read(path).map_err(Error::io("read", path))?;
         let meta = std::fs::metadata(path).map_err(Error::io("stat", path))?;
         let modified = meta.modified().map_err(Error::io("stat", path))?;
+        // A file is read and hashed again only when it changed.
+        let cached = lock(&self.scripts.hashes)
+            .get(path)
+            .filter(|(m, len, _)| *m == modified && *len == meta.len())
+            .map(|(_, _, h)| h.clone());
+        let sha256 = match cached {
+            Some(hash) => hash,
+            None => {
+                let hash = sha256_hex(&std::fs::read(path).map_err(Error::io("read", path))?);
+                lock(&self.scripts.hashes).insert(path.to_path_buf(), (modified, meta.len(), hash.clone()));
+                hash
+            }
+        };
         Ok(ScriptFile {
             path: file.to_string(),
             size: meta.len(),
-            sha256: sha256_hex(&data),
+            sha256,
             url: format!("{}{}", self.exec_base_url(project_name), Route::of(file).pattern()),
             updated_at: cubby_model::Timestamp::from(modified),
         })
@@ -186,7 +202,11 @@ impl Platform {
     ) -> Result<SecretNames, Error> {
         self.project(caller, project)?;
         validate_secrets(secrets)?;
-        self.store.set_secrets(project, secrets)?;
+        let sealed = secrets
+            .iter()
+            .map(|(name, value)| (name.clone(), self.secret_key.seal(project.as_str(), name, value)))
+            .collect();
+        self.store.set_secrets(project, &sealed)?;
         tracing::info!(project = %project, count = secrets.len(), "secrets replaced");
         Ok(SecretNames { names: secrets.keys().cloned().collect() })
     }
@@ -195,6 +215,48 @@ impl Platform {
     pub fn secret_names(&self, caller: &Caller, project: &ProjectId) -> Result<SecretNames, Error> {
         self.project(caller, project)?;
         Ok(SecretNames { names: self.store.secrets(project)?.into_keys().collect() })
+    }
+
+    /// A project's secrets, opened.
+    pub(crate) fn open_secrets(
+        &self,
+        project: &ProjectId,
+    ) -> Result<std::collections::BTreeMap<String, String>, Error> {
+        self.store
+            .secrets(project)?
+            .into_iter()
+            .map(|(name, stored)| {
+                let value = self.secret_key.unseal(project.as_str(), &name, &stored).map_err(|e| Error::Conflict {
+                    code: "secret_unreadable",
+                    message: format!("{e}: set the project's secrets again"),
+                })?;
+                Ok((name, value))
+            })
+            .collect()
+    }
+
+    /// Seals the secrets stored before sealing existed (once, at start).
+    pub(crate) fn seal_plain_secrets(&self) -> Result<(), Error> {
+        for project in self.store.projects()? {
+            let stored = self.store.secrets(&project.id)?;
+            if stored.values().all(|v| crate::sealed::SecretKey::is_sealed(v)) {
+                continue;
+            }
+            let sealed = stored
+                .into_iter()
+                .map(|(name, value)| {
+                    let value = if crate::sealed::SecretKey::is_sealed(&value) {
+                        value
+                    } else {
+                        self.secret_key.seal(project.id.as_str(), &name, &value)
+                    };
+                    (name, value)
+                })
+                .collect();
+            self.store.set_secrets(&project.id, &sealed)?;
+            tracing::info!(project = %project.id, "sealed the secrets stored in plain text");
+        }
+        Ok(())
     }
 
     /// The route table of a project, read again after [`ROUTES_TTL`].

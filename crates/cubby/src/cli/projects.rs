@@ -1,7 +1,7 @@
 //! `cubby projects ...`
 
 use clap::Subcommand;
-use cubby_model::{AccessMode, CreateProject, CreateToken, UpdateProject};
+use cubby_model::{AccessMode, ByteSize, CreateProject, CreateToken, ProjectQuota, UpdateProject};
 
 use super::Connection;
 use super::output::{print, print_one};
@@ -26,9 +26,12 @@ pub enum ProjectsCommand {
         #[arg(long)]
         idle_timeout: Option<u32>,
         #[command(flatten)]
+        quota: QuotaArgs,
+        #[command(flatten)]
         c: Connection,
     },
-    /// Change a project's limit or defaults.
+    /// Change a project's limit, defaults or quota (the quota is replaced
+    /// as a whole when any of its flags is given).
     Update {
         id: String,
         #[arg(long)]
@@ -37,6 +40,8 @@ pub enum ProjectsCommand {
         access: Option<AccessMode>,
         #[arg(long)]
         idle_timeout: Option<u32>,
+        #[command(flatten)]
+        quota: QuotaArgs,
         #[command(flatten)]
         c: Connection,
     },
@@ -68,6 +73,39 @@ pub enum ProjectsCommand {
     },
 }
 
+/// What each container of the project may have (admin token).
+#[derive(Debug, clap::Args)]
+pub struct QuotaArgs {
+    /// Most CPU per container, in cores.
+    #[arg(long)]
+    max_cpu: Option<f64>,
+    /// Most memory per container (like 1GiB).
+    #[arg(long, value_parser = parse_size)]
+    max_memory: Option<ByteSize>,
+    /// Most disk per container (like 10GiB).
+    #[arg(long, value_parser = parse_size)]
+    max_disk: Option<ByteSize>,
+    /// Disk limit of containers that ask for none.
+    #[arg(long, value_parser = parse_size)]
+    default_disk: Option<ByteSize>,
+}
+
+impl QuotaArgs {
+    fn quota(&self) -> Option<ProjectQuota> {
+        let q = ProjectQuota {
+            max_cpu: self.max_cpu,
+            max_memory: self.max_memory,
+            max_disk: self.max_disk,
+            default_disk: self.default_disk,
+        };
+        (q != ProjectQuota::default()).then_some(q)
+    }
+}
+
+fn parse_size(s: &str) -> Result<ByteSize, String> {
+    ByteSize::parse(s).map_err(|e| e.to_string())
+}
+
 pub fn run(cmd: ProjectsCommand) -> anyhow::Result<std::process::ExitCode> {
     match cmd {
         ProjectsCommand::List { c } => {
@@ -85,18 +123,23 @@ pub fn run(cmd: ProjectsCommand) -> anyhow::Result<std::process::ExitCode> {
                 .collect();
             print(c.json, &projects, &["ID", "NAME", "MAX CONTAINERS", "CREATED"], rows);
         }
-        ProjectsCommand::Create { name, max_containers, access, idle_timeout, c } => {
+        ProjectsCommand::Create { name, max_containers, access, idle_timeout, quota, c } => {
             let req = CreateProject {
                 name,
                 max_containers,
                 default_access: access,
                 default_idle_timeout_seconds: idle_timeout,
+                quota: quota.quota(),
             };
             print_one(c.json, &c.client()?.create_project(&req)?);
         }
-        ProjectsCommand::Update { id, max_containers, access, idle_timeout, c } => {
-            let req =
-                UpdateProject { max_containers, default_access: access, default_idle_timeout_seconds: idle_timeout };
+        ProjectsCommand::Update { id, max_containers, access, idle_timeout, quota, c } => {
+            let req = UpdateProject {
+                max_containers,
+                default_access: access,
+                default_idle_timeout_seconds: idle_timeout,
+                quota: quota.quota(),
+            };
             print_one(c.json, &c.client()?.update_project(&id, &req)?);
         }
         ProjectsCommand::Get { id, c } => print_one(c.json, &c.client()?.project(&id)?),

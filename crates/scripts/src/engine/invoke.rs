@@ -202,7 +202,13 @@ async fn run_script(
     rt.set_loader(NoImports, NoImports).await;
     let ctx = AsyncContext::full(&rt).await.map_err(setup)?;
 
-    let state = Rc::new(NativeState { host: inv.host.clone(), logs: logs.clone(), deadline });
+    let state = Rc::new(NativeState {
+        host: inv.host.clone(),
+        logs: logs.clone(),
+        deadline,
+        room: crate::host::AnswerRoom::new(limits.memory_bytes),
+        in_flight: Rc::default(),
+    });
     let work = ctx.async_with(async |ctx| handle(ctx, inv, &state).await);
     let result = match tokio::time::timeout_at(deadline.into(), work).await {
         Err(_elapsed) => Err(ScriptError::Timeout { limit: limits.timeout }),

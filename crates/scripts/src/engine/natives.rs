@@ -12,18 +12,49 @@ use rquickjs::{Array, Ctx, Exception, Function, Object, Promise, TypedArray};
 
 use super::builtins;
 use super::console::LogBuffer;
-use crate::host::{FetchRequest, ScriptHost};
+use crate::host::{AnswerRoom, FetchRequest, ScriptHost};
 
 /// `fetch`'s timeout when the script gives none.
 pub(crate) const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// A fetch cut short this close to the script's deadline is the deadline's doing.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
 
+/// Host calls (`fetch`, `ctx.cubby`) one invocation may have waiting at once.
+pub(crate) const MAX_HOST_CALLS: usize = 16;
+
 /// What the natives of one invocation share.
 pub(crate) struct NativeState {
     pub(crate) host: Arc<dyn ScriptHost>,
     pub(crate) logs: Rc<RefCell<LogBuffer>>,
     pub(crate) deadline: Instant,
+    /// Room for host answers outside the JavaScript heap (the script's
+    /// memory limit), shared by its calls in flight.
+    pub(crate) room: AnswerRoom,
+    /// Host calls waiting for their answer.
+    pub(crate) in_flight: Rc<std::cell::Cell<usize>>,
+}
+
+/// One host call in flight; it stops counting when dropped (answered,
+/// failed, or gone with the runtime).
+struct InFlight(Rc<std::cell::Cell<usize>>);
+
+impl InFlight {
+    fn start(state: &NativeState, what: &str) -> Result<Self, String> {
+        let n = state.in_flight.get();
+        if n >= MAX_HOST_CALLS {
+            return Err(format!(
+                "{what}: {MAX_HOST_CALLS} fetch and ctx.cubby calls are already waiting; await some before starting more"
+            ));
+        }
+        state.in_flight.set(n + 1);
+        Ok(Self(Rc::clone(&state.in_flight)))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
 }
 
 /// Runs `f` on the bytes of a typed array.
@@ -156,11 +187,17 @@ fn install_async<'js>(ctx: &Ctx<'js>, native: &Object<'js>, state: &Rc<NativeSta
     native.set(
         "cubby",
         Function::new(ctx.clone(), move |ctx: Ctx<'js>, method: String, path: String, body: Option<String>| {
-            let answer = st.host.cubby(&method, &path, body);
-            let js = ctx.clone();
+            let call = InFlight::start(&st, &format!("ctx.cubby {method} {path}"))
+                .map(|in_flight| (in_flight, st.host.cubby(&method, &path, body, st.room.clone())));
+            let (js, room) = (ctx.clone(), st.room.clone());
             Promise::wrap_future(&ctx, async move {
+                let (in_flight, answer) = call.map_err(|m| type_error(&js, &m))?;
+                let answered = answer.await;
+                drop(in_flight);
                 let (status, body) =
-                    answer.await.map_err(|m| type_error(&js, &format!("ctx.cubby {method} {path} failed: {m}")))?;
+                    answered.map_err(|m| type_error(&js, &format!("ctx.cubby {method} {path} failed: {m}")))?;
+                // From here the answer lives in the script's heap.
+                room.give(body.len());
                 let out = Array::new(js.clone())?;
                 out.set(0, status)?;
                 out.set(1, body)?;
@@ -185,18 +222,28 @@ fn install_async<'js>(ctx: &Ctx<'js>, native: &Object<'js>, state: &Rc<NativeSta
                 let wanted = millis(timeout_ms).unwrap_or(DEFAULT_FETCH_TIMEOUT);
                 let timeout = wanted.min(remaining);
                 let capped = remaining < wanted;
-                let request = FetchRequest {
-                    method,
-                    url: url.clone(),
-                    headers: pairs(headers),
-                    body: with_bytes(&body, Bytes::copy_from_slice),
-                    timeout,
-                };
-                let answer = st.host.fetch(request);
-                let js = ctx.clone();
+                let call = InFlight::start(&st, &format!("fetch {url}")).map(|in_flight| {
+                    let answer = st.host.fetch(FetchRequest {
+                        method,
+                        url: url.clone(),
+                        headers: pairs(headers),
+                        body: with_bytes(&body, Bytes::copy_from_slice),
+                        timeout,
+                        room: st.room.clone(),
+                    });
+                    (in_flight, answer)
+                });
+                let (js, room) = (ctx.clone(), st.room.clone());
                 Promise::wrap_future(&ctx, async move {
+                    let (in_flight, answer) = call.map_err(|m| type_error(&js, &m))?;
                     // The host should honour the timeout; this makes sure.
-                    let failure = match tokio::time::timeout(timeout, answer).await {
+                    let answered = tokio::time::timeout(timeout, answer).await;
+                    drop(in_flight);
+                    if let Ok(Ok(response)) = &answered {
+                        // From here the body lives in the script's heap.
+                        room.give(response.body.len());
+                    }
+                    let failure = match answered {
                         Ok(Ok(response)) => Ok(response),
                         Ok(Err(message)) => Err(message),
                         Err(_) => Err(format!("fetch to {url} timed out after {} ms", timeout.as_millis())),

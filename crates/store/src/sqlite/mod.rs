@@ -75,17 +75,23 @@ impl SqliteStore {
     }
 }
 
-const PROJECT_COLUMNS: &str = "id, name, max_containers, created_at, default_access, default_idle_timeout";
+const PROJECT_COLUMNS: &str = "id, name, max_containers, created_at, default_access, default_idle_timeout, quota";
 
 fn project_from_row(row: &Row<'_>) -> rusqlite::Result<Project> {
     let access: String = row.get(4)?;
+    let quota: String = row.get(6)?;
+    let corrupt = |column: usize, detail: String| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, detail.into())
+    };
     Ok(Project {
         id: ProjectId(row.get(0)?),
         name: row.get(1)?,
         max_containers: row.get(2)?,
         created_at: from_ms(row.get(3)?),
-        default_access: AccessMode::parse(&access).unwrap_or_default(),
+        default_access: AccessMode::parse(&access)
+            .ok_or_else(|| corrupt(4, format!("unknown access mode `{access}`")))?,
         default_idle_timeout_seconds: row.get(5)?,
+        quota: serde_json::from_str(&quota).map_err(|e| corrupt(6, format!("quota: {e}")))?,
     })
 }
 
@@ -139,14 +145,15 @@ impl Store for SqliteStore {
     fn insert_project(&self, project: &Project) -> Result<(), StoreError> {
         self.conn()
             .execute(
-                &format!("INSERT INTO projects ({PROJECT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                &format!("INSERT INTO projects ({PROJECT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
                 params![
                     project.id.as_str(),
                     project.name,
                     project.max_containers,
                     ms(project.created_at),
                     project.default_access.as_str(),
-                    project.default_idle_timeout_seconds
+                    project.default_idle_timeout_seconds,
+                    serde_json::to_string(&project.quota).expect("a quota serialises"),
                 ],
             )
             .map_err(|e| {
@@ -182,8 +189,15 @@ impl Store for SqliteStore {
     fn update_project(&self, p: &Project) -> Result<(), StoreError> {
         self.conn()
             .execute(
-                "UPDATE projects SET max_containers = ?2, default_access = ?3, default_idle_timeout = ?4 WHERE id = ?1",
-                params![p.id.as_str(), p.max_containers, p.default_access.as_str(), p.default_idle_timeout_seconds],
+                "UPDATE projects SET max_containers = ?2, default_access = ?3, default_idle_timeout = ?4, quota = ?5 \
+                 WHERE id = ?1",
+                params![
+                    p.id.as_str(),
+                    p.max_containers,
+                    p.default_access.as_str(),
+                    p.default_idle_timeout_seconds,
+                    serde_json::to_string(&p.quota).expect("a quota serialises"),
+                ],
             )
             .map_err(q("update project"))?;
         Ok(())
@@ -463,6 +477,13 @@ impl Store for SqliteStore {
             params![id.as_str(), from, to.as_str(), trigger.as_str(), now, i64::try_from(duration_ms).unwrap_or(i64::MAX)],
         )
         .map_err(q("record transition"))?;
+        // A container that restarts forever must not grow its history forever.
+        tx.execute(
+            "DELETE FROM transitions WHERE container_id = ?1 AND id <= \
+             (SELECT id FROM transitions WHERE container_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+            params![id.as_str(), crate::TRANSITIONS_KEPT],
+        )
+        .map_err(q("trim transitions"))?;
         let raw = tx
             .query_row(
                 &format!("SELECT {CONTAINER_COLUMNS} FROM containers WHERE id = ?1"),
@@ -604,8 +625,21 @@ impl Store for SqliteStore {
     }
 
     fn delete_alias(&self, name: &str) -> Result<bool, StoreError> {
-        let n = self.conn().execute("DELETE FROM aliases WHERE name = ?1", [name]).map_err(q("delete alias"))?;
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(q("begin delete alias"))?;
+        release_aliases(&tx, "a.name = ?1", name)?;
+        let n = tx.execute("DELETE FROM aliases WHERE name = ?1", [name]).map_err(q("delete alias"))?;
+        tx.commit().map_err(q("commit delete alias"))?;
         Ok(n > 0)
+    }
+
+    fn alias_release(&self, name: &str) -> Result<Option<(ProjectId, cubby_model::Timestamp)>, StoreError> {
+        self.conn()
+            .query_row("SELECT project_id, released_at FROM alias_releases WHERE name = ?1", [name], |r| {
+                Ok((ProjectId(r.get(0)?), from_ms(r.get(1)?)))
+            })
+            .optional()
+            .map_err(q("read alias release"))
     }
 
     fn insert_layer(&self, layer: &LayerRecord) -> Result<(), StoreError> {
@@ -763,6 +797,7 @@ impl SqliteStore {
             .map_err(q("delete transitions"))?;
         crate::firewall::delete(&tx, id)?;
         layers::delete_container_rows(&tx, id)?;
+        release_aliases(&tx, "a.container_id = ?1", id.as_str())?;
         tx.execute("DELETE FROM aliases WHERE container_id = ?1", [id.as_str()]).map_err(q("delete aliases"))?;
         if keep_slot {
             // The slot stays taken until the host side is gone.
@@ -778,6 +813,20 @@ impl SqliteStore {
         tx.commit().map_err(q("commit delete container"))?;
         Ok(n > 0)
     }
+}
+
+/// Records the aliases matching `filter` (on `aliases a`, with `?1`) as
+/// released by their container's project, now.
+fn release_aliases(conn: &Connection, filter: &str, value: &str) -> Result<(), StoreError> {
+    conn.execute(
+        &format!(
+            "INSERT OR REPLACE INTO alias_releases (name, project_id, released_at)
+             SELECT a.name, c.project_id, ?2 FROM aliases a JOIN containers c ON c.id = a.container_id WHERE {filter}"
+        ),
+        params![value, ms(cubby_model::now())],
+    )
+    .map_err(q("release aliases"))?;
+    Ok(())
 }
 
 fn insert_audit(conn: &Connection, entry: &AuditEntry) -> Result<(), StoreError> {

@@ -14,6 +14,7 @@ fn project(name: &str, max: Option<u32>) -> Project {
         created_at: cubby_model::now(),
         default_access: cubby_model::AccessMode::Claim,
         default_idle_timeout_seconds: 0,
+        quota: Default::default(),
     }
 }
 
@@ -117,6 +118,15 @@ fn status_changes_are_recorded_as_transitions() {
     assert_eq!(t[1].duration_ms, 42);
     assert_eq!(t[2].trigger, Trigger::Exited);
     assert!(s.set_status(&ContainerId::random(), ContainerStatus::Running, Trigger::Api, 0).unwrap().is_none());
+
+    // A container that flaps keeps its latest history only.
+    for i in 0..250u64 {
+        let to = if i % 2 == 0 { ContainerStatus::Running } else { ContainerStatus::Stopped };
+        s.set_status(&c.id, to, Trigger::Api, i).unwrap();
+    }
+    let t = s.transitions(&c.id).unwrap();
+    assert_eq!(t.len(), crate::TRANSITIONS_KEPT as usize);
+    assert_eq!(t.last().unwrap().duration_ms, 249, "the newest stay");
 }
 
 #[test]

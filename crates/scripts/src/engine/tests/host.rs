@@ -215,7 +215,13 @@ async fn fetch_through_the_host() {
 struct FetcherHost(HttpFetcher);
 
 impl ScriptHost for FetcherHost {
-    fn cubby(&self, _: &str, _: &str, _: Option<String>) -> BoxFuture<'static, Result<(u16, String), String>> {
+    fn cubby(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<String>,
+        _: crate::AnswerRoom,
+    ) -> BoxFuture<'static, Result<(u16, String), String>> {
         futures::future::ready(Err("no API here".to_owned())).boxed()
     }
 
@@ -268,7 +274,13 @@ async fn fetch_end_to_end_with_http_fetcher() {
 async fn slow_host_fetch_hits_the_fetch_timeout() {
     struct Slow;
     impl ScriptHost for Slow {
-        fn cubby(&self, _: &str, _: &str, _: Option<String>) -> BoxFuture<'static, Result<(u16, String), String>> {
+        fn cubby(
+            &self,
+            _: &str,
+            _: &str,
+            _: Option<String>,
+            _: crate::AnswerRoom,
+        ) -> BoxFuture<'static, Result<(u16, String), String>> {
             futures::future::pending().boxed()
         }
         fn fetch(&self, _: FetchRequest) -> BoxFuture<'static, Result<FetchResponse, String>> {
@@ -283,4 +295,71 @@ async fn slow_host_fetch_hits_the_fetch_timeout() {
     inv.host = Arc::new(Slow);
     let outcome = run(inv).await;
     assert_eq!(json(ok(&outcome)), serde_json::json!("fetch to https://slow.example.com/ timed out after 50 ms"));
+}
+
+/// A host whose calls never answer, counting them.
+struct Stalled(std::sync::atomic::AtomicUsize);
+
+impl ScriptHost for Stalled {
+    fn cubby(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<String>,
+        _: crate::AnswerRoom,
+    ) -> BoxFuture<'static, Result<(u16, String), String>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        futures::future::pending().boxed()
+    }
+    fn fetch(&self, _: FetchRequest) -> BoxFuture<'static, Result<FetchResponse, String>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        futures::future::pending().boxed()
+    }
+}
+
+#[tokio::test]
+async fn host_calls_in_flight_are_bounded_per_script() {
+    // 40 calls at once: past 16 waiting, the script is told to await some.
+    let host = Arc::new(Stalled(Default::default()));
+    let mut inv = invocation(
+        r#"export default async (request, ctx) => {
+            const refused = [];
+            for (let i = 0; i < 40; i++) {
+                const call = i % 2 ? fetch(`https://example.com/${i}`) : ctx.cubby.request("GET", `/containers/c${i}`);
+                call.catch((e) => refused.push(e.message));
+            }
+            await new Promise((r) => setTimeout(r, 50));
+            return { refused: refused.length, first: refused[0] };
+        }"#,
+    );
+    inv.host = host.clone();
+    let outcome = run(inv).await;
+    let v = json(ok(&outcome));
+    let started = host.0.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(started, crate::engine::natives::MAX_HOST_CALLS, "calls that reached the host");
+    assert_eq!(v["refused"], 40 - started, "{v}");
+    assert!(v["first"].as_str().unwrap().contains("await some"), "{v}");
+}
+
+#[tokio::test]
+async fn host_answers_take_room_from_the_scripts_memory() {
+    let host = Arc::new(FakeHost::new());
+    let answer = |n: usize| FetchResponse { status: 200, headers: Vec::new(), body: Bytes::from(vec![b'x'; n]) };
+    host.answer_fetch("https://example.com/small", answer(100 << 10));
+    host.answer_fetch("https://example.com/big", answer(2 << 20));
+    let mut inv = invocation(
+        r#"export default async () => {
+            const small = (await (await fetch("https://example.com/small")).arrayBuffer()).byteLength;
+            let big;
+            try { await fetch("https://example.com/big"); } catch (e) { big = e.message; }
+            // The room comes back once an answer is in the script's heap.
+            const again = (await (await fetch("https://example.com/small")).arrayBuffer()).byteLength;
+            return { small, big, again };
+        }"#,
+    );
+    inv.host = host.clone();
+    inv.limits.memory_bytes = 1 << 20;
+    let v = json(ok(&run(inv).await));
+    assert_eq!((v["small"].as_u64(), v["again"].as_u64()), (Some(100 << 10), Some(100 << 10)), "{v}");
+    assert!(v["big"].as_str().unwrap().contains("does not fit"), "{v}");
 }

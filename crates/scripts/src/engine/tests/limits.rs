@@ -115,7 +115,13 @@ async fn abandoned_work_is_freed_with_the_runtime() {
     /// Never answers.
     struct Silent;
     impl ScriptHost for Silent {
-        fn cubby(&self, _: &str, _: &str, _: Option<String>) -> BoxFuture<'static, Result<(u16, String), String>> {
+        fn cubby(
+            &self,
+            _: &str,
+            _: &str,
+            _: Option<String>,
+            _: crate::AnswerRoom,
+        ) -> BoxFuture<'static, Result<(u16, String), String>> {
             futures::future::pending().boxed()
         }
         fn fetch(&self, _: FetchRequest) -> BoxFuture<'static, Result<FetchResponse, String>> {
