@@ -7,8 +7,6 @@
 //! every claim signed before. The
 //! signing key is made at first start and kept in the data dir, mode 0600.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use base64::Engine;
@@ -85,28 +83,13 @@ impl std::fmt::Debug for ClaimKeys {
 impl ClaimKeys {
     /// Loads the key at `path`, making it (mode 0600) if it is missing.
     pub fn load_or_create(path: &Path) -> Result<Self, Error> {
-        let seed: [u8; 32] = match std::fs::read(path) {
-            Ok(bytes) => bytes.as_slice().try_into().map_err(|_| {
-                Error::invalid(
-                    "claim key",
-                    format!("{} is not a 32-byte key: move it away to make a new one", path.display()),
-                )
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut seed = [0u8; 32];
-                getrandom::fill(&mut seed).expect("the kernel's random source is available");
-                let mut file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)
-                    .map_err(Error::io("create", path))?;
-                file.write_all(&seed).map_err(Error::io("write", path))?;
-                tracing::info!(path = %path.display(), "claim signing key made");
-                seed
-            }
-            Err(e) => return Err(Error::io("read", path)(e)),
-        };
+        let bytes = crate::keyfile::read_or_create(path, "claim signing key", crate::keyfile::random_key)?;
+        let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            Error::invalid(
+                "claim key",
+                format!("{} is not a 32-byte key: move it away to make a new one", path.display()),
+            )
+        })?;
         Ok(Self::from_seed(&seed))
     }
 

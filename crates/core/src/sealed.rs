@@ -10,8 +10,6 @@
 //! [`SecretKey::unseal`] passes them through and the daemon seals them at
 //! start.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use base64::Engine;
@@ -47,32 +45,16 @@ fn aad(project: &str, name: &str) -> Vec<u8> {
 impl SecretKey {
     /// Loads the key at `path`, making it (mode 0600) if it is missing.
     pub fn load_or_create(path: &Path) -> Result<Self, Error> {
-        let bytes: [u8; 32] = match std::fs::read(path) {
-            Ok(bytes) => bytes.as_slice().try_into().map_err(|_| {
-                Error::invalid(
-                    "secrets key",
-                    format!(
-                        "{} is not a 32-byte key: restore it from your backup (the project secrets are sealed with it)",
-                        path.display()
-                    ),
-                )
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                getrandom::fill(&mut key).expect("the kernel's random source is available");
-                let mut file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)
-                    .map_err(Error::io("create", path))?;
-                file.write_all(&key).map_err(Error::io("write", path))?;
-                file.sync_all().map_err(Error::io("sync", path))?;
-                tracing::info!(path = %path.display(), "secrets key made");
-                key
-            }
-            Err(e) => return Err(Error::io("read", path)(e)),
-        };
+        let key = crate::keyfile::read_or_create(path, "secrets key", crate::keyfile::random_key)?;
+        let bytes: [u8; 32] = key.as_slice().try_into().map_err(|_| {
+            Error::invalid(
+                "secrets key",
+                format!(
+                    "{} is not a 32-byte key: restore it from your backup (the project secrets are sealed with it)",
+                    path.display()
+                ),
+            )
+        })?;
         Ok(Self::from_bytes(&bytes))
     }
 

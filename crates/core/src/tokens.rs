@@ -2,8 +2,6 @@
 //! through the API, and authentication. Only SHA-256 hashes of secrets are
 //! stored; a secret is shown once, when it is made.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use cubby_model::{CreateToken, CreatedToken, ProjectId, Token, TokenId, random_secret};
@@ -23,22 +21,9 @@ impl Platform {
     /// Makes sure the admin token exists: written to `path` (mode 0600) at
     /// first start, and its hash in the store. Returns the file's path.
     pub fn ensure_admin_token(&self, path: &Path) -> Result<(), Error> {
-        let secret = match std::fs::read_to_string(path) {
-            Ok(s) => s.trim().to_string(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let secret = format!("{SECRET_PREFIX}{}", random_secret());
-                let mut file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)
-                    .map_err(Error::io("create", path))?;
-                writeln!(file, "{secret}").map_err(Error::io("write", path))?;
-                tracing::info!(path = %path.display(), "admin token written");
-                secret
-            }
-            Err(e) => return Err(Error::io("read", path)(e)),
-        };
+        let made = || format!("{SECRET_PREFIX}{}\n", random_secret()).into_bytes();
+        let secret =
+            String::from_utf8_lossy(&crate::keyfile::read_or_create(path, "admin token", made)?).trim().to_string();
         if secret.is_empty() {
             return Err(Error::invalid(
                 "admin token",

@@ -242,8 +242,14 @@ impl OutsideHost {
         ready_rx.recv_timeout(Duration::from_secs(5)).expect("http server ready");
     }
 
-    /// Echoes UDP datagrams on `port`, prefixed with `echo:`.
-    pub fn serve_udp(&mut self, port: u16) {
+    /// Answers every UDP datagram on `port` with what `answer` makes of
+    /// it (nothing for `None`), on a thread inside the namespace.
+    fn serve_udp_with(
+        &mut self,
+        what: &str,
+        port: u16,
+        mut answer: impl FnMut(&[u8]) -> Option<Vec<u8>> + Send + 'static,
+    ) {
         let netns = std::fs::File::open(&self.netns).expect("open netns");
         let stop = Arc::clone(&self.stop);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -254,38 +260,31 @@ impl OutsideHost {
             ready_tx.send(()).expect("ready");
             let mut buf = [0u8; 512];
             while !stop.load(Ordering::Relaxed) {
-                if let Ok((n, peer)) = socket.recv_from(&mut buf) {
-                    let mut reply = b"echo:".to_vec();
-                    reply.extend_from_slice(&buf[..n]);
+                if let Ok((n, peer)) = socket.recv_from(&mut buf)
+                    && let Some(reply) = answer(&buf[..n])
+                {
                     let _ = socket.send_to(&reply, peer);
                 }
             }
         }));
-        ready_rx.recv_timeout(Duration::from_secs(5)).expect("udp server ready");
+        ready_rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| panic!("{what} ready"));
+    }
+
+    /// Echoes UDP datagrams on `port`, prefixed with `echo:`.
+    pub fn serve_udp(&mut self, port: u16) {
+        self.serve_udp_with("udp echo", port, |datagram| Some([b"echo:", datagram].concat()));
     }
 
     /// Records the payload of every UDP datagram that reaches `port`:
     /// proof of what crossed the host (sources are masqueraded on the way,
     /// so the payload says who sent it).
     pub fn record_udp(&mut self, port: u16) -> Arc<std::sync::Mutex<Vec<String>>> {
-        let netns = std::fs::File::open(&self.netns).expect("open netns");
-        let stop = Arc::clone(&self.stop);
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = Arc::clone(&seen);
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        self.servers.push(std::thread::spawn(move || {
-            nix::sched::setns(netns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            let socket = UdpSocket::bind(("0.0.0.0", port)).expect("bind udp");
-            socket.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
-            ready_tx.send(()).expect("ready");
-            let mut buf = [0u8; 512];
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok((n, _)) = socket.recv_from(&mut buf) {
-                    log.lock().expect("udp log").push(String::from_utf8_lossy(&buf[..n]).into_owned());
-                }
-            }
-        }));
-        ready_rx.recv_timeout(Duration::from_secs(5)).expect("udp recorder ready");
+        self.serve_udp_with("udp recorder", port, move |datagram| {
+            log.lock().expect("udp log").push(String::from_utf8_lossy(datagram).into_owned());
+            None
+        });
         seen
     }
 
@@ -329,24 +328,7 @@ impl OutsideHost {
 
     /// Answers DNS queries on UDP 53 with an A record of `answer` for any name.
     pub fn serve_dns(&mut self, answer: Ipv4Addr) {
-        let netns = std::fs::File::open(&self.netns).expect("open netns");
-        let stop = Arc::clone(&self.stop);
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        self.servers.push(std::thread::spawn(move || {
-            nix::sched::setns(netns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            let socket = UdpSocket::bind(("0.0.0.0", 53)).expect("bind dns");
-            socket.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
-            ready_tx.send(()).expect("ready");
-            let mut buf = [0u8; 512];
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok((n, peer)) = socket.recv_from(&mut buf)
-                    && let Some(reply) = dns_answer(&buf[..n], answer)
-                {
-                    let _ = socket.send_to(&reply, peer);
-                }
-            }
-        }));
-        ready_rx.recv_timeout(Duration::from_secs(5)).expect("dns server ready");
+        self.serve_udp_with("dns server", 53, move |query| dns_answer(query, answer));
     }
 }
 

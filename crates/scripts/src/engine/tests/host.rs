@@ -272,55 +272,20 @@ async fn fetch_end_to_end_with_http_fetcher() {
 
 #[tokio::test]
 async fn slow_host_fetch_hits_the_fetch_timeout() {
-    struct Slow;
-    impl ScriptHost for Slow {
-        fn cubby(
-            &self,
-            _: &str,
-            _: &str,
-            _: Option<String>,
-            _: crate::AnswerRoom,
-        ) -> BoxFuture<'static, Result<(u16, String), String>> {
-            futures::future::pending().boxed()
-        }
-        fn fetch(&self, _: FetchRequest) -> BoxFuture<'static, Result<FetchResponse, String>> {
-            futures::future::pending().boxed()
-        }
-    }
     let mut inv = invocation(
         r#"export default async () => {
             try { await fetch("https://slow.example.com/", { timeout: 50 }); } catch (e) { return e.message; }
         }"#,
     );
-    inv.host = Arc::new(Slow);
+    inv.host = Arc::new(NeverAnswers::default());
     let outcome = run(inv).await;
     assert_eq!(json(ok(&outcome)), serde_json::json!("fetch to https://slow.example.com/ timed out after 50 ms"));
-}
-
-/// A host whose calls never answer, counting them.
-struct Stalled(std::sync::atomic::AtomicUsize);
-
-impl ScriptHost for Stalled {
-    fn cubby(
-        &self,
-        _: &str,
-        _: &str,
-        _: Option<String>,
-        _: crate::AnswerRoom,
-    ) -> BoxFuture<'static, Result<(u16, String), String>> {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        futures::future::pending().boxed()
-    }
-    fn fetch(&self, _: FetchRequest) -> BoxFuture<'static, Result<FetchResponse, String>> {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        futures::future::pending().boxed()
-    }
 }
 
 #[tokio::test]
 async fn host_calls_in_flight_are_bounded_per_script() {
     // 40 calls at once: past 16 waiting, the script is told to await some.
-    let host = Arc::new(Stalled(Default::default()));
+    let host = Arc::new(NeverAnswers::default());
     let mut inv = invocation(
         r#"export default async (request, ctx) => {
             const refused = [];

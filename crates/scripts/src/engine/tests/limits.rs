@@ -107,27 +107,6 @@ async fn error_messages_show_sizes() {
 
 #[tokio::test]
 async fn abandoned_work_is_freed_with_the_runtime() {
-    use futures::FutureExt;
-    use futures::future::BoxFuture;
-
-    use crate::host::{FetchRequest, FetchResponse, ScriptHost};
-
-    /// Never answers.
-    struct Silent;
-    impl ScriptHost for Silent {
-        fn cubby(
-            &self,
-            _: &str,
-            _: &str,
-            _: Option<String>,
-            _: crate::AnswerRoom,
-        ) -> BoxFuture<'static, Result<(u16, String), String>> {
-            futures::future::pending().boxed()
-        }
-        fn fetch(&self, _: FetchRequest) -> BoxFuture<'static, Result<FetchResponse, String>> {
-            futures::future::pending().boxed()
-        }
-    }
     // The handler answers while a fetch, a cubby call, timers and pending
     // promises are still alive; all of it goes with the runtime.
     let mut inv = invocation(
@@ -139,7 +118,7 @@ async fn abandoned_work_is_freed_with_the_runtime() {
             return "answered";
         }"#,
     );
-    inv.host = Arc::new(Silent);
+    inv.host = Arc::new(NeverAnswers::default());
     let outcome = run(inv).await;
     assert_eq!(text(ok(&outcome)), "\"answered\"");
     // Same, cut by the timeout instead.
@@ -147,7 +126,7 @@ async fn abandoned_work_is_freed_with_the_runtime() {
         "export default async (r, ctx) => { await Promise.all([fetch('https://slow.example.com/'), ctx.cubby.project.get()]); };",
         Duration::from_millis(100),
     );
-    inv.host = Arc::new(Silent);
+    inv.host = Arc::new(NeverAnswers::default());
     let outcome = run(inv).await;
     assert_eq!(outcome.result, Err(ScriptError::Timeout { limit: Duration::from_millis(100) }));
     // And a timeout too large to add to now is no crash.

@@ -15,6 +15,31 @@ use bytes::Bytes;
 use super::{Invocation, Limits, Outcome, ScriptRequest, ScriptResponse, run};
 use crate::fake::FakeHost;
 
+/// A host whose calls never answer; it counts the calls that reach it.
+#[derive(Default)]
+pub(super) struct NeverAnswers(pub(super) std::sync::atomic::AtomicUsize);
+
+impl crate::ScriptHost for NeverAnswers {
+    fn cubby(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<String>,
+        _: crate::AnswerRoom,
+    ) -> futures::future::BoxFuture<'static, Result<(u16, String), String>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::pin(futures::future::pending())
+    }
+
+    fn fetch(
+        &self,
+        _: crate::FetchRequest,
+    ) -> futures::future::BoxFuture<'static, Result<crate::FetchResponse, String>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::pin(futures::future::pending())
+    }
+}
+
 /// An invocation of `source` with a GET request, default limits and a fresh
 /// FakeHost.
 pub(super) fn invocation(source: &str) -> Invocation {
