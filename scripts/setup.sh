@@ -8,18 +8,24 @@
 # Options (any order):
 #   --bench  also what bench/ compares against (wrk, nginx, jq);
 #   --fuzz   also schemathesis (PyPI, pinned) in a venv at /opt/cubby-fuzz,
-#            which the API fuzz test (crates/cubby/tests/fuzz_api.rs) runs.
+#            which the API fuzz test (crates/cubby/tests/fuzz_api.rs) runs;
+#   --lint   also cargo-machete and cargo-deny (crates.io, pinned), which
+#            scripts/test.sh runs on the dependencies.
 set -euo pipefail
 
 bench=0
 fuzz=0
+lint=0
 for arg in "$@"; do
   case "$arg" in
     --bench) bench=1 ;;
     --fuzz) fuzz=1 ;;
-    *) echo "setup.sh: unknown option $arg (known: --bench, --fuzz)" >&2; exit 2 ;;
+    --lint) lint=1 ;;
+    *) echo "setup.sh: unknown option $arg (known: --bench, --fuzz, --lint)" >&2; exit 2 ;;
   esac
 done
+CARGO_DENY_VERSION=0.20.2
+CARGO_MACHETE_VERSION=0.9.2
 SCHEMATHESIS_VERSION=4.32.5
 FUZZ_VENV=/opt/cubby-fuzz
 
@@ -67,4 +73,15 @@ if [ "$fuzz" = 1 ] && ! "$FUZZ_VENV/bin/st" --version 2>/dev/null | grep -q "$SC
   echo "setup.sh: installing schemathesis $SCHEMATHESIS_VERSION into $FUZZ_VENV"
   python3 -m venv "$FUZZ_VENV"
   "$FUZZ_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+if [ "$lint" = 1 ]; then
+  if ! cargo deny --version 2>/dev/null | grep -q "$CARGO_DENY_VERSION"; then
+    echo "setup.sh: installing cargo-deny $CARGO_DENY_VERSION"
+    cargo install --locked --quiet "cargo-deny@$CARGO_DENY_VERSION"
+  fi
+  if ! cargo machete --version 2>/dev/null | grep -q "$CARGO_MACHETE_VERSION"; then
+    echo "setup.sh: installing cargo-machete $CARGO_MACHETE_VERSION"
+    cargo install --locked --quiet "cargo-machete@$CARGO_MACHETE_VERSION"
+  fi
 fi

@@ -7,10 +7,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # --bench: wrk, nginx and jq, which the bench smoke test (bench/tests) drives;
-# --fuzz: schemathesis, which the API fuzz test drives.
-./scripts/setup.sh --bench --fuzz
+# --fuzz: schemathesis, which the API fuzz test drives;
+# --lint: cargo-machete and cargo-deny, which check the dependencies.
+./scripts/setup.sh --bench --fuzz --lint
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# Dependencies: none unused (machete); licenses, bans and sources (deny).
+cargo machete
+cargo deny --log-level error check licenses bans sources
+# RustSec's advisory database comes from GitHub. Where GitHub cannot be
+# reached (this project's CI has no internet) that is said loudly, and the
+# check runs wherever it can.
+if cargo deny --log-level error fetch db >/dev/null 2>&1; then
+  cargo deny --log-level error check advisories
+else
+  echo "!!! cargo deny: the RustSec advisory database (github.com) is unreachable: advisories NOT checked !!!" >&2
+fi
 # The helpers that run inside containers are linked statically and placed
 # in target/debug/helpers/, where test daemons look for them.
 PROFILE=dev ./scripts/build.sh

@@ -33,6 +33,7 @@ async fn with_image_umask<T: Send + 'static>(
         .spawn(move || {
             match nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS) {
                 Ok(()) => {
+                    #[allow(clippy::disallowed_methods, reason = "this thread unshared CLONE_FS just above")]
                     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
                 }
                 Err(e) => tracing::warn!(error = %e, "image files get the daemon's umask"),

@@ -9,9 +9,9 @@
 
 mod cli;
 mod doctor;
-mod exec;
 mod host;
 mod purge;
+mod scripts;
 mod serve;
 
 use clap::{Parser, Subcommand};

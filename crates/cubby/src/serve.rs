@@ -359,6 +359,7 @@ async fn shutdown_signal() {
 pub fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     // What the daemon makes is its own (state, keys, logs, scripts); the
     // few files containers read are given their modes explicitly.
+    #[allow(clippy::disallowed_methods, reason = "at start, before any thread")]
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     init_tracing(args.log_json, args.trace_spans);
     raise_fd_limit();
@@ -485,7 +486,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let home = tokio::runtime::Handle::current();
     let resolver: Arc<dyn Resolver> =
         Arc::new(Routes { platform: Arc::clone(&platform), home: home.clone(), in_container: !args.proxy_via_host });
-    let scripts: Arc<dyn ScriptRunner> = Arc::new(crate::exec::Scripts {
+    let scripts: Arc<dyn ScriptRunner> = Arc::new(crate::scripts::Scripts {
         platform: Arc::clone(&platform),
         api: app.clone(),
         fetcher: Arc::new(fetcher),

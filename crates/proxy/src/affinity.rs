@@ -31,7 +31,18 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 
-use crate::forward::{BoxError, UpstreamBody, Upstreams, absolute};
+use crate::connect::Connector;
+use crate::upstream::{BoxError, UpstreamBody, UpstreamClient, absolute};
+
+/// Where a forward's connections come from.
+pub(crate) struct Upstreams<'a> {
+    /// The shared pool: first requests, upgrades, retries.
+    pub pool: &'a UpstreamClient,
+    /// New connections of client connections' own.
+    pub connector: &'a Connector,
+    /// How many of those there may be.
+    pub own: &'a Arc<OwnConnections>,
+}
 
 type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -211,8 +222,6 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
-    use crate::connect::Connector;
-    use crate::forward::UpstreamClient;
     use crate::{BoxFuture, Resolution, Resolver, WakeError};
 
     /// Connections from the host only; nothing else is asked.

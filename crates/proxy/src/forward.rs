@@ -7,27 +7,20 @@
 //! and, once the app answers 101, become a tunnel between client and app.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+use http::uri::{Authority, PathAndQuery, Uri};
 use http::{Request, Response, StatusCode};
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioIo;
 
-use crate::affinity::{Affinity, OwnConnections};
+use crate::affinity::{Affinity, Upstreams};
 use crate::body::Guarded;
-use crate::connect::Connector;
 use crate::error_page::{Body, error};
-
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub(crate) type UpstreamBody = BoxBody<Bytes, BoxError>;
-pub(crate) type UpstreamClient = Client<crate::connect::Connector, UpstreamBody>;
+use crate::upstream::{UpstreamBody, absolute};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -99,28 +92,6 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
-}
-
-/// `req` with its origin-form target made absolute
-/// (`http://10.0.0.2:8080/path`), as hyper-util's pooled client wants it.
-pub(crate) fn absolute(mut req: Request<UpstreamBody>, authority: &Authority) -> Request<UpstreamBody> {
-    let mut parts = req.uri().clone().into_parts();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(authority.clone());
-    if let Ok(uri) = Uri::from_parts(parts) {
-        *req.uri_mut() = uri;
-    }
-    req
-}
-
-/// Where a forward's connections come from.
-pub(crate) struct Upstreams<'a> {
-    /// The shared pool: first requests, upgrades, retries.
-    pub pool: &'a UpstreamClient,
-    /// New connections of client connections' own.
-    pub connector: &'a Connector,
-    /// How many of those there may be.
-    pub own: &'a Arc<OwnConnections>,
 }
 
 /// Limits of one forward.

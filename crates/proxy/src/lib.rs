@@ -16,10 +16,11 @@ mod affinity;
 mod body;
 mod connect;
 mod error_page;
-mod exec;
 mod forward;
 mod host;
+mod script;
 mod server;
+mod upstream;
 mod workers;
 
 use std::future::Future;
@@ -30,8 +31,8 @@ use bytes::Bytes;
 use std::pin::Pin;
 
 pub use access::{CLAIM_COOKIE, CLAIM_PARAM};
-pub use exec::exec_project_of;
 pub use host::label_of;
+pub use script::script_project_of;
 pub use server::{Proxy, ProxyConfig};
 pub use workers::{Listeners, StartError, Workers};
 

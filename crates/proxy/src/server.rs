@@ -17,11 +17,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::access::{Decision, check};
-use crate::affinity::{Driven, OwnConnections};
+use crate::affinity::{Driven, OwnConnections, Upstreams};
 use crate::connect::Connector;
 use crate::error_page::{Body, error};
-use crate::forward::{Limits, Peer, UpstreamClient, Upstreams, forward};
-use crate::{Resolution, Resolver, ScriptRunner, WakeError, exec_project_of, label_of};
+use crate::forward::{Limits, Peer, forward};
+use crate::upstream::UpstreamClient;
+use crate::{Resolution, Resolver, ScriptRunner, WakeError, label_of, script_project_of};
 
 /// How the proxy behaves.
 #[derive(Debug, Clone)]
@@ -171,9 +172,9 @@ impl Proxy {
         let host =
             req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri().host()).unwrap_or("");
         let scheme = if self.config.https { "https" } else { "http" };
-        if let (Some(project), Some(scripts)) = (exec_project_of(host, &self.config.domain), &self.scripts) {
+        if let (Some(project), Some(scripts)) = (script_project_of(host, &self.config.domain), &self.scripts) {
             let project = project.to_ascii_lowercase();
-            return crate::exec::handle(&**scripts, &project, req, peer.addr, scheme).await;
+            return crate::script::handle(&**scripts, &project, req, peer.addr, scheme).await;
         }
         let Some(label) = label_of(host, &self.config.domain) else {
             return error(

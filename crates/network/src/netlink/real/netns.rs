@@ -200,6 +200,10 @@ mod userns {
             // SAFETY: the child runs only `hold`, on its own stack, making
             // raw system calls and touching no lock or allocator state that
             // another thread of the parent may hold.
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the holder itself: its child closes every inherited fd first"
+            )]
             let pid = unsafe { nix::sched::clone(child_main, &mut stack, flags, Some(libc::SIGCHLD)) }?;
             Ok(Self { pid })
         }

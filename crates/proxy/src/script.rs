@@ -17,7 +17,7 @@ use crate::{Admission, ScriptAnswer, ScriptHead, ScriptRunner};
 
 /// The project of an exec host (`acme.exec.localhost:8080` under
 /// `localhost` gives `acme`).
-pub fn exec_project_of<'a>(host: &'a str, domain: &str) -> Option<&'a str> {
+pub fn script_project_of<'a>(host: &'a str, domain: &str) -> Option<&'a str> {
     let host = match host.rsplit_once(':') {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
         _ => host,
@@ -120,15 +120,15 @@ fn to_response(answer: ScriptAnswer) -> Response<Body> {
 
 #[cfg(test)]
 mod tests {
-    use super::exec_project_of;
+    use super::script_project_of;
 
     #[test]
     fn exec_hosts() {
-        assert_eq!(exec_project_of("acme.exec.localhost:8080", "localhost"), Some("acme"));
-        assert_eq!(exec_project_of("acme.exec.apps.example.com", "apps.example.com"), Some("acme"));
-        assert_eq!(exec_project_of("a--acme.localhost", "localhost"), None);
-        assert_eq!(exec_project_of("x.acme.exec.localhost", "localhost"), None);
-        assert_eq!(exec_project_of(".exec.localhost", "localhost"), None);
-        assert_eq!(exec_project_of("acme.exec.evil.com", "localhost"), None);
+        assert_eq!(script_project_of("acme.exec.localhost:8080", "localhost"), Some("acme"));
+        assert_eq!(script_project_of("acme.exec.apps.example.com", "apps.example.com"), Some("acme"));
+        assert_eq!(script_project_of("a--acme.localhost", "localhost"), None);
+        assert_eq!(script_project_of("x.acme.exec.localhost", "localhost"), None);
+        assert_eq!(script_project_of(".exec.localhost", "localhost"), None);
+        assert_eq!(script_project_of("acme.exec.evil.com", "localhost"), None);
     }
 }
