@@ -197,13 +197,13 @@ mod userns {
             let parent = unsafe { libc::getpid() };
             let child_main = Box::new(move || hold(parent));
             let flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET;
-            // SAFETY: the child runs only `hold`, on its own stack, making
-            // raw system calls and touching no lock or allocator state that
-            // another thread of the parent may hold.
             #[allow(
                 clippy::disallowed_methods,
                 reason = "the holder itself: its child closes every inherited fd first"
             )]
+            // SAFETY: the child runs only `hold`, on its own stack, making
+            // raw system calls and touching no lock or allocator state that
+            // another thread of the parent may hold.
             let pid = unsafe { nix::sched::clone(child_main, &mut stack, flags, Some(libc::SIGCHLD)) }?;
             Ok(Self { pid })
         }
