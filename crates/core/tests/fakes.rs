@@ -11,7 +11,9 @@ use cubby_model::{ContainerStatus, CreateContainer, CreateProject, Image, ImageS
 use cubby_network::{FakeNetlink, FakeNftables};
 use cubby_runtime::{FakeCgroups, FakeRuntime, PrivateMount};
 use cubby_storage::{FakeBtrfs, FakeMounts};
-use cubby_store::{ImageRecord, LayerKind, LayerRecord, SqliteStore, Store};
+use cubby_store::{
+    AuditStore, ContainerStore, ImageRecord, ImageStore, LayerKind, LayerRecord, LayerStore, SqliteStore,
+};
 
 struct Fixture {
     platform: Arc<Platform>,

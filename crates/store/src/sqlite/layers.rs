@@ -5,8 +5,8 @@
 use cubby_model::ContainerId;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{from_ms, is_unique_violation, ms, q};
-use crate::{LayerKind, LayerRecord, SnapshotRecord, StoreError};
+use super::{SqliteStore, from_ms, insert_error, ms, q};
+use crate::{LayerKind, LayerRecord, LayerStore, SnapshotRecord, StoreError};
 
 const LAYER_COLUMNS: &str = "id, kind, subvolume, root, created_at, source_container, source_generation";
 
@@ -131,13 +131,7 @@ pub(super) fn insert_snapshot(conn: &Connection, s: &SnapshotRecord, max: u32) -
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![s.id, s.container_id.as_str(), s.name, s.alias, s.layer_id, ms(s.created_at), s.expires_at.map(ms)],
     )
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            StoreError::Duplicate { what: "snapshot", name: s.alias.clone().unwrap_or_else(|| s.name.clone()) }
-        } else {
-            StoreError::Query { op: "insert snapshot", source: e }
-        }
-    })?;
+    .map_err(insert_error("insert snapshot", "snapshot", s.alias.clone().unwrap_or_else(|| s.name.clone())))?;
     let mut stmt = conn
         .prepare_cached("INSERT INTO snapshot_layers (snapshot_id, position, layer_id) VALUES (?1, ?2, ?3)")
         .map_err(q("write snapshot lowers"))?;
@@ -192,4 +186,48 @@ pub(super) fn snapshots(
         });
     }
     Ok(out)
+}
+
+impl LayerStore for SqliteStore {
+    fn insert_layer(&self, layer: &LayerRecord) -> Result<(), StoreError> {
+        insert(&self.conn(), layer)
+    }
+
+    fn layer(&self, id: &str) -> Result<Option<LayerRecord>, StoreError> {
+        get(&self.conn(), id)
+    }
+
+    fn container_lowers(&self, id: &ContainerId) -> Result<Vec<LayerRecord>, StoreError> {
+        lowers_of_container(&self.conn(), id)
+    }
+
+    fn set_container_lowers(&self, id: &ContainerId, lowers: &[String]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(q("begin set lowers"))?;
+        write_lowers(&tx, id, lowers)?;
+        tx.commit().map_err(q("commit set lowers"))
+    }
+
+    fn set_frozen_layer(&self, id: &ContainerId, layer: Option<(&str, u64)>) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE containers SET frozen_layer = ?2, frozen_generation = ?3 WHERE id = ?1",
+                params![id.as_str(), layer.map(|l| l.0), layer.and_then(|l| i64::try_from(l.1).ok())],
+            )
+            .map_err(q("remember frozen layer"))?;
+        Ok(())
+    }
+
+    fn unreferenced_layers(&self) -> Result<Vec<LayerRecord>, StoreError> {
+        unreferenced(&self.conn())
+    }
+
+    fn delete_layer(&self, id: &str) -> Result<(), StoreError> {
+        self.conn().execute("DELETE FROM layers WHERE id = ?1", [id]).map_err(q("delete layer"))?;
+        Ok(())
+    }
+
+    fn all_layers(&self) -> Result<Vec<LayerRecord>, StoreError> {
+        all(&self.conn())
+    }
 }

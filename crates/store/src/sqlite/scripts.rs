@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use cubby_model::{ProjectId, ScriptInvocation, ScriptLogLine};
 use rusqlite::{Connection, params};
 
-use super::{from_ms, ms, q};
-use crate::StoreError;
+use super::{SqliteStore, corrupt_column, from_ms, json, ms, q};
+use crate::{ScriptStore, StoreError};
 
 pub(super) fn set_secrets(
     conn: &mut Connection,
@@ -39,7 +39,7 @@ pub(super) fn append_log(
     e: &ScriptInvocation,
     keep: u32,
 ) -> Result<(), StoreError> {
-    let logs = serde_json::to_string(&e.logs).unwrap_or_else(|_| "[]".into());
+    let logs = json(&e.logs);
     let tx = conn.transaction().map_err(q("begin script log"))?;
     tx.execute(
         "INSERT INTO script_logs (project_id, at, script, method, path, status, duration_ms, error, logs)
@@ -76,17 +76,46 @@ pub(super) fn logs(conn: &Connection, project: &ProjectId, limit: u32) -> Result
     let rows = stmt
         .query_map(params![project.as_str(), limit], |r| {
             let logs: String = r.get(7)?;
+            let duration: i64 = r.get(5)?;
             Ok(ScriptInvocation {
                 at: from_ms(r.get(0)?),
                 script: r.get(1)?,
                 method: r.get(2)?,
                 path: r.get(3)?,
                 status: r.get(4)?,
-                duration_ms: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+                duration_ms: u64::try_from(duration).map_err(|_| corrupt_column(5, format!("duration {duration}")))?,
                 error: r.get(6)?,
-                logs: serde_json::from_str::<Vec<ScriptLogLine>>(&logs).unwrap_or_default(),
+                logs: serde_json::from_str::<Vec<ScriptLogLine>>(&logs)
+                    .map_err(|e| corrupt_column(7, format!("logs: {e}")))?,
             })
         })
         .map_err(q("list script logs"))?;
     rows.collect::<Result<_, _>>().map_err(q("list script logs"))
+}
+
+impl ScriptStore for SqliteStore {
+    fn set_secrets(
+        &self,
+        project: &ProjectId,
+        secrets: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        set_secrets(&mut self.conn(), project, secrets)
+    }
+
+    fn secrets(&self, project: &ProjectId) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        secrets(&self.conn(), project)
+    }
+
+    fn append_script_log(
+        &self,
+        project: &ProjectId,
+        entry: &cubby_model::ScriptInvocation,
+        keep: u32,
+    ) -> Result<(), StoreError> {
+        append_log(&mut self.conn(), project, entry, keep)
+    }
+
+    fn script_logs(&self, project: &ProjectId, limit: u32) -> Result<Vec<cubby_model::ScriptInvocation>, StoreError> {
+        logs(&self.conn(), project, limit)
+    }
 }

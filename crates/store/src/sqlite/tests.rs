@@ -2,9 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use cubby_model::{ByteSize, Limits};
+use cubby_model::{
+    ByteSize, ContainerId, ContainerStatus, Firewall, Limits, NetworkRules, Project, ProjectId, Token, TokenId, Trigger,
+};
 
 use super::*;
+use crate::{
+    AuditEntry, AuditStore, ContainerStore, LayerStore, NewContainer, ProjectStore, RuleStore, ScriptStore,
+    SnapshotStore, StoreError, TokenRecord, TokenStore,
+};
 
 fn project(name: &str, max: Option<u32>) -> Project {
     Project {
@@ -325,4 +331,33 @@ fn secrets_are_replaced_and_logs_trimmed_and_both_go_with_the_project() {
     assert!(store.delete_project(&a.id).unwrap());
     assert!(store.secrets(&a.id).unwrap().is_empty());
     assert!(store.script_logs(&a.id, 100).unwrap().is_empty());
+}
+
+#[test]
+fn corrupt_rows_are_errors_never_defaults() {
+    let s = SqliteStore::in_memory().unwrap();
+    let p = project("acme", None);
+    s.insert_project(&p).unwrap();
+    let c = s.insert_container(&new_container(&p.id, "a"), 100).unwrap();
+    // Controls: the rows read back as written.
+    assert!(s.project(&p.id).unwrap().is_some() && s.container(&c.id).unwrap().is_some());
+
+    let raw = |sql: &str| s.conn().execute(sql, []).unwrap();
+    raw("UPDATE projects SET default_access = 'everyone'");
+    assert!(s.project(&p.id).is_err(), "an unknown access mode is not `claim`");
+    raw("UPDATE projects SET default_access = 'claim'");
+    raw("UPDATE containers SET access = 'bogus'");
+    assert!(matches!(s.container(&c.id), Err(StoreError::Corrupt { .. })), "an unknown access mode is not `none`");
+    raw("UPDATE containers SET access = NULL, disk_limit = -5");
+    assert!(matches!(s.container(&c.id), Err(StoreError::Corrupt { .. })), "a negative disk limit is not unlimited");
+    raw("UPDATE containers SET disk_limit = NULL");
+    assert!(s.container(&c.id).unwrap().is_some());
+
+    let token = TokenRecord {
+        token: Token { id: TokenId::random(), project_id: None, name: None, created_at: cubby_model::now() },
+        hash: [7; 32],
+    };
+    s.insert_token(&token).unwrap();
+    raw("UPDATE tokens SET hash = x'0102'");
+    assert!(s.tokens(None).is_err(), "a short hash is not all zeros");
 }

@@ -5,11 +5,8 @@
 use cubby_model::{ContainerId, Direction, Firewall, FirewallRule, NetworkMode, NetworkRules};
 use rusqlite::{Connection, params};
 
-use crate::StoreError;
-
-fn q(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
-    move |source| StoreError::Query { op, source }
-}
+use super::{SqliteStore, json, q};
+use crate::{RuleStore, StoreError};
 
 fn text<T: serde::Serialize>(value: T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
@@ -24,7 +21,7 @@ fn parse<T: serde::de::DeserializeOwned>(what: &'static str, key: &str, value: &
 }
 
 /// Inserts `firewall` for container `id` (its old rules must be gone).
-pub(crate) fn insert(conn: &Connection, id: &ContainerId, firewall: &Firewall) -> Result<(), StoreError> {
+pub(super) fn insert(conn: &Connection, id: &ContainerId, firewall: &Firewall) -> Result<(), StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO firewall_rules (id, container_id, direction, position, action, protocol, ports, peer, description, state)
@@ -55,7 +52,7 @@ pub(crate) fn insert(conn: &Connection, id: &ContainerId, firewall: &Firewall) -
     Ok(())
 }
 
-pub(crate) fn read(conn: &Connection, id: &ContainerId) -> Result<Firewall, StoreError> {
+pub(super) fn read(conn: &Connection, id: &ContainerId) -> Result<Firewall, StoreError> {
     type Row = (String, String, String, String, Option<String>, Option<String>, Option<String>, String);
     let rows: Vec<Row> = {
         let mut stmt = conn
@@ -100,26 +97,21 @@ pub(crate) fn read(conn: &Connection, id: &ContainerId) -> Result<Firewall, Stor
     Ok(firewall)
 }
 
-pub(crate) fn delete(conn: &Connection, id: &ContainerId) -> Result<(), StoreError> {
+pub(super) fn delete(conn: &Connection, id: &ContainerId) -> Result<(), StoreError> {
     conn.execute("DELETE FROM firewall_rules WHERE container_id = ?1", [id.as_str()]).map_err(q("delete firewall"))?;
     Ok(())
 }
 
-pub(crate) fn write_network(conn: &Connection, id: &ContainerId, rules: &NetworkRules) -> Result<(), StoreError> {
+pub(super) fn write_network(conn: &Connection, id: &ContainerId, rules: &NetworkRules) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE containers SET network_mode = ?2, network_proxy = ?3, dns_servers = ?4 WHERE id = ?1",
-        params![
-            id.as_str(),
-            rules.mode.as_str(),
-            rules.proxy,
-            serde_json::to_string(&rules.dns_servers).unwrap_or_default()
-        ],
+        params![id.as_str(), rules.mode.as_str(), rules.proxy, json(&rules.dns_servers)],
     )
     .map_err(q("write network rules"))?;
     Ok(())
 }
 
-pub(crate) fn read_network(conn: &Connection, id: &ContainerId) -> Result<NetworkRules, StoreError> {
+pub(super) fn read_network(conn: &Connection, id: &ContainerId) -> Result<NetworkRules, StoreError> {
     let (mode, proxy, dns): (String, Option<String>, String) = conn
         .query_row(
             "SELECT network_mode, network_proxy, dns_servers FROM containers WHERE id = ?1",
@@ -133,4 +125,26 @@ pub(crate) fn read_network(conn: &Connection, id: &ContainerId) -> Result<Networ
         proxy,
         dns_servers: serde_json::from_str(&dns).map_err(|e| corrupt(format!("dns_servers: {e}")))?,
     })
+}
+
+impl RuleStore for SqliteStore {
+    fn firewall(&self, id: &ContainerId) -> Result<Firewall, StoreError> {
+        read(&self.conn(), id)
+    }
+
+    fn replace_firewall(&self, id: &ContainerId, firewall: &Firewall) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(q("begin replace firewall"))?;
+        delete(&tx, id)?;
+        insert(&tx, id, firewall)?;
+        tx.commit().map_err(q("commit replace firewall"))
+    }
+
+    fn network(&self, id: &ContainerId) -> Result<NetworkRules, StoreError> {
+        read_network(&self.conn(), id)
+    }
+
+    fn set_network(&self, id: &ContainerId, rules: &NetworkRules) -> Result<(), StoreError> {
+        write_network(&self.conn(), id, rules)
+    }
 }
