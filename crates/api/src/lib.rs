@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod ids;
 mod json;
 pub mod openapi;
 pub mod routes;

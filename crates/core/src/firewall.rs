@@ -11,17 +11,13 @@ use std::net::IpAddr;
 use cubby_model::firewall::{MAX_DNS_SERVERS, MAX_RULES, check_rule};
 use cubby_model::{
     ContainerId, Direction, Firewall, FirewallRule, NetworkMode, NetworkRules, Protocol, ReplaceFirewall, RuleAction,
-    RulePatch, RuleSpec, RuleState,
+    RuleId, RulePatch, RuleSpec, RuleState,
 };
 use cubby_network::{Batch, ContainerRules, EgressPolicy, L4, Match, Verdict};
 use cubby_store::ContainerRecord;
 use tracing::Instrument;
 
 use crate::{Caller, Error, Platform};
-
-fn rule_id() -> String {
-    format!("r{}", cubby_model::random_id(12))
-}
 
 /// A proxy URL's address and port (`http://198.51.100.7:3128`).
 pub(crate) fn parse_proxy(url: &str) -> Result<(IpAddr, u16), Error> {
@@ -48,7 +44,7 @@ impl Platform {
     pub(crate) fn default_firewall(&self, port: u16) -> Firewall {
         Firewall {
             ingress: vec![FirewallRule {
-                id: rule_id(),
+                id: RuleId::random(),
                 action: RuleAction::Allow,
                 protocol: Protocol::Tcp,
                 ports: Some(port.to_string()),
@@ -58,7 +54,7 @@ impl Platform {
                 state: RuleState::Enabled,
             }],
             egress: vec![FirewallRule {
-                id: rule_id(),
+                id: RuleId::random(),
                 action: RuleAction::Allow,
                 protocol: Protocol::Any,
                 ports: None,
@@ -249,7 +245,7 @@ impl Platform {
         };
         check_rule(direction, list.len(), spec)?;
         let rule = FirewallRule {
-            id: rule_id(),
+            id: RuleId::random(),
             action: spec.action.unwrap_or(RuleAction::Allow),
             protocol: spec.protocol.unwrap_or_default(),
             ports: spec.ports.clone(),
@@ -280,7 +276,7 @@ impl Platform {
         caller: &Caller,
         id: &ContainerId,
         direction: Direction,
-        rule_id: &str,
+        rule_id: &RuleId,
         patch: &RulePatch,
     ) -> Result<FirewallRule, Error> {
         let (_guard, rec) = self.locked_record(caller, id).await?;
@@ -291,7 +287,7 @@ impl Platform {
         };
         let rule = list
             .iter_mut()
-            .find(|r| r.id == rule_id)
+            .find(|r| &r.id == rule_id)
             .ok_or_else(|| Error::NotFound { kind: "firewall_rule", id: rule_id.to_string() })?;
         if let Some(a) = patch.action {
             rule.action = a;
@@ -326,7 +322,7 @@ impl Platform {
         caller: &Caller,
         id: &ContainerId,
         direction: Direction,
-        rule_id: &str,
+        rule_id: &RuleId,
     ) -> Result<(), Error> {
         let (_guard, rec) = self.locked_record(caller, id).await?;
         let mut firewall = self.store.firewall(id)?;
@@ -335,7 +331,7 @@ impl Platform {
             Direction::Egress => &mut firewall.egress,
         };
         let before = list.len();
-        list.retain(|r| r.id != rule_id);
+        list.retain(|r| &r.id != rule_id);
         if list.len() == before {
             return Err(Error::NotFound { kind: "firewall_rule", id: rule_id.to_string() });
         }
@@ -364,7 +360,7 @@ impl Platform {
                     }
                     check_rule(direction, i, s)?;
                     Ok(FirewallRule {
-                        id: rule_id(),
+                        id: RuleId::random(),
                         action: s.action.unwrap_or(RuleAction::Allow),
                         protocol: s.protocol.unwrap_or_default(),
                         ports: s.ports.clone(),

@@ -8,7 +8,7 @@
 
 use std::io::Read;
 
-use cubby_model::{Image, ImageConfig, ImageSource, random_id, validate_image_name};
+use cubby_model::{Image, ImageConfig, ImageSource, LayerId, validate_image_name};
 use cubby_storage::StorageError;
 use cubby_storage::image::{minimal, tarball, tree_size};
 use cubby_store::{ImageRecord, LayerKind, LayerRecord};
@@ -93,8 +93,8 @@ impl Platform {
     {
         let btrfs = std::sync::Arc::clone(&self.host.btrfs);
         let tmp = self.pool.tmp_path("image");
-        let layer_id = format!("l{}", random_id(12));
-        let dest = self.pool.layers_dir().join(&layer_id);
+        let layer_id = LayerId::random();
+        let dest = self.pool.layers_dir().join(layer_id.as_str());
         let label = format!("image {name}");
         let blocking_dest = dest.clone();
         let userns = self.userns;

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cubby_model::{ContainerStatus, random_id};
+use cubby_model::{ContainerStatus, LayerId};
 use cubby_store::{ContainerRecord, LayerKind, LayerRecord};
 
 use crate::{Error, Platform};
@@ -43,9 +43,9 @@ impl Platform {
         rec: &ContainerRecord,
         kind: LayerKind,
     ) -> Result<(LayerRecord, u64), Error> {
-        let id = format!("l{}", random_id(12));
+        let id = LayerId::random();
         let source = self.pool.container(rec.id.as_str());
-        let dest = self.pool.layers_dir().join(&id);
+        let dest = self.pool.layers_dir().join(id.as_str());
         let cgroup = self.paths(&rec.id, rec.slot).cgroup;
         let frozen = rec.status == ContainerStatus::Running && self.host.cgroups.freeze(&cgroup).is_ok();
         let snapped = self.host.btrfs.snapshot(&source, &dest, true);
@@ -75,7 +75,7 @@ impl Platform {
     /// last frozen one while the container's subvolume has not changed
     /// since, else a new one. The caller holds the container's lock and
     /// the layer lock.
-    pub(crate) fn frozen_layer(&self, rec: &ContainerRecord) -> Result<String, Error> {
+    pub(crate) fn frozen_layer(&self, rec: &ContainerRecord) -> Result<LayerId, Error> {
         let source = self.pool.container(rec.id.as_str());
         // Writes still in the page cache have not moved the generation yet.
         self.host.btrfs.sync(&source).map_err(Error::storage("sync", rec.id.as_str()))?;
@@ -84,7 +84,7 @@ impl Platform {
             && *generation == now
             && self.store.layer(layer)?.is_some()
         {
-            tracing::debug!(container = %rec.id, layer, "reusing the frozen layer: unchanged since");
+            tracing::debug!(container = %rec.id, %layer, "reusing the frozen layer: unchanged since");
             return Ok(layer.clone());
         }
         let (layer, generation) = self.snapshot_subvolume(rec, LayerKind::Frozen)?;
@@ -94,14 +94,14 @@ impl Platform {
 
     /// Merges a chain of layers into one new layer (for copies of copies
     /// past the depth limit). The caller holds the layer lock.
-    pub(crate) fn flatten_chain(&self, chain: &[String]) -> Result<String, Error> {
+    pub(crate) fn flatten_chain(&self, chain: &[LayerId]) -> Result<LayerId, Error> {
         let mut roots = Vec::new();
         for id in chain {
-            let layer = self.store.layer(id)?.ok_or_else(|| Error::NotFound { kind: "layer", id: id.clone() })?;
+            let layer = self.store.layer(id)?.ok_or_else(|| Error::NotFound { kind: "layer", id: id.to_string() })?;
             roots.push(self.layer_root(&layer));
         }
-        let id = format!("l{}", random_id(12));
-        let dest = self.pool.layers_dir().join(&id);
+        let id = LayerId::random();
+        let dest = self.pool.layers_dir().join(id.as_str());
         let scratch = self.pool.tmp_path("flatten");
         let step = |e| Error::Storage { step: "flatten layers", container: None, source: Box::new(e) };
         self.host.btrfs.create_subvolume(&dest).map_err(step)?;
@@ -137,7 +137,7 @@ impl Platform {
         let mut removed = 0;
         for layer in self.store.unreferenced_layers()? {
             let path = self.pool.root().join(&layer.subvolume);
-            self.host.btrfs.delete_subvolume(&path).map_err(Error::storage("delete layer", &layer.id))?;
+            self.host.btrfs.delete_subvolume(&path).map_err(Error::storage("delete layer", layer.id.as_str()))?;
             self.store.delete_layer(&layer.id)?;
             tracing::debug!(layer = %layer.id, kind = layer.kind.as_str(), "layer removed: nothing refers to it");
             removed += 1;

@@ -60,11 +60,11 @@ mod tests {
     async fn entries_live_only_while_held_or_awaited() {
         let locks = Arc::new(ContainerLocks::default());
         for i in 0..100 {
-            drop(locks.lock(&ContainerId::from(format!("cnope{i}").as_str())).await);
+            drop(locks.lock(&ContainerId::from_stored(format!("cnope{i}"))).await);
         }
         assert_eq!(locks.len(), 0, "ids nobody holds leave nothing behind");
 
-        let id = ContainerId::from("cabc");
+        let id = ContainerId::from_stored("cabc".into());
         let held = locks.lock(&id).await;
         let waiter = {
             let (locks, id) = (Arc::clone(&locks), id.clone());

@@ -118,8 +118,8 @@ mod tests {
 
     fn route(running: bool) -> Route {
         Route {
-            container_id: ContainerId("cabc".into()),
-            project_id: ProjectId("pabc".into()),
+            container_id: ContainerId::from_stored("cabc".into()),
+            project_id: ProjectId::from_stored("pabc".into()),
             address: Ipv4Addr::new(10, 0, 0, 2),
             port: 8080,
             running,
@@ -149,9 +149,9 @@ mod tests {
     fn stopped_and_removed() {
         let t = RouteTable::default();
         t.insert(label("a", "p"), route(true));
-        t.set_running(&ContainerId("cabc".into()), false);
+        t.set_running(&ContainerId::from_stored("cabc".into()), false);
         assert!(matches!(t.lookup("a--p"), Lookup::Stopped { .. }));
-        t.remove(&ContainerId("cabc".into()));
+        t.remove(&ContainerId::from_stored("cabc".into()));
         assert_eq!(t.lookup("a--p"), Lookup::Unknown);
         assert!(t.is_empty());
     }

@@ -38,7 +38,7 @@ async fn fixture() -> Fixture {
     let store = Arc::new(SqliteStore::in_memory().unwrap());
     store
         .insert_layer(&LayerRecord {
-            id: "lmin".into(),
+            id: cubby_model::LayerId::from_stored("lmin".into()),
             kind: LayerKind::Image,
             subvolume: "layers/lmin".into(),
             root: "layers/lmin".into(),
@@ -49,7 +49,7 @@ async fn fixture() -> Fixture {
         .unwrap();
     store
         .insert_image(&ImageRecord {
-            layer_id: "lmin".into(),
+            layer_id: cubby_model::LayerId::from_stored("lmin".into()),
             image: Image {
                 name: "minimal".into(),
                 source: ImageSource::Builtin,

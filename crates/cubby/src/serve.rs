@@ -180,13 +180,13 @@ impl Resolver for Routes {
 
     fn check_claim(&self, container: &str, port: u16, claim: &str) -> Result<u64, String> {
         self.platform
-            .check_claim(&ContainerId::from(container), port, claim)
+            .check_claim(&ContainerId::from_stored(container.to_string()), port, claim)
             .map(|left| u64::try_from(left).unwrap_or(0))
             .map_err(|e| e.to_string())
     }
 
     fn check_bearer(&self, container: &str, port: u16, token: &str) -> bool {
-        self.platform.check_bearer(&ContainerId::from(container), port, token)
+        self.platform.check_bearer(&ContainerId::from_stored(container.to_string()), port, token)
     }
 
     fn is_credential(&self, token: &str) -> bool {
@@ -195,7 +195,7 @@ impl Resolver for Routes {
 
     fn wake(&self, container: &str) -> BoxFuture<Result<IpAddr, WakeError>> {
         let platform = Arc::clone(&self.platform);
-        let id = ContainerId::from(container);
+        let id = ContainerId::from_stored(container.to_string());
         let woken = self.home.spawn(async move { platform.wake(&id).await });
         Box::pin(async move {
             let Ok(result) = woken.await else {
@@ -211,7 +211,7 @@ impl Resolver for Routes {
     }
 
     fn track(&self, container: &str) -> Box<dyn Send + Sync> {
-        Box::new(self.platform.track(&ContainerId::from(container)))
+        Box::new(self.platform.track(&ContainerId::from_stored(container.to_string())))
     }
 
     fn upstream_socket(&self, upstream: SocketAddr) -> BoxFuture<Option<std::os::fd::OwnedFd>> {

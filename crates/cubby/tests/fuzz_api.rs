@@ -50,7 +50,11 @@ fn schemathesis_finds_no_server_error() {
         .args(["-H", &format!("Authorization: Bearer {}", d.token)])
         .args(["--checks", "not_a_server_error"])
         .args(["--phases", "examples,coverage,fuzzing"])
-        .args(["--max-examples", "4", "--workers", "2", "--seed", "20261128"])
+        // One worker: Debian 12's Python 3.11.2 raises a spurious
+        // "AST constructor recursion depth mismatch" when two threads
+        // build ASTs at once (CPython gh-106905), which schemathesis
+        // reports as a runtime error of its own.
+        .args(["--max-examples", "4", "--workers", "1", "--seed", "20261128"])
         .args(["--max-time", "150", "--request-timeout", "60"])
         // schemathesis 4.32 crashes on its own while generating a binary
         // body for this one (Python recursion); images have their own

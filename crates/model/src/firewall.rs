@@ -10,6 +10,8 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+
+use crate::RuleId;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::ValidationError;
@@ -89,7 +91,8 @@ pub enum RuleState {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FirewallRule {
     /// Stable id, for PATCH and DELETE.
-    pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub id: RuleId,
     pub action: RuleAction,
     pub protocol: Protocol,
     /// `443`, `8000-8100` or `80,443`; only with tcp or udp. All ports when absent.

@@ -29,7 +29,7 @@ pub use firewall::{
     Direction, Firewall, FirewallRule, NetworkMode, NetworkRules, Protocol, ReplaceFirewall, RuleAction, RulePatch,
     RuleSpec, RuleState,
 };
-pub use id::{ContainerId, ProjectId, TokenId, random_id, random_secret};
+pub use id::{ContainerId, IdError, LayerId, ProjectId, RuleId, SnapshotId, TokenId, random_id, random_secret};
 pub use image::{Image, ImageConfig, ImageSource};
 pub use project::{CreateProject, Project, ProjectQuota, UpdateProject};
 pub use script::{

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use cubby_model::{
-    AccessMode, ContainerId, ContainerStatus, Firewall, Image, Limits, NetworkRules, ProjectId, Timestamp, Token,
+    AccessMode, ContainerId, ContainerStatus, Firewall, Image, LayerId, Limits, NetworkRules, ProjectId, SnapshotId,
+    Timestamp, Token,
 };
 
 /// A container as stored. The API view adds the URL and address, which
@@ -28,7 +29,7 @@ pub struct ContainerRecord {
     pub max_snapshots: u32,
     /// The last layer frozen from its subvolume (for copies), and the
     /// subvolume's generation then: reused while the generation holds.
-    pub frozen: Option<(String, u64)>,
+    pub frozen: Option<(LayerId, u64)>,
     /// Its own access mode; the project's default when `None`.
     pub access: Option<AccessMode>,
     pub autostart: bool,
@@ -58,7 +59,7 @@ pub struct NewContainer {
     pub firewall: Firewall,
     pub network: NetworkRules,
     /// Its read-only lower layers, topmost first.
-    pub lowers: Vec<String>,
+    pub lowers: Vec<LayerId>,
     pub max_snapshots: u32,
     /// `Creating` or `Copying`.
     pub status: ContainerStatus,
@@ -105,7 +106,7 @@ impl LayerKind {
 /// that lists it. It lives while anything refers to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerRecord {
-    pub id: String,
+    pub id: LayerId,
     pub kind: LayerKind,
     /// The subvolume, relative to the pool root.
     pub subvolume: String,
@@ -120,13 +121,13 @@ pub struct LayerRecord {
 /// container had then.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRecord {
-    pub id: String,
+    pub id: SnapshotId,
     pub container_id: ContainerId,
     pub name: String,
     pub alias: Option<String>,
-    pub layer_id: String,
+    pub layer_id: LayerId,
     /// The lowers below the snapshot's layer, topmost first.
-    pub lowers: Vec<String>,
+    pub lowers: Vec<LayerId>,
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,
 }
@@ -143,7 +144,7 @@ pub struct TokenRecord {
 pub struct ImageRecord {
     pub image: Image,
     /// The layer holding its root filesystem.
-    pub layer_id: String,
+    pub layer_id: LayerId,
     /// Free-form digest of the image's source (for `minimal`, of its binaries).
     pub digest: String,
 }

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use cubby_model::{
-    ContainerId, ContainerStatus, Firewall, NetworkRules, Project, ProjectId, ScriptInvocation, TokenId, Transition,
-    Trigger,
+    ContainerId, ContainerStatus, Firewall, LayerId, NetworkRules, Project, ProjectId, ScriptInvocation, SnapshotId,
+    TokenId, Transition, Trigger,
 };
 
 use crate::{
@@ -121,16 +121,16 @@ pub trait AliasStore: Send + Sync {
 /// Read-only layers and which containers sit on them.
 pub trait LayerStore: Send + Sync {
     fn insert_layer(&self, layer: &LayerRecord) -> Result<(), StoreError>;
-    fn layer(&self, id: &str) -> Result<Option<LayerRecord>, StoreError>;
+    fn layer(&self, id: &LayerId) -> Result<Option<LayerRecord>, StoreError>;
     /// A container's lowers, topmost first.
     fn container_lowers(&self, id: &ContainerId) -> Result<Vec<LayerRecord>, StoreError>;
     /// Replaces a container's lowers (restore, flatten).
-    fn set_container_lowers(&self, id: &ContainerId, lowers: &[String]) -> Result<(), StoreError>;
+    fn set_container_lowers(&self, id: &ContainerId, lowers: &[LayerId]) -> Result<(), StoreError>;
     /// Remembers the layer last frozen from a container's subvolume.
-    fn set_frozen_layer(&self, id: &ContainerId, layer: Option<(&str, u64)>) -> Result<(), StoreError>;
+    fn set_frozen_layer(&self, id: &ContainerId, layer: Option<(&LayerId, u64)>) -> Result<(), StoreError>;
     /// Layers nothing refers to any more (no container, snapshot or image).
     fn unreferenced_layers(&self) -> Result<Vec<LayerRecord>, StoreError>;
-    fn delete_layer(&self, id: &str) -> Result<(), StoreError>;
+    fn delete_layer(&self, id: &LayerId) -> Result<(), StoreError>;
     /// Every layer.
     fn all_layers(&self) -> Result<Vec<LayerRecord>, StoreError>;
 }
@@ -144,8 +144,8 @@ pub trait SnapshotStore: Send + Sync {
     fn snapshots(&self, container: &ContainerId) -> Result<Vec<SnapshotRecord>, StoreError>;
     /// A snapshot by name or alias.
     fn snapshot(&self, container: &ContainerId, key: &str) -> Result<Option<SnapshotRecord>, StoreError>;
-    fn delete_snapshot(&self, id: &str) -> Result<bool, StoreError>;
-    fn set_snapshot_alias(&self, id: &str, alias: Option<&str>) -> Result<(), StoreError>;
+    fn delete_snapshot(&self, id: &SnapshotId) -> Result<bool, StoreError>;
+    fn set_snapshot_alias(&self, id: &SnapshotId, alias: Option<&str>) -> Result<(), StoreError>;
     /// Snapshots whose expiry is before `now`.
     fn expired_snapshots(&self, now: cubby_model::Timestamp) -> Result<Vec<SnapshotRecord>, StoreError>;
 }

@@ -8,6 +8,7 @@ use cubby_model::{Alias, Authorization, AuthorizeRequest, ContainerId, CreateAli
 
 use crate::auth::Auth;
 use crate::error::ErrorBody;
+use crate::ids::PathId;
 use crate::json::Json;
 use crate::{ApiError, AppState};
 
@@ -20,10 +21,10 @@ use crate::{ApiError, AppState};
 pub async fn authorize(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
     Json(req): Json<AuthorizeRequest>,
 ) -> Result<Out<Authorization>, ApiError> {
-    Ok(Out(s.platform.authorize(&caller, &ContainerId(id), &req)?))
+    Ok(Out(s.platform.authorize(&caller, &id, &req)?))
 }
 
 /// Void every claim of the container signed so far, at once.
@@ -33,9 +34,9 @@ pub async fn authorize(
 pub async fn revoke_claims(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
 ) -> Result<StatusCode, ApiError> {
-    s.platform.revoke_claims(&caller, &ContainerId(id))?;
+    s.platform.revoke_claims(&caller, &id)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

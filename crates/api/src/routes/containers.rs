@@ -1,7 +1,7 @@
 //! `/api/v1/projects/{id}/containers` and `/api/v1/containers/...`
 
 use axum::Json as Out;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use cubby_model::{
@@ -12,6 +12,7 @@ use utoipa::IntoParams;
 
 use crate::auth::Auth;
 use crate::error::ErrorBody;
+use crate::ids::PathId;
 use crate::json::{Json, Query};
 use crate::{ApiError, AppState};
 
@@ -33,10 +34,10 @@ pub struct PageQuery {
 pub async fn create_container(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ProjectId>,
     Json(req): Json<CreateContainer>,
 ) -> Result<(StatusCode, Out<Container>), ApiError> {
-    Ok((StatusCode::CREATED, Out(s.platform.create_container(&caller, &ProjectId(id), &req).await?)))
+    Ok((StatusCode::CREATED, Out(s.platform.create_container(&caller, &id, &req).await?)))
 }
 
 /// Filter of a project's containers.
@@ -53,11 +54,11 @@ pub struct NameQuery {
 pub async fn list_project_containers(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ProjectId>,
     Query(q): Query<PageQuery>,
     Query(n): Query<NameQuery>,
 ) -> Result<Out<Page<Container>>, ApiError> {
-    let project = ProjectId(id);
+    let project = id;
     if let Some(name) = n.name {
         let items = s.platform.container_by_name(&caller, &project, &name)?.into_iter().collect();
         return Ok(Out(Page { items, next_cursor: None }));
@@ -83,9 +84,9 @@ pub async fn list_containers(
 pub async fn get_container(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
 ) -> Result<Out<Container>, ApiError> {
-    Ok(Out(s.platform.container(&caller, &ContainerId(id))?))
+    Ok(Out(s.platform.container(&caller, &id)?))
 }
 
 /// Change a container: env vars (merged; `null` removes a key), limits
@@ -97,10 +98,10 @@ pub async fn get_container(
 pub async fn update_container(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
     Json(req): Json<UpdateContainer>,
 ) -> Result<Out<Container>, ApiError> {
-    Ok(Out(s.platform.update_container(&caller, &ContainerId(id), &req).await?))
+    Ok(Out(s.platform.update_container(&caller, &id, &req).await?))
 }
 
 /// Delete a container and everything of it: processes, files, snapshots,
@@ -111,9 +112,9 @@ pub async fn update_container(
 pub async fn delete_container(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
 ) -> Result<StatusCode, ApiError> {
-    s.platform.delete_container(&caller, &ContainerId(id)).await?;
+    s.platform.delete_container(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -125,9 +126,9 @@ pub async fn delete_container(
 pub async fn start_container(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
 ) -> Result<Out<Container>, ApiError> {
-    Ok(Out(s.platform.start_container(&caller, &ContainerId(id)).await?))
+    Ok(Out(s.platform.start_container(&caller, &id).await?))
 }
 
 /// Stop a container: SIGTERM, then SIGKILL after a grace period.
@@ -138,9 +139,9 @@ pub async fn start_container(
 pub async fn stop_container(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
 ) -> Result<Out<Container>, ApiError> {
-    Ok(Out(s.platform.stop_container(&caller, &ContainerId(id)).await?))
+    Ok(Out(s.platform.stop_container(&caller, &id).await?))
 }
 
 /// Stop and start a container.
@@ -151,9 +152,9 @@ pub async fn stop_container(
 pub async fn restart_container(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
 ) -> Result<Out<Container>, ApiError> {
-    Ok(Out(s.platform.restart_container(&caller, &ContainerId(id)).await?))
+    Ok(Out(s.platform.restart_container(&caller, &id).await?))
 }
 
 /// Run a command in a running container and collect its output.
@@ -164,10 +165,10 @@ pub async fn restart_container(
 pub async fn exec_container(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
     Json(req): Json<ExecRequest>,
 ) -> Result<Out<ExecResult>, ApiError> {
-    Ok(Out(s.platform.exec(&caller, &ContainerId(id), &req).await?))
+    Ok(Out(s.platform.exec(&caller, &id, &req).await?))
 }
 
 /// How much log to read.
@@ -185,10 +186,10 @@ pub struct LogQuery {
 pub async fn container_logs(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
     Query(q): Query<LogQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let bytes = s.platform.logs(&caller, &ContainerId(id), q.tail_bytes.unwrap_or(64 * 1024))?;
+    let bytes = s.platform.logs(&caller, &id, q.tail_bytes.unwrap_or(64 * 1024))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes))
 }
 
@@ -200,7 +201,7 @@ pub async fn container_logs(
 pub async fn container_transitions(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
 ) -> Result<Out<Vec<Transition>>, ApiError> {
-    Ok(Out(s.platform.transitions(&caller, &ContainerId(id))?))
+    Ok(Out(s.platform.transitions(&caller, &id)?))
 }

@@ -3,10 +3,13 @@
 use axum::Json as Out;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use cubby_model::{ContainerId, Direction, Firewall, FirewallRule, NetworkRules, ReplaceFirewall, RulePatch, RuleSpec};
+use cubby_model::{
+    ContainerId, Direction, Firewall, FirewallRule, NetworkRules, ReplaceFirewall, RuleId, RulePatch, RuleSpec,
+};
 
 use crate::auth::Auth;
 use crate::error::ErrorBody;
+use crate::ids::PathId;
 use crate::json::Json;
 use crate::{ApiError, AppState};
 
@@ -26,9 +29,9 @@ fn direction(text: &str) -> Result<Direction, ApiError> {
 pub async fn get_firewall(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
 ) -> Result<Out<Firewall>, ApiError> {
-    Ok(Out(s.platform.firewall(&caller, &ContainerId(id))?))
+    Ok(Out(s.platform.firewall(&caller, &id)?))
 }
 
 /// Replace the whole rule set atomically.
@@ -39,10 +42,10 @@ pub async fn get_firewall(
 pub async fn replace_firewall(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
     Json(req): Json<ReplaceFirewall>,
 ) -> Result<Out<Firewall>, ApiError> {
-    Ok(Out(s.platform.replace_firewall(&caller, &ContainerId(id), &req).await?))
+    Ok(Out(s.platform.replace_firewall(&caller, &id, &req).await?))
 }
 
 /// Go back to the default rules.
@@ -52,9 +55,9 @@ pub async fn replace_firewall(
 pub async fn reset_firewall(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
 ) -> Result<Out<Firewall>, ApiError> {
-    Ok(Out(s.platform.reset_firewall(&caller, &ContainerId(id)).await?))
+    Ok(Out(s.platform.reset_firewall(&caller, &id).await?))
 }
 
 /// Add a rule, at `position` or at the end.
@@ -66,10 +69,11 @@ pub async fn reset_firewall(
 pub async fn add_rule(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path((id, dir)): Path<(String, String)>,
+    PathId(id): PathId<ContainerId>,
+    Path((_id, dir)): Path<(String, String)>,
     Json(spec): Json<RuleSpec>,
 ) -> Result<(StatusCode, Out<FirewallRule>), ApiError> {
-    let rule = s.platform.add_rule(&caller, &ContainerId(id), direction(&dir)?, &spec).await?;
+    let rule = s.platform.add_rule(&caller, &id, direction(&dir)?, &spec).await?;
     Ok((StatusCode::CREATED, Out(rule)))
 }
 
@@ -84,10 +88,12 @@ pub async fn add_rule(
 pub async fn patch_rule(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path((id, dir, rule_id)): Path<(String, String, String)>,
+    PathId(id): PathId<ContainerId>,
+    PathId(rule_id): PathId<RuleId>,
+    Path((_id, dir, _rule)): Path<(String, String, String)>,
     Json(patch): Json<RulePatch>,
 ) -> Result<Out<FirewallRule>, ApiError> {
-    Ok(Out(s.platform.patch_rule(&caller, &ContainerId(id), direction(&dir)?, &rule_id, &patch).await?))
+    Ok(Out(s.platform.patch_rule(&caller, &id, direction(&dir)?, &rule_id, &patch).await?))
 }
 
 /// Remove one rule.
@@ -99,9 +105,11 @@ pub async fn patch_rule(
 pub async fn delete_rule(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path((id, dir, rule_id)): Path<(String, String, String)>,
+    PathId(id): PathId<ContainerId>,
+    PathId(rule_id): PathId<RuleId>,
+    Path((_id, dir, _rule)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    s.platform.delete_rule(&caller, &ContainerId(id), direction(&dir)?, &rule_id).await?;
+    s.platform.delete_rule(&caller, &id, direction(&dir)?, &rule_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -112,9 +120,9 @@ pub async fn delete_rule(
 pub async fn get_network(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
 ) -> Result<Out<NetworkRules>, ApiError> {
-    Ok(Out(s.platform.network(&caller, &ContainerId(id))?))
+    Ok(Out(s.platform.network(&caller, &id)?))
 }
 
 /// Set a container's network mode (`open`, `block`, or `proxy` with
@@ -127,8 +135,8 @@ pub async fn get_network(
 pub async fn set_network(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
     Json(rules): Json<NetworkRules>,
 ) -> Result<Out<NetworkRules>, ApiError> {
-    Ok(Out(s.platform.set_network(&caller, &ContainerId(id), &rules).await?))
+    Ok(Out(s.platform.set_network(&caller, &id, &rules).await?))
 }

@@ -1,12 +1,13 @@
 //! `/api/v1/projects`
 
 use axum::Json as Out;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use cubby_model::{CreateProject, Project, ProjectId, UpdateProject};
 
 use crate::auth::Auth;
 use crate::error::ErrorBody;
+use crate::ids::PathId;
 use crate::json::Json;
 use crate::{ApiError, AppState};
 
@@ -37,9 +38,9 @@ pub async fn list_projects(State(s): State<AppState>, Auth(caller): Auth) -> Res
 pub async fn get_project(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ProjectId>,
 ) -> Result<Out<Project>, ApiError> {
-    Ok(Out(s.platform.project(&caller, &ProjectId(id))?))
+    Ok(Out(s.platform.project(&caller, &id)?))
 }
 
 /// Change a project's container limit and the defaults of its containers
@@ -51,10 +52,10 @@ pub async fn get_project(
 pub async fn update_project(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ProjectId>,
     Json(req): Json<UpdateProject>,
 ) -> Result<Out<Project>, ApiError> {
-    Ok(Out(s.platform.update_project(&caller, &ProjectId(id), &req)?))
+    Ok(Out(s.platform.update_project(&caller, &id, &req)?))
 }
 
 /// Delete an empty project and its tokens (admin token).
@@ -65,8 +66,8 @@ pub async fn update_project(
 pub async fn delete_project(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ProjectId>,
 ) -> Result<StatusCode, ApiError> {
-    s.platform.delete_project(&caller, &ProjectId(id))?;
+    s.platform.delete_project(&caller, &id)?;
     Ok(StatusCode::NO_CONTENT)
 }

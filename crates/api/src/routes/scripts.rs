@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::auth::Auth;
 use crate::error::ErrorBody;
+use crate::ids::PathId;
 use crate::json::{Json, Query};
 use crate::{ApiError, AppState};
 
@@ -24,9 +25,9 @@ use crate::{ApiError, AppState};
 pub async fn list_scripts(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ProjectId>,
 ) -> Result<Out<Vec<ScriptFile>>, ApiError> {
-    Ok(Out(s.platform.scripts(&caller, &ProjectId(id))?))
+    Ok(Out(s.platform.scripts(&caller, &id)?))
 }
 
 /// Query of the logs listing.
@@ -45,10 +46,10 @@ pub struct LogsQuery {
 pub async fn script_logs(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ProjectId>,
     Query(q): Query<LogsQuery>,
 ) -> Result<Out<Vec<ScriptInvocation>>, ApiError> {
-    Ok(Out(s.platform.script_logs(&caller, &ProjectId(id), q.limit.unwrap_or(100))?))
+    Ok(Out(s.platform.script_logs(&caller, &id, q.limit.unwrap_or(100))?))
 }
 
 /// Write one script (the request body is the file). `.ts` files are
@@ -62,10 +63,11 @@ pub async fn script_logs(
 pub async fn put_script(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path((id, path)): Path<(String, String)>,
+    PathId(id): PathId<ProjectId>,
+    Path((_id, path)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Out<ScriptFile>, ApiError> {
-    Ok(Out(s.platform.put_script(&caller, &ProjectId(id), &path, &body)?))
+    Ok(Out(s.platform.put_script(&caller, &id, &path, &body)?))
 }
 
 /// Read one script's content.
@@ -77,9 +79,10 @@ pub async fn put_script(
 pub async fn get_script(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path((id, path)): Path<(String, String)>,
+    PathId(id): PathId<ProjectId>,
+    Path((_id, path)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (file, content) = s.platform.script(&caller, &ProjectId(id), &path)?;
+    let (file, content) = s.platform.script(&caller, &id, &path)?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
@@ -98,9 +101,10 @@ pub async fn get_script(
 pub async fn delete_script(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path((id, path)): Path<(String, String)>,
+    PathId(id): PathId<ProjectId>,
+    Path((_id, path)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    s.platform.delete_script(&caller, &ProjectId(id), &path)?;
+    s.platform.delete_script(&caller, &id, &path)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -113,10 +117,10 @@ pub async fn delete_script(
 pub async fn put_secrets(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ProjectId>,
     Json(req): Json<PutSecrets>,
 ) -> Result<Out<SecretNames>, ApiError> {
-    Ok(Out(s.platform.set_secrets(&caller, &ProjectId(id), &req)?))
+    Ok(Out(s.platform.set_secrets(&caller, &id, &req)?))
 }
 
 /// The names of the project's secrets.
@@ -126,9 +130,9 @@ pub async fn put_secrets(
 pub async fn get_secrets(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ProjectId>,
 ) -> Result<Out<SecretNames>, ApiError> {
-    Ok(Out(s.platform.secret_names(&caller, &ProjectId(id))?))
+    Ok(Out(s.platform.secret_names(&caller, &id)?))
 }
 
 /// The OpenAPI paths of the catch-all file routes.

@@ -7,6 +7,7 @@ use cubby_model::{Container, ContainerId, CopyContainer, CreateSnapshot, Snapsho
 
 use crate::auth::Auth;
 use crate::error::ErrorBody;
+use crate::ids::PathId;
 use crate::json::Json;
 use crate::{ApiError, AppState};
 
@@ -19,10 +20,10 @@ use crate::{ApiError, AppState};
 pub async fn copy_container(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
     Json(req): Json<CopyContainer>,
 ) -> Result<(StatusCode, Out<Container>), ApiError> {
-    Ok((StatusCode::CREATED, Out(s.platform.copy_container(&caller, &ContainerId(id), &req).await?)))
+    Ok((StatusCode::CREATED, Out(s.platform.copy_container(&caller, &id, &req).await?)))
 }
 
 /// Take a snapshot.
@@ -33,10 +34,10 @@ pub async fn copy_container(
 pub async fn create_snapshot(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
     Json(req): Json<CreateSnapshot>,
 ) -> Result<(StatusCode, Out<Snapshot>), ApiError> {
-    Ok((StatusCode::CREATED, Out(s.platform.create_snapshot(&caller, &ContainerId(id), &req).await?)))
+    Ok((StatusCode::CREATED, Out(s.platform.create_snapshot(&caller, &id, &req).await?)))
 }
 
 /// A container's snapshots, oldest first.
@@ -46,9 +47,9 @@ pub async fn create_snapshot(
 pub async fn list_snapshots(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ContainerId>,
 ) -> Result<Out<Vec<Snapshot>>, ApiError> {
-    Ok(Out(s.platform.snapshots(&caller, &ContainerId(id))?))
+    Ok(Out(s.platform.snapshots(&caller, &id)?))
 }
 
 /// One snapshot, by name or alias.
@@ -58,9 +59,10 @@ pub async fn list_snapshots(
 pub async fn get_snapshot(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path((id, name)): Path<(String, String)>,
+    PathId(id): PathId<ContainerId>,
+    Path((_id, name)): Path<(String, String)>,
 ) -> Result<Out<Snapshot>, ApiError> {
-    Ok(Out(s.platform.snapshot(&caller, &ContainerId(id), &name)?))
+    Ok(Out(s.platform.snapshot(&caller, &id, &name)?))
 }
 
 /// Restore the container to this snapshot, in place (it is stopped and
@@ -72,9 +74,10 @@ pub async fn get_snapshot(
 pub async fn restore_snapshot(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path((id, name)): Path<(String, String)>,
+    PathId(id): PathId<ContainerId>,
+    Path((_id, name)): Path<(String, String)>,
 ) -> Result<Out<Container>, ApiError> {
-    Ok(Out(s.platform.restore_snapshot(&caller, &ContainerId(id), &name).await?))
+    Ok(Out(s.platform.restore_snapshot(&caller, &id, &name).await?))
 }
 
 /// Rename or remove a snapshot's alias.
@@ -86,10 +89,11 @@ pub async fn restore_snapshot(
 pub async fn update_snapshot(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path((id, name)): Path<(String, String)>,
+    PathId(id): PathId<ContainerId>,
+    Path((_id, name)): Path<(String, String)>,
     Json(req): Json<UpdateSnapshot>,
 ) -> Result<Out<Snapshot>, ApiError> {
-    Ok(Out(s.platform.update_snapshot(&caller, &ContainerId(id), &name, &req).await?))
+    Ok(Out(s.platform.update_snapshot(&caller, &id, &name, &req).await?))
 }
 
 /// Delete a snapshot.
@@ -99,8 +103,9 @@ pub async fn update_snapshot(
 pub async fn delete_snapshot(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path((id, name)): Path<(String, String)>,
+    PathId(id): PathId<ContainerId>,
+    Path((_id, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    s.platform.delete_snapshot(&caller, &ContainerId(id), &name).await?;
+    s.platform.delete_snapshot(&caller, &id, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,12 +1,13 @@
 //! `/api/v1/projects/{id}/tokens`
 
 use axum::Json as Out;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use cubby_model::{CreateToken, CreatedToken, ProjectId, Token, TokenId};
 
 use crate::auth::Auth;
 use crate::error::ErrorBody;
+use crate::ids::PathId;
 use crate::json::Json;
 use crate::{ApiError, AppState};
 
@@ -18,10 +19,10 @@ use crate::{ApiError, AppState};
 pub async fn create_token(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ProjectId>,
     Json(req): Json<CreateToken>,
 ) -> Result<(StatusCode, Out<CreatedToken>), ApiError> {
-    Ok((StatusCode::CREATED, Out(s.platform.create_token(&caller, &ProjectId(id), &req)?)))
+    Ok((StatusCode::CREATED, Out(s.platform.create_token(&caller, &id, &req)?)))
 }
 
 /// The project's tokens, without secrets.
@@ -31,9 +32,9 @@ pub async fn create_token(
 pub async fn list_tokens(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId<ProjectId>,
 ) -> Result<Out<Vec<Token>>, ApiError> {
-    Ok(Out(s.platform.tokens(&caller, &ProjectId(id))?))
+    Ok(Out(s.platform.tokens(&caller, &id)?))
 }
 
 /// Revoke a token.
@@ -43,8 +44,9 @@ pub async fn list_tokens(
 pub async fn delete_token(
     State(s): State<AppState>,
     Auth(caller): Auth,
-    Path((id, token_id)): Path<(String, String)>,
+    PathId(id): PathId<ProjectId>,
+    PathId(token_id): PathId<TokenId>,
 ) -> Result<StatusCode, ApiError> {
-    s.platform.delete_token(&caller, &ProjectId(id), &TokenId(token_id))?;
+    s.platform.delete_token(&caller, &id, &token_id)?;
     Ok(StatusCode::NO_CONTENT)
 }

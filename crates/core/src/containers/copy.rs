@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cubby_model::{
-    Container, ContainerId, ContainerStatus, CopyContainer, Firewall, FirewallRule, NetworkRules,
+    Container, ContainerId, ContainerStatus, CopyContainer, Firewall, FirewallRule, LayerId, NetworkRules, RuleId,
     validate_container_name, validate_env,
 };
 use cubby_store::NewContainer;
@@ -18,7 +18,7 @@ use tracing::Instrument;
 use crate::{Caller, Error, Platform};
 
 fn with_new_ids(rules: Vec<FirewallRule>) -> Vec<FirewallRule> {
-    rules.into_iter().map(|r| FirewallRule { id: format!("r{}", cubby_model::random_id(12)), ..r }).collect()
+    rules.into_iter().map(|r| FirewallRule { id: RuleId::random(), ..r }).collect()
 }
 
 impl Platform {
@@ -69,7 +69,7 @@ impl Platform {
             });
         }
         let layers_guard = self.layers_lock.lock().await;
-        let mut lowers: Vec<String> = match below {
+        let mut lowers: Vec<LayerId> = match below {
             Some(snapshot) => std::iter::once(snapshot.layer_id).chain(snapshot.lowers).collect(),
             None => {
                 let frozen = tracing::info_span!("storage.freeze").in_scope(|| self.frozen_layer(&src))?;

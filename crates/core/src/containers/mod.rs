@@ -235,7 +235,8 @@ impl Platform {
         }
         let scope = project.or(caller.project());
         let limit = limit.clamp(1, MAX_PAGE);
-        let after = cursor.map(ContainerId::from);
+        // The cursor is only a sort key: any text pages from where it sorts.
+        let after = cursor.map(|c| ContainerId::from_stored(c.to_string()));
         let records = self.store.containers(scope, after.as_ref(), limit + 1)?;
         let more = records.len() > limit as usize;
         let items: Vec<Container> =

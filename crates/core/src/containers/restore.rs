@@ -16,12 +16,14 @@
 
 use std::path::PathBuf;
 
-use cubby_model::ContainerId;
+use cubby_model::{ContainerId, LayerId};
 use cubby_store::{ContainerRecord, LayerRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Platform};
 
+/// On disk as plain strings: the ids are the daemon's own (some older
+/// layer ids have other shapes), read back with `from_stored`.
 #[derive(Debug, Serialize, Deserialize)]
 struct Journal {
     old_lowers: Vec<String>,
@@ -47,7 +49,7 @@ impl Platform {
     }
 
     fn lower_ids(&self, id: &ContainerId) -> Result<Vec<String>, Error> {
-        Ok(self.store.container_lowers(id)?.into_iter().map(|l| l.id).collect())
+        Ok(self.store.container_lowers(id)?.into_iter().map(|l| l.id.into()).collect())
     }
 
     /// Swaps the (stopped) container's subvolume for a writable snapshot of
@@ -57,12 +59,15 @@ impl Platform {
         &self,
         rec: &ContainerRecord,
         layer: &LayerRecord,
-        new_lowers: &[String],
+        new_lowers: &[LayerId],
     ) -> Result<(), Error> {
         let id = rec.id.as_str();
         let p = self.restore_paths(id);
         let step = |s| Error::storage(s, id);
-        let journal = Journal { old_lowers: self.lower_ids(&rec.id)?, new_lowers: new_lowers.to_vec() };
+        let journal = Journal {
+            old_lowers: self.lower_ids(&rec.id)?,
+            new_lowers: new_lowers.iter().map(ToString::to_string).collect(),
+        };
         let tmp = p.journal.with_extension("json.tmp");
         std::fs::write(&tmp, serde_json::to_vec(&journal).expect("plain data serialises"))
             .and_then(|()| std::fs::rename(&tmp, &p.journal))
@@ -94,7 +99,8 @@ impl Platform {
         if let Some(limit) = rec.limits.disk {
             self.host.btrfs.set_disk_limit(&p.current, Some(limit.0)).map_err(step("set disk limit"))?;
         }
-        self.store.set_container_lowers(&rec.id, &journal.new_lowers)?;
+        let new_lowers: Vec<LayerId> = journal.new_lowers.iter().cloned().map(LayerId::from_stored).collect();
+        self.store.set_container_lowers(&rec.id, &new_lowers)?;
         self.store.set_frozen_layer(&rec.id, None)?;
         if p.aside.exists() {
             self.host.btrfs.delete_subvolume(&p.aside).map_err(step("remove the replaced subvolume"))?;
@@ -112,7 +118,7 @@ impl Platform {
             let Some(id) = name.strip_suffix(".restore.json") else { continue };
             let p = self.restore_paths(id);
             let journal: Option<Journal> = std::fs::read(&p.journal).ok().and_then(|b| serde_json::from_slice(&b).ok());
-            let rec = self.store.container(&ContainerId(id.to_string()))?;
+            let rec = self.store.container(&ContainerId::from_stored(id.to_string()))?;
             let (Some(journal), Some(rec)) = (journal, rec) else {
                 // A torn journal (the crash came while writing it) or a
                 // container deleted since: only debris is left.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cubby_model::{
-    Container, ContainerId, ContainerStatus, CreateSnapshot, Snapshot, Trigger, UpdateSnapshot, random_id,
+    Container, ContainerId, ContainerStatus, CreateSnapshot, Snapshot, SnapshotId, Trigger, UpdateSnapshot, random_id,
     validate_alias,
 };
 use cubby_storage::image::tree_size;
@@ -88,7 +88,7 @@ impl Platform {
         let (layer, _) = self.snapshot_subvolume(&rec, LayerKind::Snapshot)?;
         self.failpoint("snapshot.subvolume");
         let record = SnapshotRecord {
-            id: format!("s{}", random_id(12)),
+            id: SnapshotId::random(),
             container_id: rec.id.clone(),
             name: snapshot_name(),
             alias: req.alias.clone(),
@@ -181,7 +181,7 @@ impl Platform {
             let layer = self
                 .store
                 .layer(&snapshot.layer_id)?
-                .ok_or_else(|| Error::NotFound { kind: "layer", id: snapshot.layer_id.clone() })?;
+                .ok_or_else(|| Error::NotFound { kind: "layer", id: snapshot.layer_id.to_string() })?;
             self.swap_in_snapshot(&rec, &layer, &snapshot.lowers)?;
         }
         tracing::info!(container = %id, snapshot = %snapshot.name, "snapshot restored");

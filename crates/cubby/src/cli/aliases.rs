@@ -50,7 +50,11 @@ pub fn run(cmd: AliasesCommand) -> anyhow::Result<std::process::ExitCode> {
         AliasesCommand::Create { name, container, port, c } => {
             print_one(
                 c.json,
-                &c.client()?.create_alias(&CreateAlias { name, container_id: ContainerId(container), port })?,
+                &c.client()?.create_alias(&CreateAlias {
+                    name,
+                    container_id: ContainerId::parse(&container)?,
+                    port,
+                })?,
             );
         }
         AliasesCommand::Delete { name, c } => {

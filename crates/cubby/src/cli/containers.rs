@@ -285,7 +285,7 @@ pub fn run(cmd: ContainersCommand) -> anyhow::Result<std::process::ExitCode> {
         ContainersCommand::Copy(a) => {
             let req = CopyContainer {
                 name: a.name,
-                target_project_id: a.project.map(ProjectId),
+                target_project_id: a.project.as_deref().map(ProjectId::parse).transpose()?,
                 source_snapshot: a.snapshot,
                 copy_firewall_rules: Some(!a.no_firewall_rules),
                 copy_network_rules: Some(!a.no_network_rules),

@@ -33,7 +33,7 @@ impl AliasStore for SqliteStore {
             .query_map([container.map(ContainerId::as_str)], |r| {
                 Ok(AliasRecord {
                     name: r.get(0)?,
-                    container_id: ContainerId(r.get(1)?),
+                    container_id: ContainerId::from_stored(r.get(1)?),
                     port: r.get(2)?,
                     created_at: from_ms(r.get(3)?),
                 })
@@ -54,7 +54,7 @@ impl AliasStore for SqliteStore {
     fn alias_release(&self, name: &str) -> Result<Option<(ProjectId, cubby_model::Timestamp)>, StoreError> {
         self.conn()
             .query_row("SELECT project_id, released_at FROM alias_releases WHERE name = ?1", [name], |r| {
-                Ok((ProjectId(r.get(0)?), from_ms(r.get(1)?)))
+                Ok((ProjectId::from_stored(r.get(0)?), from_ms(r.get(1)?)))
             })
             .optional()
             .map_err(q("read alias release"))

@@ -21,8 +21,8 @@ impl AuditStore for SqliteStore {
                 Ok(AuditEntry {
                     at: from_ms(r.get(0)?),
                     action: r.get(1)?,
-                    project_id: r.get::<_, Option<String>>(2)?.map(ProjectId),
-                    container_id: r.get::<_, Option<String>>(3)?.map(ContainerId),
+                    project_id: r.get::<_, Option<String>>(2)?.map(ProjectId::from_stored),
+                    container_id: r.get::<_, Option<String>>(3)?.map(ContainerId::from_stored),
                 })
             })
             .map_err(q("list audit"))?;

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use cubby_model::{AccessMode, ByteSize, ContainerId, ContainerStatus, Limits, ProjectId, Transition, Trigger};
+use cubby_model::{
+    AccessMode, ByteSize, ContainerId, ContainerStatus, LayerId, Limits, ProjectId, Transition, Trigger,
+};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::aliases::release_aliases;
@@ -80,8 +82,8 @@ impl RawContainer {
             ContainerStatus::parse(&self.status).ok_or_else(|| corrupt(format!("unknown status `{}`", self.status)))?;
         let memory = u64::try_from(self.memory).map_err(|_| corrupt("negative memory".into()))?;
         Ok(ContainerRecord {
-            id: ContainerId(self.id),
-            project_id: ProjectId(self.project_id),
+            id: ContainerId::from_stored(self.id),
+            project_id: ProjectId::from_stored(self.project_id),
             name: self.name,
             image: self.image,
             command,
@@ -102,9 +104,10 @@ impl RawContainer {
             slot: self.slot,
             max_snapshots: self.max_snapshots,
             frozen: match (self.frozen_layer, self.frozen_generation) {
-                (Some(layer), Some(g)) => {
-                    Some((layer, u64::try_from(g).map_err(|_| corrupt(format!("frozen generation {g}")))?))
-                }
+                (Some(layer), Some(g)) => Some((
+                    LayerId::from_stored(layer),
+                    u64::try_from(g).map_err(|_| corrupt(format!("frozen generation {g}")))?,
+                )),
                 (None, None) => None,
                 (layer, g) => return Err(corrupt(format!("frozen layer {layer:?} without generation {g:?}"))),
             },
@@ -340,7 +343,9 @@ impl ContainerStore for SqliteStore {
     fn teardowns(&self) -> Result<Vec<(ContainerId, u32)>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached("SELECT container_id, slot FROM teardowns").map_err(q("list teardowns"))?;
-        let rows = stmt.query_map([], |r| Ok((ContainerId(r.get(0)?), r.get(1)?))).map_err(q("list teardowns"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((ContainerId::from_stored(r.get(0)?), r.get(1)?)))
+            .map_err(q("list teardowns"))?;
         rows.collect::<Result<_, _>>().map_err(q("list teardowns"))
     }
 

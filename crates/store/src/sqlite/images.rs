@@ -1,6 +1,6 @@
 //! Images in SQLite: a name, where it came from, its config and its layer.
 
-use cubby_model::{Image, ImageConfig, ImageSource};
+use cubby_model::{Image, ImageConfig, ImageSource, LayerId};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{SqliteStore, from_ms, insert_error, json, ms, q};
@@ -27,7 +27,7 @@ fn decode_image(raw: RawImage) -> Result<ImageRecord, StoreError> {
             warnings: Vec::new(),
         },
         digest,
-        layer_id: layer_id.ok_or_else(|| corrupt("no layer".into()))?,
+        layer_id: LayerId::from_stored(layer_id.ok_or_else(|| corrupt("no layer".into()))?),
     })
 }
 
@@ -44,7 +44,7 @@ impl ImageStore for SqliteStore {
                     i64::try_from(i.size_bytes).unwrap_or(i64::MAX),
                     image.digest,
                     ms(i.created_at),
-                    image.layer_id,
+                    image.layer_id.as_str(),
                 ],
             )
             .map_err(insert_error("insert image", "image", i.name.clone()))?;

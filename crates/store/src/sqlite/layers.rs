@@ -2,7 +2,7 @@
 //! and snapshots that list it (join tables keep the order) and by images;
 //! one that nothing references is garbage.
 
-use cubby_model::ContainerId;
+use cubby_model::{ContainerId, LayerId, SnapshotId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{SqliteStore, from_ms, insert_error, ms, q};
@@ -23,11 +23,11 @@ fn decode((id, kind, subvolume, root, created, source, generation): RawLayer) ->
             key: id.clone(),
             detail: format!("kind `{kind}`"),
         })?,
-        id,
+        id: LayerId::from_stored(id),
         subvolume,
         root,
         created_at: from_ms(created),
-        source_container: source.map(ContainerId),
+        source_container: source.map(ContainerId::from_stored),
         source_generation: generation.and_then(|g| u64::try_from(g).ok()),
     })
 }
@@ -45,7 +45,7 @@ pub(super) fn insert(conn: &Connection, l: &LayerRecord) -> Result<(), StoreErro
     conn.execute(
         &format!("INSERT INTO layers ({LAYER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
         params![
-            l.id,
+            l.id.as_str(),
             l.kind.as_str(),
             l.subvolume,
             l.root,
@@ -58,8 +58,8 @@ pub(super) fn insert(conn: &Connection, l: &LayerRecord) -> Result<(), StoreErro
     Ok(())
 }
 
-pub(super) fn get(conn: &Connection, id: &str) -> Result<Option<LayerRecord>, StoreError> {
-    conn.query_row(&format!("SELECT {LAYER_COLUMNS} FROM layers WHERE id = ?1"), [id], raw_layer)
+pub(super) fn get(conn: &Connection, id: &LayerId) -> Result<Option<LayerRecord>, StoreError> {
+    conn.query_row(&format!("SELECT {LAYER_COLUMNS} FROM layers WHERE id = ?1"), [id.as_str()], raw_layer)
         .optional()
         .map_err(q("get layer"))?
         .map(decode)
@@ -82,13 +82,14 @@ pub(super) fn lowers_of_container(conn: &Connection, id: &ContainerId) -> Result
     )
 }
 
-pub(super) fn write_lowers(conn: &Connection, id: &ContainerId, lowers: &[String]) -> Result<(), StoreError> {
+pub(super) fn write_lowers(conn: &Connection, id: &ContainerId, lowers: &[LayerId]) -> Result<(), StoreError> {
     conn.execute("DELETE FROM container_layers WHERE container_id = ?1", [id.as_str()]).map_err(q("clear lowers"))?;
     let mut stmt = conn
         .prepare_cached("INSERT INTO container_layers (container_id, position, layer_id) VALUES (?1, ?2, ?3)")
         .map_err(q("write lowers"))?;
     for (i, layer) in lowers.iter().enumerate() {
-        stmt.execute(params![id.as_str(), i64::try_from(i).unwrap_or(i64::MAX), layer]).map_err(q("write lowers"))?;
+        stmt.execute(params![id.as_str(), i64::try_from(i).unwrap_or(i64::MAX), layer.as_str()])
+            .map_err(q("write lowers"))?;
     }
     Ok(())
 }
@@ -129,14 +130,23 @@ pub(super) fn insert_snapshot(conn: &Connection, s: &SnapshotRecord, max: u32) -
     conn.execute(
         "INSERT INTO snapshots (id, container_id, name, alias, layer_id, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![s.id, s.container_id.as_str(), s.name, s.alias, s.layer_id, ms(s.created_at), s.expires_at.map(ms)],
+        params![
+            s.id.as_str(),
+            s.container_id.as_str(),
+            s.name,
+            s.alias,
+            s.layer_id.as_str(),
+            ms(s.created_at),
+            s.expires_at.map(ms)
+        ],
     )
     .map_err(insert_error("insert snapshot", "snapshot", s.alias.clone().unwrap_or_else(|| s.name.clone())))?;
     let mut stmt = conn
         .prepare_cached("INSERT INTO snapshot_layers (snapshot_id, position, layer_id) VALUES (?1, ?2, ?3)")
         .map_err(q("write snapshot lowers"))?;
     for (i, layer) in s.lowers.iter().enumerate() {
-        stmt.execute(params![s.id, i64::try_from(i).unwrap_or(i64::MAX), layer]).map_err(q("write snapshot lowers"))?;
+        stmt.execute(params![s.id.as_str(), i64::try_from(i).unwrap_or(i64::MAX), layer.as_str()])
+            .map_err(q("write snapshot lowers"))?;
     }
     Ok(())
 }
@@ -169,17 +179,17 @@ pub(super) fn snapshots(
         .prepare_cached("SELECT layer_id FROM snapshot_layers WHERE snapshot_id = ?1 ORDER BY position")
         .map_err(q("list snapshot lowers"))?;
     for (id, container_id, name, alias, layer_id, created, expires) in raws {
-        let lowers: Vec<String> = lowers_stmt
-            .query_map([&id], |r| r.get(0))
+        let lowers: Vec<LayerId> = lowers_stmt
+            .query_map([&id], |r| r.get(0).map(LayerId::from_stored))
             .map_err(q("list snapshot lowers"))?
             .collect::<Result<_, _>>()
             .map_err(q("list snapshot lowers"))?;
         out.push(SnapshotRecord {
-            id,
-            container_id: ContainerId(container_id),
+            id: SnapshotId::from_stored(id),
+            container_id: ContainerId::from_stored(container_id),
             name,
             alias,
-            layer_id,
+            layer_id: LayerId::from_stored(layer_id),
             lowers,
             created_at: from_ms(created),
             expires_at: expires.map(from_ms),
@@ -193,7 +203,7 @@ impl LayerStore for SqliteStore {
         insert(&self.conn(), layer)
     }
 
-    fn layer(&self, id: &str) -> Result<Option<LayerRecord>, StoreError> {
+    fn layer(&self, id: &LayerId) -> Result<Option<LayerRecord>, StoreError> {
         get(&self.conn(), id)
     }
 
@@ -201,18 +211,18 @@ impl LayerStore for SqliteStore {
         lowers_of_container(&self.conn(), id)
     }
 
-    fn set_container_lowers(&self, id: &ContainerId, lowers: &[String]) -> Result<(), StoreError> {
+    fn set_container_lowers(&self, id: &ContainerId, lowers: &[LayerId]) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(q("begin set lowers"))?;
         write_lowers(&tx, id, lowers)?;
         tx.commit().map_err(q("commit set lowers"))
     }
 
-    fn set_frozen_layer(&self, id: &ContainerId, layer: Option<(&str, u64)>) -> Result<(), StoreError> {
+    fn set_frozen_layer(&self, id: &ContainerId, layer: Option<(&LayerId, u64)>) -> Result<(), StoreError> {
         self.conn()
             .execute(
                 "UPDATE containers SET frozen_layer = ?2, frozen_generation = ?3 WHERE id = ?1",
-                params![id.as_str(), layer.map(|l| l.0), layer.and_then(|l| i64::try_from(l.1).ok())],
+                params![id.as_str(), layer.map(|l| l.0.as_str()), layer.and_then(|l| i64::try_from(l.1).ok())],
             )
             .map_err(q("remember frozen layer"))?;
         Ok(())
@@ -222,8 +232,8 @@ impl LayerStore for SqliteStore {
         unreferenced(&self.conn())
     }
 
-    fn delete_layer(&self, id: &str) -> Result<(), StoreError> {
-        self.conn().execute("DELETE FROM layers WHERE id = ?1", [id]).map_err(q("delete layer"))?;
+    fn delete_layer(&self, id: &LayerId) -> Result<(), StoreError> {
+        self.conn().execute("DELETE FROM layers WHERE id = ?1", [id.as_str()]).map_err(q("delete layer"))?;
         Ok(())
     }
 

@@ -12,7 +12,7 @@ fn project_from_row(row: &Row<'_>) -> rusqlite::Result<Project> {
     let access: String = row.get(4)?;
     let quota: String = row.get(6)?;
     Ok(Project {
-        id: ProjectId(row.get(0)?),
+        id: ProjectId::from_stored(row.get(0)?),
         name: row.get(1)?,
         max_containers: row.get(2)?,
         created_at: from_ms(row.get(3)?),

@@ -2,7 +2,7 @@
 //! position within its direction; network rules are columns of the
 //! container.
 
-use cubby_model::{ContainerId, Direction, Firewall, FirewallRule, NetworkMode, NetworkRules};
+use cubby_model::{ContainerId, Direction, Firewall, FirewallRule, NetworkMode, NetworkRules, RuleId};
 use rusqlite::{Connection, params};
 
 use super::{SqliteStore, json, q};
@@ -35,7 +35,7 @@ pub(super) fn insert(conn: &Connection, id: &ContainerId, firewall: &Firewall) -
                 Direction::Egress => &rule.destination,
             };
             stmt.execute(params![
-                rule.id,
+                rule.id.as_str(),
                 id.as_str(),
                 direction.as_str(),
                 i64::try_from(position).unwrap_or(i64::MAX),
@@ -83,7 +83,7 @@ pub(super) fn read(conn: &Connection, id: &ContainerId) -> Result<Firewall, Stor
             action: parse("firewall rule", &rule_id, &action)?,
             protocol: parse("firewall rule", &rule_id, &protocol)?,
             state: parse("firewall rule", &rule_id, &state)?,
-            id: rule_id,
+            id: RuleId::from_stored(rule_id),
             ports,
             source,
             destination,

@@ -1,7 +1,7 @@
 //! Snapshots in SQLite (rows of their own, layers beside them: see
 //! `layers`).
 
-use cubby_model::{ContainerId, Timestamp};
+use cubby_model::{ContainerId, SnapshotId, Timestamp};
 use rusqlite::params;
 
 use super::{SqliteStore, insert_error, layers, ms, q};
@@ -25,14 +25,15 @@ impl SnapshotStore for SqliteStore {
             .find(|s| s.name == key || s.alias.as_deref() == Some(key)))
     }
 
-    fn delete_snapshot(&self, id: &str) -> Result<bool, StoreError> {
-        let n = self.conn().execute("DELETE FROM snapshots WHERE id = ?1", [id]).map_err(q("delete snapshot"))?;
+    fn delete_snapshot(&self, id: &SnapshotId) -> Result<bool, StoreError> {
+        let n =
+            self.conn().execute("DELETE FROM snapshots WHERE id = ?1", [id.as_str()]).map_err(q("delete snapshot"))?;
         Ok(n > 0)
     }
 
-    fn set_snapshot_alias(&self, id: &str, alias: Option<&str>) -> Result<(), StoreError> {
+    fn set_snapshot_alias(&self, id: &SnapshotId, alias: Option<&str>) -> Result<(), StoreError> {
         self.conn()
-            .execute("UPDATE snapshots SET alias = ?2 WHERE id = ?1", params![id, alias])
+            .execute("UPDATE snapshots SET alias = ?2 WHERE id = ?1", params![id.as_str(), alias])
             .map_err(insert_error("rename snapshot alias", "snapshot alias", alias.unwrap_or_default().to_string()))?;
         Ok(())
     }

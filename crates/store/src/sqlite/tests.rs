@@ -208,7 +208,7 @@ fn firewall_rules_keep_their_order_and_go_with_the_container() {
     let p = project("acme", None);
     s.insert_project(&p).unwrap();
     let rule = |id: &str, action, dest: Option<&str>| FirewallRule {
-        id: id.into(),
+        id: cubby_model::RuleId::from_stored(id.into()),
         action,
         protocol: Protocol::Tcp,
         ports: Some("443".into()),
@@ -248,11 +248,13 @@ fn firewall_rules_keep_their_order_and_go_with_the_container() {
 #[test]
 fn layers_are_garbage_once_nothing_refers_to_them() {
     use crate::{LayerKind, LayerRecord, SnapshotRecord};
+    use cubby_model::{LayerId, SnapshotId};
+    let lid = |id: &str| LayerId::from_stored(id.into());
     let s = SqliteStore::in_memory().unwrap();
     let p = project("acme", None);
     s.insert_project(&p).unwrap();
     let layer = |id: &str, kind| LayerRecord {
-        id: id.into(),
+        id: lid(id),
         kind,
         subvolume: format!("layers/{id}"),
         root: format!("layers/{id}/upper"),
@@ -264,21 +266,21 @@ fn layers_are_garbage_once_nothing_refers_to_them() {
     s.insert_layer(&layer("l1", LayerKind::Frozen)).unwrap();
     s.insert_layer(&layer("snap", LayerKind::Snapshot)).unwrap();
     let mut c = new_container(&p.id, "copy");
-    c.lowers = vec!["l1".into(), "img".into()];
+    c.lowers = vec![lid("l1"), lid("img")];
     let c = s.insert_container(&c, 10).unwrap();
     assert_eq!(s.container_lowers(&c.id).unwrap().iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), ["l1", "img"]);
     let snap = SnapshotRecord {
-        id: "s1".into(),
+        id: SnapshotId::from_stored("s1".into()),
         container_id: c.id.clone(),
         name: "snap-1".into(),
         alias: Some("before".into()),
-        layer_id: "snap".into(),
-        lowers: vec!["l1".into(), "img".into()],
+        layer_id: lid("snap"),
+        lowers: vec![lid("l1"), lid("img")],
         created_at: cubby_model::now(),
         expires_at: Some(cubby_model::now()),
     };
     s.insert_snapshot(&snap, 2).unwrap();
-    let dup = SnapshotRecord { id: "s2".into(), name: "snap-2".into(), ..snap.clone() };
+    let dup = SnapshotRecord { id: SnapshotId::from_stored("s2".into()), name: "snap-2".into(), ..snap.clone() };
     assert!(matches!(s.insert_snapshot(&dup, 2), Err(StoreError::Duplicate { .. })), "alias taken");
     assert_eq!(s.snapshot(&c.id, "before").unwrap().unwrap().name, "snap-1");
     assert_eq!(s.expired_snapshots(cubby_model::now()).unwrap().len(), 1);
@@ -288,10 +290,10 @@ fn layers_are_garbage_once_nothing_refers_to_them() {
     s.set_network(&c.id, &NetworkRules::default()).unwrap();
     assert_eq!(s.container_lowers(&c.id).unwrap().len(), 2);
     assert_eq!(s.snapshots(&c.id).unwrap().len(), 1);
-    s.set_container_lowers(&c.id, &["img".into()]).unwrap();
+    s.set_container_lowers(&c.id, &[lid("img")]).unwrap();
     assert!(s.unreferenced_layers().unwrap().is_empty(), "the snapshot still holds l1");
-    assert!(s.delete_snapshot("s1").unwrap());
-    let garbage: Vec<String> = s.unreferenced_layers().unwrap().into_iter().map(|l| l.id).collect();
+    assert!(s.delete_snapshot(&SnapshotId::from_stored("s1".into())).unwrap());
+    let garbage: Vec<LayerId> = s.unreferenced_layers().unwrap().into_iter().map(|l| l.id).collect();
     assert_eq!(garbage, ["l1", "snap"]);
     let audit =
         AuditEntry { at: cubby_model::now(), action: "container.deleted".into(), project_id: None, container_id: None };

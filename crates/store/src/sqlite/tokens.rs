@@ -13,8 +13,8 @@ fn token_from_row(row: &Row<'_>) -> rusqlite::Result<TokenRecord> {
     })?;
     Ok(TokenRecord {
         token: Token {
-            id: TokenId(row.get(0)?),
-            project_id: row.get::<_, Option<String>>(1)?.map(ProjectId),
+            id: TokenId::from_stored(row.get(0)?),
+            project_id: row.get::<_, Option<String>>(1)?.map(ProjectId::from_stored),
             name: row.get(2)?,
             created_at: from_ms(row.get(4)?),
         },
