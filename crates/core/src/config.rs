@@ -127,6 +127,15 @@ impl Default for IdRange {
 }
 
 impl Config {
+    /// Where this instance keeps its host resources, and their names.
+    pub fn layout(&self) -> crate::inventory::Layout {
+        crate::inventory::Layout {
+            prefix: self.prefix.clone(),
+            data_dir: self.data_dir.clone(),
+            run_dir: self.run_dir.clone(),
+        }
+    }
+
     /// Validates the prefix: 1 to 8 of `a-z0-9`, starting with a letter,
     /// so every derived interface name fits the kernel's 15 bytes.
     pub fn check_prefix(prefix: &str) -> Result<(), String> {

@@ -143,19 +143,12 @@ impl Platform {
             removed += 1;
         }
         // Subvolumes in layers/ without a row: debris of a crash.
-        let known: std::collections::HashSet<String> =
-            self.store.all_layers()?.into_iter().map(|l| l.subvolume).collect();
-        if let Ok(entries) = std::fs::read_dir(self.pool.layers_dir()) {
-            for entry in entries.flatten() {
-                let rel = format!("layers/{}", entry.file_name().to_string_lossy());
-                if !known.contains(&rel) {
-                    self.host
-                        .btrfs
-                        .delete_subvolume(&entry.path())
-                        .map_err(Error::storage("delete orphan layer", &rel))?;
-                    removed += 1;
-                }
-            }
+        let layout = self.config.layout();
+        let recorded = self.store.all_layers()?.into_iter().map(|l| layer_name(&l)).collect();
+        for orphan in crate::inventory::orphan_layers(&layout, &recorded) {
+            tracing::info!(resource = %orphan.subject(&layout), why = orphan.detail, "removing an orphan");
+            orphan.remove(&layout, &self.host).await?;
+            removed += 1;
         }
         self.sweep_qgroups();
         Ok(removed)
@@ -213,4 +206,9 @@ impl Platform {
         });
         self.push_background(task);
     }
+}
+
+/// A layer's name in `pool/layers` (its subvolume is `layers/<name>`).
+pub(crate) fn layer_name(layer: &LayerRecord) -> String {
+    layer.subvolume.strip_prefix("layers/").unwrap_or(&layer.subvolume).to_string()
 }

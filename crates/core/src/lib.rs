@@ -24,6 +24,7 @@ pub mod doctor;
 mod error;
 pub mod firewall;
 pub mod images;
+pub mod inventory;
 mod keyfile;
 mod layers;
 mod locks;

@@ -99,7 +99,7 @@ impl Platform {
             });
         }
         let data_dirs = [config.data_dir.clone(), config.data_dir.join("logs")];
-        for dir in data_dirs.iter().chain(&crate::containers::tenant_run_dirs(&config.run_dir)) {
+        for dir in data_dirs.iter().chain(&config.layout().tenant_run_dirs()) {
             std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
         }
         set_mode(&config.data_dir, 0o711)?;
@@ -184,7 +184,7 @@ impl Platform {
 
     /// The daemon's bridge name.
     pub fn bridge(&self) -> String {
-        ipam::bridge_name(&self.config.prefix)
+        self.config.layout().bridge()
     }
 
     async fn prepare_network(&self) -> Result<(), Error> {
@@ -208,7 +208,7 @@ impl Platform {
         let base = BaseRules {
             table: self.config.prefix.clone(),
             bridge: self.bridge(),
-            veth_prefix: format!("{}-", self.config.prefix),
+            veth_prefix: self.config.layout().link_prefix(),
             subnet: self.ipam.subnet(),
             guard: self.config.egress_guard.clone(),
         };

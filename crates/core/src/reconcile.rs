@@ -9,13 +9,13 @@
 //! - host resources with the daemon's names that no record owns (runtime
 //!   state, mounts, subvolumes, namespaces, veths) are removed.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
-use cubby_model::{ContainerId, ContainerStatus, Trigger};
+use cubby_model::{ContainerStatus, Trigger};
 use cubby_runtime::RuntimeStatus;
 use cubby_store::AuditEntry;
 
+use crate::inventory::{Inventory, Layout, Owners};
 use crate::{Error, Platform};
 
 /// What a reconciliation found and did.
@@ -36,8 +36,13 @@ impl Platform {
         let mut report = ReconcileReport::default();
         report.finished += self.recover_restores()?;
         let records = self.store.containers(None, None, u32::MAX)?;
-        let known: HashSet<String> = records.iter().map(|r| r.id.to_string()).collect();
-        let slots: HashSet<String> = records.iter().map(|r| self.paths(&r.id, r.slot).veth).collect();
+        let layout = self.config.layout();
+        let owners = Owners {
+            containers: records.iter().map(|r| r.id.to_string()).collect(),
+            veths: records.iter().map(|r| layout.veth(r.slot)).collect(),
+            // The layer collector, which runs next, judges layers.
+            layers: None,
+        };
 
         for rec in &records {
             let _guard = self.lock(&rec.id).await;
@@ -101,7 +106,7 @@ impl Platform {
             }
         }
 
-        report.orphans_removed = self.remove_orphans(&known, &slots).await?;
+        report.orphans_removed = self.remove_orphans(&layout, &owners).await?;
         // Teardowns a crash interrupted: their host side was just removed
         // as orphans, so their slots are free again.
         for (id, _) in self.store.teardowns()? {
@@ -111,74 +116,14 @@ impl Platform {
         Ok(report)
     }
 
-    /// Removes host resources named like this daemon's but owned by no record.
-    async fn remove_orphans(&self, known: &HashSet<String>, veths: &HashSet<String>) -> Result<usize, Error> {
-        let mut removed = 0;
-        let runtime = &self.host.runtime;
-        for state in runtime.list().await.map_err(Error::runtime("list", "*"))? {
-            if !known.contains(&state.id) {
-                tracing::info!(container = %state.id, "removing a runtime container no record owns");
-                runtime.delete(&state.id, true).await.map_err(Error::runtime("delete orphan", &state.id))?;
-                removed += 1;
-            }
+    /// Removes host resources named like this daemon's but owned by no
+    /// record (the inventory's rules, as `cubby doctor` reports them).
+    async fn remove_orphans(&self, layout: &Layout, owners: &Owners) -> Result<usize, Error> {
+        let orphans = Inventory::take(layout, &self.host).await?.orphans(layout, owners);
+        for orphan in &orphans {
+            tracing::info!(resource = %orphan.subject(layout), why = orphan.detail, "removing an orphan");
+            orphan.remove(layout, &self.host).await?;
         }
-        let bundles = self.config.run_dir.join("containers");
-        for id in dir_names(&bundles) {
-            if !known.contains(&id) {
-                let rootfs = bundles.join(&id).join("rootfs");
-                self.host.mounts.unmount(&rootfs).map_err(Error::storage("unmount orphan rootfs", &id))?;
-                let _ = std::fs::remove_dir_all(bundles.join(&id));
-                self.host
-                    .cgroups
-                    .remove(&format!("/{}/{id}", self.config.prefix))
-                    .map_err(Error::runtime("remove orphan cgroup", &id))?;
-                removed += 1;
-            }
-        }
-        for kind in ["netns", "userns"] {
-            let dir = self.config.run_dir.join(kind);
-            for id in dir_names(&dir) {
-                if !known.contains(&id) {
-                    self.host
-                        .netlink
-                        .delete_netns(&dir.join(&id))
-                        .await
-                        .map_err(Error::netlink("remove orphan namespace", &id))?;
-                    removed += 1;
-                }
-            }
-        }
-        for id in dir_names(&self.pool.containers_dir()) {
-            if !known.contains(&id) && ContainerId::is_well_formed(&id) {
-                tracing::info!(container = %id, "removing a subvolume no record owns");
-                self.host
-                    .btrfs
-                    .delete_subvolume(&self.pool.container(&id))
-                    .map_err(Error::storage("delete orphan subvolume", &id))?;
-                removed += 1;
-            }
-        }
-        let bridge = self.bridge();
-        let links = self
-            .host
-            .netlink
-            .links_with_prefix(&format!("{}-", self.config.prefix))
-            .await
-            .map_err(|source| Error::Netlink { step: "list veths", container: None, source: Box::new(source) })?;
-        for link in links.into_iter().filter(|l| *l != bridge && !veths.contains(l)) {
-            self.host.netlink.detach(&link).await.map_err(|source| Error::Netlink {
-                step: "remove orphan veth",
-                container: None,
-                source: Box::new(source),
-            })?;
-            removed += 1;
-        }
-        Ok(removed)
+        Ok(orphans.len())
     }
-}
-
-fn dir_names(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect())
-        .unwrap_or_default()
 }

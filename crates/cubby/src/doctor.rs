@@ -44,15 +44,14 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn doctor(args: DoctorArgs) -> anyhow::Result<std::process::ExitCode> {
-    let run_dir = args.run_dir.clone().unwrap_or_else(|| PathBuf::from(format!("/run/{}", args.prefix)));
+    let layout = Layout::new(&args.prefix, args.data_dir.clone(), args.run_dir.clone());
     let db = args.data_dir.join("cubby.db");
     anyhow::ensure!(db.exists(), "no database at {}: is --data-dir right?", db.display());
     let store = cubby_store::SqliteStore::open(&db).context("opening the state database")?;
-    let host = crate::host::real(&args.proc_root, &args.runtime, &run_dir, &args.cgroup_root)?;
-    let layout = Layout { prefix: args.prefix.clone(), data_dir: args.data_dir.clone(), run_dir };
+    let host = crate::host::real(&args.proc_root, &args.runtime, &layout, &args.cgroup_root)?;
     let mut drift = doctor::inspect(&layout, &store, &host).await.context("inspecting")?;
     if args.fix && !drift.is_empty() {
-        let removed = doctor::repair(&host, &drift).await.context("repairing")?;
+        let removed = doctor::repair(&layout, &host, &drift).await.context("repairing")?;
         eprintln!("removed {removed} orphans");
         drift = doctor::inspect(&layout, &store, &host).await.context("inspecting again")?;
     }
@@ -62,7 +61,7 @@ async fn doctor(args: DoctorArgs) -> anyhow::Result<std::process::ExitCode> {
             .map(|d| {
                 let fix = match &d.fix {
                     Fix::Advice(a) => a.clone(),
-                    other => format!("{other:?}"),
+                    Fix::Remove(_) => "remove (`cubby doctor --fix`)".into(),
                 };
                 serde_json::json!({"kind": d.kind, "subject": d.subject, "detail": d.detail, "fix": fix})
             })

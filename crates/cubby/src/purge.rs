@@ -3,13 +3,13 @@
 //! even when the state is lost. Used to uninstall, and by the tests to
 //! leave nothing behind.
 
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use cubby_network::{Netlink, Nftables, ipam};
-use cubby_runtime::{Cgroups, OciRuntime};
-use cubby_storage::{Btrfs, Mounts};
+use cubby_core::inventory::{Inventory, Layout, Owners};
+use cubby_storage::Btrfs;
 
 /// Flags of `cubby purge`.
 #[derive(Debug, Clone, Args)]
@@ -49,7 +49,8 @@ pub fn run(args: PurgeArgs) -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
-    let run_dir = args.run_dir.clone().unwrap_or_else(|| PathBuf::from(format!("/run/{}", args.prefix)));
+    let layout = Layout::new(&args.prefix, args.data_dir.clone(), args.run_dir.clone());
+    let run_dir = layout.run_dir.clone();
     let mut problems = Vec::new();
     let mut note = |what: &str, r: anyhow::Result<()>| {
         if let Err(e) = r {
@@ -57,33 +58,28 @@ async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
         }
     };
 
-    let runc = cubby_runtime::Runc::new(&args.runtime, run_dir.join("runc"));
-    if run_dir.join("runc").exists() {
-        match runc.list().await {
-            Ok(list) => {
-                for c in list {
-                    note("runtime container", runc.delete(&c.id, true).await.map_err(Into::into));
-                }
+    // Everything the inventory lists goes: when the instance goes, no
+    // record owns anything.
+    let host = crate::host::real(Path::new("/proc"), &args.runtime, &layout, &args.cgroup_root)?;
+    let nothing = Owners { layers: Some(HashSet::new()), ..Owners::default() };
+    match Inventory::take(&layout, &host).await {
+        Ok(inventory) => {
+            for orphan in inventory.orphans(&layout, &nothing) {
+                let subject = orphan.subject(&layout);
+                note(&subject, orphan.remove(&layout, &host).await.map_err(|e| anyhow::anyhow!(e.chain())));
             }
-            Err(e) => note("runtime list", Err(e.into())),
         }
+        Err(e) => note("listing the instance's resources", Err(anyhow::anyhow!(e.chain()))),
     }
 
-    let mounts = cubby_storage::KernelMounts::new("/proc");
-    for target in mounts.mounts_under(&run_dir).unwrap_or_default() {
-        note("unmount", mounts.unmount(&target).map_err(Into::into));
+    // What the inventory does not list: the instance's shared pieces, and
+    // whatever else is mounted in its run dir or made in its pool.
+    for target in host.mounts.mounts_under(&run_dir).unwrap_or_default() {
+        note("unmount", host.mounts.unmount(&target).map_err(Into::into));
     }
-
-    let netlink = cubby_network::RtNetlink::new().context("opening netlink")?;
-    for link in netlink.links_with_prefix(&format!("{}-", args.prefix)).await.unwrap_or_default() {
-        note("remove link", netlink.detach(&link).await.map_err(Into::into));
-    }
-    note("remove bridge", netlink.delete_bridge(&ipam::bridge_name(&args.prefix)).await.map_err(Into::into));
-    note("remove firewall table", cubby_network::NftCli::new().delete_table(&args.prefix).await.map_err(Into::into));
-
-    if let Ok(cgroups) = cubby_runtime::CgroupFs::detect(&args.cgroup_root) {
-        note("remove cgroups", cgroups.remove(&format!("/{}", args.prefix)).map_err(Into::into));
-    }
+    note("remove bridge", host.netlink.delete_bridge(&layout.bridge()).await.map_err(Into::into));
+    note("remove firewall table", host.nft.delete_table(&args.prefix).await.map_err(Into::into));
+    note("remove cgroups", host.cgroups.remove(&layout.cgroup_parent()).map_err(Into::into));
 
     let pool = args.data_dir.join("pool");
     let btrfs = cubby_storage::LibBtrfs::default();

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use cubby_core::inventory::Layout;
 use cubby_core::routes::Lookup;
 use cubby_core::{Config, Defaults, Helpers, Platform};
 use cubby_model::ByteSize;
@@ -396,11 +397,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map(|b| b.0);
     let max_image_bytes =
         ByteSize::parse(&args.max_image_size).map_err(|e| anyhow::anyhow!("--max-image-size: {e}"))?.0;
-    let run_dir = args.run_dir.clone().unwrap_or_else(|| PathBuf::from(format!("/run/{}", args.prefix)));
+    let layout = Layout::new(&args.prefix, args.data_dir.clone(), args.run_dir.clone());
     let config = Config {
         prefix: args.prefix.clone(),
         data_dir: args.data_dir.clone(),
-        run_dir: run_dir.clone(),
+        run_dir: layout.run_dir.clone(),
         proc_root: args.proc_root.clone(),
         domain: args.domain.to_ascii_lowercase(),
         proxy_port: args.public_port.unwrap_or(proxy_addr.port()),
@@ -439,7 +440,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(
         cubby_store::SqliteStore::open(&args.data_dir.join("cubby.db")).context("opening the state database")?,
     );
-    let host = crate::host::real(&args.proc_root, &args.runtime, &run_dir, &args.cgroup_root)?;
+    let host = crate::host::real(&args.proc_root, &args.runtime, &layout, &args.cgroup_root)?;
     let platform = Platform::open(config, store, host).await.map_err(error_chain).context("starting the core")?;
     let token_file = args.data_dir.join("admin.token");
     platform.ensure_admin_token(&token_file).map_err(error_chain)?;

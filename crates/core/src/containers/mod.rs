@@ -28,10 +28,10 @@ mod restore;
 mod snapshots;
 mod update;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cubby_model::{Container, ContainerId, Page, ProjectId, Transition};
-use cubby_network::{Attachment, ipam};
+use cubby_network::Attachment;
 use cubby_runtime::logs::{LogFile, OutputPipe};
 use cubby_store::ContainerRecord;
 
@@ -40,14 +40,6 @@ use crate::{Caller, Error, Platform};
 
 /// Largest page of a container list.
 pub const MAX_PAGE: u32 = 500;
-
-/// The run dirs with one entry per container: bundles (whose `rootfs` an
-/// earlier version mounted on the host), and the files pinning network
-/// and user namespaces. The runtime creates containers from a mount
-/// namespace that hides what is mounted under them.
-pub fn tenant_run_dirs(run_dir: &Path) -> [PathBuf; 3] {
-    ["containers", "netns", "userns"].map(|d| run_dir.join(d))
-}
 
 /// Where each host resource of one container lives.
 #[derive(Debug, Clone)]
@@ -75,7 +67,8 @@ pub(crate) struct ContainerPaths {
 impl Platform {
     pub(crate) fn paths(&self, id: &ContainerId, slot: u32) -> ContainerPaths {
         let subvolume = self.pool.container(id.as_str());
-        let [bundles, netns, userns] = tenant_run_dirs(&self.config.run_dir);
+        let layout = self.config.layout();
+        let [bundles, netns, userns] = layout.tenant_run_dirs();
         let bundle = bundles.join(id.as_str());
         ContainerPaths {
             upper: subvolume.join("upper"),
@@ -91,8 +84,8 @@ impl Platform {
             netns: netns.join(id.as_str()),
             userns: userns.join(id.as_str()),
             log: LogFile::new(&self.config.data_dir.join("logs"), id.as_str()),
-            cgroup: format!("/{}/{}", self.config.prefix, id),
-            veth: ipam::veth_name(&self.config.prefix, slot),
+            cgroup: layout.cgroup(id.as_str()),
+            veth: layout.veth(slot),
         }
     }
 

@@ -148,6 +148,8 @@ impl Netlink for FakeNetlink {
             // `eth0`, hence the whole veth pair, with it.
             state.veths.retain(|_, a| a.netns != path);
         }
+        // As the real one: the pin file goes too (when a test made one).
+        let _ = std::fs::remove_file(path);
         Ok(())
     }
 
