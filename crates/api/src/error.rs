@@ -7,26 +7,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cubby_core::Error;
-use serde::Serialize;
-use utoipa::ToSchema;
-
-/// The body of every error answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-/// What went wrong.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Stable, machine-readable: `container_not_found`, `invalid_request`, ...
-    pub code: String,
-    /// For people: what is wrong and what to do.
-    pub message: String,
-    /// Extra facts, such as the refused `field`, or the app's last output.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<serde_json::Value>,
-}
+pub use cubby_model::{ErrorBody, ErrorDetail};
 
 /// An error answer.
 #[derive(Debug)]

@@ -9,9 +9,12 @@ use std::sync::Arc;
 use axum::body::Body;
 use bytes::Bytes;
 use cubby_api::auth::InProcessCaller;
+use cubby_core::scripts::run::{AdmittedScript, ScriptAdmission, ScriptFailure};
 use cubby_core::{Caller, Platform};
 use cubby_model::ProjectId;
-use cubby_proxy::{Admission, AdmittedRun, BoxFuture, ScriptAnswer, ScriptHead, ScriptRunner};
+use cubby_proxy::{
+    Admission, AdmittedRun, BoxFuture, ScriptAnswer, ScriptHead, ScriptOutcome, ScriptRefusal, ScriptRunner,
+};
 use cubby_scripts::{AnswerRoom, FetchRequest, FetchResponse, HttpFetcher, ScriptHost};
 use futures::FutureExt;
 use tower::ServiceExt;
@@ -88,23 +91,50 @@ impl ScriptHost for ProjectHost {
 
 /// An admitted request, run on the daemon's runtime.
 struct Admitted {
-    inner: cubby_core::scripts::run::AdmittedScript,
+    inner: Box<AdmittedScript>,
+    cors: Option<String>,
     api: axum::Router,
     fetcher: Arc<HttpFetcher>,
     home: tokio::runtime::Handle,
 }
 
-fn answer(resp: cubby_scripts::ScriptResponse) -> ScriptAnswer {
-    ScriptAnswer { status: resp.status, headers: resp.headers, body: resp.body }
+/// Seconds a client told "busy" is asked to wait before retrying.
+const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// The status and stable code of each refusal: the one place script
+/// refusals meet HTTP.
+fn refusal(r: &cubby_core::scripts::run::ScriptRefusal) -> ScriptRefusal {
+    use cubby_core::scripts::run::ScriptRefusal as R;
+    let (status, code, retry_after) = match r {
+        R::ProjectNotFound { .. } => (404, "project_not_found", None),
+        R::ScriptNotFound { .. } => (404, "script_not_found", None),
+        R::ScriptInvalid { .. } => (500, "script_invalid", None),
+        R::TokenRequired => (401, "script_token_required", None),
+        R::Busy(_) => (503, "script_busy", Some(RETRY_AFTER_SECONDS)),
+        R::Unavailable { .. } => (500, "internal", None),
+    };
+    ScriptRefusal { status, code, message: r.to_string(), retry_after }
 }
 
-fn interrupted() -> ScriptAnswer {
-    ScriptAnswer {
+/// The status and stable code of each failure of an admitted run.
+fn failure(f: &ScriptFailure) -> ScriptRefusal {
+    let (status, code) = match f {
+        ScriptFailure::Timeout(_) => (504, "script_timeout"),
+        ScriptFailure::OutOfMemory(_) => (500, "script_out_of_memory"),
+        ScriptFailure::Exception => (500, "script_error"),
+        ScriptFailure::ResponseTooLarge(_) => (500, "script_response_too_large"),
+        ScriptFailure::Invalid(_) => (500, "script_invalid"),
+        ScriptFailure::Unavailable { .. } => (500, "internal"),
+    };
+    ScriptRefusal { status, code, message: f.to_string(), retry_after: None }
+}
+
+fn interrupted() -> ScriptRefusal {
+    ScriptRefusal {
         status: 500,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: br#"{"error":{"code":"script_interrupted","message":"the script's run was interrupted: retry"}}"#
-            .as_slice()
-            .into(),
+        code: "script_interrupted",
+        message: "the script's run was interrupted: retry".into(),
+        retry_after: None,
     }
 }
 
@@ -113,11 +143,29 @@ impl AdmittedRun for Admitted {
         self.inner.max_body()
     }
 
-    fn run(self: Box<Self>, body: Bytes) -> BoxFuture<ScriptAnswer> {
-        let Admitted { inner, api, fetcher, home } = *self;
+    fn cors(&self) -> Option<&str> {
+        self.cors.as_deref()
+    }
+
+    fn run(self: Box<Self>, body: Bytes) -> BoxFuture<ScriptOutcome> {
+        let Admitted { inner, api, fetcher, home, .. } = *self;
         let host = Arc::new(ProjectHost { api, project: inner.project().clone(), fetcher }) as Arc<dyn ScriptHost>;
-        let run = home.spawn(async move { answer(inner.run(body, host).await) });
-        Box::pin(async move { run.await.unwrap_or_else(|_| interrupted()) })
+        let run = home.spawn(async move {
+            let run = inner.run(body, host).await;
+            let status = match &run.result {
+                Ok(resp) => resp.status,
+                Err(f) => failure(f).status,
+            };
+            match run.finish(status) {
+                Ok(resp) => ScriptOutcome::Answered(ScriptAnswer {
+                    status: resp.status,
+                    headers: resp.headers,
+                    body: resp.body,
+                }),
+                Err(f) => ScriptOutcome::Failed(failure(&f)),
+            }
+        });
+        Box::pin(async move { run.await.unwrap_or_else(|_| ScriptOutcome::Failed(interrupted())) })
     }
 }
 
@@ -129,15 +177,24 @@ impl ScriptRunner for Scripts {
         // Admission waits for slots on the daemon's runtime, where the
         // core's state lives; the proxy thread only awaits the outcome.
         let admitted = self.home.spawn(async move {
-            let head =
-                cubby_core::scripts::run::ScriptHead { method: head.method, url: head.url, headers: head.headers };
+            let token = head.presented_token().map(str::to_string);
+            let head = cubby_core::scripts::run::ScriptHead {
+                method: head.method,
+                url: head.url,
+                headers: head.headers,
+                token,
+            };
             platform.admit_script(&project, head).await
         });
         Box::pin(async move {
             match admitted.await {
-                Ok(Ok(inner)) => Admission::Run(Box::new(Admitted { inner, api, fetcher, home })),
-                Ok(Err(resp)) => Admission::Answer(answer(resp)),
-                Err(_) => Admission::Answer(interrupted()),
+                Ok(ScriptAdmission::Run(inner)) => {
+                    let cors = inner.cors().map(str::to_string);
+                    Admission::Run(Box::new(Admitted { inner, cors, api, fetcher, home }))
+                }
+                Ok(ScriptAdmission::Preflight { origin }) => Admission::Preflight { origin },
+                Ok(ScriptAdmission::Refused { refusal: r, cors }) => Admission::Refused { refusal: refusal(&r), cors },
+                Err(_) => Admission::Refused { refusal: interrupted(), cors: None },
             }
         })
     }

@@ -8,6 +8,7 @@
 mod access;
 mod bytesize;
 mod container;
+mod error;
 pub mod firewall;
 mod id;
 mod image;
@@ -25,6 +26,7 @@ pub use container::{
     Container, ContainerStatus, CopyContainer, CreateContainer, DiskUse, ExecRequest, ExecResult, Limits, LimitsSpec,
     Page, Transition, Trigger, UpdateContainer,
 };
+pub use error::{ErrorBody, ErrorDetail};
 pub use firewall::{
     Direction, Firewall, FirewallRule, NetworkMode, NetworkRules, Protocol, ReplaceFirewall, RuleAction, RulePatch,
     RuleSpec, RuleState,

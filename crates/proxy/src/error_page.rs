@@ -29,7 +29,7 @@ pub(crate) fn error(request_headers: &HeaderMap, status: StatusCode, code: &str,
             ),
         )
     } else {
-        ("application/json", serde_json::json!({"error": {"code": code, "message": message}}).to_string())
+        ("application/json", cubby_model::ErrorBody::new(code, message).to_json())
     };
     let mut response = Response::new(full(body));
     *response.status_mut() = status;

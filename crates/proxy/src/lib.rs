@@ -121,6 +121,19 @@ pub struct ScriptHead {
     pub peer: IpAddr,
 }
 
+impl ScriptHead {
+    /// The token presented for a script that wants one:
+    /// `Authorization: Bearer <token>`, else `X-Cubby-Token: <token>`.
+    pub fn presented_token(&self) -> Option<&str> {
+        let header =
+            |name: &str| self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+        header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .or_else(|| header("x-cubby-token"))
+            .map(str::trim)
+    }
+}
+
 /// What a script answered.
 #[derive(Debug, Clone)]
 pub struct ScriptAnswer {
@@ -129,27 +142,54 @@ pub struct ScriptAnswer {
     pub body: Bytes,
 }
 
+/// A script request refused or failed, answered by the proxy in the
+/// error envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptRefusal {
+    pub status: u16,
+    /// Stable, as in the API's errors (`script_busy`, ...).
+    pub code: &'static str,
+    pub message: String,
+    /// Seconds to wait before retrying (a `Retry-After`), when busy.
+    pub retry_after: Option<u32>,
+}
+
+/// How a script request ended.
+#[derive(Debug, Clone)]
+pub enum ScriptOutcome {
+    /// The script's own answer.
+    Answered(ScriptAnswer),
+    /// No answer of the script's.
+    Failed(ScriptRefusal),
+}
+
 /// A request a [`ScriptRunner`] admitted: it runs once its body is read.
 pub trait AdmittedRun: Send {
     /// The largest body it may carry.
     fn max_body(&self) -> u64;
+    /// The origin the script allows (`@cors`), if any: the proxy adds the
+    /// CORS headers to whatever the request ends with.
+    fn cors(&self) -> Option<&str>;
     /// Runs the script on the body.
-    fn run(self: Box<Self>, body: Bytes) -> BoxFuture<ScriptAnswer>;
+    fn run(self: Box<Self>, body: Bytes) -> BoxFuture<ScriptOutcome>;
 }
 
 /// What a runner decided from a request's head.
 pub enum Admission {
     /// Read the body (under its cap) and run.
     Run(Box<dyn AdmittedRun>),
-    /// Answer this, without reading the body.
-    Answer(ScriptAnswer),
+    /// A CORS preflight the script allows from `origin`: the proxy answers.
+    Preflight { origin: String },
+    /// Not run; `cors` is the script's allowed origin when it has one.
+    Refused { refusal: ScriptRefusal, cors: Option<String> },
 }
 
 impl std::fmt::Debug for Admission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Run(_) => f.write_str("Admission::Run"),
-            Self::Answer(a) => f.debug_tuple("Admission::Answer").field(&a.status).finish(),
+            Self::Preflight { origin } => f.debug_struct("Admission::Preflight").field("origin", origin).finish(),
+            Self::Refused { refusal, .. } => f.debug_tuple("Admission::Refused").field(&refusal.code).finish(),
         }
     }
 }

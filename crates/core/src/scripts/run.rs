@@ -2,12 +2,17 @@
 //! steps so nothing is spent on a request that will not run:
 //! - [`Platform::admit_script`], from the request's head alone: find the
 //!   project and the file, check `@token` (before any JavaScript context
-//!   exists), answer CORS preflights, and take a run slot: the project's
-//!   own (a bounded queue behind it, then 503), the script's if it is
-//!   `@concurrent false`, and one of the daemon's;
+//!   exists), recognise CORS preflights, and take a run slot: the
+//!   project's own (a bounded queue behind it, then busy), the script's if
+//!   it is `@concurrent false`, and one of the daemon's;
 //! - [`AdmittedScript::run`], with the body (read by the caller under the
 //!   cap the admission gives): run the handler with the project's secrets
-//!   and a client scoped to the project, and log the invocation.
+//!   and a client scoped to the project; [`ScriptRun::finish`] logs the
+//!   invocation with the status the caller answered.
+//!
+//! Nothing here speaks HTTP: refusals and failures are typed
+//! ([`ScriptRefusal`], [`ScriptFailure`]); the caller picks statuses,
+//! writes the error envelope and the CORS headers.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,27 +30,6 @@ use crate::Platform;
 
 /// Most scripts running at once on this daemon; more wait for a slot.
 pub const MAX_RUNNING: usize = 64;
-/// Seconds a client told "busy" is asked to wait before retrying.
-const RETRY_AFTER_SECONDS: u32 = 1;
-
-fn json_error(status: u16, code: &str, message: &str) -> ScriptResponse {
-    ScriptResponse {
-        status,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: Bytes::from(serde_json::json!({"error": {"code": code, "message": message}}).to_string()),
-    }
-}
-
-fn busy(message: &str) -> ScriptResponse {
-    let mut resp = json_error(503, "script_busy", message);
-    resp.headers.push(("retry-after".into(), RETRY_AFTER_SECONDS.to_string()));
-    resp
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-}
-
 /// Equal secrets, compared in time that does not depend on where they differ.
 fn same_secret(a: &str, b: &str) -> bool {
     let (x, y) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
@@ -59,14 +43,6 @@ fn url_path(url: &str) -> &str {
     path.split(['?', '#']).next().unwrap_or("/")
 }
 
-fn cors_headers(origin: &str, resp: &mut ScriptResponse) {
-    resp.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("access-control-allow-origin"));
-    resp.headers.push(("access-control-allow-origin".into(), origin.to_string()));
-    if origin != "*" {
-        resp.headers.push(("vary".into(), "Origin".into()));
-    }
-}
-
 /// A request to a script, without its body.
 #[derive(Debug, Clone)]
 pub struct ScriptHead {
@@ -74,6 +50,92 @@ pub struct ScriptHead {
     /// The full URL as the client asked for it.
     pub url: String,
     pub headers: Vec<(String, String)>,
+    /// The token the client presented for `@token` scripts, if any.
+    pub token: Option<String>,
+}
+
+/// Why a script request does not run. Its `Display` is the message for
+/// the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScriptRefusal {
+    #[error("no project is named `{project}`: exec URLs are http://<project>.exec.<domain>/<path>")]
+    ProjectNotFound { project: String },
+    #[error("no script answers `{path}`: each file in the project's scripts/ folder is a route")]
+    ScriptNotFound { path: String },
+    #[error("`{file}` cannot run: {message}")]
+    ScriptInvalid { file: String, message: String },
+    #[error("this script wants its token: send `Authorization: Bearer <token>` or `X-Cubby-Token: <token>`")]
+    TokenRequired,
+    #[error("{0}")]
+    Busy(Busy),
+    /// The daemon failed to read its own state (logged).
+    #[error("the daemon could not read {what}")]
+    Unavailable { what: &'static str },
+}
+
+/// Why no run slot was free: the client should retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Busy {
+    #[error("this project's scripts are all running and its queue is full: retry shortly")]
+    QueueFull,
+    #[error("this project's scripts stayed busy: retry shortly")]
+    StayedBusy,
+    #[error("an earlier request to this script is still running")]
+    Serial,
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+}
+
+/// Why an admitted script gave no answer of its own. Its `Display` is the
+/// message for the client (an exception's text is only in the logs).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScriptFailure {
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
+    OutOfMemory(String),
+    #[error("the script threw an exception: its owner can read it in the project's script logs")]
+    Exception,
+    #[error("{0}")]
+    ResponseTooLarge(String),
+    #[error("{0}")]
+    Invalid(String),
+    /// The daemon failed to read its own state (logged).
+    #[error("the daemon could not read {what}")]
+    Unavailable { what: &'static str },
+}
+
+/// What admission decided.
+#[derive(Debug)]
+pub enum ScriptAdmission {
+    /// Read the body (under [`AdmittedScript::max_body`]) and run.
+    Run(Box<AdmittedScript>),
+    /// A CORS preflight to a script that allows `origin`.
+    Preflight { origin: String },
+    /// Not run; `cors` is the script's allowed origin when it has one.
+    Refused { refusal: ScriptRefusal, cors: Option<String> },
+}
+
+/// A finished run, not yet logged.
+#[derive(Debug)]
+pub struct ScriptRun {
+    /// The script's own answer, or why there is none.
+    pub result: Result<ScriptResponse, ScriptFailure>,
+    platform: Arc<Platform>,
+    project: ProjectId,
+    entry: ScriptInvocation,
+}
+
+impl ScriptRun {
+    /// Logs the invocation with the status the client got.
+    pub fn finish(mut self, status: u16) -> Result<ScriptResponse, ScriptFailure> {
+        self.entry.status = status;
+        if let Err(e) = self.platform.store.append_script_log(&self.project, &self.entry, LOG_KEEP) {
+            tracing::warn!(project = %self.project, error = %e, "could not record a script invocation");
+        }
+        tracing::debug!(project = %self.project, script = %self.entry.script, status, ms = self.entry.duration_ms, "script ran");
+        self.result
+    }
 }
 
 /// How many scripts of one project run and wait.
@@ -115,83 +177,58 @@ pub struct AdmittedScript {
 }
 
 impl Platform {
-    /// Finds the script a request goes to and takes its run slots; or the
-    /// answer to give instead (no such project or script, a missing token,
-    /// a preflight, too busy). Reads no body.
-    pub async fn admit_script(
-        self: &Arc<Self>,
-        project_name: &str,
-        head: ScriptHead,
-    ) -> Result<AdmittedScript, ScriptResponse> {
+    /// Finds the script a request goes to and takes its run slots; or why
+    /// it does not run (no such project or script, a missing token, a
+    /// preflight, too busy). Reads no body.
+    pub async fn admit_script(self: &Arc<Self>, project_name: &str, head: ScriptHead) -> ScriptAdmission {
+        let refused = |refusal| ScriptAdmission::Refused { refusal, cors: None };
         let started = Instant::now();
         let project = match self.store.projects() {
-            Ok(all) => all.into_iter().find(|p| p.name == project_name).ok_or_else(|| {
-                json_error(
-                    404,
-                    "project_not_found",
-                    &format!(
-                        "no project is named `{project_name}`: exec URLs are http://<project>.exec.<domain>/<path>"
-                    ),
-                )
-            })?,
+            Ok(all) => match all.into_iter().find(|p| p.name == project_name) {
+                Some(p) => p,
+                None => return refused(ScriptRefusal::ProjectNotFound { project: project_name.to_string() }),
+            },
             Err(e) => {
                 tracing::error!(error = %e, "reading projects for a script request");
-                return Err(json_error(500, "internal", "the daemon could not read its state"));
+                return refused(ScriptRefusal::Unavailable { what: "its state" });
             }
         };
         let path = url_path(&head.url).to_string();
-        let routes = self.script_routes(&project.id).map_err(|e| {
-            tracing::error!(project = %project.id, error = %e, "listing scripts");
-            json_error(500, "internal", "the daemon could not read the project's scripts")
-        })?;
+        let routes = match self.script_routes(&project.id) {
+            Ok(routes) => routes,
+            Err(e) => {
+                tracing::error!(project = %project.id, error = %e, "listing scripts");
+                return refused(ScriptRefusal::Unavailable { what: "the project's scripts" });
+            }
+        };
         let Some((route, params)) = routing::find(&routes, &path) else {
-            return Err(json_error(
-                404,
-                "script_not_found",
-                &format!("no script answers `{path}`: each file in the project's scripts/ folder is a route"),
-            ));
+            return refused(ScriptRefusal::ScriptNotFound { path });
         };
         let file = route.file.clone();
         let full = self.scripts_dir(&project.id).join(&file);
-        let compiled = self.compiled(&file, &full).map_err(|e| {
-            let message = match &e {
-                crate::Error::Invalid(v) => v.message.clone(),
-                other => other.to_string(),
-            };
-            json_error(500, "script_invalid", &format!("`{file}` cannot run: {message}"))
-        })?;
-        let magic = &compiled.magic;
-        let with_cors = |mut resp: ScriptResponse| {
-            if let Some(origin) = &magic.cors {
-                cors_headers(origin, &mut resp);
+        let compiled = match self.compiled(&file, &full) {
+            Ok(c) => c,
+            Err(e) => {
+                let message = match &e {
+                    crate::Error::Invalid(v) => v.message.clone(),
+                    other => other.to_string(),
+                };
+                return refused(ScriptRefusal::ScriptInvalid { file, message });
             }
-            resp
         };
-        if let Some(origin) = &magic.cors
+        let cors = compiled.magic.cors.clone();
+        let refused = |refusal| ScriptAdmission::Refused { refusal, cors: cors.clone() };
+        if let Some(origin) = &cors
             && head.method.eq_ignore_ascii_case("OPTIONS")
         {
-            let mut resp = ScriptResponse { status: 204, headers: Vec::new(), body: Bytes::new() };
-            cors_headers(origin, &mut resp);
-            resp.headers.push(("access-control-allow-methods".into(), "GET, POST, PUT, PATCH, DELETE, OPTIONS".into()));
-            let asked =
-                header(&head.headers, "access-control-request-headers").unwrap_or("content-type, authorization");
-            resp.headers.push(("access-control-allow-headers".into(), asked.to_string()));
-            resp.headers.push(("access-control-max-age".into(), "600".into()));
-            return Err(resp);
+            return ScriptAdmission::Preflight { origin: origin.clone() };
         }
-        if let Some(token) = &magic.token {
-            let presented = header(&head.headers, "authorization")
-                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-                .or_else(|| header(&head.headers, "x-cubby-token"));
-            if !presented.is_some_and(|p| same_secret(p.trim(), token)) {
-                return Err(with_cors(json_error(
-                    401,
-                    "script_token_required",
-                    "this script wants its token: send `Authorization: Bearer <token>` or `X-Cubby-Token: <token>`",
-                )));
-            }
+        if let Some(token) = &compiled.magic.token
+            && !head.token.as_deref().is_some_and(|p| same_secret(p.trim(), token))
+        {
+            return refused(ScriptRefusal::TokenRequired);
         }
-        let timeout = magic.timeout.unwrap_or(self.config.defaults.script_timeout);
+        let timeout = compiled.magic.timeout.unwrap_or(self.config.defaults.script_timeout);
 
         // The project's own slot, behind a bounded queue: one project's
         // burst waits for its own runs, never for another project's.
@@ -201,28 +238,26 @@ impl Platform {
             Err(_) => {
                 if slots.waiting.fetch_add(1, Ordering::Relaxed) >= self.config.defaults.script_queue {
                     slots.waiting.fetch_sub(1, Ordering::Relaxed);
-                    return Err(with_cors(busy(
-                        "this project's scripts are all running and its queue is full: retry shortly",
-                    )));
+                    return refused(ScriptRefusal::Busy(Busy::QueueFull));
                 }
                 let _waiting = Waiting(&slots.waiting);
                 match tokio::time::timeout(timeout, Arc::clone(&slots.running).acquire_owned()).await {
                     Ok(Ok(permit)) => permit,
-                    _ => return Err(with_cors(busy("this project's scripts stayed busy: retry shortly"))),
+                    _ => return refused(ScriptRefusal::Busy(Busy::StayedBusy)),
                 }
             }
         };
-        let serial = match (!magic.concurrent).then(|| self.serial_lock(&full)) {
+        let serial = match (!compiled.magic.concurrent).then(|| self.serial_lock(&full)) {
             Some(lock) => match tokio::time::timeout(timeout, lock.lock_owned()).await {
                 Ok(guard) => Some(guard),
-                Err(_) => return Err(with_cors(busy("an earlier request to this script is still running"))),
+                Err(_) => return refused(ScriptRefusal::Busy(Busy::Serial)),
             },
             None => None,
         };
         let Ok(daemon_slot) = Arc::clone(&self.script_slots).acquire_owned().await else {
-            return Err(busy("the daemon is shutting down"));
+            return ScriptAdmission::Refused { refusal: ScriptRefusal::Busy(Busy::ShuttingDown), cors: None };
         };
-        Ok(AdmittedScript {
+        ScriptAdmission::Run(Box::new(AdmittedScript {
             platform: Arc::clone(self),
             project,
             file,
@@ -234,7 +269,7 @@ impl Platform {
             _project_slot: project_slot,
             _serial: serial,
             _daemon_slot: daemon_slot,
-        })
+        }))
     }
 
     /// The run slots of one project (made at its first request).
@@ -259,28 +294,44 @@ impl AdmittedScript {
         &self.project.id
     }
 
+    /// The origin the script allows (`@cors`), if any.
+    pub fn cors(&self) -> Option<&str> {
+        self.compiled.magic.cors.as_deref()
+    }
+
     /// Runs the handler on the request with `body`. `host` gives the
     /// script its `ctx.cubby` (scoped to the project by the caller) and
-    /// `fetch`.
-    pub async fn run(self, body: Bytes, host: Arc<dyn ScriptHost>) -> ScriptResponse {
-        let platform = &self.platform;
-        let project = &self.project;
+    /// `fetch`. The caller answers, then [`ScriptRun::finish`]es.
+    pub async fn run(self, body: Bytes, host: Arc<dyn ScriptHost>) -> ScriptRun {
+        let platform = Arc::clone(&self.platform);
+        let project = self.project.id.clone();
         let path = url_path(&self.head.url).to_string();
-        let env = match platform.open_secrets(&project.id) {
+        let method = self.head.method.clone();
+        let mut entry = ScriptInvocation {
+            at: cubby_model::now(),
+            script: self.file.clone(),
+            method,
+            path,
+            status: 0,
+            duration_ms: 0,
+            error: None,
+            logs: Vec::new(),
+        };
+        let env = match platform.open_secrets(&project) {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(project = %project.id, error = %e.chain(), "reading secrets");
-                return json_error(500, "internal", "the daemon could not read the project's secrets");
+                tracing::error!(project = %project, error = %e.chain(), "reading secrets");
+                let result = Err(ScriptFailure::Unavailable { what: "the project's secrets" });
+                return ScriptRun { result, platform, project, entry };
             }
         };
-        let method = self.head.method.clone();
         let invocation = Invocation {
             module_name: self.file.clone(),
             source: self.compiled.js.clone(),
             request: ScriptRequest { method: self.head.method, url: self.head.url, headers: self.head.headers, body },
             params: self.params,
             env,
-            project: project.id.to_string(),
+            project: project.to_string(),
             limits: cubby_scripts::Limits {
                 memory_bytes: usize::try_from(platform.config.defaults.script_memory.0).unwrap_or(usize::MAX),
                 timeout: self.timeout,
@@ -289,47 +340,24 @@ impl AdmittedScript {
             host,
         };
         let outcome = cubby_scripts::run(invocation).await;
-        let (mut resp, error) = match outcome.result {
-            Ok(resp) => (resp, None),
-            Err(e) => {
-                let (status, code, public) = match &e {
-                    ScriptError::Timeout { .. } => (504, "script_timeout", e.to_string()),
-                    ScriptError::OutOfMemory { .. } => (500, "script_out_of_memory", e.to_string()),
-                    ScriptError::Exception { .. } => (
-                        500,
-                        "script_error",
-                        "the script threw an exception: its owner can read it in the project's script logs".into(),
-                    ),
-                    ScriptError::ResponseTooLarge { .. } => (500, "script_response_too_large", e.to_string()),
-                    _ => (500, "script_invalid", e.to_string()),
-                };
-                let detail = match &e {
-                    ScriptError::Exception { message, stack } => {
-                        format!("{message}{}", stack.as_deref().map(|s| format!("\n{s}")).unwrap_or_default())
-                    }
-                    other => other.to_string(),
-                };
-                (json_error(status, code, &public), Some(detail))
+        let result = outcome.result.map_err(|e| {
+            entry.error = Some(match &e {
+                ScriptError::Exception { message, stack } => {
+                    format!("{message}{}", stack.as_deref().map(|s| format!("\n{s}")).unwrap_or_default())
+                }
+                other => other.to_string(),
+            });
+            match e {
+                ScriptError::Timeout { .. } => ScriptFailure::Timeout(e.to_string()),
+                ScriptError::OutOfMemory { .. } => ScriptFailure::OutOfMemory(e.to_string()),
+                ScriptError::Exception { .. } => ScriptFailure::Exception,
+                ScriptError::ResponseTooLarge { .. } => ScriptFailure::ResponseTooLarge(e.to_string()),
+                other => ScriptFailure::Invalid(other.to_string()),
             }
-        };
-        if let Some(origin) = &self.compiled.magic.cors {
-            cors_headers(origin, &mut resp);
-        }
-        let entry = ScriptInvocation {
-            at: cubby_model::now(),
-            script: self.file,
-            method,
-            path,
-            status: resp.status,
-            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            error,
-            logs: outcome.logs.into_iter().map(|l| ScriptLogLine { level: l.level, message: l.message }).collect(),
-        };
-        if let Err(e) = platform.store.append_script_log(&project.id, &entry, LOG_KEEP) {
-            tracing::warn!(project = %project.id, error = %e, "could not record a script invocation");
-        }
-        tracing::debug!(project = %project.id, script = %entry.script, status = entry.status, ms = entry.duration_ms, "script ran");
-        resp
+        });
+        entry.duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        entry.logs = outcome.logs.into_iter().map(|l| ScriptLogLine { level: l.level, message: l.message }).collect();
+        ScriptRun { result, platform, project, entry }
     }
 }
 
