@@ -32,7 +32,7 @@ impl FromRequestParts<AppState> for Auth {
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
-        match state.platform.authenticate(secret)? {
+        match state.platform.access().authenticate(secret)? {
             Some(caller) => Ok(Self(caller)),
             None => Err(ApiError::unauthorized()),
         }

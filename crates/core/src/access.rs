@@ -1,13 +1,26 @@
-//! Who may open a container's URL: authorizing users with signed claims,
-//! revoking them, and the checks the proxy asks for on every request.
+//! The [`AccessService`]: who may call the API and who may open a
+//! container's URL. API tokens are in [`crate::tokens`]; here, authorizing
+//! users with signed claims, revoking them, and the checks the proxy asks
+//! for on every request. It needs only the store and the claim keys: no
+//! host subsystem.
 
 use std::sync::Arc;
 
 use cubby_model::{Authorization, AuthorizeRequest, ContainerId, PublicKey};
+use cubby_store::Store;
 
-use crate::claims::{ClaimError, ClaimPayload, DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS};
+use crate::claims::{ClaimError, ClaimKeys, ClaimPayload, DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS};
+use crate::config::Urls;
 use crate::routes::label;
-use crate::{Caller, Error, Platform};
+use crate::{Caller, Error};
+
+/// Tokens, claims and the proxy's access checks.
+#[derive(Debug)]
+pub struct AccessService {
+    pub(crate) store: Arc<dyn Store>,
+    claims: ClaimKeys,
+    urls: Urls,
+}
 
 /// Query parameter that carries a claim in an authorize link.
 pub const CLAIM_PARAM: &str = "__cubby_claim";
@@ -16,10 +29,14 @@ fn unix_now() -> i64 {
     cubby_model::now().unix_timestamp()
 }
 
-impl Platform {
+impl AccessService {
+    pub fn new(store: Arc<dyn Store>, claims: ClaimKeys, urls: Urls) -> Self {
+        Self { store, claims, urls }
+    }
+
     /// Signs a claim that opens container `id`'s URL (or one of its ports).
     pub fn authorize(&self, caller: &Caller, id: &ContainerId, req: &AuthorizeRequest) -> Result<Authorization, Error> {
-        let rec = self.record(caller, id)?;
+        let rec = crate::containers::visible(&*self.store, caller, id)?;
         let ttl = req.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
         if ttl == 0 || ttl > MAX_TTL_SECONDS {
             return Err(Error::invalid("ttl_seconds", format!("give 1 to {MAX_TTL_SECONDS} seconds")));
@@ -43,10 +60,10 @@ impl Platform {
             exp: now + i64::from(ttl),
         };
         let claim = self.claims.sign(&payload);
-        let project = self.project_name(&rec.project_id)?;
+        let project = self.store.project(&rec.project_id)?.map(|p| p.name).unwrap_or_default();
         let base = match req.port {
-            Some(port) if port != rec.port => self.url_of_label(&format!("{}-{port}", label(&rec.name, &project))),
-            _ => self.url(&rec.name, &project),
+            Some(port) if port != rec.port => self.urls.of_label(&format!("{}-{port}", label(&rec.name, &project))),
+            _ => self.urls.of_label(&label(&rec.name, &project)),
         };
         Ok(Authorization {
             url: format!("{base}/?{CLAIM_PARAM}={claim}"),
@@ -57,7 +74,7 @@ impl Platform {
 
     /// Voids every claim of container `id` signed so far.
     pub fn revoke_claims(&self, caller: &Caller, id: &ContainerId) -> Result<(), Error> {
-        let rec = self.record(caller, id)?;
+        let rec = crate::containers::visible(&*self.store, caller, id)?;
         let epoch = self.store.bump_claims_epoch(&rec.id)?;
         tracing::info!(container = %id, epoch, "claims revoked");
         Ok(())
@@ -94,7 +111,7 @@ impl Platform {
 
     /// Whether a bearer credential opens port `port` of container `id`: a
     /// claim for it, or an API token that can see its project.
-    pub fn check_bearer(self: &Arc<Self>, id: &ContainerId, port: u16, token: &str) -> bool {
+    pub fn check_bearer(&self, id: &ContainerId, port: u16, token: &str) -> bool {
         if self.check_claim(id, port, token).is_ok() {
             return true;
         }
@@ -108,5 +125,101 @@ impl Platform {
     /// form) or a claim it signed (for any container, even expired).
     pub fn is_credential(&self, token: &str) -> bool {
         token.starts_with(crate::tokens::SECRET_PREFIX) || self.claims.is_ours(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use cubby_model::{
+        AccessMode, ByteSize, ContainerStatus, CreateToken, Firewall, Limits, NetworkRules, Project, ProjectId,
+    };
+    use cubby_store::{ContainerRecord, ContainerStore, NewContainer, ProjectStore, SqliteStore};
+
+    use super::*;
+
+    struct Fixture {
+        access: AccessService,
+        store: Arc<SqliteStore>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::in_memory().unwrap());
+        let claims = ClaimKeys::load_or_create(&dir.path().join("claims.key")).unwrap();
+        let urls = Urls { domain: "localhost".into(), proxy_port: 8080 };
+        Fixture { access: AccessService::new(Arc::clone(&store) as Arc<dyn Store>, claims, urls), store, _dir: dir }
+    }
+
+    fn tenant(f: &Fixture, name: &str) -> (Project, ContainerRecord) {
+        let project = Project {
+            id: ProjectId::random(),
+            name: name.into(),
+            max_containers: None,
+            created_at: cubby_model::now(),
+            default_access: AccessMode::Claim,
+            default_idle_timeout_seconds: 0,
+            quota: Default::default(),
+        };
+        f.store.insert_project(&project).unwrap();
+        let rec = f
+            .store
+            .insert_container(
+                &NewContainer {
+                    id: ContainerId::random(),
+                    project_id: project.id.clone(),
+                    name: "app".into(),
+                    image: "minimal".into(),
+                    command: vec!["/bin/app".into()],
+                    env: BTreeMap::new(),
+                    port: 8080,
+                    limits: Limits { cpu: 1.0, memory: ByteSize(64 << 20), pids: 64, disk: None },
+                    workdir: None,
+                    user: None,
+                    created_at: cubby_model::now(),
+                    firewall: Firewall::default(),
+                    network: NetworkRules::default(),
+                    lowers: vec![],
+                    max_snapshots: 1,
+                    status: ContainerStatus::Running,
+                    access: None,
+                    autostart: true,
+                    idle_timeout: None,
+                },
+                100,
+            )
+            .unwrap();
+        (project, rec)
+    }
+
+    #[test]
+    fn a_tenant_can_open_only_its_own_container_and_revocation_holds() {
+        let f = fixture();
+        let ((pa, a), (pb, b)) = (tenant(&f, "acme"), tenant(&f, "other"));
+        let token_a = f.access.create_token(&Caller::Admin, &pa.id, &CreateToken { name: None }).unwrap().secret;
+        let token_b = f.access.create_token(&Caller::Admin, &pb.id, &CreateToken { name: None }).unwrap().secret;
+        let as_a = f.access.authenticate(&token_a).unwrap().expect("a token of A");
+        // Control: A authorizes its own container, and the claim opens it.
+        let auth = f.access.authorize(&as_a, &a.id, &AuthorizeRequest::default()).unwrap();
+        assert!(auth.url.starts_with("http://app--acme.localhost:8080/?"), "{}", auth.url);
+        assert!(f.access.check_claim(&a.id, 8080, &auth.claim).is_ok());
+        assert!(f.access.check_bearer(&a.id, 8080, &token_a));
+        // A's claim and token do not open B's container, nor another port.
+        assert!(matches!(f.access.check_claim(&b.id, 8080, &auth.claim), Err(ClaimError::OtherContainer)));
+        assert!(matches!(f.access.check_claim(&a.id, 9090, &auth.claim), Err(ClaimError::OtherPort)));
+        assert!(!f.access.check_bearer(&b.id, 8080, &token_a));
+        assert!(f.access.check_bearer(&b.id, 8080, &token_b), "control: B's own token opens B");
+        // A cannot sign for B, revoke B, or see B's tokens.
+        let refused = f.access.authorize(&as_a, &b.id, &AuthorizeRequest::default());
+        assert!(matches!(refused, Err(Error::NotFound { kind: "container", .. })), "{refused:?}");
+        assert!(matches!(f.access.revoke_claims(&as_a, &b.id), Err(Error::NotFound { .. })));
+        assert!(matches!(f.access.tokens(&as_a, &pb.id), Err(Error::NotFound { kind: "project", .. })));
+        // Revoking A's claims voids the claim signed before.
+        f.access.revoke_claims(&as_a, &a.id).unwrap();
+        assert!(matches!(f.access.check_claim(&a.id, 8080, &auth.claim), Err(ClaimError::Revoked)));
+        assert!(f.access.is_credential(&token_a) && f.access.is_credential(&auth.claim));
+        assert!(!f.access.is_credential("an app's own token"));
     }
 }

@@ -126,7 +126,31 @@ impl Default for IdRange {
     }
 }
 
+/// How URLs of this daemon are written: `http://{label}.{domain}{:port}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Urls {
+    pub domain: String,
+    /// The port the proxy is reached on (left out when 80).
+    pub proxy_port: u16,
+}
+
+impl Urls {
+    /// The URL of a host label (`app--acme`, `acme.exec`).
+    pub fn of_label(&self, label: &str) -> String {
+        let port = match self.proxy_port {
+            80 => String::new(),
+            p => format!(":{p}"),
+        };
+        format!("http://{label}.{}{port}", self.domain)
+    }
+}
+
 impl Config {
+    /// How this daemon writes URLs.
+    pub fn urls(&self) -> Urls {
+        Urls { domain: self.domain.clone(), proxy_port: self.proxy_port }
+    }
+
     /// Where this instance keeps its host resources, and their names.
     pub fn layout(&self) -> crate::inventory::Layout {
         crate::inventory::Layout {

@@ -9,7 +9,6 @@
 //! they share the page cache too.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use cubby_model::{ContainerStatus, LayerId};
 use cubby_store::{ContainerRecord, LayerKind, LayerRecord};
@@ -158,53 +157,6 @@ impl Platform {
     /// subvolumes.
     pub(crate) fn sweep_qgroups(&self) {
         self.qgroup_sweep.notify_one();
-    }
-
-    /// The qgroup sweeper: btrfs frees a deleted subvolume's extents a little
-    /// after the delete (later still while something holds its files), and
-    /// only then can its quota group go. After each request it sweeps every
-    /// second for 10 s, every 5 s up to a minute, then every 30 s up to five
-    /// minutes.
-    pub(crate) fn spawn_qgroup_sweeper(self: &std::sync::Arc<Self>) {
-        let weak = std::sync::Arc::downgrade(self);
-        let task = tokio::spawn(async move {
-            loop {
-                let Some(notify) = weak.upgrade().map(|p| std::sync::Arc::clone(&p.qgroup_sweep)) else { return };
-                notify.notified().await;
-                let delays =
-                    std::iter::repeat_n(1u64, 10).chain(std::iter::repeat_n(5, 10)).chain(std::iter::repeat_n(30, 8));
-                for delay in delays {
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(delay)) => {}
-                        () = notify.notified() => {}
-                    }
-                    let Some(platform) = weak.upgrade() else { return };
-                    let btrfs = std::sync::Arc::clone(&platform.host.btrfs);
-                    let pool = platform.pool.root().to_path_buf();
-                    drop(platform);
-                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || btrfs.remove_stale_qgroups(&pool)).await {
-                        tracing::debug!(error = %e, "qgroup sweep")
-                    }
-                }
-            }
-        });
-        self.push_background(task);
-    }
-
-    /// Removes expired snapshots now and then.
-    pub(crate) fn spawn_snapshot_expiry(self: &std::sync::Arc<Self>, every: Duration) {
-        let weak = std::sync::Arc::downgrade(self);
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let Some(platform) = weak.upgrade() else { return };
-                if let Err(e) = platform.expire_snapshots().await {
-                    tracing::warn!(error = %e, "snapshot expiry");
-                }
-            }
-        });
-        self.push_background(task);
     }
 }
 

@@ -16,18 +16,19 @@
 
 pub mod access;
 mod aliases;
+mod background;
 mod caller;
 pub mod claims;
 mod config;
 pub mod containers;
 pub mod doctor;
 mod error;
-pub mod firewall;
 pub mod images;
 pub mod inventory;
 mod keyfile;
 mod layers;
 mod locks;
+pub mod network;
 mod platform;
 pub mod projects;
 pub mod reconcile;

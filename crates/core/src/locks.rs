@@ -11,7 +11,7 @@ use tokio::sync::OwnedMutexGuard;
 type Table = Mutex<HashMap<ContainerId, Arc<tokio::sync::Mutex<()>>>>;
 
 /// The locks of every container.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct ContainerLocks(Arc<Table>);
 
 /// One container's lock, held. Dropping it releases the lock and, when

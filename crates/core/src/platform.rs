@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use cubby_model::ContainerId;
-use cubby_network::{BaseRules, BridgeConfig, Ipam, Netlink, Nftables, ipam};
+use cubby_network::{Ipam, Netlink, Nftables};
 use cubby_runtime::{Cgroups, OciRuntime};
 use cubby_storage::{Btrfs, Mounts, Pool, PoolOptions};
 use cubby_store::Store;
@@ -33,32 +33,29 @@ pub struct Platform {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) host: Host,
     pub(crate) pool: Pool,
-    pub(crate) ipam: Ipam,
+    /// Namespaces, veths, addresses and firewall rules.
+    pub(crate) network: Arc<crate::network::NetworkService>,
     pub(crate) routes: RouteTable,
     locks: crate::locks::ContainerLocks,
     monitors: Mutex<HashMap<ContainerId, Monitor>>,
     generation: AtomicU64,
-    background: Mutex<Vec<JoinHandle<()>>>,
+    background: crate::background::Background,
     /// Background teardowns of deleted containers still running.
     pub(crate) teardowns: Mutex<Vec<JoinHandle<()>>>,
     /// Serialises what creates, references or removes layers.
     pub(crate) layers_lock: tokio::sync::Mutex<()>,
     /// Wakes the qgroup sweeper.
     pub(crate) qgroup_sweep: Arc<tokio::sync::Notify>,
-    /// Signs and checks URL claims.
-    pub(crate) claims: crate::claims::ClaimKeys,
+    /// API tokens, URL claims and the proxy's access checks.
+    pub(crate) access: Arc<crate::access::AccessService>,
     /// Proxied traffic per container, for idle stops.
     pub(crate) activity: crate::wake::ActivityTable,
     /// Starts in flight on behalf of requests, shared by every waiter.
     pub(crate) wakes: crate::wake::WakeTable,
-    /// Caches and locks of exec scripts.
-    pub(crate) scripts: crate::scripts::ScriptState,
-    /// Seals project secrets at rest.
-    pub(crate) secret_key: crate::sealed::SecretKey,
+    /// Exec scripts, their secrets and runs.
+    pub(crate) scripts: Arc<crate::scripts::ScriptService>,
     /// The output collectors of running containers.
     pub(crate) outputs: crate::containers::output::Collectors,
-    /// Bounds the scripts running at once.
-    pub(crate) script_slots: Arc<tokio::sync::Semaphore>,
     /// The id range of containers' user namespaces, as the pool records it
     /// (`None`: containers run as host root).
     pub(crate) userns: Option<crate::config::IdRange>,
@@ -84,7 +81,7 @@ impl Platform {
         // traffic (or lose it to ours): refuse, and say what to change.
         let elsewhere = host
             .netlink
-            .routes_inside(ipam.subnet(), &ipam::bridge_name(&config.prefix))
+            .routes_inside(ipam.subnet(), &config.layout().bridge())
             .await
             .map_err(|source| Error::Netlink { step: "list routes", container: None, source: Box::new(source) })?;
         if !elsewhere.is_empty() {
@@ -125,27 +122,48 @@ impl Platform {
         let claims = crate::claims::ClaimKeys::load_or_create(&config.data_dir.join("claims.key"))?;
         let secret_key = crate::sealed::SecretKey::load_or_create(&config.data_dir.join("secrets.key"))?;
         let userns = crate::userns::resolve(pool.root(), config.userns, &*store)?;
+        let locks = crate::locks::ContainerLocks::default();
+        let network = Arc::new(crate::network::NetworkService::new(
+            Arc::clone(&store),
+            Arc::clone(&host.netlink),
+            Arc::clone(&host.nft),
+            ipam,
+            crate::network::NetworkSettings {
+                layout: config.layout(),
+                proc_root: config.proc_root.clone(),
+                dns_servers: config.dns_servers.clone(),
+                egress_guard: config.egress_guard.clone(),
+                userns,
+            },
+            locks.clone(),
+        ));
+        let access = Arc::new(crate::access::AccessService::new(Arc::clone(&store), claims, config.urls()));
+        let scripts = Arc::new(crate::scripts::ScriptService::new(
+            Arc::clone(&store),
+            config.data_dir.clone(),
+            config.urls(),
+            config.defaults.clone(),
+            secret_key,
+        ));
         let platform = Arc::new(Self {
             config,
             store,
             host,
             pool,
-            ipam,
+            network,
             routes: RouteTable::default(),
-            locks: Default::default(),
+            locks,
             monitors: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(1),
-            background: Mutex::new(Vec::new()),
+            background: Default::default(),
             teardowns: Mutex::new(Vec::new()),
             layers_lock: tokio::sync::Mutex::new(()),
             qgroup_sweep: Arc::new(tokio::sync::Notify::new()),
-            claims,
+            access,
             activity: crate::wake::ActivityTable::default(),
             wakes: crate::wake::WakeTable::default(),
-            scripts: crate::scripts::ScriptState::default(),
+            scripts,
             outputs: Default::default(),
-            secret_key,
-            script_slots: Arc::new(tokio::sync::Semaphore::new(crate::scripts::run::MAX_RUNNING)),
             userns,
         });
         match platform.host.btrfs.enable_quotas(platform.pool.root()) {
@@ -153,18 +171,37 @@ impl Platform {
             Err(e) => tracing::warn!(error = %e, "disk quotas are unavailable: disk limits will not be enforced"),
         }
         if platform.userns.is_some() {
-            crate::userns::raise_key_quotas(&platform.config.proc_root, platform.ipam.capacity())?;
+            crate::userns::raise_key_quotas(&platform.config.proc_root, platform.network.capacity())?;
         }
-        platform.seal_plain_secrets()?;
-        platform.prepare_network().await?;
+        platform.scripts.seal_plain_secrets()?;
+        platform.network.prepare().await?;
         platform.ensure_minimal_image().await?;
         platform.reconcile().await?;
         platform.collect_layers().await?;
-        platform.spawn_qgroup_sweeper();
-        platform.spawn_idle_reaper();
+        platform.background.push(crate::background::qgroups::spawn(
+            Arc::clone(&platform.host.btrfs),
+            platform.pool.root().to_path_buf(),
+            Arc::downgrade(&platform.qgroup_sweep),
+        ));
+        platform.background.push(crate::background::idle::spawn(&platform));
+        platform.background.push(crate::background::expiry::spawn(&platform, platform.config.defaults.expiry_interval));
         platform.sweep_qgroups();
-        platform.spawn_snapshot_expiry(platform.config.defaults.expiry_interval);
         Ok(platform)
+    }
+
+    /// Containers' networks and their firewall and network rules.
+    pub fn network(&self) -> &Arc<crate::network::NetworkService> {
+        &self.network
+    }
+
+    /// API tokens, URL claims and the proxy's access checks.
+    pub fn access(&self) -> &Arc<crate::access::AccessService> {
+        &self.access
+    }
+
+    /// Exec scripts, their secrets and runs.
+    pub fn scripts(&self) -> &Arc<crate::scripts::ScriptService> {
+        &self.scripts
     }
 
     /// The configuration it runs with.
@@ -180,54 +217,6 @@ impl Platform {
     /// The open pool.
     pub fn pool(&self) -> &Pool {
         &self.pool
-    }
-
-    /// The daemon's bridge name.
-    pub fn bridge(&self) -> String {
-        self.config.layout().bridge()
-    }
-
-    async fn prepare_network(&self) -> Result<(), Error> {
-        let forward = self.config.proc_root.join("sys/net/ipv4/ip_forward");
-        if std::fs::read_to_string(&forward).map(|v| v.trim() != "1").unwrap_or(true) {
-            tracing::info!("enabling IPv4 forwarding for container egress");
-            std::fs::write(&forward, "1").map_err(Error::io("enable forwarding in", &forward))?;
-        }
-        let bridge = BridgeConfig {
-            name: self.bridge(),
-            gateway: self.ipam.gateway(),
-            prefix_len: self.ipam.subnet().prefix_len(),
-        };
-        self.host.netlink.ensure_bridge(&bridge).await.map_err(|source| Error::Netlink {
-            step: "create bridge",
-            container: None,
-            source: Box::new(source),
-        })?;
-        // The base tables and every container's chains, in one transaction:
-        // there is no moment when a container runs without its rules.
-        let base = BaseRules {
-            table: self.config.prefix.clone(),
-            bridge: self.bridge(),
-            veth_prefix: self.config.layout().link_prefix(),
-            subnet: self.ipam.subnet(),
-            guard: self.config.egress_guard.clone(),
-        };
-        let mut batch = base.batch();
-        for rec in self.store.containers(None, None, u32::MAX)? {
-            let rules = self
-                .store
-                .firewall(&rec.id)
-                .map_err(Error::from)
-                .and_then(|f| Ok((f, self.store.network(&rec.id)?)))
-                .and_then(|(f, n)| self.container_rules(&rec, &f, &n));
-            match rules {
-                Ok(rules) => rules.install(&mut batch),
-                Err(e) => {
-                    tracing::error!(container = %rec.id, error = %e, "stored rules are unusable; its traffic stays blocked")
-                }
-            }
-        }
-        self.apply(batch, "install base rules").await
     }
 
     /// The lock that serialises lifecycle operations on one container.
@@ -285,11 +274,6 @@ impl Platform {
             .is_some_and(|m| m.generation == generation)
     }
 
-    pub(crate) fn push_background(&self, task: JoinHandle<()>) {
-        self.background.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(task);
-    }
-
-    /// Stops background work. Containers keep running.
     /// A test-only crash point: with `CUBBY_FAILPOINTS` naming it, the
     /// daemon dies here (SIGKILL) as a crash would kill it.
     pub(crate) fn failpoint(&self, name: &str) {
@@ -307,11 +291,10 @@ impl Platform {
         tokio::time::timeout(within, futures::future::join_all(pending)).await.is_ok()
     }
 
+    /// Stops background work. Containers keep running.
     pub fn shutdown(&self) {
         self.outputs.abort_all();
-        for task in self.background.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..) {
-            task.abort();
-        }
+        self.background.abort_all();
         for (_, Monitor { task, .. }) in self.monitors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain()
         {
             task.abort();

@@ -32,11 +32,7 @@ impl Platform {
 
     /// A project the caller may see.
     pub fn project(&self, caller: &Caller, id: &ProjectId) -> Result<Project, Error> {
-        let not_found = || Error::NotFound { kind: "project", id: id.to_string() };
-        if !ProjectId::is_well_formed(id.as_str()) || !caller.can_access(id) {
-            return Err(not_found());
-        }
-        self.store.project(id)?.ok_or_else(not_found)
+        visible(&*self.store, caller, id)
     }
 
     /// The projects the caller may see.
@@ -82,7 +78,7 @@ impl Platform {
             return Err(Error::Forbidden);
         }
         self.store.delete_project(id)?;
-        self.remove_project_files(id)?;
+        self.scripts.remove_project_files(id)?;
         self.store.append_audit(&cubby_store::AuditEntry {
             at: cubby_model::now(),
             action: "project.deleted".into(),
@@ -91,4 +87,18 @@ impl Platform {
         })?;
         Ok(())
     }
+}
+
+/// A project `caller` may see, from any store of projects: the one scope
+/// check every service makes before it touches a project's things.
+pub(crate) fn visible(
+    store: &dyn cubby_store::ProjectStore,
+    caller: &Caller,
+    id: &ProjectId,
+) -> Result<Project, Error> {
+    let not_found = || Error::NotFound { kind: "project", id: id.to_string() };
+    if !ProjectId::is_well_formed(id.as_str()) || !caller.can_access(id) {
+        return Err(not_found());
+    }
+    store.project(id)?.ok_or_else(not_found)
 }

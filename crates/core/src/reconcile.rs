@@ -98,7 +98,7 @@ impl Platform {
                     self.halt(rec, None).await?;
                     // After a reboot its network is gone; a stopped
                     // container keeps it, so a wake does not pay for it.
-                    if let Err(e) = self.ensure_connected(rec).await {
+                    if let Err(e) = self.network.ensure_connected(rec).await {
                         tracing::warn!(container = %rec.id, error = %e.chain(), "could not reattach a stopped container");
                     }
                     self.publish_routes(rec, false)?;

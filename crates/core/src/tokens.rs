@@ -8,7 +8,8 @@ use cubby_model::{CreateToken, CreatedToken, ProjectId, Token, TokenId, random_s
 use cubby_store::TokenRecord;
 use sha2::{Digest, Sha256};
 
-use crate::{Caller, Error, Platform};
+use crate::access::AccessService;
+use crate::{Caller, Error};
 
 /// Secrets start with this, so leaked ones are easy to scan for.
 pub const SECRET_PREFIX: &str = "cubby_";
@@ -17,7 +18,7 @@ fn hash(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-impl Platform {
+impl AccessService {
     /// Makes sure the admin token exists: written to `path` (mode 0600) at
     /// first start, and its hash in the store. Returns the file's path.
     pub fn ensure_admin_token(&self, path: &Path) -> Result<(), Error> {
@@ -63,7 +64,7 @@ impl Platform {
 
     /// Makes a token for `project`. The admin or a token of that project may.
     pub fn create_token(&self, caller: &Caller, project: &ProjectId, req: &CreateToken) -> Result<CreatedToken, Error> {
-        self.project(caller, project)?;
+        crate::projects::visible(&*self.store, caller, project)?;
         if let Some(name) = &req.name
             && (name.len() > 64 || name.chars().any(char::is_control))
         {
@@ -82,13 +83,13 @@ impl Platform {
 
     /// The tokens of a project (without secrets).
     pub fn tokens(&self, caller: &Caller, project: &ProjectId) -> Result<Vec<Token>, Error> {
-        self.project(caller, project)?;
+        crate::projects::visible(&*self.store, caller, project)?;
         Ok(self.store.tokens(Some(project))?.into_iter().map(|t| t.token).collect())
     }
 
     /// Revokes a token of a project.
     pub fn delete_token(&self, caller: &Caller, project: &ProjectId, id: &TokenId) -> Result<(), Error> {
-        self.project(caller, project)?;
+        crate::projects::visible(&*self.store, caller, project)?;
         let owned = self.store.tokens(Some(project))?.into_iter().any(|t| &t.token.id == id);
         if !owned || !self.store.delete_token(id)? {
             return Err(Error::NotFound { kind: "token", id: id.to_string() });

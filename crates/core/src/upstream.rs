@@ -15,8 +15,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 
-use cubby_network::{Verdict, ingress_tcp_verdict};
-
 use crate::Platform;
 
 impl Platform {
@@ -28,19 +26,6 @@ impl Platform {
         let IpAddr::V4(ip) = upstream.ip() else { return None };
         let id = self.routes.running_at(ip)?;
         let rec = self.store.container(&id).ok().flatten()?;
-        let firewall = self.store.firewall(&id).ok()?;
-        let (ingress, _) = Self::check_firewall(&firewall).ok()?;
-        let gateway = IpAddr::V4(self.ipam.gateway());
-        if ingress_tcp_verdict(&ingress, gateway, upstream.port()) != Verdict::Accept {
-            return None;
-        }
-        let netns = self.paths(&id, rec.slot).netns;
-        match self.host.netlink.tcp_socket_in(&netns).await {
-            Ok(socket) => Some(socket),
-            Err(e) => {
-                tracing::debug!(container = %id, error = %crate::error::error_chain(&e), "no socket in the container's namespace; connecting from the host");
-                None
-            }
-        }
+        self.network.socket_in(&rec, upstream).await
     }
 }

@@ -62,7 +62,7 @@ impl Activity {
         self.last_ms.fetch_max(self.now_ms(), Ordering::AcqRel);
     }
 
-    fn idle_for(&self) -> Option<Duration> {
+    pub(crate) fn idle_for(&self) -> Option<Duration> {
         (self.open.load(Ordering::Acquire) == 0)
             .then(|| Duration::from_millis(self.now_ms().saturating_sub(self.last_ms.load(Ordering::Acquire))))
     }
@@ -90,7 +90,7 @@ pub(crate) struct ActivityTable {
 }
 
 impl ActivityTable {
-    fn get(&self, id: &ContainerId) -> Arc<Activity> {
+    pub(crate) fn get(&self, id: &ContainerId) -> Arc<Activity> {
         if let Some(activity) = self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(id) {
             return Arc::clone(activity);
         }
@@ -172,7 +172,7 @@ impl Platform {
             Ok(Some(rec)) => rec,
             _ => return Err("the container no longer exists".into()),
         };
-        let address = self.ipam.address(rec.slot).map_err(|e| e.to_string())?;
+        let address = self.network.address(rec.slot).map_err(|e| e.to_string())?;
         match rec.status {
             ContainerStatus::Running => Ok(address),
             ContainerStatus::Stopped | ContainerStatus::Failed if rec.autostart => {
@@ -198,52 +198,6 @@ impl Platform {
             }
             ContainerStatus::Stopped | ContainerStatus::Failed => Err(DISABLED.into()),
             other => Err(format!("the container is {}", other.as_str())),
-        }
-    }
-
-    /// Stops running containers that had no traffic for their idle timeout.
-    pub(crate) fn spawn_idle_reaper(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                let Some(platform) = weak.upgrade() else { return };
-                platform.reap_idle();
-            }
-        });
-        self.push_background(task);
-    }
-
-    fn reap_idle(self: &Arc<Self>) {
-        let Ok(projects) = self.store.projects() else { return };
-        let defaults: HashMap<_, _> = projects.into_iter().map(|p| (p.id, p.default_idle_timeout_seconds)).collect();
-        let Ok(records) = self.store.containers(None, None, u32::MAX) else { return };
-        for rec in records.into_iter().filter(|r| r.status == ContainerStatus::Running) {
-            let timeout = rec.idle_timeout.or_else(|| defaults.get(&rec.project_id).copied()).unwrap_or(0);
-            if timeout == 0 {
-                continue;
-            }
-            let activity = self.activity.get(&rec.id);
-            if activity.idle_for().is_none_or(|d| d < Duration::from_secs(u64::from(timeout))) {
-                continue;
-            }
-            let platform = Arc::clone(self);
-            tokio::spawn(async move {
-                let _guard = platform.lock(&rec.id).await;
-                // Traffic may have come, or someone stopped it, meanwhile.
-                let still_idle = activity.idle_for().is_some_and(|d| d >= Duration::from_secs(u64::from(timeout)));
-                let Ok(Some(now)) = platform.store.container(&rec.id) else { return };
-                if !still_idle || now.status != ContainerStatus::Running {
-                    return;
-                }
-                tracing::info!(container = %rec.id, timeout, "no traffic for the idle timeout: stopping");
-                if let Err(e) =
-                    platform.stop_locked(&now, Trigger::Idle, Some(platform.config.defaults.stop_timeout)).await
-                {
-                    tracing::warn!(container = %rec.id, error = %e, "idle stop failed");
-                }
-            });
         }
     }
 }

@@ -253,9 +253,9 @@ async fn the_proxy_gets_a_socket_in_the_container_only_where_the_firewall_admits
         ports: Some("9000".into()),
         ..Default::default()
     };
-    f.platform.add_rule(&Caller::Admin, &c.id, cubby_model::Direction::Ingress, &spec).await.unwrap();
+    f.platform.network().add_rule(&Caller::Admin, &c.id, cubby_model::Direction::Ingress, &spec).await.unwrap();
     assert!(f.platform.proxy_socket(other_port).await.is_some(), "a rule for 9000 admits it");
-    f.platform.replace_firewall(&Caller::Admin, &c.id, &Default::default()).await.unwrap();
+    f.platform.network().replace_firewall(&Caller::Admin, &c.id, &Default::default()).await.unwrap();
     assert!(f.platform.proxy_socket(app).await.is_none(), "no rule left: even the app's port takes the plain path");
 }
 

@@ -184,7 +184,7 @@ impl ScriptRunner for Scripts {
                 headers: head.headers,
                 token,
             };
-            platform.admit_script(&project, head).await
+            platform.scripts().admit(&project, head).await
         });
         Box::pin(async move {
             match admitted.await {

@@ -181,17 +181,18 @@ impl Resolver for Routes {
 
     fn check_claim(&self, container: &str, port: u16, claim: &str) -> Result<u64, String> {
         self.platform
+            .access()
             .check_claim(&ContainerId::from_stored(container.to_string()), port, claim)
             .map(|left| u64::try_from(left).unwrap_or(0))
             .map_err(|e| e.to_string())
     }
 
     fn check_bearer(&self, container: &str, port: u16, token: &str) -> bool {
-        self.platform.check_bearer(&ContainerId::from_stored(container.to_string()), port, token)
+        self.platform.access().check_bearer(&ContainerId::from_stored(container.to_string()), port, token)
     }
 
     fn is_credential(&self, token: &str) -> bool {
-        self.platform.is_credential(token)
+        self.platform.access().is_credential(token)
     }
 
     fn wake(&self, container: &str) -> BoxFuture<Result<IpAddr, WakeError>> {
@@ -443,7 +444,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let host = crate::host::real(&args.proc_root, &args.runtime, &layout, &args.cgroup_root)?;
     let platform = Platform::open(config, store, host).await.map_err(error_chain).context("starting the core")?;
     let token_file = args.data_dir.join("admin.token");
-    platform.ensure_admin_token(&token_file).map_err(error_chain)?;
+    platform.access().ensure_admin_token(&token_file).map_err(error_chain)?;
 
     let endpoints = args.data_dir.join("endpoints.json");
     let api_url = format!("http://{api_addr}");

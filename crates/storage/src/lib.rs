@@ -22,7 +22,7 @@ pub mod mountinfo;
 pub mod mounts;
 pub mod pool;
 
-pub use btrfs::{Btrfs, DiskUsage, FakeBtrfs, LibBtrfs, QuotaMode};
+pub use btrfs::{Btrfs, BtrfsCall, DiskUsage, FakeBtrfs, LibBtrfs, QuotaMode};
 pub use error::StorageError;
 pub use mounts::{FakeMounts, KernelMounts, Mounts, Overlay};
 pub use pool::{Pool, PoolOptions};

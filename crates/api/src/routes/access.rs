@@ -24,7 +24,7 @@ pub async fn authorize(
     PathId(id): PathId<ContainerId>,
     Json(req): Json<AuthorizeRequest>,
 ) -> Result<Out<Authorization>, ApiError> {
-    Ok(Out(s.platform.authorize(&caller, &id, &req)?))
+    Ok(Out(s.platform.access().authorize(&caller, &id, &req)?))
 }
 
 /// Void every claim of the container signed so far, at once.
@@ -36,14 +36,14 @@ pub async fn revoke_claims(
     Auth(caller): Auth,
     PathId(id): PathId<ContainerId>,
 ) -> Result<StatusCode, ApiError> {
-    s.platform.revoke_claims(&caller, &id)?;
+    s.platform.access().revoke_claims(&caller, &id)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The key that signs claims, so apps can verify them offline (no token needed).
 #[utoipa::path(get, path = "/api/v1/meta/public-key", tag = "access", responses((status = 200, body = PublicKey)))]
 pub async fn public_key(State(s): State<AppState>) -> Out<PublicKey> {
-    Out(s.platform.public_key())
+    Out(s.platform.access().public_key())
 }
 
 /// Point a unique name at a container (and a port): `http://{name}.{domain}`.

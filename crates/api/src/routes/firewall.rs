@@ -31,7 +31,7 @@ pub async fn get_firewall(
     Auth(caller): Auth,
     PathId(id): PathId<ContainerId>,
 ) -> Result<Out<Firewall>, ApiError> {
-    Ok(Out(s.platform.firewall(&caller, &id)?))
+    Ok(Out(s.platform.network().firewall(&caller, &id)?))
 }
 
 /// Replace the whole rule set atomically.
@@ -45,7 +45,7 @@ pub async fn replace_firewall(
     PathId(id): PathId<ContainerId>,
     Json(req): Json<ReplaceFirewall>,
 ) -> Result<Out<Firewall>, ApiError> {
-    Ok(Out(s.platform.replace_firewall(&caller, &id, &req).await?))
+    Ok(Out(s.platform.network().replace_firewall(&caller, &id, &req).await?))
 }
 
 /// Go back to the default rules.
@@ -57,7 +57,7 @@ pub async fn reset_firewall(
     Auth(caller): Auth,
     PathId(id): PathId<ContainerId>,
 ) -> Result<Out<Firewall>, ApiError> {
-    Ok(Out(s.platform.reset_firewall(&caller, &id).await?))
+    Ok(Out(s.platform.network().reset_firewall(&caller, &id).await?))
 }
 
 /// Add a rule, at `position` or at the end.
@@ -73,7 +73,7 @@ pub async fn add_rule(
     Path((_id, dir)): Path<(String, String)>,
     Json(spec): Json<RuleSpec>,
 ) -> Result<(StatusCode, Out<FirewallRule>), ApiError> {
-    let rule = s.platform.add_rule(&caller, &id, direction(&dir)?, &spec).await?;
+    let rule = s.platform.network().add_rule(&caller, &id, direction(&dir)?, &spec).await?;
     Ok((StatusCode::CREATED, Out(rule)))
 }
 
@@ -93,7 +93,7 @@ pub async fn patch_rule(
     Path((_id, dir, _rule)): Path<(String, String, String)>,
     Json(patch): Json<RulePatch>,
 ) -> Result<Out<FirewallRule>, ApiError> {
-    Ok(Out(s.platform.patch_rule(&caller, &id, direction(&dir)?, &rule_id, &patch).await?))
+    Ok(Out(s.platform.network().patch_rule(&caller, &id, direction(&dir)?, &rule_id, &patch).await?))
 }
 
 /// Remove one rule.
@@ -109,7 +109,7 @@ pub async fn delete_rule(
     PathId(rule_id): PathId<RuleId>,
     Path((_id, dir, _rule)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    s.platform.delete_rule(&caller, &id, direction(&dir)?, &rule_id).await?;
+    s.platform.network().delete_rule(&caller, &id, direction(&dir)?, &rule_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -122,7 +122,7 @@ pub async fn get_network(
     Auth(caller): Auth,
     PathId(id): PathId<ContainerId>,
 ) -> Result<Out<NetworkRules>, ApiError> {
-    Ok(Out(s.platform.network(&caller, &id)?))
+    Ok(Out(s.platform.network().network_rules(&caller, &id)?))
 }
 
 /// Set a container's network mode (`open`, `block`, or `proxy` with
@@ -138,5 +138,5 @@ pub async fn set_network(
     PathId(id): PathId<ContainerId>,
     Json(rules): Json<NetworkRules>,
 ) -> Result<Out<NetworkRules>, ApiError> {
-    Ok(Out(s.platform.set_network(&caller, &id, &rules).await?))
+    Ok(Out(s.platform.network().set_network(&caller, &id, &rules).await?))
 }

@@ -27,7 +27,7 @@ pub async fn list_scripts(
     Auth(caller): Auth,
     PathId(id): PathId<ProjectId>,
 ) -> Result<Out<Vec<ScriptFile>>, ApiError> {
-    Ok(Out(s.platform.scripts(&caller, &id)?))
+    Ok(Out(s.platform.scripts().list(&caller, &id)?))
 }
 
 /// Query of the logs listing.
@@ -49,7 +49,7 @@ pub async fn script_logs(
     PathId(id): PathId<ProjectId>,
     Query(q): Query<LogsQuery>,
 ) -> Result<Out<Vec<ScriptInvocation>>, ApiError> {
-    Ok(Out(s.platform.script_logs(&caller, &id, q.limit.unwrap_or(100))?))
+    Ok(Out(s.platform.scripts().script_logs(&caller, &id, q.limit.unwrap_or(100))?))
 }
 
 /// Write one script (the request body is the file). `.ts` files are
@@ -67,7 +67,7 @@ pub async fn put_script(
     Path((_id, path)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Out<ScriptFile>, ApiError> {
-    Ok(Out(s.platform.put_script(&caller, &id, &path, &body)?))
+    Ok(Out(s.platform.scripts().put_script(&caller, &id, &path, &body)?))
 }
 
 /// Read one script's content.
@@ -82,7 +82,7 @@ pub async fn get_script(
     PathId(id): PathId<ProjectId>,
     Path((_id, path)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (file, content) = s.platform.script(&caller, &id, &path)?;
+    let (file, content) = s.platform.scripts().script(&caller, &id, &path)?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
@@ -104,7 +104,7 @@ pub async fn delete_script(
     PathId(id): PathId<ProjectId>,
     Path((_id, path)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    s.platform.delete_script(&caller, &id, &path)?;
+    s.platform.scripts().delete_script(&caller, &id, &path)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -120,7 +120,7 @@ pub async fn put_secrets(
     PathId(id): PathId<ProjectId>,
     Json(req): Json<PutSecrets>,
 ) -> Result<Out<SecretNames>, ApiError> {
-    Ok(Out(s.platform.set_secrets(&caller, &id, &req)?))
+    Ok(Out(s.platform.scripts().set_secrets(&caller, &id, &req)?))
 }
 
 /// The names of the project's secrets.
@@ -132,7 +132,7 @@ pub async fn get_secrets(
     Auth(caller): Auth,
     PathId(id): PathId<ProjectId>,
 ) -> Result<Out<SecretNames>, ApiError> {
-    Ok(Out(s.platform.secret_names(&caller, &id)?))
+    Ok(Out(s.platform.scripts().secret_names(&caller, &id)?))
 }
 
 /// The OpenAPI paths of the catch-all file routes.

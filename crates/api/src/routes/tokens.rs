@@ -22,7 +22,7 @@ pub async fn create_token(
     PathId(id): PathId<ProjectId>,
     Json(req): Json<CreateToken>,
 ) -> Result<(StatusCode, Out<CreatedToken>), ApiError> {
-    Ok((StatusCode::CREATED, Out(s.platform.create_token(&caller, &id, &req)?)))
+    Ok((StatusCode::CREATED, Out(s.platform.access().create_token(&caller, &id, &req)?)))
 }
 
 /// The project's tokens, without secrets.
@@ -34,7 +34,7 @@ pub async fn list_tokens(
     Auth(caller): Auth,
     PathId(id): PathId<ProjectId>,
 ) -> Result<Out<Vec<Token>>, ApiError> {
-    Ok(Out(s.platform.tokens(&caller, &id)?))
+    Ok(Out(s.platform.access().tokens(&caller, &id)?))
 }
 
 /// Revoke a token.
@@ -47,6 +47,6 @@ pub async fn delete_token(
     PathId(id): PathId<ProjectId>,
     PathId(token_id): PathId<TokenId>,
 ) -> Result<StatusCode, ApiError> {
-    s.platform.delete_token(&caller, &id, &token_id)?;
+    s.platform.access().delete_token(&caller, &id, &token_id)?;
     Ok(StatusCode::NO_CONTENT)
 }

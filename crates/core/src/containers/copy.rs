@@ -93,7 +93,7 @@ impl Platform {
             let f = self.store.firewall(&src.id)?;
             Firewall { ingress: with_new_ids(f.ingress), egress: with_new_ids(f.egress) }
         } else {
-            self.default_firewall(src.port)
+            self.network.default_firewall(src.port)
         };
         let network =
             if req.copy_network_rules.unwrap_or(true) { self.store.network(&src.id)? } else { NetworkRules::default() };
@@ -119,7 +119,7 @@ impl Platform {
             idle_timeout: src.idle_timeout,
         };
         let inserted =
-            tracing::info_span!("db.insert").in_scope(|| self.store.insert_container(&new, self.ipam.capacity()));
+            tracing::info_span!("db.insert").in_scope(|| self.store.insert_container(&new, self.network.capacity()));
         drop(layers_guard);
         let rec = match inserted {
             Ok(rec) => rec,

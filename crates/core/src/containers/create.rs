@@ -153,7 +153,7 @@ impl Platform {
             workdir: image.config.workdir.clone(),
             user: image.config.user.clone(),
             created_at: cubby_model::now(),
-            firewall: self.default_firewall(port),
+            firewall: self.network.default_firewall(port),
             network: cubby_model::NetworkRules::default(),
             lowers: vec![image_rec.layer_id.clone()],
             max_snapshots: self.config.defaults.max_snapshots,
@@ -165,7 +165,7 @@ impl Platform {
         // The image's layer must not be collected between the check and the insert.
         let layers = self.layers_lock.lock().await;
         let rec =
-            tracing::info_span!("db.insert").in_scope(|| self.store.insert_container(&new, self.ipam.capacity()))?;
+            tracing::info_span!("db.insert").in_scope(|| self.store.insert_container(&new, self.network.capacity()))?;
         drop(layers);
         tracing::Span::current().record("container", tracing::field::display(&rec.id));
         self.failpoint("create.inserted");
@@ -240,7 +240,7 @@ impl Platform {
             }
         }
         self.failpoint("create.subvolume");
-        self.connect(rec).instrument(tracing::info_span!("network.connect")).await?;
+        self.network.connect(rec).instrument(tracing::info_span!("network.connect")).await?;
         self.failpoint("create.connected");
         if start {
             self.start_locked(rec, Trigger::Api).await
@@ -252,25 +252,5 @@ impl Platform {
             self.publish_routes(&rec, false)?;
             Ok(rec)
         }
-    }
-
-    /// Makes the container's network namespace and veth, and installs its
-    /// firewall chains.
-    pub(crate) async fn connect(&self, rec: &ContainerRecord) -> Result<(), Error> {
-        let attachment = self.attachment(rec)?;
-        let netlink = &self.host.netlink;
-        let owner = self.userns.map(|r| cubby_network::UserNamespace {
-            path: self.paths(&rec.id, rec.slot).userns,
-            host_base: r.host_base,
-            size: r.size,
-        });
-        netlink
-            .create_netns(&attachment.netns, owner.as_ref())
-            .await
-            .map_err(Error::netlink("create network namespace", rec.id.as_str()))?;
-        // A veth with this slot's name can only be debris of an earlier crash.
-        netlink.detach(&attachment.host_ifname).await.map_err(Error::netlink("remove stale veth", rec.id.as_str()))?;
-        netlink.attach(&self.bridge(), &attachment).await.map_err(Error::netlink("attach veth", rec.id.as_str()))?;
-        self.install_firewall(rec).await
     }
 }

@@ -127,23 +127,9 @@ impl Platform {
             }
         };
         keep(self.halt(rec, None).instrument(info_span!("runtime.halt")).await);
-        keep(self.remove_firewall(rec).instrument(info_span!("firewall.remove")).await);
-        let netlink = &self.host.netlink;
-        keep(
-            netlink
-                .detach(&paths.veth)
-                .instrument(info_span!("network.veth_delete"))
-                .await
-                .map_err(Error::netlink("remove veth", id)),
-        );
-        keep(
-            netlink
-                .delete_netns(&paths.netns)
-                .instrument(info_span!("network.netns_delete"))
-                .await
-                .map_err(Error::netlink("remove network namespace", id)),
-        );
-        keep(netlink.delete_netns(&paths.userns).await.map_err(Error::netlink("remove user namespace", id)));
+        for step in self.network.disconnect(rec).await {
+            keep(step);
+        }
         keep(info_span!("storage.subvolume_delete").in_scope(|| {
             self.host.btrfs.delete_subvolume(&paths.subvolume).map_err(Error::storage("delete subvolume", id))
         }));

@@ -148,39 +148,11 @@ impl Platform {
         Ok(rec)
     }
 
-    /// Attaches the container to the network again when its namespace or
-    /// veth is gone: a reboot emptied /run (the veth went with the old
-    /// namespace), or the veth was removed.
-    pub(crate) async fn ensure_connected(&self, rec: &ContainerRecord) -> Result<(), Error> {
-        let id = rec.id.as_str();
-        let paths = self.paths(&rec.id, rec.slot);
-        let has_netns = self
-            .host
-            .netlink
-            .netns_exists(&paths.netns)
-            .instrument(info_span!("network.check"))
-            .await
-            .map_err(Error::netlink("check network namespace", id))?;
-        let has_veth =
-            has_netns && self.host.netlink.link_exists(&paths.veth).await.map_err(Error::netlink("check veth", id))?;
-        if !has_netns || !has_veth {
-            for stale in [&paths.netns, &paths.userns] {
-                self.host
-                    .netlink
-                    .delete_netns(stale)
-                    .await
-                    .map_err(Error::netlink("remove stale namespace file", id))?;
-            }
-            self.connect(rec).await?;
-        }
-        Ok(())
-    }
-
     /// Brings the container up and returns its init's host pid.
     async fn boot(&self, rec: &ContainerRecord) -> Result<u32, Error> {
         let id = rec.id.as_str();
         let paths = self.paths(&rec.id, rec.slot);
-        self.ensure_connected(rec).await?;
+        self.network.ensure_connected(rec).await?;
         std::fs::create_dir_all(&paths.rootfs).map_err(Error::io("create", &paths.rootfs))?;
         // The runtime's init (the container's root, with a user namespace)
         // reaches the files it mounts from here by their paths.
@@ -241,7 +213,7 @@ impl Platform {
 
     fn write_bundle(&self, rec: &ContainerRecord) -> Result<(), Error> {
         let paths = self.paths(&rec.id, rec.slot);
-        let address = self.ipam.address(rec.slot).map_err(|e| Error::invalid("slot", e.to_string()))?;
+        let address = self.network.address(rec.slot)?;
         let network = self.store.network(&rec.id)?;
         let env: Vec<String> = self.process_env(rec, &network).iter().map(|(k, v)| format!("{k}={v}")).collect();
         let (uid, gid) = parse_user(rec.user.as_deref());
@@ -255,7 +227,7 @@ impl Platform {
         }
         .write(&paths.process_file, self.userns.map(|r| (r.host_base, r.host_base)))
         .map_err(Error::runtime("write process.json", rec.id.as_str()))?;
-        let resolv = self.resolv_conf(&network);
+        let resolv = self.network.resolv_conf(&network);
         let hosts =
             format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{address}\t{}\n", rec.name);
         for (path, content) in
@@ -314,7 +286,7 @@ impl Platform {
     /// container's init exits first; gives up quietly after the ready
     /// timeout (an app may not serve HTTP at all).
     async fn wait_ready(&self, rec: &ContainerRecord, pid: u32) -> Result<(), Error> {
-        let address = self.ipam.address(rec.slot).map_err(|e| Error::invalid("slot", e.to_string()))?;
+        let address = self.network.address(rec.slot)?;
         let target = SocketAddr::from((address, rec.port));
         let deadline = Instant::now() + self.config.defaults.ready_timeout;
         let mut delay = Duration::from_millis(1);

@@ -31,10 +31,11 @@ mod update;
 use std::path::PathBuf;
 
 use cubby_model::{Container, ContainerId, Page, ProjectId, Transition};
-use cubby_network::Attachment;
+
 use cubby_runtime::logs::{LogFile, OutputPipe};
 use cubby_store::ContainerRecord;
 
+use crate::inventory::Layout;
 use crate::routes::{Route, label};
 use crate::{Caller, Error, Platform};
 
@@ -64,10 +65,11 @@ pub(crate) struct ContainerPaths {
     pub veth: String,
 }
 
-impl Platform {
-    pub(crate) fn paths(&self, id: &ContainerId, slot: u32) -> ContainerPaths {
-        let subvolume = self.pool.container(id.as_str());
-        let layout = self.config.layout();
+impl ContainerPaths {
+    /// Where the resources of container `id` in slot `slot` are, in the
+    /// instance `layout`.
+    pub(crate) fn of(layout: &Layout, id: &ContainerId, slot: u32) -> Self {
+        let subvolume = layout.container_subvolumes().join(id.as_str());
         let [bundles, netns, userns] = layout.tenant_run_dirs();
         let bundle = bundles.join(id.as_str());
         ContainerPaths {
@@ -83,21 +85,16 @@ impl Platform {
             bundle,
             netns: netns.join(id.as_str()),
             userns: userns.join(id.as_str()),
-            log: LogFile::new(&self.config.data_dir.join("logs"), id.as_str()),
+            log: LogFile::new(&layout.data_dir.join("logs"), id.as_str()),
             cgroup: layout.cgroup(id.as_str()),
             veth: layout.veth(slot),
         }
     }
+}
 
-    pub(crate) fn attachment(&self, rec: &ContainerRecord) -> Result<Attachment, Error> {
-        let paths = self.paths(&rec.id, rec.slot);
-        Ok(Attachment {
-            host_ifname: paths.veth,
-            netns: paths.netns,
-            address: self.ipam.address(rec.slot).map_err(|e| Error::invalid("slot", e.to_string()))?,
-            prefix_len: self.ipam.subnet().prefix_len(),
-            gateway: self.ipam.gateway(),
-        })
+impl Platform {
+    pub(crate) fn paths(&self, id: &ContainerId, slot: u32) -> ContainerPaths {
+        ContainerPaths::of(&self.config.layout(), id, slot)
     }
 
     /// The URL of a container.
@@ -107,11 +104,7 @@ impl Platform {
 
     /// The URL of a host label (a container, a port or an alias).
     pub fn url_of_label(&self, label: &str) -> String {
-        let port = match self.config.proxy_port {
-            80 => String::new(),
-            p => format!(":{p}"),
-        };
-        format!("http://{label}.{}{port}", self.config.domain)
+        self.config.urls().of_label(label)
     }
 
     pub(crate) fn project_name(&self, id: &ProjectId) -> Result<String, Error> {
@@ -146,7 +139,7 @@ impl Platform {
             access,
             autostart: rec.autostart,
             idle_timeout_seconds: idle,
-            address: self.ipam.address(rec.slot).map(|a| a.to_string()).unwrap_or_default(),
+            address: self.network.address(rec.slot).map(|a| a.to_string()).unwrap_or_default(),
             created_at: rec.created_at,
             updated_at: rec.updated_at,
         })
@@ -154,7 +147,7 @@ impl Platform {
 
     pub(crate) fn route_of(&self, rec: &ContainerRecord, running: bool) -> Result<(String, Route), Error> {
         let project = self.project_name(&rec.project_id)?;
-        let address = self.ipam.address(rec.slot).map_err(|e| Error::invalid("slot", e.to_string()))?;
+        let address = self.network.address(rec.slot)?;
         let (access, _) = self.effective(rec)?;
         Ok((
             label(&rec.name, &project),
@@ -184,14 +177,7 @@ impl Platform {
 
     /// The record of a container the caller may see.
     pub(crate) fn record(&self, caller: &Caller, id: &ContainerId) -> Result<ContainerRecord, Error> {
-        let not_found = || Error::NotFound { kind: "container", id: id.to_string() };
-        if !ContainerId::is_well_formed(id.as_str()) {
-            return Err(not_found());
-        }
-        match self.store.container(id)? {
-            Some(rec) if caller.can_access(&rec.project_id) => Ok(rec),
-            _ => Err(not_found()),
-        }
+        visible(&*self.store, caller, id)
     }
 
     /// A container, with its disk use.
@@ -254,5 +240,22 @@ impl Platform {
     pub fn transitions(&self, caller: &Caller, id: &ContainerId) -> Result<Vec<Transition>, Error> {
         self.record(caller, id)?;
         Ok(self.store.transitions(id)?)
+    }
+}
+
+/// A container `caller` may see, from any store of containers: the scope
+/// check every service makes before it touches a container.
+pub(crate) fn visible(
+    store: &dyn cubby_store::ContainerStore,
+    caller: &Caller,
+    id: &ContainerId,
+) -> Result<ContainerRecord, Error> {
+    let not_found = || Error::NotFound { kind: "container", id: id.to_string() };
+    if !ContainerId::is_well_formed(id.as_str()) {
+        return Err(not_found());
+    }
+    match store.container(id)? {
+        Some(rec) if caller.can_access(&rec.project_id) => Ok(rec),
+        _ => Err(not_found()),
     }
 }

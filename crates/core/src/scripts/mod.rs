@@ -1,7 +1,9 @@
-//! Exec scripts: a project's `scripts/` folder on the host (one file per
-//! endpoint), its secrets, and the log of its invocations. Running a
-//! request through a script is in [`run`]; which file answers a path is in
-//! [`routing`]. The JavaScript engine itself is the `cubby-scripts` crate.
+//! Exec scripts: the [`ScriptService`] owns a project's `scripts/` folder
+//! on the host (one file per endpoint), its secrets (sealed at rest), the
+//! log of its invocations and the run slots. Running a request through a
+//! script is in [`run`]; which file answers a path is in [`routing`]. The
+//! JavaScript engine itself is the `cubby-scripts` crate. The service
+//! needs only the store and its folder: no host subsystem.
 
 mod routing;
 pub mod run;
@@ -19,7 +21,9 @@ use sha2::{Digest, Sha256};
 
 pub use routing::Route;
 
-use crate::{Caller, Error, Platform};
+use crate::config::{Defaults, Urls};
+use crate::sealed::SecretKey;
+use crate::{Caller, Error};
 
 /// Most files in one project's `scripts/`.
 pub const MAX_SCRIPTS: u32 = 500;
@@ -43,7 +47,7 @@ type CompiledCache = HashMap<PathBuf, (SystemTime, u64, Arc<Compiled>)>;
 
 /// Caches and locks of the script runner.
 #[derive(Debug, Default)]
-pub(crate) struct ScriptState {
+struct ScriptState {
     /// Route tables per project, with when they were read.
     routes: Mutex<RouteCache>,
     /// Compiled files by path, valid while (mtime, size) hold.
@@ -64,17 +68,51 @@ fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-impl Platform {
+/// Exec scripts, their secrets and their runs, for every project.
+#[derive(Debug)]
+pub struct ScriptService {
+    store: Arc<dyn cubby_store::Store>,
+    /// Projects' folders are `<data_dir>/projects/<id>`.
+    data_dir: PathBuf,
+    urls: Urls,
+    defaults: Defaults,
+    /// Seals project secrets at rest.
+    secret_key: SecretKey,
+    state: ScriptState,
+    /// Bounds the scripts running at once on the daemon.
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl ScriptService {
+    /// The service over `store`, keeping projects' folders in `data_dir`.
+    pub fn new(
+        store: Arc<dyn cubby_store::Store>,
+        data_dir: PathBuf,
+        urls: Urls,
+        defaults: Defaults,
+        secret_key: SecretKey,
+    ) -> Self {
+        Self {
+            store,
+            data_dir,
+            urls,
+            defaults,
+            secret_key,
+            state: ScriptState::default(),
+            slots: Arc::new(tokio::sync::Semaphore::new(run::MAX_RUNNING)),
+        }
+    }
+
     /// The `scripts/` folder of a project.
     pub fn scripts_dir(&self, project: &ProjectId) -> PathBuf {
-        self.config.data_dir.join("projects").join(project.as_str()).join("scripts")
+        self.data_dir.join("projects").join(project.as_str()).join("scripts")
     }
 
     fn script_view(&self, project_name: &str, file: &str, path: &Path) -> Result<ScriptFile, Error> {
         let meta = std::fs::metadata(path).map_err(Error::io("stat", path))?;
         let modified = meta.modified().map_err(Error::io("stat", path))?;
         // A file is read and hashed again only when it changed.
-        let cached = lock(&self.scripts.hashes)
+        let cached = lock(&self.state.hashes)
             .get(path)
             .filter(|(m, len, _)| *m == modified && *len == meta.len())
             .map(|(_, _, h)| h.clone());
@@ -82,7 +120,7 @@ impl Platform {
             Some(hash) => hash,
             None => {
                 let hash = sha256_hex(&std::fs::read(path).map_err(Error::io("read", path))?);
-                lock(&self.scripts.hashes).insert(path.to_path_buf(), (modified, meta.len(), hash.clone()));
+                lock(&self.state.hashes).insert(path.to_path_buf(), (modified, meta.len(), hash.clone()));
                 hash
             }
         };
@@ -97,11 +135,11 @@ impl Platform {
 
     /// `http://{project}.exec.{domain}:{port}`.
     pub fn exec_base_url(&self, project_name: &str) -> String {
-        self.url_of_label(&format!("{project_name}.exec"))
+        self.urls.of_label(&format!("{project_name}.exec"))
     }
 
     fn forget_routes(&self, project: &ProjectId) {
-        lock(&self.scripts.routes).remove(project);
+        lock(&self.state.routes).remove(project);
     }
 
     /// Writes one script file (creating folders), replacing any.
@@ -112,7 +150,7 @@ impl Platform {
         path: &str,
         content: &[u8],
     ) -> Result<ScriptFile, Error> {
-        let p = self.project(caller, project)?;
+        let p = crate::projects::visible(&*self.store, caller, project)?;
         validate_script_path(path)?;
         if content.len() > MAX_SCRIPT_BYTES {
             return Err(Error::TooLarge { limit: MAX_SCRIPT_BYTES as u64 });
@@ -142,7 +180,7 @@ impl Platform {
 
     /// One script: its description and content.
     pub fn script(&self, caller: &Caller, project: &ProjectId, path: &str) -> Result<(ScriptFile, Vec<u8>), Error> {
-        let p = self.project(caller, project)?;
+        let p = crate::projects::visible(&*self.store, caller, project)?;
         validate_script_path(path).map_err(|_| Error::NotFound { kind: "script", id: path.to_string() })?;
         let target = self.scripts_dir(project).join(path);
         if !target.is_file() {
@@ -154,7 +192,7 @@ impl Platform {
 
     /// Removes one script (and folders it leaves empty).
     pub fn delete_script(&self, caller: &Caller, project: &ProjectId, path: &str) -> Result<(), Error> {
-        self.project(caller, project)?;
+        crate::projects::visible(&*self.store, caller, project)?;
         let not_found = || Error::NotFound { kind: "script", id: path.to_string() };
         validate_script_path(path).map_err(|_| not_found())?;
         let dir = self.scripts_dir(project);
@@ -176,8 +214,8 @@ impl Platform {
     }
 
     /// Every script of a project, by path.
-    pub fn scripts(&self, caller: &Caller, project: &ProjectId) -> Result<Vec<ScriptFile>, Error> {
-        let p = self.project(caller, project)?;
+    pub fn list(&self, caller: &Caller, project: &ProjectId) -> Result<Vec<ScriptFile>, Error> {
+        let p = crate::projects::visible(&*self.store, caller, project)?;
         let dir = self.scripts_dir(project);
         list_files(&dir)?.iter().map(|f| self.script_view(&p.name, f, &dir.join(f))).collect()
     }
@@ -189,7 +227,7 @@ impl Platform {
         project: &ProjectId,
         limit: u32,
     ) -> Result<Vec<ScriptInvocation>, Error> {
-        self.project(caller, project)?;
+        crate::projects::visible(&*self.store, caller, project)?;
         Ok(self.store.script_logs(project, limit.clamp(1, LOG_KEEP))?)
     }
 
@@ -200,7 +238,7 @@ impl Platform {
         project: &ProjectId,
         secrets: &PutSecrets,
     ) -> Result<SecretNames, Error> {
-        self.project(caller, project)?;
+        crate::projects::visible(&*self.store, caller, project)?;
         validate_secrets(secrets)?;
         let sealed = secrets
             .iter()
@@ -213,15 +251,12 @@ impl Platform {
 
     /// The names of a project's secrets (never their values).
     pub fn secret_names(&self, caller: &Caller, project: &ProjectId) -> Result<SecretNames, Error> {
-        self.project(caller, project)?;
+        crate::projects::visible(&*self.store, caller, project)?;
         Ok(SecretNames { names: self.store.secrets(project)?.into_keys().collect() })
     }
 
     /// A project's secrets, opened.
-    pub(crate) fn open_secrets(
-        &self,
-        project: &ProjectId,
-    ) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    fn open_secrets(&self, project: &ProjectId) -> Result<std::collections::BTreeMap<String, String>, Error> {
         self.store
             .secrets(project)?
             .into_iter()
@@ -260,24 +295,24 @@ impl Platform {
     }
 
     /// The route table of a project, read again after [`ROUTES_TTL`].
-    pub(crate) fn script_routes(&self, project: &ProjectId) -> Result<Arc<Vec<Route>>, Error> {
-        if let Some((at, routes)) = lock(&self.scripts.routes).get(project)
+    fn script_routes(&self, project: &ProjectId) -> Result<Arc<Vec<Route>>, Error> {
+        if let Some((at, routes)) = lock(&self.state.routes).get(project)
             && at.elapsed() < ROUTES_TTL
         {
             return Ok(Arc::clone(routes));
         }
         let routes: Arc<Vec<Route>> =
             Arc::new(list_files(&self.scripts_dir(project))?.iter().map(|f| Route::of(f)).collect());
-        lock(&self.scripts.routes).insert(project.clone(), (Instant::now(), Arc::clone(&routes)));
+        lock(&self.state.routes).insert(project.clone(), (Instant::now(), Arc::clone(&routes)));
         Ok(routes)
     }
 
     /// The compiled script at `path`, from the cache while the file is
     /// unchanged.
-    pub(crate) fn compiled(&self, file: &str, path: &Path) -> Result<Arc<Compiled>, Error> {
+    fn compiled(&self, file: &str, path: &Path) -> Result<Arc<Compiled>, Error> {
         let meta = std::fs::metadata(path).map_err(Error::io("stat", path))?;
         let modified = meta.modified().map_err(Error::io("stat", path))?;
-        if let Some((m, len, c)) = lock(&self.scripts.compiled).get(path)
+        if let Some((m, len, c)) = lock(&self.state.compiled).get(path)
             && *m == modified
             && *len == meta.len()
         {
@@ -285,18 +320,18 @@ impl Platform {
         }
         let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
         let compiled = Arc::new(compile(file, &text)?);
-        lock(&self.scripts.compiled).insert(path.to_path_buf(), (modified, meta.len(), Arc::clone(&compiled)));
+        lock(&self.state.compiled).insert(path.to_path_buf(), (modified, meta.len(), Arc::clone(&compiled)));
         Ok(compiled)
     }
 
     /// The lock of a `@concurrent false` script.
-    pub(crate) fn serial_lock(&self, path: &Path) -> Arc<tokio::sync::Mutex<()>> {
-        Arc::clone(lock(&self.scripts.serial).entry(path.to_path_buf()).or_default())
+    fn serial_lock(&self, path: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        Arc::clone(lock(&self.state.serial).entry(path.to_path_buf()).or_default())
     }
 
     /// Removes a project's folder (its scripts), when the project goes.
     pub(crate) fn remove_project_files(&self, project: &ProjectId) -> Result<(), Error> {
-        let dir = self.config.data_dir.join("projects").join(project.as_str());
+        let dir = self.data_dir.join("projects").join(project.as_str());
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -352,3 +387,6 @@ fn list_files(dir: &Path) -> Result<Vec<String>, Error> {
     out.sort();
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;

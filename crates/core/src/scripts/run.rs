@@ -1,6 +1,6 @@
 //! Answering one request to `http://{project}.exec.{domain}/{path}`, in two
 //! steps so nothing is spent on a request that will not run:
-//! - [`Platform::admit_script`], from the request's head alone: find the
+//! - [`ScriptService::admit`], from the request's head alone: find the
 //!   project and the file, check `@token` (before any JavaScript context
 //!   exists), recognise CORS preflights, and take a run slot: the
 //!   project's own (a bounded queue behind it, then busy), the script's if
@@ -25,8 +25,8 @@ use cubby_scripts::{Invocation, ScriptError, ScriptHost, ScriptRequest, ScriptRe
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
+use super::ScriptService;
 use super::{Compiled, LOG_KEEP, routing};
-use crate::Platform;
 
 /// Most scripts running at once on this daemon; more wait for a slot.
 pub const MAX_RUNNING: usize = 64;
@@ -121,7 +121,7 @@ pub enum ScriptAdmission {
 pub struct ScriptRun {
     /// The script's own answer, or why there is none.
     pub result: Result<ScriptResponse, ScriptFailure>,
-    platform: Arc<Platform>,
+    service: Arc<ScriptService>,
     project: ProjectId,
     entry: ScriptInvocation,
 }
@@ -130,7 +130,7 @@ impl ScriptRun {
     /// Logs the invocation with the status the client got.
     pub fn finish(mut self, status: u16) -> Result<ScriptResponse, ScriptFailure> {
         self.entry.status = status;
-        if let Err(e) = self.platform.store.append_script_log(&self.project, &self.entry, LOG_KEEP) {
+        if let Err(e) = self.service.store.append_script_log(&self.project, &self.entry, LOG_KEEP) {
             tracing::warn!(project = %self.project, error = %e, "could not record a script invocation");
         }
         tracing::debug!(project = %self.project, script = %self.entry.script, status, ms = self.entry.duration_ms, "script ran");
@@ -163,7 +163,7 @@ impl Drop for Waiting<'_> {
 /// A request admitted to run: its script, its slots, and what it needs.
 #[derive(Debug)]
 pub struct AdmittedScript {
-    platform: Arc<Platform>,
+    service: Arc<ScriptService>,
     project: Project,
     file: String,
     compiled: Arc<Compiled>,
@@ -176,11 +176,11 @@ pub struct AdmittedScript {
     _daemon_slot: OwnedSemaphorePermit,
 }
 
-impl Platform {
+impl ScriptService {
     /// Finds the script a request goes to and takes its run slots; or why
     /// it does not run (no such project or script, a missing token, a
     /// preflight, too busy). Reads no body.
-    pub async fn admit_script(self: &Arc<Self>, project_name: &str, head: ScriptHead) -> ScriptAdmission {
+    pub async fn admit(self: &Arc<Self>, project_name: &str, head: ScriptHead) -> ScriptAdmission {
         let refused = |refusal| ScriptAdmission::Refused { refusal, cors: None };
         let started = Instant::now();
         let project = match self.store.projects() {
@@ -228,7 +228,7 @@ impl Platform {
         {
             return refused(ScriptRefusal::TokenRequired);
         }
-        let timeout = compiled.magic.timeout.unwrap_or(self.config.defaults.script_timeout);
+        let timeout = compiled.magic.timeout.unwrap_or(self.defaults.script_timeout);
 
         // The project's own slot, behind a bounded queue: one project's
         // burst waits for its own runs, never for another project's.
@@ -236,7 +236,7 @@ impl Platform {
         let project_slot = match Arc::clone(&slots.running).try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                if slots.waiting.fetch_add(1, Ordering::Relaxed) >= self.config.defaults.script_queue {
+                if slots.waiting.fetch_add(1, Ordering::Relaxed) >= self.defaults.script_queue {
                     slots.waiting.fetch_sub(1, Ordering::Relaxed);
                     return refused(ScriptRefusal::Busy(Busy::QueueFull));
                 }
@@ -254,11 +254,11 @@ impl Platform {
             },
             None => None,
         };
-        let Ok(daemon_slot) = Arc::clone(&self.script_slots).acquire_owned().await else {
+        let Ok(daemon_slot) = Arc::clone(&self.slots).acquire_owned().await else {
             return ScriptAdmission::Refused { refusal: ScriptRefusal::Busy(Busy::ShuttingDown), cors: None };
         };
         ScriptAdmission::Run(Box::new(AdmittedScript {
-            platform: Arc::clone(self),
+            service: Arc::clone(self),
             project,
             file,
             compiled,
@@ -274,9 +274,9 @@ impl Platform {
 
     /// The run slots of one project (made at its first request).
     fn project_slots(&self, project: &ProjectId) -> Arc<ProjectSlots> {
-        let concurrency = self.config.defaults.script_concurrency;
+        let concurrency = self.defaults.script_concurrency;
         Arc::clone(
-            super::lock(&self.scripts.slots)
+            super::lock(&self.state.slots)
                 .entry(project.clone())
                 .or_insert_with(|| Arc::new(ProjectSlots::new(concurrency))),
         )
@@ -286,7 +286,7 @@ impl Platform {
 impl AdmittedScript {
     /// The largest body this request may carry.
     pub fn max_body(&self) -> u64 {
-        self.platform.config.defaults.script_max_body.0
+        self.service.defaults.script_max_body.0
     }
 
     /// The project the script belongs to.
@@ -303,7 +303,7 @@ impl AdmittedScript {
     /// script its `ctx.cubby` (scoped to the project by the caller) and
     /// `fetch`. The caller answers, then [`ScriptRun::finish`]es.
     pub async fn run(self, body: Bytes, host: Arc<dyn ScriptHost>) -> ScriptRun {
-        let platform = Arc::clone(&self.platform);
+        let service = Arc::clone(&self.service);
         let project = self.project.id.clone();
         let path = url_path(&self.head.url).to_string();
         let method = self.head.method.clone();
@@ -317,12 +317,12 @@ impl AdmittedScript {
             error: None,
             logs: Vec::new(),
         };
-        let env = match platform.open_secrets(&project) {
+        let env = match service.open_secrets(&project) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(project = %project, error = %e.chain(), "reading secrets");
                 let result = Err(ScriptFailure::Unavailable { what: "the project's secrets" });
-                return ScriptRun { result, platform, project, entry };
+                return ScriptRun { result, service, project, entry };
             }
         };
         let invocation = Invocation {
@@ -333,7 +333,7 @@ impl AdmittedScript {
             env,
             project: project.to_string(),
             limits: cubby_scripts::Limits {
-                memory_bytes: usize::try_from(platform.config.defaults.script_memory.0).unwrap_or(usize::MAX),
+                memory_bytes: usize::try_from(service.defaults.script_memory.0).unwrap_or(usize::MAX),
                 timeout: self.timeout,
                 ..cubby_scripts::Limits::default()
             },
@@ -357,7 +357,7 @@ impl AdmittedScript {
         });
         entry.duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         entry.logs = outcome.logs.into_iter().map(|l| ScriptLogLine { level: l.level, message: l.message }).collect();
-        ScriptRun { result, platform, project, entry }
+        ScriptRun { result, service, project, entry }
     }
 }
 

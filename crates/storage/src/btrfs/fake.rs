@@ -11,9 +11,15 @@ use crate::StorageError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BtrfsCall {
     Create(PathBuf),
-    Snapshot { source: PathBuf, dest: PathBuf, readonly: bool },
+    Snapshot {
+        source: PathBuf,
+        dest: PathBuf,
+        readonly: bool,
+    },
     Delete(PathBuf),
     SetReadonly(PathBuf, bool),
+    /// A sweep of the quota groups of deleted subvolumes.
+    RemoveStaleQgroups(PathBuf),
 }
 
 /// Models subvolumes as directories on any filesystem. Snapshots copy the
@@ -142,7 +148,8 @@ impl Btrfs for FakeBtrfs {
         Ok(Some(DiskUsage { referenced: bytes, exclusive: bytes, limit }))
     }
 
-    fn remove_stale_qgroups(&self, _pool: &Path) -> Result<usize, StorageError> {
+    fn remove_stale_qgroups(&self, pool: &Path) -> Result<usize, StorageError> {
+        self.lock().calls.push(BtrfsCall::RemoveStaleQgroups(pool.to_path_buf()));
         Ok(0)
     }
 

@@ -1,5 +1,6 @@
-//! Per-container firewall and network rules: the API operations, the
-//! defaults, and turning stored rules into nft chains.
+//! Per-container firewall and network rules, part of the
+//! [`NetworkService`]: the API operations, the defaults, and turning stored
+//! rules into nft chains.
 //!
 //! Every change is checked as a whole, applied to the kernel as one nft
 //! transaction, and only then stored; a refused or failed change leaves
@@ -17,7 +18,8 @@ use cubby_network::{Batch, ContainerRules, EgressPolicy, L4, Match, Verdict};
 use cubby_store::ContainerRecord;
 use tracing::Instrument;
 
-use crate::{Caller, Error, Platform};
+use super::NetworkService;
+use crate::{Caller, Error};
 
 /// A proxy URL's address and port (`http://198.51.100.7:3128`).
 pub(crate) fn parse_proxy(url: &str) -> Result<(IpAddr, u16), Error> {
@@ -38,7 +40,7 @@ pub(crate) fn parse_proxy(url: &str) -> Result<(IpAddr, u16), Error> {
     Ok((addr.ip(), addr.port()))
 }
 
-impl Platform {
+impl NetworkService {
     /// The rules a new container starts with: all egress allowed (the base
     /// guards still apply), and ingress from the daemon's proxy to its app.
     pub(crate) fn default_firewall(&self, port: u16) -> Firewall {
@@ -129,7 +131,7 @@ impl Platform {
     /// The resolvers a container uses: its own, else the daemon's.
     pub(crate) fn resolvers(&self, rules: &NetworkRules) -> Vec<IpAddr> {
         let own: Vec<IpAddr> = rules.dns_servers.iter().filter_map(|s| s.parse().ok()).collect();
-        if own.is_empty() { self.config.dns_servers.clone() } else { own }
+        if own.is_empty() { self.settings.dns_servers.clone() } else { own }
     }
 
     /// The nft form of a container's rules.
@@ -150,7 +152,7 @@ impl Platform {
         };
         let paths = self.paths(&rec.id, rec.slot);
         Ok(ContainerRules {
-            table: self.config.prefix.clone(),
+            table: self.settings.layout.prefix.clone(),
             id: rec.id.to_string(),
             address: self.ipam.address(rec.slot).map_err(|e| Error::invalid("slot", e.to_string()))?,
             veth: paths.veth,
@@ -174,15 +176,14 @@ impl Platform {
         let paths = self.paths(&rec.id, rec.slot);
         let address = self.ipam.address(rec.slot).map_err(|e| Error::invalid("slot", e.to_string()))?;
         let mut batch = Batch::new();
-        ContainerRules::remove(&self.config.prefix, rec.id.as_str(), address, &paths.veth, &mut batch);
+        ContainerRules::remove(&self.settings.layout.prefix, rec.id.as_str(), address, &paths.veth, &mut batch);
         self.apply(batch, "remove container rules").await
     }
 
     pub(crate) async fn apply(&self, batch: Batch, step: &'static str) -> Result<(), Error> {
         let span = tracing::debug_span!("firewall.apply", step, commands = batch.len());
-        self.host
-            .nft
-            .apply(&self.config.prefix, &batch)
+        self.nft
+            .apply(&self.settings.layout.prefix, &batch)
             .instrument(span)
             .await
             .map_err(|source| Error::Firewall { step, source: Box::new(source) })
@@ -218,14 +219,14 @@ impl Platform {
         caller: &Caller,
         id: &ContainerId,
     ) -> Result<(crate::locks::ContainerLock, ContainerRecord), Error> {
-        let guard = self.lock(id).await;
-        let rec = self.record(caller, id)?;
+        let guard = self.locks.lock(id).await;
+        let rec = crate::containers::visible(&*self.store, caller, id)?;
         Ok((guard, rec))
     }
 
     /// A container's firewall rules.
     pub fn firewall(&self, caller: &Caller, id: &ContainerId) -> Result<Firewall, Error> {
-        self.record(caller, id)?;
+        crate::containers::visible(&*self.store, caller, id)?;
         Ok(self.store.firewall(id)?)
     }
 
@@ -391,8 +392,8 @@ impl Platform {
     }
 
     /// A container's network rules.
-    pub fn network(&self, caller: &Caller, id: &ContainerId) -> Result<NetworkRules, Error> {
-        self.record(caller, id)?;
+    pub fn network_rules(&self, caller: &Caller, id: &ContainerId) -> Result<NetworkRules, Error> {
+        crate::containers::visible(&*self.store, caller, id)?;
         Ok(self.store.network(id)?)
     }
 

@@ -1,0 +1,19 @@
+//! Snapshot expiry: now and then (`--snapshot-expiry-interval`), the
+//! snapshots past their `expires_at` are deleted, and their layers with
+//! them when nothing else holds them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::Platform;
+
+/// Starts expiry on `platform`, every `every`.
+pub(crate) fn spawn(platform: &Arc<Platform>, every: Duration) -> JoinHandle<()> {
+    super::every(Arc::downgrade(platform), every, |p| async move {
+        if let Err(e) = p.expire_snapshots().await {
+            tracing::warn!(error = %e, "snapshot expiry");
+        }
+    })
+}
