@@ -130,12 +130,8 @@ impl AccessService {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use cubby_model::{
-        AccessMode, ByteSize, ContainerStatus, CreateToken, Firewall, Limits, NetworkRules, Project, ProjectId,
-    };
-    use cubby_store::{ContainerRecord, ContainerStore, NewContainer, ProjectStore, SqliteStore};
+    use cubby_model::{CreateToken, Firewall, Project};
+    use cubby_store::{ContainerRecord, SqliteStore};
 
     use super::*;
 
@@ -154,43 +150,8 @@ mod tests {
     }
 
     fn tenant(f: &Fixture, name: &str) -> (Project, ContainerRecord) {
-        let project = Project {
-            id: ProjectId::random(),
-            name: name.into(),
-            max_containers: None,
-            created_at: cubby_model::now(),
-            default_access: AccessMode::Claim,
-            default_idle_timeout_seconds: 0,
-            quota: Default::default(),
-        };
-        f.store.insert_project(&project).unwrap();
-        let rec = f
-            .store
-            .insert_container(
-                &NewContainer {
-                    id: ContainerId::random(),
-                    project_id: project.id.clone(),
-                    name: "app".into(),
-                    image: "minimal".into(),
-                    command: vec!["/bin/app".into()],
-                    env: BTreeMap::new(),
-                    port: 8080,
-                    limits: Limits { cpu: 1.0, memory: ByteSize(64 << 20), pids: 64, disk: None },
-                    workdir: None,
-                    user: None,
-                    created_at: cubby_model::now(),
-                    firewall: Firewall::default(),
-                    network: NetworkRules::default(),
-                    lowers: vec![],
-                    max_snapshots: 1,
-                    status: ContainerStatus::Running,
-                    access: None,
-                    autostart: true,
-                    idle_timeout: None,
-                },
-                100,
-            )
-            .unwrap();
+        let project = crate::testing::project(&*f.store, name);
+        let rec = crate::testing::container(&*f.store, &project.id, Firewall::default());
         (project, rec)
     }
 

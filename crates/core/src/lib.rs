@@ -35,6 +35,8 @@ pub mod reconcile;
 pub mod routes;
 pub mod scripts;
 pub mod sealed;
+#[cfg(test)]
+mod testing;
 pub mod tokens;
 mod upstream;
 pub mod userns;

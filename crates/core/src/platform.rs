@@ -125,8 +125,7 @@ impl Platform {
         let locks = crate::locks::ContainerLocks::default();
         let network = Arc::new(crate::network::NetworkService::new(
             Arc::clone(&store),
-            Arc::clone(&host.netlink),
-            Arc::clone(&host.nft),
+            &host,
             ipam,
             crate::network::NetworkSettings {
                 layout: config.layout(),

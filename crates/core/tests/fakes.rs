@@ -111,7 +111,12 @@ fn req(name: &str, start: bool) -> CreateContainer {
 
 /// The project `acme`, with the defaults.
 fn acme(f: &Fixture) -> cubby_model::Project {
-    f.platform.create_project(&Caller::Admin, &CreateProject { name: "acme".into(), ..Default::default() }).unwrap()
+    named(f, "acme")
+}
+
+/// A project named `name`, with the defaults.
+fn named(f: &Fixture, name: &str) -> cubby_model::Project {
+    f.platform.create_project(&Caller::Admin, &CreateProject { name: name.into(), ..Default::default() }).unwrap()
 }
 
 fn container_subvolumes(f: &Fixture) -> usize {
@@ -131,13 +136,7 @@ async fn opening_prepares_bridge_and_firewall_table() {
 #[tokio::test]
 async fn a_failed_runtime_create_rolls_everything_back() {
     let f = fixture().await;
-    let p = f
-        .platform
-        .create_project(
-            &Caller::Admin,
-            &CreateProject { name: "acme".into(), max_containers: None, ..Default::default() },
-        )
-        .unwrap();
+    let p = acme(&f);
     f.runtime.fail_create_of("c");
     let err = f.platform.create_container(&Caller::Admin, &p.id, &req("web", true)).await.unwrap_err();
     assert!(matches!(err, cubby_core::Error::Runtime { step: "run", .. }), "{err}");
@@ -152,13 +151,7 @@ async fn a_failed_runtime_create_rolls_everything_back() {
 #[tokio::test]
 async fn create_stopped_then_delete_forgets_everything() {
     let f = fixture().await;
-    let p = f
-        .platform
-        .create_project(
-            &Caller::Admin,
-            &CreateProject { name: "acme".into(), max_containers: None, ..Default::default() },
-        )
-        .unwrap();
+    let p = acme(&f);
     let c = f.platform.create_container(&Caller::Admin, &p.id, &req("web", false)).await.unwrap();
     assert_eq!(c.status, ContainerStatus::Stopped);
     assert_eq!(c.url, "http://web--acme.localhost:8080");
@@ -182,14 +175,7 @@ async fn create_stopped_then_delete_forgets_everything() {
 #[tokio::test]
 async fn a_project_token_sees_nothing_of_other_projects() {
     let f = fixture().await;
-    let a = f
-        .platform
-        .create_project(&Caller::Admin, &CreateProject { name: "a".into(), max_containers: None, ..Default::default() })
-        .unwrap();
-    let b = f
-        .platform
-        .create_project(&Caller::Admin, &CreateProject { name: "b".into(), max_containers: None, ..Default::default() })
-        .unwrap();
+    let (a, b) = (named(&f, "a"), named(&f, "b"));
     let cb = f.platform.create_container(&Caller::Admin, &b.id, &req("theirs", false)).await.unwrap();
     let caller = Caller::Project(a.id.clone());
     let not_found = |e: cubby_core::Error| matches!(e, cubby_core::Error::NotFound { .. });

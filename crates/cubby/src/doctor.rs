@@ -2,33 +2,15 @@
 //! the host, and with `--fix` removes the orphans. Exits 0 only when it
 //! finds no drift (after fixing, when asked to fix).
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 use clap::Args;
-use cubby_core::doctor::{self, Fix, Layout};
+use cubby_core::doctor::{self, Fix};
 
 /// Flags of `cubby doctor`.
 #[derive(Debug, Clone, Args)]
 pub struct DoctorArgs {
-    /// The daemon's data dir.
-    #[arg(long, default_value = "/var/lib/cubby", env = "CUBBY_DATA_DIR")]
-    pub data_dir: PathBuf,
-    /// The daemon's prefix.
-    #[arg(long, default_value = "cubby")]
-    pub prefix: String,
-    /// The daemon's runtime files (default /run/<prefix>).
-    #[arg(long)]
-    pub run_dir: Option<PathBuf>,
-    /// OCI runtime binary.
-    #[arg(long, default_value = "runc")]
-    pub runtime: PathBuf,
-    /// Where cgroupfs is mounted.
-    #[arg(long, default_value = "/sys/fs/cgroup")]
-    pub cgroup_root: PathBuf,
-    /// Where proc is mounted.
-    #[arg(long, default_value = "/proc")]
-    pub proc_root: PathBuf,
+    #[command(flatten)]
+    pub instance: crate::host::InstanceArgs,
     /// Remove the orphans found.
     #[arg(long)]
     pub fix: bool,
@@ -38,17 +20,16 @@ pub struct DoctorArgs {
 }
 
 pub fn run(args: DoctorArgs) -> anyhow::Result<std::process::ExitCode> {
-    cubby_core::Config::check_prefix(&args.prefix).map_err(anyhow::Error::msg)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(doctor(args))
 }
 
 async fn doctor(args: DoctorArgs) -> anyhow::Result<std::process::ExitCode> {
-    let layout = Layout::new(&args.prefix, args.data_dir.clone(), args.run_dir.clone());
-    let db = args.data_dir.join("cubby.db");
+    let layout = args.instance.layout()?;
+    let db = layout.data_dir.join("cubby.db");
     anyhow::ensure!(db.exists(), "no database at {}: is --data-dir right?", db.display());
     let store = cubby_store::SqliteStore::open(&db).context("opening the state database")?;
-    let host = crate::host::real(&args.proc_root, &args.runtime, &layout, &args.cgroup_root)?;
+    let host = args.instance.host(&layout)?;
     let mut drift = doctor::inspect(&layout, &store, &host).await.context("inspecting")?;
     if args.fix && !drift.is_empty() {
         let removed = doctor::repair(&layout, &host, &drift).await.context("repairing")?;

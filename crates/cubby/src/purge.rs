@@ -4,7 +4,6 @@
 //! leave nothing behind.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -14,21 +13,8 @@ use cubby_storage::Btrfs;
 /// Flags of `cubby purge`.
 #[derive(Debug, Clone, Args)]
 pub struct PurgeArgs {
-    /// The daemon's data dir.
-    #[arg(long, default_value = "/var/lib/cubby", env = "CUBBY_DATA_DIR")]
-    pub data_dir: PathBuf,
-    /// The daemon's prefix.
-    #[arg(long, default_value = "cubby")]
-    pub prefix: String,
-    /// The daemon's runtime files (default /run/<prefix>).
-    #[arg(long)]
-    pub run_dir: Option<PathBuf>,
-    /// OCI runtime binary.
-    #[arg(long, default_value = "runc")]
-    pub runtime: PathBuf,
-    /// Where cgroupfs is mounted.
-    #[arg(long, default_value = "/sys/fs/cgroup")]
-    pub cgroup_root: PathBuf,
+    #[command(flatten)]
+    pub instance: crate::host::InstanceArgs,
     /// Say yes: this deletes every container and all data of the instance.
     #[arg(long)]
     pub yes: bool,
@@ -38,18 +24,17 @@ pub fn run(args: PurgeArgs) -> anyhow::Result<std::process::ExitCode> {
     if !args.yes {
         bail!(
             "purge deletes every container and all data of prefix `{}` in {}: pass --yes",
-            args.prefix,
-            args.data_dir.display()
+            args.instance.prefix,
+            args.instance.data_dir.display()
         );
     }
-    cubby_core::Config::check_prefix(&args.prefix).map_err(anyhow::Error::msg)?;
+    let layout = args.instance.layout()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(purge(args))?;
+    rt.block_on(purge(&args.instance, &layout))?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
-    let layout = Layout::new(&args.prefix, args.data_dir.clone(), args.run_dir.clone());
+async fn purge(args: &crate::host::InstanceArgs, layout: &Layout) -> anyhow::Result<()> {
     let run_dir = layout.run_dir.clone();
     let mut problems = Vec::new();
     let mut note = |what: &str, r: anyhow::Result<()>| {
@@ -60,13 +45,13 @@ async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
 
     // Everything the inventory lists goes: when the instance goes, no
     // record owns anything.
-    let host = crate::host::real(Path::new("/proc"), &args.runtime, &layout, &args.cgroup_root)?;
+    let host = args.host(layout)?;
     let nothing = Owners { layers: Some(HashSet::new()), ..Owners::default() };
-    match Inventory::take(&layout, &host).await {
+    match Inventory::take(layout, &host).await {
         Ok(inventory) => {
-            for orphan in inventory.orphans(&layout, &nothing) {
-                let subject = orphan.subject(&layout);
-                note(&subject, orphan.remove(&layout, &host).await.map_err(|e| anyhow::anyhow!(e.chain())));
+            for orphan in inventory.orphans(layout, &nothing) {
+                let subject = orphan.subject(layout);
+                note(&subject, orphan.remove(layout, &host).await.map_err(|e| anyhow::anyhow!(e.chain())));
             }
         }
         Err(e) => note("listing the instance's resources", Err(anyhow::anyhow!(e.chain()))),
@@ -88,10 +73,7 @@ async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
             note("delete subvolume", btrfs.delete_subvolume(&sub).map_err(Into::into));
         }
     }
-    note(
-        "unmount pool",
-        cubby_storage::pool::unmount_pool(std::path::Path::new("/proc"), &args.data_dir).map_err(Into::into),
-    );
+    note("unmount pool", cubby_storage::pool::unmount_pool(&args.proc_root, &args.data_dir).map_err(Into::into));
 
     for dir in [&run_dir, &args.data_dir] {
         if dir.exists() {

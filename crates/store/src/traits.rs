@@ -170,33 +170,26 @@ pub trait AuditStore: Send + Sync {
     fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
-/// Everything the daemon remembers.
-pub trait Store:
-    ProjectStore
-    + TokenStore
-    + ImageStore
-    + ContainerStore
-    + RuleStore
-    + AliasStore
-    + LayerStore
-    + SnapshotStore
-    + ScriptStore
-    + AuditStore
-    + std::fmt::Debug
-{
+/// `Store`, the sum of the per-aggregate traits, and its blanket impl,
+/// from one list.
+macro_rules! every_store {
+    ($($part:path),+ $(,)?) => {
+        /// Everything the daemon remembers.
+        pub trait Store: $($part +)+ std::fmt::Debug {}
+
+        impl<T> Store for T where T: $($part +)+ std::fmt::Debug {}
+    };
 }
 
-impl<T> Store for T where
-    T: ProjectStore
-        + TokenStore
-        + ImageStore
-        + ContainerStore
-        + RuleStore
-        + AliasStore
-        + LayerStore
-        + SnapshotStore
-        + ScriptStore
-        + AuditStore
-        + std::fmt::Debug
-{
-}
+every_store!(
+    ProjectStore,
+    TokenStore,
+    ImageStore,
+    ContainerStore,
+    RuleStore,
+    AliasStore,
+    LayerStore,
+    SnapshotStore,
+    ScriptStore,
+    AuditStore,
+);

@@ -226,8 +226,27 @@ impl NetworkService {
 
     /// A container's firewall rules.
     pub fn firewall(&self, caller: &Caller, id: &ContainerId) -> Result<Firewall, Error> {
-        crate::containers::visible(&*self.store, caller, id)?;
-        Ok(self.store.firewall(id)?)
+        crate::containers::visible(&*self.store, caller, id).and_then(|_| Ok(self.store.firewall(id)?))
+    }
+
+    /// Changes the rules of one direction with `edit`, then checks,
+    /// applies and stores the whole set under the container's lock.
+    async fn edit_rules<T>(
+        &self,
+        caller: &Caller,
+        id: &ContainerId,
+        direction: Direction,
+        edit: impl FnOnce(&mut Vec<FirewallRule>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let (_guard, rec) = self.locked_record(caller, id).await?;
+        let mut firewall = self.store.firewall(id)?;
+        let edited = edit(match direction {
+            Direction::Ingress => &mut firewall.ingress,
+            Direction::Egress => &mut firewall.egress,
+        })?;
+        let network = self.store.network(id)?;
+        self.commit_rules(&rec, &firewall, &network).await?;
+        Ok(edited)
     }
 
     /// Adds a rule, at `spec.position` or at the end.
@@ -238,37 +257,32 @@ impl NetworkService {
         direction: Direction,
         spec: &RuleSpec,
     ) -> Result<FirewallRule, Error> {
-        let (_guard, rec) = self.locked_record(caller, id).await?;
-        let mut firewall = self.store.firewall(id)?;
-        let list = match direction {
-            Direction::Ingress => &mut firewall.ingress,
-            Direction::Egress => &mut firewall.egress,
-        };
-        check_rule(direction, list.len(), spec)?;
-        let rule = FirewallRule {
-            id: RuleId::random(),
-            action: spec.action.unwrap_or(RuleAction::Allow),
-            protocol: spec.protocol.unwrap_or_default(),
-            ports: spec.ports.clone(),
-            source: spec.source.clone(),
-            destination: spec.destination.clone(),
-            description: spec.description.clone(),
-            state: spec.state.unwrap_or_default(),
-        };
-        let at = match spec.position {
-            None => list.len(),
-            Some(p) if (p as usize) <= list.len() => p as usize,
-            Some(p) => {
-                return Err(Error::invalid(
-                    "position",
-                    format!("{p} is past the end: the list has {} rules", list.len()),
-                ));
-            }
-        };
-        list.insert(at, rule.clone());
-        let network = self.store.network(id)?;
-        self.commit_rules(&rec, &firewall, &network).await?;
-        Ok(rule)
+        self.edit_rules(caller, id, direction, |list| {
+            check_rule(direction, list.len(), spec)?;
+            let rule = FirewallRule {
+                id: RuleId::random(),
+                action: spec.action.unwrap_or(RuleAction::Allow),
+                protocol: spec.protocol.unwrap_or_default(),
+                ports: spec.ports.clone(),
+                source: spec.source.clone(),
+                destination: spec.destination.clone(),
+                description: spec.description.clone(),
+                state: spec.state.unwrap_or_default(),
+            };
+            let at = match spec.position {
+                None => list.len(),
+                Some(p) if (p as usize) <= list.len() => p as usize,
+                Some(p) => {
+                    return Err(Error::invalid(
+                        "position",
+                        format!("{p} is past the end: the list has {} rules", list.len()),
+                    ));
+                }
+            };
+            list.insert(at, rule.clone());
+            Ok(rule)
+        })
+        .await
     }
 
     /// Changes one rule.
@@ -280,41 +294,35 @@ impl NetworkService {
         rule_id: &RuleId,
         patch: &RulePatch,
     ) -> Result<FirewallRule, Error> {
-        let (_guard, rec) = self.locked_record(caller, id).await?;
-        let mut firewall = self.store.firewall(id)?;
-        let list = match direction {
-            Direction::Ingress => &mut firewall.ingress,
-            Direction::Egress => &mut firewall.egress,
-        };
-        let rule = list
-            .iter_mut()
-            .find(|r| &r.id == rule_id)
-            .ok_or_else(|| Error::NotFound { kind: "firewall_rule", id: rule_id.to_string() })?;
-        if let Some(a) = patch.action {
-            rule.action = a;
-        }
-        if let Some(p) = patch.protocol {
-            rule.protocol = p;
-        }
-        if let Some(p) = &patch.ports {
-            rule.ports.clone_from(p);
-        }
-        if let Some(s) = &patch.source {
-            rule.source.clone_from(s);
-        }
-        if let Some(d) = &patch.destination {
-            rule.destination.clone_from(d);
-        }
-        if let Some(d) = &patch.description {
-            rule.description.clone_from(d);
-        }
-        if let Some(s) = patch.state {
-            rule.state = s;
-        }
-        let updated = rule.clone();
-        let network = self.store.network(id)?;
-        self.commit_rules(&rec, &firewall, &network).await?;
-        Ok(updated)
+        self.edit_rules(caller, id, direction, |list| {
+            let rule = list
+                .iter_mut()
+                .find(|r| &r.id == rule_id)
+                .ok_or_else(|| Error::NotFound { kind: "firewall_rule", id: rule_id.to_string() })?;
+            if let Some(a) = patch.action {
+                rule.action = a;
+            }
+            if let Some(p) = patch.protocol {
+                rule.protocol = p;
+            }
+            if let Some(p) = &patch.ports {
+                rule.ports.clone_from(p);
+            }
+            if let Some(s) = &patch.source {
+                rule.source.clone_from(s);
+            }
+            if let Some(d) = &patch.destination {
+                rule.destination.clone_from(d);
+            }
+            if let Some(d) = &patch.description {
+                rule.description.clone_from(d);
+            }
+            if let Some(s) = patch.state {
+                rule.state = s;
+            }
+            Ok(rule.clone())
+        })
+        .await
     }
 
     /// Removes one rule.
@@ -325,19 +333,15 @@ impl NetworkService {
         direction: Direction,
         rule_id: &RuleId,
     ) -> Result<(), Error> {
-        let (_guard, rec) = self.locked_record(caller, id).await?;
-        let mut firewall = self.store.firewall(id)?;
-        let list = match direction {
-            Direction::Ingress => &mut firewall.ingress,
-            Direction::Egress => &mut firewall.egress,
-        };
-        let before = list.len();
-        list.retain(|r| &r.id != rule_id);
-        if list.len() == before {
-            return Err(Error::NotFound { kind: "firewall_rule", id: rule_id.to_string() });
-        }
-        let network = self.store.network(id)?;
-        self.commit_rules(&rec, &firewall, &network).await
+        self.edit_rules(caller, id, direction, |list| {
+            let before = list.len();
+            list.retain(|r| &r.id != rule_id);
+            if list.len() == before {
+                return Err(Error::NotFound { kind: "firewall_rule", id: rule_id.to_string() });
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Replaces the whole rule set atomically.
@@ -393,8 +397,7 @@ impl NetworkService {
 
     /// A container's network rules.
     pub fn network_rules(&self, caller: &Caller, id: &ContainerId) -> Result<NetworkRules, Error> {
-        crate::containers::visible(&*self.store, caller, id)?;
-        Ok(self.store.network(id)?)
+        crate::containers::visible(&*self.store, caller, id).and_then(|_| Ok(self.store.network(id)?))
     }
 
     /// Replaces a container's network rules. The firewall part applies at

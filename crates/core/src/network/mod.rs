@@ -20,11 +20,11 @@ use cubby_network::{
 use cubby_store::{ContainerRecord, Store};
 use tracing::{Instrument, info_span};
 
-use crate::Error;
 use crate::config::IdRange;
 use crate::containers::ContainerPaths;
 use crate::inventory::Layout;
 use crate::locks::ContainerLocks;
+use crate::{Error, Host};
 
 /// What the network service is set up with.
 #[derive(Debug, Clone)]
@@ -52,15 +52,16 @@ pub struct NetworkService {
 }
 
 impl NetworkService {
+    /// The service over `store`, making its changes through the netlink
+    /// and nftables seams of `host`.
     pub(crate) fn new(
         store: Arc<dyn Store>,
-        netlink: Arc<dyn Netlink>,
-        nft: Arc<dyn Nftables>,
+        host: &Host,
         ipam: Ipam,
         settings: NetworkSettings,
         locks: ContainerLocks,
     ) -> Self {
-        Self { store, netlink, nft, ipam, settings, locks }
+        Self { store, netlink: Arc::clone(&host.netlink), nft: Arc::clone(&host.nft), ipam, settings, locks }
     }
 
     fn paths(&self, id: &ContainerId, slot: u32) -> ContainerPaths {
@@ -231,14 +232,9 @@ impl NetworkService {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use cubby_model::{
-        AccessMode, ByteSize, ContainerStatus, Direction, Limits, NetworkRules, Project, ProjectId, RuleAction,
-        RuleSpec,
-    };
+    use cubby_model::{Direction, RuleAction, RuleSpec};
     use cubby_network::{FakeNetlink, FakeNftables};
-    use cubby_store::{ContainerStore, NewContainer, ProjectStore, SqliteStore};
+    use cubby_store::SqliteStore;
 
     use super::*;
     use crate::Caller;
@@ -264,50 +260,23 @@ mod tests {
             egress_guard: EgressGuard::default(),
             userns: None,
         };
-        let network = NetworkService::new(
-            Arc::clone(&store) as Arc<dyn Store>,
-            Arc::clone(&netlink) as Arc<dyn Netlink>,
-            Arc::clone(&nft) as Arc<dyn Nftables>,
-            Ipam::new("10.99.0.0/24".parse().unwrap()).unwrap(),
-            settings,
-            ContainerLocks::default(),
-        );
+        let host = Host {
+            btrfs: Arc::new(cubby_storage::FakeBtrfs::new()),
+            mounts: Arc::new(cubby_storage::FakeMounts::new()),
+            runtime: Arc::new(cubby_runtime::FakeRuntime::new()),
+            cgroups: Arc::new(cubby_runtime::FakeCgroups::new()),
+            netlink: Arc::clone(&netlink) as Arc<dyn Netlink>,
+            nft: Arc::clone(&nft) as Arc<dyn Nftables>,
+        };
+        let ipam = Ipam::new("10.99.0.0/24".parse().unwrap()).unwrap();
+        let network =
+            NetworkService::new(Arc::clone(&store) as Arc<dyn Store>, &host, ipam, settings, ContainerLocks::default());
         Fixture { network, store, netlink, nft, _dir: dir }
     }
 
     fn tenant(f: &Fixture, name: &str) -> ContainerRecord {
-        let project = Project {
-            id: ProjectId::random(),
-            name: name.into(),
-            max_containers: None,
-            created_at: cubby_model::now(),
-            default_access: AccessMode::Claim,
-            default_idle_timeout_seconds: 0,
-            quota: Default::default(),
-        };
-        f.store.insert_project(&project).unwrap();
-        let new = NewContainer {
-            id: ContainerId::random(),
-            project_id: project.id,
-            name: "app".into(),
-            image: "minimal".into(),
-            command: vec!["/bin/app".into()],
-            env: BTreeMap::new(),
-            port: 8080,
-            limits: Limits { cpu: 1.0, memory: ByteSize(64 << 20), pids: 64, disk: None },
-            workdir: None,
-            user: None,
-            created_at: cubby_model::now(),
-            firewall: f.network.default_firewall(8080),
-            network: NetworkRules::default(),
-            lowers: vec![],
-            max_snapshots: 1,
-            status: ContainerStatus::Running,
-            access: None,
-            autostart: true,
-            idle_timeout: None,
-        };
-        f.store.insert_container(&new, f.network.capacity()).unwrap()
+        let project = crate::testing::project(&*f.store, name);
+        crate::testing::container(&*f.store, &project.id, f.network.default_firewall(8080))
     }
 
     /// The nft text of every batch applied so far that mentions `what`.

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cubby_model::{AccessMode, Project, ProjectId};
+use cubby_model::Project;
 use cubby_scripts::{FakeHost, ScriptHost};
-use cubby_store::{ProjectStore, ScriptStore, SqliteStore, Store};
+use cubby_store::{ScriptStore, SqliteStore, Store};
 
 use super::ScriptService;
 use super::run::{ScriptAdmission, ScriptHead, ScriptRefusal};
@@ -34,17 +34,7 @@ fn fixture() -> Fixture {
 }
 
 fn project(f: &Fixture, name: &str) -> Project {
-    let p = Project {
-        id: ProjectId::random(),
-        name: name.into(),
-        max_containers: None,
-        created_at: cubby_model::now(),
-        default_access: AccessMode::Claim,
-        default_idle_timeout_seconds: 0,
-        quota: Default::default(),
-    };
-    f.store.insert_project(&p).unwrap();
-    p
+    crate::testing::project(&*f.store, name)
 }
 
 fn head(path: &str, token: Option<&str>) -> ScriptHead {

@@ -3,8 +3,8 @@
 use clap::Subcommand;
 use cubby_model::{ContainerId, CreateAlias};
 
-use super::Connection;
 use super::output::{print, print_one};
+use super::{Connection, Named};
 
 #[derive(Debug, Subcommand)]
 pub enum AliasesCommand {
@@ -23,29 +23,21 @@ pub enum AliasesCommand {
         c: Connection,
     },
     /// Remove an alias.
-    Delete {
-        name: String,
-        #[command(flatten)]
-        c: Connection,
-    },
+    Delete(Named),
 }
 
 pub fn run(cmd: AliasesCommand) -> anyhow::Result<std::process::ExitCode> {
     match cmd {
         AliasesCommand::List { c } => {
             let aliases = c.client()?.aliases()?;
-            let rows = aliases
-                .iter()
-                .map(|a| {
-                    vec![
-                        a.name.clone(),
-                        a.container_id.to_string(),
-                        a.port.map(|p| p.to_string()).unwrap_or_default(),
-                        a.url.clone(),
-                    ]
-                })
-                .collect();
-            print(c.json, &aliases, &["NAME", "CONTAINER", "PORT", "URL"], rows);
+            print(c.json, &aliases, &["NAME", "CONTAINER", "PORT", "URL"], |a| {
+                vec![
+                    a.name.clone(),
+                    a.container_id.to_string(),
+                    a.port.map(|p| p.to_string()).unwrap_or_default(),
+                    a.url.clone(),
+                ]
+            });
         }
         AliasesCommand::Create { name, container, port, c } => {
             print_one(
@@ -57,7 +49,7 @@ pub fn run(cmd: AliasesCommand) -> anyhow::Result<std::process::ExitCode> {
                 })?,
             );
         }
-        AliasesCommand::Delete { name, c } => {
+        AliasesCommand::Delete(Named { name, c }) => {
             c.client()?.delete_alias(&name)?;
             if !c.json {
                 println!("deleted alias {name}");

@@ -10,9 +10,9 @@ use cubby_model::{
     UpdateContainer,
 };
 
-use super::Connection;
 use super::output::{print, print_one};
 use super::projects::parse_access;
+use super::{Connection, Target};
 
 #[derive(Debug, Subcommand)]
 pub enum ContainersCommand {
@@ -26,35 +26,15 @@ pub enum ContainersCommand {
     /// Make a container and wait until its app answers.
     Create(CreateArgs),
     /// Show a container.
-    Get {
-        id: String,
-        #[command(flatten)]
-        c: Connection,
-    },
+    Get(Target),
     /// Start a container.
-    Start {
-        id: String,
-        #[command(flatten)]
-        c: Connection,
-    },
+    Start(Target),
     /// Stop a container.
-    Stop {
-        id: String,
-        #[command(flatten)]
-        c: Connection,
-    },
+    Stop(Target),
     /// Restart a container.
-    Restart {
-        id: String,
-        #[command(flatten)]
-        c: Connection,
-    },
+    Restart(Target),
     /// Delete a container and everything of it.
-    Delete {
-        id: String,
-        #[command(flatten)]
-        c: Connection,
-    },
+    Delete(Target),
     /// Copy a container (or one of its snapshots) into a new one.
     Copy(CopyArgs),
     /// Change a container's env, limits or name.
@@ -75,17 +55,9 @@ pub enum ContainersCommand {
         c: Connection,
     },
     /// Void every claim of the container signed so far.
-    RevokeClaims {
-        id: String,
-        #[command(flatten)]
-        c: Connection,
-    },
+    RevokeClaims(Target),
     /// Show a container's state transitions.
-    Transitions {
-        id: String,
-        #[command(flatten)]
-        c: Connection,
-    },
+    Transitions(Target),
 }
 
 #[derive(Debug, Args)]
@@ -101,17 +73,8 @@ pub struct CreateArgs {
     pub env: Vec<(String, String)>,
     #[arg(long)]
     pub port: Option<u16>,
-    /// CPU cores.
-    #[arg(long)]
-    pub cpu: Option<f64>,
-    /// Memory, like 256MiB.
-    #[arg(long, value_parser = |s: &str| ByteSize::parse(s))]
-    pub memory: Option<ByteSize>,
-    #[arg(long)]
-    pub pids: Option<u32>,
-    /// Disk limit, like 1GiB.
-    #[arg(long, value_parser = |s: &str| ByteSize::parse(s))]
-    pub disk: Option<ByteSize>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Access mode: claim, public or token (default: the project's).
     #[arg(long, value_parser = parse_access)]
     pub access: Option<AccessMode>,
@@ -129,6 +92,30 @@ pub struct CreateArgs {
     pub command: Vec<String>,
     #[command(flatten)]
     pub c: Connection,
+}
+
+/// Resource limits; a container keeps those not given.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// CPU cores.
+    #[arg(long)]
+    pub cpu: Option<f64>,
+    /// Memory, like 256MiB.
+    #[arg(long, value_parser = |s: &str| ByteSize::parse(s))]
+    pub memory: Option<ByteSize>,
+    #[arg(long)]
+    pub pids: Option<u32>,
+    /// Disk limit, like 1GiB.
+    #[arg(long, value_parser = |s: &str| ByteSize::parse(s))]
+    pub disk: Option<ByteSize>,
+}
+
+impl LimitArgs {
+    /// The limits given, if any.
+    fn spec(&self) -> Option<LimitsSpec> {
+        (self.cpu.is_some() || self.memory.is_some() || self.pids.is_some() || self.disk.is_some())
+            .then_some(LimitsSpec { cpu: self.cpu, memory: self.memory, pids: self.pids, disk: self.disk })
+    }
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -176,15 +163,8 @@ pub struct UpdateArgs {
     /// Remove an env var, repeatable.
     #[arg(long = "unset")]
     pub unset: Vec<String>,
-    #[arg(long)]
-    pub cpu: Option<f64>,
-    #[arg(long, value_parser = |s: &str| ByteSize::parse(s))]
-    pub memory: Option<ByteSize>,
-    #[arg(long)]
-    pub pids: Option<u32>,
-    /// Disk limit, like 1GiB.
-    #[arg(long, value_parser = |s: &str| ByteSize::parse(s))]
-    pub disk: Option<ByteSize>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     #[arg(long)]
     pub max_snapshots: Option<u32>,
     #[arg(long, value_parser = parse_access)]
@@ -227,11 +207,9 @@ pub struct LogsArgs {
 }
 
 fn show_list(c: &Connection, items: &[cubby_model::Container]) {
-    let rows = items
-        .iter()
-        .map(|x| vec![x.id.to_string(), x.name.clone(), x.status.as_str().to_string(), x.image.clone(), x.url.clone()])
-        .collect();
-    print(c.json, &items, &["ID", "NAME", "STATUS", "IMAGE", "URL"], rows);
+    print(c.json, items, &["ID", "NAME", "STATUS", "IMAGE", "URL"], |x| {
+        vec![x.id.to_string(), x.name.clone(), x.status.as_str().to_string(), x.image.clone(), x.url.clone()]
+    });
 }
 
 pub fn run(cmd: ContainersCommand) -> anyhow::Result<std::process::ExitCode> {
@@ -251,8 +229,7 @@ pub fn run(cmd: ContainersCommand) -> anyhow::Result<std::process::ExitCode> {
             show_list(&c, &all);
         }
         ContainersCommand::Create(a) => {
-            let limits = (a.cpu.is_some() || a.memory.is_some() || a.pids.is_some() || a.disk.is_some())
-                .then_some(LimitsSpec { cpu: a.cpu, memory: a.memory, pids: a.pids, disk: a.disk });
+            let limits = a.limits.spec();
             let req = CreateContainer {
                 name: a.name,
                 image: a.image,
@@ -267,7 +244,7 @@ pub fn run(cmd: ContainersCommand) -> anyhow::Result<std::process::ExitCode> {
             };
             print_one(a.c.json, &a.c.client()?.create_container(&a.project, &req)?);
         }
-        ContainersCommand::Get { id, c } => print_one(c.json, &c.client()?.container(&id)?),
+        ContainersCommand::Get(Target { id, c }) => print_one(c.json, &c.client()?.container(&id)?),
         ContainersCommand::Authorize { id, subject, ttl, port, c } => {
             let out = c.client()?.authorize(&id, &AuthorizeRequest { subject, ttl_seconds: ttl, port })?;
             if c.json {
@@ -276,7 +253,7 @@ pub fn run(cmd: ContainersCommand) -> anyhow::Result<std::process::ExitCode> {
                 println!("{}", out.url);
             }
         }
-        ContainersCommand::RevokeClaims { id, c } => {
+        ContainersCommand::RevokeClaims(Target { id, c }) => {
             c.client()?.revoke_claims(&id)?;
             if !c.json {
                 println!("revoked the claims of container {id}");
@@ -297,8 +274,7 @@ pub fn run(cmd: ContainersCommand) -> anyhow::Result<std::process::ExitCode> {
         ContainersCommand::Update(a) => {
             let mut env: BTreeMap<String, Option<String>> = a.env.into_iter().map(|(k, v)| (k, Some(v))).collect();
             env.extend(a.unset.into_iter().map(|k| (k, None)));
-            let limits = (a.cpu.is_some() || a.memory.is_some() || a.pids.is_some() || a.disk.is_some())
-                .then_some(LimitsSpec { cpu: a.cpu, memory: a.memory, pids: a.pids, disk: a.disk });
+            let limits = a.limits.spec();
             let req = UpdateContainer {
                 name: a.name,
                 environment_vars: env,
@@ -311,30 +287,26 @@ pub fn run(cmd: ContainersCommand) -> anyhow::Result<std::process::ExitCode> {
             };
             print_one(a.c.json, &a.c.client()?.update_container(&a.id, &req)?);
         }
-        ContainersCommand::Start { id, c } => print_one(c.json, &c.client()?.start(&id)?),
-        ContainersCommand::Stop { id, c } => print_one(c.json, &c.client()?.stop(&id)?),
-        ContainersCommand::Restart { id, c } => print_one(c.json, &c.client()?.restart(&id)?),
-        ContainersCommand::Delete { id, c } => {
+        ContainersCommand::Start(Target { id, c }) => print_one(c.json, &c.client()?.start(&id)?),
+        ContainersCommand::Stop(Target { id, c }) => print_one(c.json, &c.client()?.stop(&id)?),
+        ContainersCommand::Restart(Target { id, c }) => print_one(c.json, &c.client()?.restart(&id)?),
+        ContainersCommand::Delete(Target { id, c }) => {
             c.client()?.delete_container(&id)?;
             if !c.json {
                 println!("deleted container {id}");
             }
         }
-        ContainersCommand::Transitions { id, c } => {
+        ContainersCommand::Transitions(Target { id, c }) => {
             let t = c.client()?.transitions(&id)?;
-            let rows = t
-                .iter()
-                .map(|t| {
-                    vec![
-                        t.at.to_string(),
-                        t.from.map(|s| s.as_str()).unwrap_or("-").to_string(),
-                        t.to.as_str().to_string(),
-                        t.trigger.as_str().to_string(),
-                        format!("{} ms", t.duration_ms),
-                    ]
-                })
-                .collect();
-            print(c.json, &t, &["AT", "FROM", "TO", "TRIGGER", "TOOK"], rows);
+            print(c.json, &t, &["AT", "FROM", "TO", "TRIGGER", "TOOK"], |t| {
+                vec![
+                    t.at.to_string(),
+                    t.from.map(|s| s.as_str()).unwrap_or("-").to_string(),
+                    t.to.as_str().to_string(),
+                    t.trigger.as_str().to_string(),
+                    format!("{} ms", t.duration_ms),
+                ]
+            });
         }
     }
     Ok(std::process::ExitCode::SUCCESS)

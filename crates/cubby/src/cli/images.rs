@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 
-use super::Connection;
 use super::output::{print, print_one};
+use super::{Connection, Named};
 
 #[derive(Debug, Subcommand)]
 pub enum ImagesCommand {
@@ -16,11 +16,7 @@ pub enum ImagesCommand {
         c: Connection,
     },
     /// Delete an image (containers made from it keep working).
-    Delete {
-        name: String,
-        #[command(flatten)]
-        c: Connection,
-    },
+    Delete(Named),
     /// Import an OCI image archive (docker save, oci-archive) or a rootfs
     /// tarball (plain, gzip or zstd) as an image.
     Import {
@@ -36,21 +32,17 @@ pub fn run(cmd: ImagesCommand) -> anyhow::Result<std::process::ExitCode> {
     match cmd {
         ImagesCommand::List { c } => {
             let images = c.client()?.images()?;
-            let rows = images
-                .iter()
-                .map(|i| {
-                    vec![
-                        i.name.clone(),
-                        i.source.as_str().to_string(),
-                        cubby_model::ByteSize(i.size_bytes).to_string(),
-                        i.config.command.join(" "),
-                        i.created_at.to_string(),
-                    ]
-                })
-                .collect();
-            print(c.json, &images, &["NAME", "SOURCE", "SIZE", "COMMAND", "CREATED"], rows);
+            print(c.json, &images, &["NAME", "SOURCE", "SIZE", "COMMAND", "CREATED"], |i| {
+                vec![
+                    i.name.clone(),
+                    i.source.as_str().to_string(),
+                    cubby_model::ByteSize(i.size_bytes).to_string(),
+                    i.config.command.join(" "),
+                    i.created_at.to_string(),
+                ]
+            });
         }
-        ImagesCommand::Delete { name, c } => {
+        ImagesCommand::Delete(Named { name, c }) => {
             c.client()?.delete_image(&name)?;
             if !c.json {
                 println!("deleted image {name}");

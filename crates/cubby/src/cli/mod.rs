@@ -36,6 +36,22 @@ pub struct Connection {
     pub json: bool,
 }
 
+/// A command on one resource, named by its id.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    pub id: String,
+    #[command(flatten)]
+    pub c: Connection,
+}
+
+/// A command on one resource, named by its name.
+#[derive(Debug, Clone, Args)]
+pub struct Named {
+    pub name: String,
+    #[command(flatten)]
+    pub c: Connection,
+}
+
 impl Connection {
     fn client(&self) -> anyhow::Result<Client> {
         let api = match &self.api {

@@ -3,16 +3,17 @@
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use serde::Serialize;
 
-/// Prints `value` as JSON when asked, else the table `rows` describes.
-pub fn print<T: Serialize>(json: bool, value: &T, header: &[&str], rows: Vec<Vec<String>>) {
+/// Prints `items` as JSON when asked, else as a table with `header`, one
+/// row per item as `row` writes it.
+pub fn print<T: Serialize>(json: bool, items: &[T], header: &[&str], row: impl Fn(&T) -> Vec<String>) {
     if json {
-        println!("{}", serde_json::to_string_pretty(value).expect("API values serialise"));
+        println!("{}", serde_json::to_string_pretty(items).expect("API values serialise"));
         return;
     }
     let mut table = Table::new();
     table.load_preset(UTF8_BORDERS_ONLY).set_header(header.to_vec());
-    for row in rows {
-        table.add_row(row);
+    for item in items {
+        table.add_row(row(item));
     }
     println!("{table}");
 }

@@ -1,10 +1,10 @@
 //! `cubby projects ...`
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use cubby_model::{AccessMode, ByteSize, CreateProject, CreateToken, ProjectQuota, UpdateProject};
 
-use super::Connection;
 use super::output::{print, print_one};
+use super::{Connection, Target};
 
 #[derive(Debug, Subcommand)]
 pub enum ProjectsCommand {
@@ -16,17 +16,8 @@ pub enum ProjectsCommand {
     /// Make a project.
     Create {
         name: String,
-        /// Most containers it may hold.
-        #[arg(long)]
-        max_containers: Option<u32>,
-        /// Default access mode of its containers: claim (default), public or token.
-        #[arg(long, value_parser = parse_access)]
-        access: Option<AccessMode>,
-        /// Default idle timeout of its containers, in seconds (0: never).
-        #[arg(long)]
-        idle_timeout: Option<u32>,
         #[command(flatten)]
-        quota: QuotaArgs,
+        settings: SettingsArgs,
         #[command(flatten)]
         c: Connection,
     },
@@ -34,29 +25,15 @@ pub enum ProjectsCommand {
     /// as a whole when any of its flags is given).
     Update {
         id: String,
-        #[arg(long)]
-        max_containers: Option<u32>,
-        #[arg(long, value_parser = parse_access)]
-        access: Option<AccessMode>,
-        #[arg(long)]
-        idle_timeout: Option<u32>,
         #[command(flatten)]
-        quota: QuotaArgs,
+        settings: SettingsArgs,
         #[command(flatten)]
         c: Connection,
     },
     /// Show a project.
-    Get {
-        id: String,
-        #[command(flatten)]
-        c: Connection,
-    },
+    Get(Target),
     /// Delete an empty project.
-    Delete {
-        id: String,
-        #[command(flatten)]
-        c: Connection,
-    },
+    Delete(Target),
     /// Make a token that sees only this project (its secret is shown once).
     Token {
         id: String,
@@ -66,15 +43,11 @@ pub enum ProjectsCommand {
         c: Connection,
     },
     /// List a project's tokens.
-    Tokens {
-        id: String,
-        #[command(flatten)]
-        c: Connection,
-    },
+    Tokens(Target),
 }
 
 /// What each container of the project may have (admin token).
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, Args)]
 pub struct QuotaArgs {
     /// Most CPU per container, in cores.
     #[arg(long)]
@@ -106,44 +79,57 @@ fn parse_size(s: &str) -> Result<ByteSize, String> {
     ByteSize::parse(s).map_err(|e| e.to_string())
 }
 
+/// A project's limit, defaults and quota (on update, what is not given
+/// stays; the quota is replaced as a whole when any of its flags is given).
+#[derive(Debug, Clone, Args)]
+pub struct SettingsArgs {
+    /// Most containers it may hold.
+    #[arg(long)]
+    pub max_containers: Option<u32>,
+    /// Default access mode of its containers: claim (default), public or token.
+    #[arg(long, value_parser = parse_access)]
+    pub access: Option<AccessMode>,
+    /// Default idle timeout of its containers, in seconds (0: never).
+    #[arg(long)]
+    pub idle_timeout: Option<u32>,
+    #[command(flatten)]
+    pub quota: QuotaArgs,
+}
+
 pub fn run(cmd: ProjectsCommand) -> anyhow::Result<std::process::ExitCode> {
     match cmd {
         ProjectsCommand::List { c } => {
             let projects = c.client()?.projects()?;
-            let rows = projects
-                .iter()
-                .map(|p| {
-                    vec![
-                        p.id.to_string(),
-                        p.name.clone(),
-                        p.max_containers.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
-                        p.created_at.to_string(),
-                    ]
-                })
-                .collect();
-            print(c.json, &projects, &["ID", "NAME", "MAX CONTAINERS", "CREATED"], rows);
+            print(c.json, &projects, &["ID", "NAME", "MAX CONTAINERS", "CREATED"], |p| {
+                vec![
+                    p.id.to_string(),
+                    p.name.clone(),
+                    p.max_containers.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
+                    p.created_at.to_string(),
+                ]
+            });
         }
-        ProjectsCommand::Create { name, max_containers, access, idle_timeout, quota, c } => {
+        ProjectsCommand::Create { name, settings: s, c } => {
             let req = CreateProject {
                 name,
-                max_containers,
-                default_access: access,
-                default_idle_timeout_seconds: idle_timeout,
-                quota: quota.quota(),
+                max_containers: s.max_containers,
+                default_access: s.access,
+                default_idle_timeout_seconds: s.idle_timeout,
+                quota: s.quota.quota(),
             };
             print_one(c.json, &c.client()?.create_project(&req)?);
         }
-        ProjectsCommand::Update { id, max_containers, access, idle_timeout, quota, c } => {
+        ProjectsCommand::Update { id, settings: s, c } => {
             let req = UpdateProject {
-                max_containers,
-                default_access: access,
-                default_idle_timeout_seconds: idle_timeout,
-                quota: quota.quota(),
+                max_containers: s.max_containers,
+                default_access: s.access,
+                default_idle_timeout_seconds: s.idle_timeout,
+                quota: s.quota.quota(),
             };
             print_one(c.json, &c.client()?.update_project(&id, &req)?);
         }
-        ProjectsCommand::Get { id, c } => print_one(c.json, &c.client()?.project(&id)?),
-        ProjectsCommand::Delete { id, c } => {
+        ProjectsCommand::Get(Target { id, c }) => print_one(c.json, &c.client()?.project(&id)?),
+        ProjectsCommand::Delete(Target { id, c }) => {
             c.client()?.delete_project(&id)?;
             if !c.json {
                 println!("deleted project {id}");
@@ -152,13 +138,11 @@ pub fn run(cmd: ProjectsCommand) -> anyhow::Result<std::process::ExitCode> {
         ProjectsCommand::Token { id, name, c } => {
             print_one(c.json, &c.client()?.create_token(&id, &CreateToken { name })?)
         }
-        ProjectsCommand::Tokens { id, c } => {
+        ProjectsCommand::Tokens(Target { id, c }) => {
             let tokens = c.client()?.tokens(&id)?;
-            let rows = tokens
-                .iter()
-                .map(|t| vec![t.id.to_string(), t.name.clone().unwrap_or_default(), t.created_at.to_string()])
-                .collect();
-            print(c.json, &tokens, &["ID", "NAME", "CREATED"], rows);
+            print(c.json, &tokens, &["ID", "NAME", "CREATED"], |t| {
+                vec![t.id.to_string(), t.name.clone().unwrap_or_default(), t.created_at.to_string()]
+            });
         }
     }
     Ok(std::process::ExitCode::SUCCESS)

@@ -126,8 +126,9 @@ pub fn run(cmd: ScriptsCommand) -> anyhow::Result<std::process::ExitCode> {
         }
         ScriptsCommand::List { project, c } => {
             let files = c.client()?.scripts(&project)?;
-            let rows = files.iter().map(|f| vec![f.path.clone(), f.size.to_string(), f.url.clone()]).collect();
-            print(c.json, &files, &["PATH", "BYTES", "URL"], rows);
+            print(c.json, &files, &["PATH", "BYTES", "URL"], |f| {
+                vec![f.path.clone(), f.size.to_string(), f.url.clone()]
+            });
         }
         ScriptsCommand::Get { project, path, c } => {
             let content = c.client()?.script(&project, &path)?;

@@ -53,19 +53,15 @@ pub fn run(cmd: SnapshotsCommand) -> anyhow::Result<std::process::ExitCode> {
     match cmd {
         SnapshotsCommand::List { container, c } => {
             let snaps = c.client()?.snapshots(&container)?;
-            let rows = snaps
-                .iter()
-                .map(|s| {
-                    vec![
-                        s.name.clone(),
-                        s.alias.clone().unwrap_or_default(),
-                        s.created_at.to_string(),
-                        s.expires_at.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
-                        s.size_bytes.map(|b| cubby_model::ByteSize(b).to_string()).unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            print(c.json, &snaps, &["NAME", "ALIAS", "CREATED", "EXPIRES", "SIZE"], rows);
+            print(c.json, &snaps, &["NAME", "ALIAS", "CREATED", "EXPIRES", "SIZE"], |s| {
+                vec![
+                    s.name.clone(),
+                    s.alias.clone().unwrap_or_default(),
+                    s.created_at.to_string(),
+                    s.expires_at.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
+                    s.size_bytes.map(|b| cubby_model::ByteSize(b).to_string()).unwrap_or_default(),
+                ]
+            });
         }
         SnapshotsCommand::Create { container, alias, expiry_days, c } => {
             print_one(c.json, &c.client()?.create_snapshot(&container, &CreateSnapshot { alias, expiry_days })?);
