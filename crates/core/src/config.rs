@@ -145,6 +145,15 @@ impl Urls {
     }
 }
 
+/// A prefix that cannot name this daemon's host resources.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "prefix `{prefix}` must be 1 to 8 lowercase letters and digits, starting with a letter (it names interfaces, limited to 15 bytes)"
+)]
+pub struct PrefixError {
+    pub prefix: String,
+}
+
 impl Config {
     /// How this daemon writes URLs.
     pub fn urls(&self) -> Urls {
@@ -162,18 +171,12 @@ impl Config {
 
     /// Validates the prefix: 1 to 8 of `a-z0-9`, starting with a letter,
     /// so every derived interface name fits the kernel's 15 bytes.
-    pub fn check_prefix(prefix: &str) -> Result<(), String> {
+    pub fn check_prefix(prefix: &str) -> Result<(), PrefixError> {
         let ok = !prefix.is_empty()
             && prefix.len() <= 8
             && prefix.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
             && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        if ok {
-            Ok(())
-        } else {
-            Err(format!(
-                "prefix `{prefix}` must be 1 to 8 lowercase letters and digits, starting with a letter (it names interfaces, limited to 15 bytes)"
-            ))
-        }
+        if ok { Ok(()) } else { Err(PrefixError { prefix: prefix.chars().take(64).collect() }) }
     }
 
     /// The host's resolvers from `resolv.conf` text, leaving out loopback

@@ -75,7 +75,7 @@ impl Platform {
     /// image), reconciles the store with what runs, and starts background
     /// work.
     pub async fn open(config: Config, store: Arc<dyn Store>, host: Host) -> Result<Arc<Self>, Error> {
-        Config::check_prefix(&config.prefix).map_err(|m| Error::invalid("prefix", m))?;
+        Config::check_prefix(&config.prefix).map_err(|e| Error::invalid("prefix", e.to_string()))?;
         let ipam = Ipam::new(config.subnet).map_err(|e| Error::invalid("subnet", e.to_string()))?;
         // Another network routing these addresses would take containers'
         // traffic (or lose it to ours): refuse, and say what to change.

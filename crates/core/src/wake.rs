@@ -27,15 +27,19 @@ pub const WAKE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const FAILURE_COOL_DOWN: Duration = Duration::from_secs(30);
 
 /// Why a request could not wake its container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WakeError {
     /// Too many requests already wait for this container.
+    #[error("too many requests wait for this container's start")]
     Busy,
     /// The start took longer than the wait allows.
+    #[error("the start took longer than the wait allows")]
     Timeout,
     /// The container does not start on requests.
+    #[error("autostart is off")]
     Disabled,
     /// The start failed; the reason says why.
+    #[error("{0}")]
     Failed(String),
 }
 
@@ -108,7 +112,7 @@ impl ActivityTable {
     }
 }
 
-type SharedStart = Shared<BoxFuture<'static, Result<Ipv4Addr, String>>>;
+type SharedStart = Shared<BoxFuture<'static, Result<Ipv4Addr, WakeError>>>;
 
 /// Starts in flight, and recent failures.
 #[derive(Debug, Default)]
@@ -146,8 +150,10 @@ impl Platform {
                     platform.wakes.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
                     result
                 });
-                let start: BoxFuture<'static, Result<Ipv4Addr, String>> =
-                    async move { task.await.unwrap_or_else(|_| Err("the start was interrupted".into())) }.boxed();
+                let start: BoxFuture<'static, Result<Ipv4Addr, WakeError>> = async move {
+                    task.await.unwrap_or_else(|_| Err(WakeError::Failed("the start was interrupted".into())))
+                }
+                .boxed();
                 (start.shared(), Arc::new(AtomicUsize::new(0)))
             });
             (start.clone(), Arc::clone(waiters))
@@ -158,21 +164,16 @@ impl Platform {
         }
         let result = tokio::time::timeout(WAKE_TIMEOUT, start).await;
         waiters.fetch_sub(1, Ordering::AcqRel);
-        match result {
-            Err(_) => Err(WakeError::Timeout),
-            Ok(Ok(address)) => Ok(address),
-            Ok(Err(why)) if why == DISABLED => Err(WakeError::Disabled),
-            Ok(Err(why)) => Err(WakeError::Failed(why)),
-        }
+        result.unwrap_or(Err(WakeError::Timeout))
     }
 
-    async fn wake_once(self: &Arc<Self>, id: &ContainerId) -> Result<Ipv4Addr, String> {
+    async fn wake_once(self: &Arc<Self>, id: &ContainerId) -> Result<Ipv4Addr, WakeError> {
         let _guard = self.lock(id).await;
         let rec = match self.store.container(id) {
             Ok(Some(rec)) => rec,
-            _ => return Err("the container no longer exists".into()),
+            _ => return Err(WakeError::Failed("the container no longer exists".into())),
         };
-        let address = self.network.address(rec.slot).map_err(|e| e.to_string())?;
+        let address = self.network.address(rec.slot).map_err(|e| WakeError::Failed(e.to_string()))?;
         match rec.status {
             ContainerStatus::Running => Ok(address),
             ContainerStatus::Stopped | ContainerStatus::Failed if rec.autostart => {
@@ -192,14 +193,12 @@ impl Platform {
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
                             .insert(id.clone(), (Instant::now(), why.clone()));
-                        Err(why)
+                        Err(WakeError::Failed(why))
                     }
                 }
             }
-            ContainerStatus::Stopped | ContainerStatus::Failed => Err(DISABLED.into()),
-            other => Err(format!("the container is {}", other.as_str())),
+            ContainerStatus::Stopped | ContainerStatus::Failed => Err(WakeError::Disabled),
+            other => Err(WakeError::Failed(format!("the container is {}", other.as_str()))),
         }
     }
 }
-
-const DISABLED: &str = "autostart is off";

@@ -36,7 +36,7 @@ pub struct InstanceArgs {
 impl InstanceArgs {
     /// The instance's layout, its prefix checked.
     pub fn layout(&self) -> anyhow::Result<Layout> {
-        cubby_core::Config::check_prefix(&self.prefix).map_err(anyhow::Error::msg)?;
+        cubby_core::Config::check_prefix(&self.prefix)?;
         Ok(Layout::new(&self.prefix, self.data_dir.clone(), self.run_dir.clone()))
     }
 

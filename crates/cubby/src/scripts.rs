@@ -85,7 +85,7 @@ impl ScriptHost for ProjectHost {
 
     fn fetch(&self, req: FetchRequest) -> futures::future::BoxFuture<'static, Result<FetchResponse, String>> {
         let fetcher = Arc::clone(&self.fetcher);
-        async move { fetcher.fetch(req).await }.boxed()
+        async move { fetcher.fetch(req).await.map_err(|e| e.to_string()) }.boxed()
     }
 }
 

@@ -179,12 +179,12 @@ impl Resolver for Routes {
         }
     }
 
-    fn check_claim(&self, container: &str, port: u16, claim: &str) -> Result<u64, String> {
+    fn check_claim(&self, container: &str, port: u16, claim: &str) -> Result<u64, cubby_proxy::ClaimRefusal> {
         self.platform
             .access()
             .check_claim(&ContainerId::from_stored(container.to_string()), port, claim)
             .map(|left| u64::try_from(left).unwrap_or(0))
-            .map_err(|e| e.to_string())
+            .map_err(Into::into)
     }
 
     fn check_bearer(&self, container: &str, port: u16, token: &str) -> bool {
@@ -371,7 +371,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    Config::check_prefix(&args.prefix).map_err(anyhow::Error::msg)?;
+    Config::check_prefix(&args.prefix)?;
     let api_listener = tokio::net::TcpListener::bind(args.api_listen)
         .await
         .with_context(|| format!("listening for the API on {}", args.api_listen))?;

@@ -10,15 +10,24 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ByteSize(pub u64);
 
+/// Why a text is not a size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ByteSizeError {
+    #[error("`{text}` is not a size: write bytes as an integer or a number with a unit, like \"512MiB\"")]
+    NotANumber { text: String },
+    #[error("unknown size unit `{unit}` in `{text}`: use B, KiB, MiB, GiB or TiB")]
+    UnknownUnit { unit: String, text: String },
+    #[error("`{text}` is too large")]
+    TooLarge { text: String },
+}
+
 impl ByteSize {
     /// Parses `text` such as `"512MiB"`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ByteSizeError> {
         let text = text.trim();
         let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
         let (digits, unit) = text.split_at(split);
-        let value: u64 = digits.parse().map_err(|_| {
-            format!("`{text}` is not a size: write bytes as an integer or a number with a unit, like \"512MiB\"")
-        })?;
+        let value: u64 = digits.parse().map_err(|_| ByteSizeError::NotANumber { text: text.to_string() })?;
         let factor: u64 = match unit.trim() {
             "" | "B" => 1,
             "K" | "KiB" | "k" => 1 << 10,
@@ -29,9 +38,11 @@ impl ByteSize {
             "MB" => 1_000_000,
             "GB" => 1_000_000_000,
             "TB" => 1_000_000_000_000,
-            other => return Err(format!("unknown size unit `{other}` in `{text}`: use B, KiB, MiB, GiB or TiB")),
+            other => {
+                return Err(ByteSizeError::UnknownUnit { unit: other.to_string(), text: text.to_string() });
+            }
         };
-        value.checked_mul(factor).map(Self).ok_or_else(|| format!("`{text}` is too large"))
+        value.checked_mul(factor).map(Self).ok_or_else(|| ByteSizeError::TooLarge { text: text.to_string() })
     }
 }
 

@@ -21,7 +21,7 @@ mod validate;
 pub use access::{
     AccessMode, Alias, Authorization, AuthorizeRequest, CreateAlias, PublicKey, RESERVED_ALIASES, validate_alias_name,
 };
-pub use bytesize::ByteSize;
+pub use bytesize::{ByteSize, ByteSizeError};
 pub use container::{
     Container, ContainerStatus, CopyContainer, CreateContainer, DiskUse, ExecRequest, ExecResult, Limits, LimitsSpec,
     Page, Transition, Trigger, UpdateContainer,

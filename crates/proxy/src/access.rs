@@ -374,7 +374,7 @@ mod tests {
         fn resolve(&self, _: &str) -> crate::Resolution {
             crate::Resolution::NotFound
         }
-        fn check_claim(&self, container: &str, port: u16, claim: &str) -> Result<u64, String> {
+        fn check_claim(&self, container: &str, port: u16, claim: &str) -> Result<u64, crate::ClaimRefusal> {
             match (container, port, claim) {
                 ("c", 8080, "good") => Ok(60),
                 ("c", _, "good") => Err("the claim is for another port of this container".into()),

@@ -231,7 +231,7 @@ mod tests {
         fn resolve(&self, _: &str) -> Resolution {
             Resolution::NotFound
         }
-        fn check_claim(&self, _: &str, _: u16, _: &str) -> Result<u64, String> {
+        fn check_claim(&self, _: &str, _: u16, _: &str) -> Result<u64, crate::ClaimRefusal> {
             Err("no claims here".into())
         }
         fn check_bearer(&self, _: &str, _: u16, _: &str) -> bool {

@@ -89,7 +89,7 @@ pub trait Resolver: Send + Sync + 'static {
     fn resolve(&self, label: &str) -> Resolution;
     /// Whether `claim` opens port `port` of `container` now; the seconds it
     /// stays valid, or why not.
-    fn check_claim(&self, container: &str, port: u16, claim: &str) -> Result<u64, String>;
+    fn check_claim(&self, container: &str, port: u16, claim: &str) -> Result<u64, ClaimRefusal>;
     /// Whether a bearer token (a claim or an API token) opens port `port`
     /// of `container`.
     fn check_bearer(&self, container: &str, port: u16, token: &str) -> bool;
@@ -109,6 +109,10 @@ pub trait Resolver: Send + Sync + 'static {
         Box::pin(async { None })
     }
 }
+
+/// Why a claim does not open a container (the resolver's own error; the
+/// proxy shows its message).
+pub type ClaimRefusal = Box<dyn std::error::Error + Send + Sync>;
 
 /// A request to a project's exec scripts, without its body.
 #[derive(Debug, Clone)]

@@ -24,8 +24,25 @@ pub enum SeccompError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the seccomp profile {} is not a Docker-format profile: {detail}", path.display())]
-    Format { path: PathBuf, detail: String },
+    #[error("the seccomp profile {} is not a Docker-format profile", path.display())]
+    Format {
+        path: PathBuf,
+        #[source]
+        source: ProfileError,
+    },
+}
+
+/// What is wrong with a profile's content.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("it is not JSON")]
+    Json(#[source] serde_json::Error),
+    #[error("it has no defaultAction")]
+    NoDefaultAction,
+    #[error("it has no syscalls list")]
+    NoSyscalls,
+    #[error("it does not convert to an OCI seccomp section")]
+    NotOci(#[source] serde_json::Error),
 }
 
 /// What the profile's conditions are checked against.
@@ -152,8 +169,8 @@ fn without_sys_admin(syscalls: &mut Vec<Value>, t: &Target) {
 }
 
 /// Converts a Docker-format profile for `t`.
-pub fn from_docker(profile: &Value, t: &Target) -> Result<LinuxSeccomp, String> {
-    let default_action = profile["defaultAction"].as_str().ok_or("it has no defaultAction")?;
+pub fn from_docker(profile: &Value, t: &Target) -> Result<LinuxSeccomp, ProfileError> {
+    let default_action = profile["defaultAction"].as_str().ok_or(ProfileError::NoDefaultAction)?;
     let native = t.scmp_arch();
     let mut architectures = vec![native.to_string()];
     if let Some(entry) =
@@ -162,7 +179,7 @@ pub fn from_docker(profile: &Value, t: &Target) -> Result<LinuxSeccomp, String> 
         architectures.extend(strings(&entry["subArchitectures"]).into_iter().map(str::to_string));
     }
     let mut syscalls = Vec::new();
-    for entry in profile["syscalls"].as_array().ok_or("it has no syscalls list")? {
+    for entry in profile["syscalls"].as_array().ok_or(ProfileError::NoSyscalls)? {
         if !applies(entry, t) {
             continue;
         }
@@ -184,15 +201,15 @@ pub fn from_docker(profile: &Value, t: &Target) -> Result<LinuxSeccomp, String> 
     if let Some(errno) = profile["defaultErrnoRet"].as_u64() {
         oci["defaultErrnoRet"] = json!(errno);
     }
-    serde_json::from_value(oci).map_err(|e| e.to_string())
+    serde_json::from_value(oci).map_err(ProfileError::NotOci)
 }
 
 /// Reads and converts the profile at `path`.
 pub fn load(path: &Path, t: &Target) -> Result<LinuxSeccomp, SeccompError> {
     let text = std::fs::read_to_string(path).map_err(|source| SeccompError::Read { path: path.into(), source })?;
-    let profile: Value =
-        serde_json::from_str(&text).map_err(|e| SeccompError::Format { path: path.into(), detail: e.to_string() })?;
-    from_docker(&profile, t).map_err(|detail| SeccompError::Format { path: path.into(), detail })
+    let format = |source| SeccompError::Format { path: path.into(), source };
+    let profile: Value = serde_json::from_str(&text).map_err(|e| format(ProfileError::Json(e)))?;
+    from_docker(&profile, t).map_err(format)
 }
 
 #[cfg(test)]

@@ -90,6 +90,14 @@ pub enum FetchError {
         /// The URL fetched.
         url: String,
     },
+    /// The exchange failed (connection, TLS, protocol): the message names
+    /// the cause (the transport's errors are not kept: they are not
+    /// `Send` across the script's boundary as they are).
+    #[error("{message}")]
+    Transport {
+        /// The cause, from the transport's error chain.
+        message: String,
+    },
     /// No complete answer within the request's timeout.
     #[error("fetch to {url} timed out after {} ms", .timeout.as_millis())]
     Timeout {
@@ -313,24 +321,24 @@ impl HttpFetcher {
     /// A message for the script: a refused destination, a bad URL, method or
     /// header, a connection or TLS failure, too many redirects, a body over
     /// the cap, or the timeout.
-    pub async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, String> {
+    pub async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, FetchError> {
         let url = request.url.clone();
         let timeout = request.timeout;
         match tokio::time::timeout(timeout, self.exchange(request)).await {
             Ok(result) => result,
-            Err(_) => Err(FetchError::Timeout { url, timeout }.to_string()),
+            Err(_) => Err(FetchError::Timeout { url, timeout }),
         }
     }
 
-    async fn exchange(&self, request: FetchRequest) -> Result<FetchResponse, String> {
+    async fn exchange(&self, request: FetchRequest) -> Result<FetchResponse, FetchError> {
         let room = request.room.clone();
-        let url = Url::parse(&request.url).map_err(|_| FetchError::Url { url: request.url.clone() }.to_string())?;
-        self.blocked.check_url(&url).map_err(|e| e.to_string())?;
+        let url = Url::parse(&request.url).map_err(|_| FetchError::Url { url: request.url.clone() })?;
+        self.blocked.check_url(&url)?;
         let method = Method::from_bytes(request.method.as_bytes())
-            .map_err(|_| FetchError::Method { method: request.method.clone() }.to_string())?;
+            .map_err(|_| FetchError::Method { method: request.method.clone() })?;
         let mut builder = self.client.request(method, url).timeout(request.timeout);
         for (name, value) in &request.headers {
-            let header = || FetchError::Header { name: name.clone() }.to_string();
+            let header = || FetchError::Header { name: name.clone() };
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| header())?;
             let value = HeaderValue::from_str(value).map_err(|_| header())?;
             builder = builder.header(name, value);
@@ -345,7 +353,7 @@ impl HttpFetcher {
             .iter()
             .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
             .collect();
-        let too_large = || FetchError::BodyTooLarge { limit: self.max_body }.to_string();
+        let too_large = || FetchError::BodyTooLarge { limit: self.max_body };
         if response.content_length().is_some_and(|len| len > u64::try_from(self.max_body).unwrap_or(u64::MAX)) {
             return Err(too_large());
         }
@@ -357,7 +365,7 @@ impl HttpFetcher {
                     return Err(too_large());
                 }
                 if !room.take(chunk.len()) {
-                    return Err(FetchError::NoRoom { url: request.url.clone() }.to_string());
+                    return Err(FetchError::NoRoom { url: request.url.clone() });
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -371,10 +379,14 @@ impl HttpFetcher {
     }
 }
 
-/// The message for a failed request: our own refusal if one is in the
-/// error's chain (blocked address, too many redirects), else the chain
-/// joined with `: `.
-fn describe(err: &reqwest::Error) -> String {
+/// A failed request as a [`FetchError::Transport`]: the message of our own
+/// refusal if one is in the error's chain (blocked address, too many
+/// redirects), else the chain joined with `: `.
+fn describe(err: &reqwest::Error) -> FetchError {
+    FetchError::Transport { message: transport_message(err) }
+}
+
+fn transport_message(err: &reqwest::Error) -> String {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(current) = source {
         if let Some(ours) = current.downcast_ref::<FetchError>() {
@@ -470,11 +482,11 @@ mod tests {
             "http://169.254.169.254/latest/meta-data",
             "http://0x7f.1/",
         ] {
-            let err = fetcher.fetch(get(url)).await.unwrap_err();
+            let err = fetcher.fetch(get(url)).await.unwrap_err().to_string();
             assert!(err.contains("is not allowed"), "{url}: {err}");
             assert!(err.contains("use ctx.cubby"), "{url}: {err}");
         }
-        let err = fetcher.fetch(get("http://localhost:9/")).await.unwrap_err();
+        let err = fetcher.fetch(get("http://localhost:9/")).await.unwrap_err().to_string();
         assert!(
             err.starts_with("fetch to 127.0.0.1 is not allowed") || err.starts_with("fetch to ::1 is not allowed"),
             "{err}"
@@ -484,14 +496,14 @@ mod tests {
     #[tokio::test]
     async fn refuses_a_blocked_cidr() {
         let fetcher = HttpFetcher::new(vec!["10.213.0.0/16".parse().unwrap()]).unwrap();
-        let err = fetcher.fetch(get("http://10.213.4.5:8080/")).await.unwrap_err();
+        let err = fetcher.fetch(get("http://10.213.4.5:8080/")).await.unwrap_err().to_string();
         assert!(err.starts_with("fetch to 10.213.4.5 is not allowed"), "{err}");
     }
 
     #[tokio::test]
     async fn refuses_other_schemes() {
         let fetcher = HttpFetcher::new(Vec::new()).unwrap();
-        let err = fetcher.fetch(get("file:///etc/passwd")).await.unwrap_err();
+        let err = fetcher.fetch(get("file:///etc/passwd")).await.unwrap_err().to_string();
         assert!(err.contains("only http and https"), "{err}");
     }
 
@@ -504,7 +516,7 @@ mod tests {
                 .into()
         });
         let fetcher = HttpFetcher::new(vec!["10.213.0.0/16".parse().unwrap()]).unwrap();
-        let err = fetcher.fetch(get(&format!("http://{addr}/"))).await.unwrap_err();
+        let err = fetcher.fetch(get(&format!("http://{addr}/"))).await.unwrap_err().to_string();
         assert!(err.starts_with("fetch to 10.213.0.9 is not allowed"), "{err}");
     }
 
@@ -516,7 +528,7 @@ mod tests {
             format!("HTTP/1.1 302 Found\r\nlocation: /{}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", n + 1)
         });
         let fetcher = HttpFetcher::new(Vec::new()).unwrap();
-        let err = fetcher.fetch(get(&format!("http://{addr}/0"))).await.unwrap_err();
+        let err = fetcher.fetch(get(&format!("http://{addr}/0"))).await.unwrap_err().to_string();
         assert!(err.contains("more than 5 redirects"), "{err}");
     }
 
@@ -524,7 +536,7 @@ mod tests {
     async fn caps_the_body_and_times_out() {
         let addr = serve(1, |_| ok(&"x".repeat(2000)));
         let fetcher = HttpFetcher::new(Vec::new()).unwrap().with_max_body(1000);
-        let err = fetcher.fetch(get(&format!("http://{addr}/"))).await.unwrap_err();
+        let err = fetcher.fetch(get(&format!("http://{addr}/"))).await.unwrap_err().to_string();
         assert!(err.contains("larger than 1000 bytes"), "{err}");
 
         // A server that accepts and never answers.
@@ -532,7 +544,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let mut request = get(&format!("http://{addr}/"));
         request.timeout = Duration::from_millis(200);
-        let err = fetcher.fetch(request).await.unwrap_err();
+        let err = fetcher.fetch(request).await.unwrap_err().to_string();
         assert!(err.contains("timed out"), "{err}");
         drop(listener);
     }

@@ -227,7 +227,7 @@ impl ScriptHost for FetcherHost {
 
     fn fetch(&self, request: FetchRequest) -> BoxFuture<'static, Result<FetchResponse, String>> {
         let fetcher = self.0.clone();
-        async move { fetcher.fetch(request).await }.boxed()
+        async move { fetcher.fetch(request).await.map_err(|e| e.to_string()) }.boxed()
     }
 }
 
