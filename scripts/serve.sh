@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quick start: installs what is missing, builds Cubby, and starts the daemon
 # with its defaults (data in /var/lib/cubby, API on 127.0.0.1:7070, container
-# URLs through 127.0.0.1:8080). Extra flags go to `cubby serve`.
+# URLs through 127.0.0.1:8080). Extra flags go to `cubby serve`. It links
+# the binary as /usr/local/bin/cubby, so the CLI is on PATH.
 #
 #   sudo ./scripts/serve.sh                 # in the background, log in /var/log/cubby.log
 #   sudo ./scripts/serve.sh --foreground    # in this terminal
@@ -18,6 +19,8 @@ done
 ./scripts/build.sh
 
 bin=$PWD/target/release/cubby
+# The CLI on PATH, so the README's `cubby ...` lines work as typed.
+ln -sf "$bin" /usr/local/bin/cubby
 if [ "$foreground" -eq 1 ]; then
   exec "$bin" serve "${args[@]}"
 fi

@@ -10,18 +10,22 @@
 #   --fuzz   also schemathesis (PyPI, pinned) in a venv at /opt/cubby-fuzz,
 #            which the API fuzz test (crates/cubby/tests/fuzz_api.rs) runs;
 #   --lint   also cargo-machete and cargo-deny (crates.io, pinned), which
-#            scripts/test.sh runs on the dependencies.
+#            scripts/test.sh runs on the dependencies;
+#   --clients also Node.js (Debian's, when there is no node) and the
+#            TypeScript client's pinned npm packages (clients/typescript).
 set -euo pipefail
 
 bench=0
 fuzz=0
 lint=0
+clients=0
 for arg in "$@"; do
   case "$arg" in
     --bench) bench=1 ;;
     --fuzz) fuzz=1 ;;
     --lint) lint=1 ;;
-    *) echo "setup.sh: unknown option $arg (known: --bench, --fuzz, --lint)" >&2; exit 2 ;;
+    --clients) clients=1 ;;
+    *) echo "setup.sh: unknown option $arg (known: --bench, --fuzz, --lint, --clients)" >&2; exit 2 ;;
   esac
 done
 CARGO_DENY_VERSION=0.20.2
@@ -42,6 +46,10 @@ if [ "$bench" = 1 ]; then
 fi
 if [ "$fuzz" = 1 ]; then
   packages+=(python3-venv python3-pip)
+fi
+# A node already installed (Debian's or NodeSource's) is kept as it is.
+if [ "$clients" = 1 ] && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
+  packages+=(nodejs npm)
 fi
 missing=()
 for p in "${packages[@]}"; do
@@ -83,5 +91,13 @@ if [ "$lint" = 1 ]; then
   if ! cargo machete --version 2>/dev/null | grep -q "$CARGO_MACHETE_VERSION"; then
     echo "setup.sh: installing cargo-machete $CARGO_MACHETE_VERSION"
     cargo install --locked --quiet "cargo-machete@$CARGO_MACHETE_VERSION"
+  fi
+fi
+
+if [ "$clients" = 1 ]; then
+  client_dir="$(dirname "$0")/../clients/typescript"
+  if [ ! -d "$client_dir/node_modules" ] || [ "$client_dir/package-lock.json" -nt "$client_dir/node_modules" ]; then
+    echo "setup.sh: installing the TypeScript client's packages (npm ci)"
+    (cd "$client_dir" && npm ci --no-audit --no-fund --loglevel=error && touch node_modules)
   fi
 fi

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # --bench: wrk, nginx and jq, which the bench smoke test (bench/tests) drives;
 # --fuzz: schemathesis, which the API fuzz test drives;
 # --lint: cargo-machete and cargo-deny, which check the dependencies.
-./scripts/setup.sh --bench --fuzz --lint
+./scripts/setup.sh --bench --fuzz --lint --clients
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # Dependencies: none unused (machete); licenses, bans and sources (deny).

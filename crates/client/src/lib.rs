@@ -2,14 +2,15 @@
 //! and the bench all talk to the daemon through it, so they exercise the
 //! same HTTP surface users do.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::time::Duration;
 
 use cubby_model::{
     Alias, Authorization, AuthorizeRequest, Container, CopyContainer, CreateAlias, CreateContainer, CreateProject,
-    CreateSnapshot, CreateToken, CreatedToken, ExecRequest, ExecResult, Image, Page, Project, PublicKey, PutSecrets,
-    ScriptFile, ScriptInvocation, SecretNames, Snapshot, Token, Transition, UpdateContainer, UpdateProject,
-    UpdateSnapshot,
+    CreateSnapshot, CreateToken, CreatedToken, Direction, EnvValue, ExecRequest, ExecResult, Firewall, FirewallRule,
+    Image, NetworkRules, Page, Project, PublicKey, PutSecrets, RuleSpec, ScriptFile, ScriptInvocation, SecretNames,
+    Snapshot, Token, Transition, UpdateContainer, UpdateProject, UpdateSnapshot,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -280,6 +281,68 @@ impl Client {
 
     pub fn public_key(&self) -> Result<PublicKey, ClientError> {
         self.call("GET", "/api/v1/meta/public-key", None::<&()>)
+    }
+
+    /// A container's env vars.
+    pub fn env(&self, id: &str) -> Result<BTreeMap<String, String>, ClientError> {
+        self.call("GET", &format!("/api/v1/containers/{id}/env"), None::<&()>)
+    }
+
+    /// Replaces all of a container's env vars.
+    pub fn replace_env(
+        &self,
+        id: &str,
+        env: &BTreeMap<String, String>,
+        restart: bool,
+    ) -> Result<BTreeMap<String, String>, ClientError> {
+        self.call("PUT", &format!("/api/v1/containers/{id}/env?restart={restart}"), Some(env))
+    }
+
+    /// Sets one env var.
+    pub fn set_env_var(
+        &self,
+        id: &str,
+        key: &str,
+        value: &str,
+        restart: bool,
+    ) -> Result<BTreeMap<String, String>, ClientError> {
+        let body = EnvValue { value: value.to_string() };
+        self.call("PUT", &format!("/api/v1/containers/{id}/env/{key}?restart={restart}"), Some(&body))
+    }
+
+    /// Removes one env var.
+    pub fn delete_env_var(&self, id: &str, key: &str, restart: bool) -> Result<(), ClientError> {
+        self.call_empty("DELETE", &format!("/api/v1/containers/{id}/env/{key}?restart={restart}"))
+    }
+
+    /// A container's firewall rules.
+    pub fn firewall(&self, id: &str) -> Result<Firewall, ClientError> {
+        self.call("GET", &format!("/api/v1/containers/{id}/firewall"), None::<&()>)
+    }
+
+    /// Adds a rule (`direction` is `ingress` or `egress`).
+    pub fn add_rule(&self, id: &str, direction: Direction, spec: &RuleSpec) -> Result<FirewallRule, ClientError> {
+        self.call("POST", &format!("/api/v1/containers/{id}/firewall/{}", direction.as_str()), Some(spec))
+    }
+
+    /// Removes one rule.
+    pub fn delete_rule(&self, id: &str, direction: Direction, rule: &str) -> Result<(), ClientError> {
+        self.call_empty("DELETE", &format!("/api/v1/containers/{id}/firewall/{}/{rule}", direction.as_str()))
+    }
+
+    /// Goes back to the default rules.
+    pub fn reset_firewall(&self, id: &str) -> Result<Firewall, ClientError> {
+        self.call("POST", &format!("/api/v1/containers/{id}/firewall/reset"), None::<&()>)
+    }
+
+    /// A container's network rules.
+    pub fn network(&self, id: &str) -> Result<NetworkRules, ClientError> {
+        self.call("GET", &format!("/api/v1/containers/{id}/network"), None::<&()>)
+    }
+
+    /// Replaces a container's network rules.
+    pub fn set_network(&self, id: &str, rules: &NetworkRules) -> Result<NetworkRules, ClientError> {
+        self.call("PUT", &format!("/api/v1/containers/{id}/network"), Some(rules))
     }
 
     pub fn create_alias(&self, req: &CreateAlias) -> Result<Alias, ClientError> {

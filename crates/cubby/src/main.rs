@@ -21,9 +21,12 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `cubby --version`: the crate version and the commit it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CUBBY_COMMIT"), ")");
+
 /// Cubby: one isolated Linux container per customer, made by one HTTP call.
 #[derive(Debug, Parser)]
-#[command(name = "cubby", version, about)]
+#[command(name = "cubby", version = VERSION, about)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -40,6 +43,11 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     /// Print the API's OpenAPI document.
     Openapi,
+    /// Print a shell's completions: `cubby completions bash > /etc/bash_completion.d/cubby`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -52,6 +60,14 @@ fn main() -> std::process::ExitCode {
         Command::Doctor(a) => doctor::run(a),
         Command::Openapi => {
             println!("{}", cubby_api::openapi::document().to_pretty_json().expect("the document serialises"));
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            let mut command = <Args as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "cubby", &mut script);
+            // A reader that stops early (`| head`) is not an error.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Client(c) => cli::run(c),

@@ -128,6 +128,10 @@ fn tokens_see_only_their_project() {
         (code(t1.exec_args(c2.id.as_str(), &["true"]).unwrap_err()), "exec", "container"),
         (code(t1.logs(c2.id.as_str(), 10).unwrap_err()), "logs", "container"),
         (code(t1.tokens(p2.id.as_str()).unwrap_err()), "tokens", "project"),
+        (code(t1.env(c2.id.as_str()).unwrap_err()), "env", "container"),
+        (code(t1.set_env_var(c2.id.as_str(), "K", "v", false).unwrap_err()), "set env", "container"),
+        (code(t1.firewall(c2.id.as_str()).unwrap_err()), "firewall", "container"),
+        (code(t1.network(c2.id.as_str()).unwrap_err()), "network", "container"),
         (
             code(
                 t1.create_container(p2.id.as_str(), &CreateContainer { name: "x".into(), ..Default::default() })
@@ -141,6 +145,9 @@ fn tokens_see_only_their_project() {
     }
     // Control: the same calls on its own project work.
     assert_eq!(t1.container(mine.id.as_str()).unwrap().name, "mine");
+    assert!(t1.set_env_var(mine.id.as_str(), "K", "v", false).unwrap().contains_key("K"));
+    assert!(t1.firewall(mine.id.as_str()).is_ok() && t1.network(mine.id.as_str()).is_ok());
+    assert!(!admin.env(c2.id.as_str()).unwrap().contains_key("K"), "the other tenant's env is untouched");
     assert_eq!(t1.logs(mine.id.as_str(), 10).map(|_| ()).ok(), Some(()));
     let forbidden = t1.create_project(&cubby_model::CreateProject {
         name: "three".into(),

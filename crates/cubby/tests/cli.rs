@@ -57,6 +57,53 @@ fn cli_walks_through_the_lifecycle() {
     let (code, _, err) = d.cli(&["containers", "get", "cnotarealidxx"]);
     assert_ne!(code, 0);
     assert!(err.contains("container_not_found"), "{err}");
+    // Env, firewall and network from the CLI.
+    let (code, out, err) = d.cli(&["env", "set", &cid, "A=1", "B=2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("KEY") && out.contains("A") && out.contains("GREETING"), "a table of the env:\n{out}");
+    let (code, out, err) = d.cli(&["env", "unset", &cid, "A", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let env: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((env.get("A"), env["B"].as_str()), (None, Some("2")));
+    let (code, _, err) =
+        d.cli(&["firewall", "add", &cid, "egress", "--action", "reject", "--protocol", "tcp", "--ports", "25"]);
+    assert_ne!(code, 0, "appended after the allow-all it would never apply");
+    assert!(err.contains("rule_shadowed"), "{err}");
+    let (code, out, err) = d.cli(&[
+        "firewall",
+        "add",
+        &cid,
+        "egress",
+        "--action",
+        "reject",
+        "--protocol",
+        "tcp",
+        "--ports",
+        "25",
+        "--position",
+        "0",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rule: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (code, out, _) = d.cli(&["firewall", "list", &cid]);
+    assert!(code == 0 && out.contains(rule["id"].as_str().unwrap()) && out.contains("reject"), "{out}");
+    let (code, _, err) = d.cli(&["firewall", "delete", &cid, "egress", rule["id"].as_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = d.cli(&["network", "set", &cid, "--mode", "block", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"block\""), "{out}");
+    let (code, out, _) = d.cli(&["network", "get", &cid]);
+    assert!(code == 0 && out.contains("block"), "{out}");
+
+    // The version names the commit; completions are printed for each shell.
+    let (code, out, _) = d.cli(&["--version"]);
+    assert!(code == 0 && out.starts_with("cubby ") && out.contains('('), "{out}");
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, err) = d.cli(&["completions", shell]);
+        assert!(code == 0 && out.contains("firewall") && out.contains("containers"), "{shell}: {err}");
+    }
+
     let (code, _, _) = d.cli(&["containers", "delete", &cid]);
     assert_eq!(code, 0);
 }

@@ -28,7 +28,8 @@ fn netns(d: &Daemon, id: &str) -> std::path::PathBuf {
 }
 
 fn put_egress(d: &Daemon, id: &str, egress: serde_json::Value) -> (u16, serde_json::Value) {
-    let body = json!({ "ingress": d.admin().firewall(id).unwrap()["ingress"].clone().as_array().unwrap().iter().map(|r| {
+    let ingress = serde_json::to_value(d.admin().firewall(id).unwrap().ingress).unwrap();
+    let body = json!({ "ingress": ingress.as_array().unwrap().iter().map(|r| {
         let mut r = r.clone();
         r.as_object_mut().unwrap().remove("id");
         r
@@ -36,17 +37,6 @@ fn put_egress(d: &Daemon, id: &str, egress: serde_json::Value) -> (u16, serde_js
     let r =
         d.admin().raw("PUT", &format!("/api/v1/containers/{id}/firewall"), Some(body.to_string().as_bytes())).unwrap();
     (r.status, r.json())
-}
-
-trait FirewallClient {
-    fn firewall(&self, id: &str) -> Result<serde_json::Value, cubby_client::ClientError>;
-}
-
-impl FirewallClient for cubby_client::Client {
-    fn firewall(&self, id: &str) -> Result<serde_json::Value, cubby_client::ClientError> {
-        let r = self.raw("GET", &format!("/api/v1/containers/{id}/firewall"), None)?;
-        Ok(r.json())
-    }
 }
 
 #[test]
@@ -272,7 +262,7 @@ fn one_tenants_rules_never_touch_another() {
     assert_eq!(send_from(None, "own-again"), 3, "control: A's own MAC works again");
     assert_eq!(tcp_probe(&na, None, at(9000), WAIT), Outcome::Open("nine-thousand".into()));
     // A's rules are its own: B's firewall still has only the defaults.
-    assert_eq!(api.firewall(b.id.as_str()).unwrap()["egress"].as_array().unwrap().len(), 1);
+    assert_eq!(api.firewall(b.id.as_str()).unwrap().egress.len(), 1);
 }
 
 #[test]
@@ -384,6 +374,13 @@ fn bad_rules_are_refused_and_the_old_ones_stay() {
         ),
         ("position past the end", path.clone(), r#"{"action":"allow","position":99}"#.into(), 400, "invalid_request"),
         (
+            "shadowed by the allow-all",
+            path.clone(),
+            r#"{"action":"reject","protocol":"tcp","ports":"25"}"#.into(),
+            409,
+            "rule_shadowed",
+        ),
+        (
             "too many rules",
             format!("/api/v1/containers/{}/firewall", a.id),
             json!({ "egress": too_many }).to_string(),
@@ -422,6 +419,26 @@ fn bad_rules_are_refused_and_the_old_ones_stay() {
         "old rules still in force"
     );
     assert_eq!(tcp_probe(&ns, None, SocketAddr::from((o.addr, 9000)), WAIT), Outcome::Open("nine-thousand".into()));
+
+    // A rule nothing could reach is refused, naming the rule in its way;
+    // asked for, it is kept and marked.
+    let allow_id = before.egress[1].id.to_string();
+    let r = api.raw("POST", &path, Some(br#"{"action":"reject","protocol":"tcp","ports":"25"}"#)).unwrap();
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (409, Some("rule_shadowed")), "{}", r.json());
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains(&allow_id), "{}", r.json());
+    let shadowed = br#"{"action":"reject","protocol":"tcp","ports":"25","allow_shadowed":true}"#;
+    let r = api.raw("POST", &path, Some(shadowed)).unwrap();
+    assert_eq!(r.status, 201, "{}", r.json());
+    let kept = api.firewall(a.id.as_str()).unwrap();
+    assert_eq!(kept.egress[2].shadowed_by.as_ref().map(ToString::to_string), Some(allow_id));
+    assert!(kept.egress[..2].iter().all(|r| r.shadowed_by.is_none()), "control: the rules that apply are unmarked");
+    // A PATCH that puts a rule under an earlier one is refused the same way.
+    let third = br#"{"action":"reject","protocol":"tcp","ports":"9003","position":1}"#;
+    let r = api.raw("POST", &path, Some(third)).unwrap();
+    assert_eq!(r.status, 201, "control: a rule nothing covers is added: {}", r.json());
+    let third = r.json()["id"].as_str().unwrap().to_string();
+    let r = api.raw("PATCH", &format!("{path}/{third}"), Some(br#"{"ports":"9001"}"#)).unwrap();
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (409, Some("rule_shadowed")), "{}", r.json());
 }
 
 /// The platform's egress guard: cloud metadata (169.254.0.0/16) and the

@@ -91,7 +91,7 @@ fn after_a_reboot_the_pool_comes_back_and_running_containers_start() {
         .raw(
             "POST",
             &format!("/api/v1/containers/{}/firewall/egress", a.id),
-            Some(br#"{"action":"drop","protocol":"tcp","ports":"25","description":"no mail"}"#),
+            Some(br#"{"action":"drop","protocol":"tcp","ports":"25","description":"no mail","position":0}"#),
         )
         .expect("add a rule");
     assert_eq!(added.status, 201, "{}", String::from_utf8_lossy(&added.body));

@@ -88,7 +88,7 @@ fn copy_carries_rules_env_and_goes_to_the_right_project() {
     let p = project(&api, "acme");
     let other = project(&api, "other");
     let t = container(&api, &p, "template", "x");
-    let rule = br#"{"action":"reject","protocol":"tcp","ports":"25","description":"no mail"}"#;
+    let rule = br#"{"action":"reject","protocol":"tcp","ports":"25","description":"no mail","position":0}"#;
     assert_eq!(
         api.raw("POST", &format!("/api/v1/containers/{}/firewall/egress", t.id), Some(rule)).unwrap().status,
         201
@@ -109,7 +109,7 @@ fn copy_carries_rules_env_and_goes_to_the_right_project() {
     assert_eq!(c.environment_vars["GREETING"], "merged");
     assert_eq!(c.environment_vars["EXTRA"], "1");
     let fw = api.raw("GET", &format!("/api/v1/containers/{}/firewall", c.id), None).unwrap().json();
-    assert_eq!(fw["egress"][1]["description"], "no mail", "{fw}");
+    assert_eq!(fw["egress"][0]["description"], "no mail", "{fw}");
     let net = api.raw("GET", &format!("/api/v1/containers/{}/network", c.id), None).unwrap().json();
     assert_eq!(net["mode"], "block");
 

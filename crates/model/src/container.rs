@@ -200,12 +200,21 @@ pub struct CopyContainer {
     /// Copy the source's network rules (default true).
     #[serde(default)]
     pub copy_network_rules: Option<bool>,
-    /// Merged over the source's env; these win.
-    #[serde(default)]
+    /// Merged over the source's env; these win. Also accepted as
+    /// `env_vars`.
+    #[serde(default, alias = "env_vars")]
     pub environment_vars: BTreeMap<String, String>,
     /// Start it at once (default true).
     #[serde(default)]
     pub start: Option<bool>,
+}
+
+/// The body of `PUT /api/v1/containers/{id}/env/{key}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EnvValue {
+    pub value: String,
 }
 
 /// The body of `PATCH /api/v1/containers/{id}`.
@@ -217,8 +226,8 @@ pub struct UpdateContainer {
     #[serde(default)]
     pub name: Option<String>,
     /// Merged into the env; `null` removes a key. Applies at the next
-    /// start, or at once with `restart`.
-    #[serde(default)]
+    /// start, or at once with `restart`. Also accepted as `env_vars`.
+    #[serde(default, alias = "env_vars")]
     pub environment_vars: BTreeMap<String, Option<String>>,
     /// Applied at once to the running container.
     #[serde(default)]
@@ -250,8 +259,8 @@ pub struct CreateContainer {
     /// Program and arguments; the image's default when left out.
     #[serde(default)]
     pub command: Option<Vec<String>>,
-    /// Added to the image's env; these win.
-    #[serde(default)]
+    /// Added to the image's env; these win. Also accepted as `env_vars`.
+    #[serde(default, alias = "env_vars")]
     pub environment_vars: BTreeMap<String, String>,
     /// The app's TCP port; the image's default (8080 for `minimal`) when left out.
     #[serde(default)]

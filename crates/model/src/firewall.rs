@@ -107,6 +107,11 @@ pub struct FirewallRule {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub state: RuleState,
+    /// In answers: the earlier rule that matches everything this one
+    /// matches, so this one never applies. Not stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub shadowed_by: Option<RuleId>,
 }
 
 /// A rule in a request (POST adds one, PUT replaces the set).
@@ -129,8 +134,14 @@ pub struct RuleSpec {
     #[serde(default)]
     pub state: Option<RuleState>,
     /// POST only: insert at this index (0 is first); appended when absent.
+    /// The default rules end with an allow-all: put deny rules above it
+    /// (`position: 0`).
     #[serde(default)]
     pub position: Option<u32>,
+    /// POST only: accept a rule an earlier rule shadows (it never
+    /// applies); refused with 409 `rule_shadowed` otherwise.
+    #[serde(default)]
+    pub allow_shadowed: Option<bool>,
 }
 
 fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
@@ -161,6 +172,9 @@ pub struct RulePatch {
     pub description: Option<Option<String>>,
     #[serde(default)]
     pub state: Option<RuleState>,
+    /// Accept the change even if an earlier rule then shadows this one.
+    #[serde(default)]
+    pub allow_shadowed: Option<bool>,
 }
 
 /// A container's firewall: each list in evaluation order.
@@ -362,6 +376,7 @@ impl FirewallRule {
             description: self.description.clone(),
             state: Some(self.state),
             position: None,
+            allow_shadowed: None,
         }
     }
 }

@@ -14,6 +14,7 @@ mod id;
 mod image;
 mod project;
 mod script;
+pub mod shadow;
 mod snapshot;
 mod token;
 mod validate;
@@ -23,8 +24,8 @@ pub use access::{
 };
 pub use bytesize::{ByteSize, ByteSizeError};
 pub use container::{
-    Container, ContainerStatus, CopyContainer, CreateContainer, DiskUse, ExecRequest, ExecResult, Limits, LimitsSpec,
-    Page, Transition, Trigger, UpdateContainer,
+    Container, ContainerStatus, CopyContainer, CreateContainer, DiskUse, EnvValue, ExecRequest, ExecResult, Limits,
+    LimitsSpec, Page, Transition, Trigger, UpdateContainer,
 };
 pub use error::{ErrorBody, ErrorDetail};
 pub use firewall::{

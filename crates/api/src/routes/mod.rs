@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod containers;
+pub mod env;
 pub mod firewall;
 pub mod images;
 pub mod meta;
@@ -32,6 +33,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(containers::create_container, containers::list_project_containers))
         .routes(routes!(containers::list_containers))
         .routes(routes!(containers::get_container, containers::update_container, containers::delete_container))
+        .routes(routes!(env::get_env, env::replace_env))
+        .routes(routes!(env::set_env_var, env::delete_env_var))
         .routes(routes!(snapshots::copy_container))
         .routes(routes!(snapshots::create_snapshot, snapshots::list_snapshots))
         .routes(routes!(

@@ -28,6 +28,8 @@ mod restore;
 mod snapshots;
 mod update;
 
+pub use update::EnvChange;
+
 use std::path::PathBuf;
 
 use cubby_model::{Container, ContainerId, Page, ProjectId, Transition};

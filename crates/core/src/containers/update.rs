@@ -9,12 +9,25 @@ use cubby_model::{
     ByteSize, Container, ContainerId, ContainerStatus, Trigger, UpdateContainer, validate_container_name, validate_env,
 };
 
+use cubby_store::ContainerRecord;
+
 use crate::{Caller, Error, Platform};
 
 /// Most snapshots a container may be allowed.
 const MAX_SNAPSHOTS: u32 = 1000;
 /// Longest idle timeout: 30 days.
 pub(crate) const MAX_IDLE_TIMEOUT: u32 = 30 * 86_400;
+
+/// One change to a container's env (`/containers/{id}/env`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvChange {
+    /// The whole env becomes this.
+    Replace(BTreeMap<String, String>),
+    /// One variable is set.
+    Set { key: String, value: String },
+    /// One variable goes; it must exist.
+    Remove { key: String },
+}
 
 impl Platform {
     /// Changes a container.
@@ -26,6 +39,36 @@ impl Platform {
     ) -> Result<Container, Error> {
         let _guard = self.lock(id).await;
         let old = self.record(caller, id)?;
+        self.update_locked(old, req).await
+    }
+
+    /// Changes a container's env, as one `PATCH` would: the change applies
+    /// at its next start, or now with `restart`. Answers the new env.
+    pub async fn change_env(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: &ContainerId,
+        change: EnvChange,
+        restart: bool,
+    ) -> Result<BTreeMap<String, String>, Error> {
+        let _guard = self.lock(id).await;
+        let old = self.record(caller, id)?;
+        let environment_vars: BTreeMap<String, Option<String>> = match change {
+            EnvChange::Replace(env) => {
+                let gone: Vec<String> = old.env.keys().filter(|k| !env.contains_key(*k)).cloned().collect();
+                gone.into_iter().map(|k| (k, None)).chain(env.into_iter().map(|(k, v)| (k, Some(v)))).collect()
+            }
+            EnvChange::Set { key, value } => BTreeMap::from([(key, Some(value))]),
+            EnvChange::Remove { key } if old.env.contains_key(&key) => BTreeMap::from([(key, None)]),
+            EnvChange::Remove { key } => return Err(Error::NotFound { kind: "env_var", id: key }),
+        };
+        let req = UpdateContainer { environment_vars, restart: Some(restart), ..Default::default() };
+        Ok(self.update_locked(old, &req).await?.environment_vars)
+    }
+
+    /// Changes container `old`; the caller holds its lock.
+    async fn update_locked(self: &Arc<Self>, old: ContainerRecord, req: &UpdateContainer) -> Result<Container, Error> {
+        let id = &old.id.clone();
         if matches!(old.status, ContainerStatus::Creating | ContainerStatus::Copying | ContainerStatus::Deleting) {
             return Err(Error::Conflict {
                 code: "container_busy",

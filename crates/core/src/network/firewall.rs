@@ -10,6 +10,7 @@
 use std::net::IpAddr;
 
 use cubby_model::firewall::{MAX_DNS_SERVERS, MAX_RULES, check_rule};
+use cubby_model::shadow::{mark_shadowed, shadowed_by};
 use cubby_model::{
     ContainerId, Direction, Firewall, FirewallRule, NetworkMode, NetworkRules, Protocol, ReplaceFirewall, RuleAction,
     RuleId, RulePatch, RuleSpec, RuleState,
@@ -20,6 +21,12 @@ use tracing::Instrument;
 
 use super::NetworkService;
 use crate::{Caller, Error};
+
+/// `firewall` as answers show it: shadowed rules marked.
+fn marked(mut firewall: Firewall) -> Firewall {
+    mark_shadowed(&mut firewall);
+    firewall
+}
 
 /// A proxy URL's address and port (`http://198.51.100.7:3128`).
 pub(crate) fn parse_proxy(url: &str) -> Result<(IpAddr, u16), Error> {
@@ -54,6 +61,7 @@ impl NetworkService {
                 destination: None,
                 description: Some("default: the daemon's proxy to the app's port".into()),
                 state: RuleState::Enabled,
+                shadowed_by: None,
             }],
             egress: vec![FirewallRule {
                 id: RuleId::random(),
@@ -64,6 +72,7 @@ impl NetworkService {
                 destination: None,
                 description: Some("default: open to the world (other containers and the host stay unreachable)".into()),
                 state: RuleState::Enabled,
+                shadowed_by: None,
             }],
         }
     }
@@ -224,26 +233,47 @@ impl NetworkService {
         Ok((guard, rec))
     }
 
-    /// A container's firewall rules.
+    /// A container's firewall rules, shadowed ones marked.
     pub fn firewall(&self, caller: &Caller, id: &ContainerId) -> Result<Firewall, Error> {
-        crate::containers::visible(&*self.store, caller, id).and_then(|_| Ok(self.store.firewall(id)?))
+        crate::containers::visible(&*self.store, caller, id).and_then(|_| Ok(marked(self.store.firewall(id)?)))
     }
 
     /// Changes the rules of one direction with `edit`, then checks,
-    /// applies and stores the whole set under the container's lock.
+    /// applies and stores the whole set under the container's lock. The
+    /// rule `edit` names (added or changed) must not end up shadowed by an
+    /// earlier one, unless `allow_shadowed`.
     async fn edit_rules<T>(
         &self,
         caller: &Caller,
         id: &ContainerId,
         direction: Direction,
-        edit: impl FnOnce(&mut Vec<FirewallRule>) -> Result<T, Error>,
+        allow_shadowed: bool,
+        edit: impl FnOnce(&mut Vec<FirewallRule>) -> Result<(T, Option<RuleId>), Error>,
     ) -> Result<T, Error> {
         let (_guard, rec) = self.locked_record(caller, id).await?;
         let mut firewall = self.store.firewall(id)?;
-        let edited = edit(match direction {
+        let list = match direction {
             Direction::Ingress => &mut firewall.ingress,
             Direction::Egress => &mut firewall.egress,
-        })?;
+        };
+        let (edited, changed) = edit(list)?;
+        if let Some(index) = changed.and_then(|changed| list.iter().position(|r| r.id == changed))
+            && !allow_shadowed
+            && let Some(earlier) = shadowed_by(direction, list, index)
+        {
+            let position = list.iter().position(|r| r.id == earlier.id).unwrap_or(0);
+            return Err(Error::Conflict {
+                code: "rule_shadowed",
+                message: format!(
+                    "the earlier {} rule {} ({}) matches everything this rule matches, so this one would never \
+                     apply: put it above that rule (`position: {position}`), change or remove the earlier rule, or \
+                     pass `\"allow_shadowed\": true`",
+                    direction.as_str(),
+                    earlier.id,
+                    earlier.description.as_deref().unwrap_or("no description"),
+                ),
+            });
+        }
         let network = self.store.network(id)?;
         self.commit_rules(&rec, &firewall, &network).await?;
         Ok(edited)
@@ -257,7 +287,7 @@ impl NetworkService {
         direction: Direction,
         spec: &RuleSpec,
     ) -> Result<FirewallRule, Error> {
-        self.edit_rules(caller, id, direction, |list| {
+        self.edit_rules(caller, id, direction, spec.allow_shadowed.unwrap_or(false), |list| {
             check_rule(direction, list.len(), spec)?;
             let rule = FirewallRule {
                 id: RuleId::random(),
@@ -268,6 +298,7 @@ impl NetworkService {
                 destination: spec.destination.clone(),
                 description: spec.description.clone(),
                 state: spec.state.unwrap_or_default(),
+                shadowed_by: None,
             };
             let at = match spec.position {
                 None => list.len(),
@@ -280,7 +311,8 @@ impl NetworkService {
                 }
             };
             list.insert(at, rule.clone());
-            Ok(rule)
+            let added = Some(rule.id.clone());
+            Ok((rule, added))
         })
         .await
     }
@@ -294,7 +326,7 @@ impl NetworkService {
         rule_id: &RuleId,
         patch: &RulePatch,
     ) -> Result<FirewallRule, Error> {
-        self.edit_rules(caller, id, direction, |list| {
+        self.edit_rules(caller, id, direction, patch.allow_shadowed.unwrap_or(false), |list| {
             let rule = list
                 .iter_mut()
                 .find(|r| &r.id == rule_id)
@@ -320,7 +352,7 @@ impl NetworkService {
             if let Some(s) = patch.state {
                 rule.state = s;
             }
-            Ok(rule.clone())
+            Ok((rule.clone(), Some(rule_id.clone())))
         })
         .await
     }
@@ -333,13 +365,14 @@ impl NetworkService {
         direction: Direction,
         rule_id: &RuleId,
     ) -> Result<(), Error> {
-        self.edit_rules(caller, id, direction, |list| {
+        // A removal never makes a rule unreachable.
+        self.edit_rules(caller, id, direction, true, |list| {
             let before = list.len();
             list.retain(|r| &r.id != rule_id);
             if list.len() == before {
                 return Err(Error::NotFound { kind: "firewall_rule", id: rule_id.to_string() });
             }
-            Ok(())
+            Ok(((), None))
         })
         .await
     }
@@ -373,6 +406,7 @@ impl NetworkService {
                         destination: s.destination.clone(),
                         description: s.description.clone(),
                         state: s.state.unwrap_or_default(),
+                        shadowed_by: None,
                     })
                 })
                 .collect()
@@ -383,7 +417,7 @@ impl NetworkService {
         };
         let network = self.store.network(id)?;
         self.commit_rules(&rec, &firewall, &network).await?;
-        Ok(firewall)
+        Ok(marked(firewall))
     }
 
     /// Goes back to the default rules.
@@ -392,7 +426,7 @@ impl NetworkService {
         let firewall = self.default_firewall(rec.port);
         let network = self.store.network(id)?;
         self.commit_rules(&rec, &firewall, &network).await?;
-        Ok(firewall)
+        Ok(marked(firewall))
     }
 
     /// A container's network rules.

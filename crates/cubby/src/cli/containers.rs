@@ -118,7 +118,7 @@ impl LimitArgs {
     }
 }
 
-fn parse_env(s: &str) -> Result<(String, String), String> {
+pub(super) fn parse_env(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
 }
 

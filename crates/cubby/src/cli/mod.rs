@@ -7,9 +7,11 @@
 
 mod aliases;
 mod containers;
+mod env;
 mod images;
 mod output;
 mod projects;
+mod rules;
 mod scripts;
 mod snapshots;
 
@@ -88,6 +90,15 @@ pub enum ClientCommand {
     /// Images: list, import, delete.
     #[command(subcommand, alias = "image")]
     Images(images::ImagesCommand),
+    /// A container's firewall rules: list, add, delete, reset.
+    #[command(subcommand)]
+    Firewall(rules::FirewallCommand),
+    /// A container's network rules: get, set.
+    #[command(subcommand)]
+    Network(rules::NetworkCommand),
+    /// A container's env vars: list, set, unset.
+    #[command(subcommand)]
+    Env(env::EnvCommand),
     /// Exec scripts of a project: push a folder, list, logs, secrets.
     #[command(subcommand, alias = "script")]
     Scripts(scripts::ScriptsCommand),
@@ -111,6 +122,9 @@ pub fn run(command: ClientCommand) -> anyhow::Result<std::process::ExitCode> {
         ClientCommand::Images(c) => images::run(c),
         ClientCommand::Snapshots(c) => snapshots::run(c),
         ClientCommand::Aliases(c) => aliases::run(c),
+        ClientCommand::Firewall(c) => rules::firewall(c),
+        ClientCommand::Network(c) => rules::network(c),
+        ClientCommand::Env(c) => env::run(c),
         ClientCommand::Scripts(c) => scripts::run(c),
         ClientCommand::Exec(a) => containers::exec(a),
         ClientCommand::Logs(a) => containers::logs(a),

@@ -88,6 +88,7 @@ pub(super) fn read(conn: &Connection, id: &ContainerId) -> Result<Firewall, Stor
             source,
             destination,
             description,
+            shadowed_by: None,
         };
         match direction {
             Direction::Ingress => firewall.ingress.push(rule),

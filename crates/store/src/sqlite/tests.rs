@@ -216,6 +216,7 @@ fn firewall_rules_keep_their_order_and_go_with_the_container() {
         destination: dest.map(str::to_string),
         description: Some("d".into()),
         state: RuleState::Enabled,
+        shadowed_by: None,
     };
     let mut new = new_container(&p.id, "a");
     new.firewall.egress = vec![rule("r2", RuleAction::Drop, Some("10.0.0.0/8")), rule("r1", RuleAction::Allow, None)];
