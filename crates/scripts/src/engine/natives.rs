@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rquickjs::{Array, Ctx, Exception, Function, Object, Promise, TypedArray};
 
-use super::builtins;
 use super::console::LogBuffer;
+use super::{builtins, webcrypto};
 use crate::host::{AnswerRoom, FetchRequest, ScriptHost};
 
 /// `fetch`'s timeout when the script gives none.
@@ -131,6 +131,54 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, state: &Rc<NativeState>) -> rquickjs:
         Function::new(ctx.clone(), |key: TypedArray<'js, u8>, data: TypedArray<'js, u8>| {
             with_bytes(&key, |k| with_bytes(&data, |d| builtins::hmac_sha256_hex(k, d)))
         })?,
+    )?;
+    native.set(
+        "subtleDigest",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, hash: String, data: TypedArray<'js, u8>| {
+            let hash = webcrypto::Hash::parse(&hash).map_err(|m| type_error(&ctx, &m))?;
+            TypedArray::<u8>::new(ctx, with_bytes(&data, |d| webcrypto::digest(hash, d)))
+        })?,
+    )?;
+    native.set(
+        "subtleHmacSign",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, hash: String, key: TypedArray<'js, u8>, data: TypedArray<'js, u8>| {
+                let hash = webcrypto::Hash::parse(&hash).map_err(|m| type_error(&ctx, &m))?;
+                TypedArray::<u8>::new(
+                    ctx,
+                    with_bytes(&key, |k| with_bytes(&data, |d| webcrypto::hmac_sign(hash, k, d))),
+                )
+            },
+        )?,
+    )?;
+    native.set(
+        "subtleHmacVerify",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>,
+             hash: String,
+             key: TypedArray<'js, u8>,
+             signature: TypedArray<'js, u8>,
+             data: TypedArray<'js, u8>| {
+                let hash = webcrypto::Hash::parse(&hash).map_err(|m| type_error(&ctx, &m))?;
+                Ok::<_, rquickjs::Error>(with_bytes(&key, |k| {
+                    with_bytes(&signature, |s| with_bytes(&data, |d| webcrypto::hmac_verify(hash, k, s, d)))
+                }))
+            },
+        )?,
+    )?;
+    native.set(
+        "subtleEd25519Verify",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, public: TypedArray<'js, u8>, signature: TypedArray<'js, u8>, data: TypedArray<'js, u8>| {
+                with_bytes(&public, |p| {
+                    with_bytes(&signature, |s| with_bytes(&data, |d| webcrypto::ed25519_verify(p, s, d)))
+                })
+                .map_err(|m| type_error(&ctx, &m))
+            },
+        )?,
     )?;
     native.set(
         "timingSafeEqual",

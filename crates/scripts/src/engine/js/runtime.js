@@ -1,5 +1,5 @@
 // Prelude, part 3: the script's runtime services.
-// Owns: console, crypto, timers, the ctx object with its ctx.cubby client,
+// Owns: console, crypto (its `subtle` from webcrypto.js), timers, the ctx object with its ctx.cubby client,
 // and internals.invoke, which calls the handler and normalizes its return
 // value into [status, flatHeaders, body] (or a BadReturn message).
 (function (native, internals) {
@@ -80,6 +80,7 @@
     sha256: (data) => native.sha256(toBytes(data, "crypto.sha256 data")),
     hmacSha256: (key, data) => native.hmacSha256(toBytes(key, "crypto.hmacSha256 key"), toBytes(data, "crypto.hmacSha256 data")),
     timingSafeEqual: (a, b) => native.timingSafeEqual(toBytes(a, "crypto.timingSafeEqual a"), toBytes(b, "crypto.timingSafeEqual b")),
+    subtle: internals.subtle,
   };
   define("crypto", Object.freeze(crypto));
 

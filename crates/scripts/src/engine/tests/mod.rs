@@ -6,6 +6,7 @@ mod basics;
 mod host;
 mod limits;
 mod services;
+mod webcrypto;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
