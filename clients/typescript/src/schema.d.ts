@@ -375,6 +375,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/containers/{id}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What a container uses now: CPU, memory, pids, disk, network, uptime
+         *     (rates over a short window measured in the call), as `docker stats`
+         *     shows it.
+         */
+        get: operations["container_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/containers/{id}/stop": {
         parameters: {
             query?: never;
@@ -768,6 +789,76 @@ export interface components {
          *     container's subvolume, cgroup and runtime state on the host.
          */
         ContainerId: string;
+        /**
+         * @description What a container uses now (`GET /api/v1/containers/{id}/stats`), as
+         *     `docker stats` shows it. Rates are measured over a short window
+         *     (`window_ms`) inside the call; a stopped container uses nothing.
+         */
+        ContainerStats: {
+            /**
+             * Format: double
+             * @description Its CPU limit, in cores.
+             */
+            cpu_limit: number;
+            /**
+             * Format: double
+             * @description CPU over the window, in percent of one core (200 is two cores).
+             */
+            cpu_percent: number;
+            /**
+             * Format: double
+             * @description CPU time used since it started, in seconds.
+             */
+            cpu_seconds: number;
+            /**
+             * Format: int64
+             * @description Bytes of its own files (the exclusive size of its subvolume).
+             */
+            disk_bytes: number;
+            /** Format: int64 */
+            disk_limit_bytes?: number | null;
+            /**
+             * Format: int64
+             * @description Memory charged to it now (page cache included), in bytes.
+             */
+            memory_bytes: number;
+            /** Format: int64 */
+            memory_limit_bytes: number;
+            /**
+             * Format: int64
+             * @description Bytes it received and sent over its veth since its network was
+             *     made. The proxy's connections made inside its namespace (see the
+             *     README's proxy section) do not cross the veth and are not counted.
+             */
+            net_rx_bytes: number;
+            /**
+             * Format: double
+             * @description Receive and send rates over the window, in bytes per second.
+             */
+            net_rx_rate: number;
+            /** Format: int64 */
+            net_tx_bytes: number;
+            /** Format: double */
+            net_tx_rate: number;
+            /**
+             * Format: int64
+             * @description Processes and threads.
+             */
+            pids: number;
+            /** Format: int32 */
+            pids_limit: number;
+            status: components["schemas"]["ContainerStatus"];
+            /**
+             * Format: int64
+             * @description Seconds since it last started (0 when not running).
+             */
+            uptime_seconds: number;
+            /**
+             * Format: int64
+             * @description The window the rates were measured over.
+             */
+            window_ms: number;
+        };
         /**
          * @description Where a container is in its life.
          * @enum {string}
@@ -2853,6 +2944,44 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    container_stats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Container id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContainerStats"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -7,10 +7,10 @@ use std::io::Read;
 use std::time::Duration;
 
 use cubby_model::{
-    Alias, Authorization, AuthorizeRequest, Container, CopyContainer, CreateAlias, CreateContainer, CreateProject,
-    CreateSnapshot, CreateToken, CreatedToken, Direction, EnvValue, ExecRequest, ExecResult, Firewall, FirewallRule,
-    Image, NetworkRules, Page, Project, PublicKey, PutSecrets, RuleSpec, ScriptFile, ScriptInvocation, SecretNames,
-    Snapshot, Token, Transition, UpdateContainer, UpdateProject, UpdateSnapshot,
+    Alias, Authorization, AuthorizeRequest, Container, ContainerStats, CopyContainer, CreateAlias, CreateContainer,
+    CreateProject, CreateSnapshot, CreateToken, CreatedToken, Direction, EnvValue, ExecRequest, ExecResult, Firewall,
+    FirewallRule, Image, NetworkRules, Page, Project, PublicKey, PutSecrets, RuleSpec, ScriptFile, ScriptInvocation,
+    SecretNames, Snapshot, Token, Transition, UpdateContainer, UpdateProject, UpdateSnapshot,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -281,6 +281,11 @@ impl Client {
 
     pub fn public_key(&self) -> Result<PublicKey, ClientError> {
         self.call("GET", "/api/v1/meta/public-key", None::<&()>)
+    }
+
+    /// What a container uses now.
+    pub fn stats(&self, id: &str) -> Result<ContainerStats, ClientError> {
+        self.call("GET", &format!("/api/v1/containers/{id}/stats"), None::<&()>)
     }
 
     /// A container's env vars.

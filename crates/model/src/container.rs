@@ -181,6 +181,42 @@ pub struct DiskUse {
     pub limit_bytes: Option<u64>,
 }
 
+/// What a container uses now (`GET /api/v1/containers/{id}/stats`), as
+/// `docker stats` shows it. Rates are measured over a short window
+/// (`window_ms`) inside the call; a stopped container uses nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContainerStats {
+    pub status: ContainerStatus,
+    /// CPU over the window, in percent of one core (200 is two cores).
+    pub cpu_percent: f64,
+    /// Its CPU limit, in cores.
+    pub cpu_limit: f64,
+    /// CPU time used since it started, in seconds.
+    pub cpu_seconds: f64,
+    /// Memory charged to it now (page cache included), in bytes.
+    pub memory_bytes: u64,
+    pub memory_limit_bytes: u64,
+    /// Processes and threads.
+    pub pids: u64,
+    pub pids_limit: u32,
+    /// Bytes of its own files (the exclusive size of its subvolume).
+    pub disk_bytes: u64,
+    pub disk_limit_bytes: Option<u64>,
+    /// Bytes it received and sent over its veth since its network was
+    /// made. The proxy's connections made inside its namespace (see the
+    /// README's proxy section) do not cross the veth and are not counted.
+    pub net_rx_bytes: u64,
+    pub net_tx_bytes: u64,
+    /// Receive and send rates over the window, in bytes per second.
+    pub net_rx_rate: f64,
+    pub net_tx_rate: f64,
+    /// Seconds since it last started (0 when not running).
+    pub uptime_seconds: u64,
+    /// The window the rates were measured over.
+    pub window_ms: u64,
+}
+
 /// The body of `POST /api/v1/containers/{id}/copy`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -24,8 +24,8 @@ pub use access::{
 };
 pub use bytesize::{ByteSize, ByteSizeError};
 pub use container::{
-    Container, ContainerStatus, CopyContainer, CreateContainer, DiskUse, EnvValue, ExecRequest, ExecResult, Limits,
-    LimitsSpec, Page, Transition, Trigger, UpdateContainer,
+    Container, ContainerStats, ContainerStatus, CopyContainer, CreateContainer, DiskUse, EnvValue, ExecRequest,
+    ExecResult, Limits, LimitsSpec, Page, Transition, Trigger, UpdateContainer,
 };
 pub use error::{ErrorBody, ErrorDetail};
 pub use firewall::{

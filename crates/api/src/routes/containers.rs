@@ -5,7 +5,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use cubby_model::{
-    Container, ContainerId, CreateContainer, ExecRequest, ExecResult, Page, ProjectId, Transition, UpdateContainer,
+    Container, ContainerId, ContainerStats, CreateContainer, ExecRequest, ExecResult, Page, ProjectId, Transition,
+    UpdateContainer,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -204,4 +205,18 @@ pub async fn container_transitions(
     PathId(id): PathId<ContainerId>,
 ) -> Result<Out<Vec<Transition>>, ApiError> {
     Ok(Out(s.platform.transitions(&caller, &id)?))
+}
+
+/// What a container uses now: CPU, memory, pids, disk, network, uptime
+/// (rates over a short window measured in the call), as `docker stats`
+/// shows it.
+#[utoipa::path(get, path = "/api/v1/containers/{id}/stats", tag = "containers", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Container id")),
+    responses((status = 200, body = ContainerStats), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn container_stats(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId<ContainerId>,
+) -> Result<Out<ContainerStats>, ApiError> {
+    Ok(Out(s.platform.stats(&caller, &id).await?))
 }

@@ -49,6 +49,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(containers::exec_container))
         .routes(routes!(containers::container_logs))
         .routes(routes!(containers::container_transitions))
+        .routes(routes!(containers::container_stats))
         .routes(routes!(firewall::get_firewall, firewall::replace_firewall))
         .routes(routes!(firewall::reset_firewall))
         .routes(routes!(firewall::add_rule))

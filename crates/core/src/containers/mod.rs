@@ -26,6 +26,7 @@ mod lifecycle;
 pub(crate) mod output;
 mod restore;
 mod snapshots;
+mod stats;
 mod update;
 
 pub use update::EnvChange;

@@ -14,6 +14,7 @@ mod projects;
 mod rules;
 mod scripts;
 mod snapshots;
+mod stats;
 
 use std::path::PathBuf;
 
@@ -106,6 +107,8 @@ pub enum ClientCommand {
     Exec(containers::ExecArgs),
     /// Print a container's output.
     Logs(containers::LogsArgs),
+    /// What containers use now (CPU, memory, pids, disk, network); `--watch` redraws.
+    Stats(stats::StatsArgs),
 }
 
 /// The client's flags and subcommand together.
@@ -128,6 +131,7 @@ pub fn run(command: ClientCommand) -> anyhow::Result<std::process::ExitCode> {
         ClientCommand::Scripts(c) => scripts::run(c),
         ClientCommand::Exec(a) => containers::exec(a),
         ClientCommand::Logs(a) => containers::logs(a),
+        ClientCommand::Stats(a) => stats::run(a),
     }
     .context("the API call failed")
 }

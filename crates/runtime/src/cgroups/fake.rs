@@ -54,6 +54,16 @@ impl Cgroups for FakeCgroups {
         Ok(())
     }
 
+    fn cpu_usage_ns(&self, cgroup: &str) -> Result<Option<u64>, RuntimeError> {
+        let g = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(g.get(cgroup).map(|_| 0))
+    }
+
+    fn pid_count(&self, cgroup: &str) -> Result<Option<u64>, RuntimeError> {
+        let g = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(g.get(cgroup).map(|p| p.len() as u64))
+    }
+
     fn file_cache(&self, _cgroup: &str) -> Result<Option<u64>, RuntimeError> {
         Ok(None)
     }

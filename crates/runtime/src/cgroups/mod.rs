@@ -34,6 +34,19 @@ pub trait Cgroups: Send + Sync + std::fmt::Debug {
     fn thaw(&self, cgroup: &str) -> Result<(), RuntimeError>;
     /// Memory charged to the cgroup for file pages (page cache), in bytes.
     fn file_cache(&self, cgroup: &str) -> Result<Option<u64>, RuntimeError>;
+    /// CPU time its processes used, in nanoseconds, if it exists.
+    fn cpu_usage_ns(&self, cgroup: &str) -> Result<Option<u64>, RuntimeError>;
+    /// How many tasks it holds (`pids.current`), if it exists.
+    fn pid_count(&self, cgroup: &str) -> Result<Option<u64>, RuntimeError>;
+}
+
+/// The number in `file` (the first token), `None` when the file is absent.
+fn read_number(file: &Path) -> Result<Option<u64>, RuntimeError> {
+    match std::fs::read_to_string(file) {
+        Ok(text) => Ok(text.split_whitespace().next().and_then(|t| t.parse().ok())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(RuntimeError::io("read", file)(e)),
+    }
 }
 
 /// The cgroup version of a host.
@@ -201,6 +214,28 @@ impl Cgroups for CgroupFs {
         }
     }
 
+    fn cpu_usage_ns(&self, cgroup: &str) -> Result<Option<u64>, RuntimeError> {
+        match self.version {
+            CgroupVersion::V1 => read_number(&self.controller("cpuacct").join(rel(cgroup)).join("cpuacct.usage")),
+            CgroupVersion::V2 => {
+                let file = self.root.join(rel(cgroup)).join("cpu.stat");
+                match std::fs::read_to_string(&file) {
+                    Ok(text) => Ok(text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("usage_usec "))
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(|us| us.saturating_mul(1000))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(RuntimeError::io("read", &file)(e)),
+                }
+            }
+        }
+    }
+
+    fn pid_count(&self, cgroup: &str) -> Result<Option<u64>, RuntimeError> {
+        read_number(&self.controller("pids").join(rel(cgroup)).join("pids.current"))
+    }
+
     fn remove(&self, cgroup: &str) -> Result<(), RuntimeError> {
         if rel(cgroup).is_empty() {
             return Ok(());
@@ -224,7 +259,12 @@ mod tests {
         std::fs::create_dir_all(&cg).unwrap();
         std::fs::write(cg.join("cgroup.procs"), "12\n34\n").unwrap();
         std::fs::write(cg.join("memory.current"), "4096\n").unwrap();
+        std::fs::write(cg.join("cpu.stat"), "usage_usec 1500\nuser_usec 1000\n").unwrap();
+        std::fs::write(cg.join("pids.current"), "2\n").unwrap();
         let fs = CgroupFs::detect(root.path()).unwrap();
+        assert_eq!(fs.cpu_usage_ns("/cubby/c1").unwrap(), Some(1_500_000));
+        assert_eq!(fs.pid_count("/cubby/c1").unwrap(), Some(2));
+        assert_eq!(fs.cpu_usage_ns("/cubby/none").unwrap(), None);
         assert_eq!(fs.version(), CgroupVersion::V2);
         assert_eq!(fs.pids("/cubby/c1").unwrap(), vec![12, 34]);
         assert_eq!(fs.memory_usage("/cubby/c1").unwrap(), Some(4096));
@@ -240,7 +280,11 @@ mod tests {
             std::fs::write(root.path().join(h).join("cgroup.procs"), "").unwrap();
         }
         std::fs::write(root.path().join("memory/cubby/c1/memory.usage_in_bytes"), "100").unwrap();
+        std::fs::create_dir_all(root.path().join("cpuacct/cubby/c1")).unwrap();
+        std::fs::write(root.path().join("cpuacct/cubby/c1/cpuacct.usage"), "123456789\n").unwrap();
         let fs = CgroupFs::detect(root.path()).unwrap();
+        assert_eq!(fs.cpu_usage_ns("/cubby/c1").unwrap(), Some(123_456_789));
+        std::fs::remove_file(root.path().join("cpuacct/cubby/c1/cpuacct.usage")).unwrap();
         assert_eq!(fs.version(), CgroupVersion::V1);
         assert_eq!(fs.dirs("/cubby/c1").len(), 4);
         assert_eq!(fs.memory_usage("/cubby/c1").unwrap(), Some(100));
