@@ -59,6 +59,10 @@ const CASES: &[Case] = &[
     case("POST", "/api/v1/containers/{id}/exec", Some(r#"{"command":["true"]}"#), ForA::NotFound),
     case("GET", "/api/v1/containers/{id}/logs", None, ForA::NotFound),
     case("GET", "/api/v1/containers/{id}/transitions", None, ForA::NotFound),
+    case("GET", "/api/v1/containers/{id}/stats", None, ForA::NotFound),
+    case("GET", "/api/v1/containers/{id}/env", None, ForA::NotFound),
+    case("PUT", "/api/v1/containers/{id}/env", Some(r#"{"GREETING":"grabbed"}"#), ForA::NotFound),
+    case("PUT", "/api/v1/containers/{id}/env/{key}", Some(r#"{"value":"grabbed"}"#), ForA::NotFound),
     case("GET", "/api/v1/containers/{id}/firewall", None, ForA::NotFound),
     case("PUT", "/api/v1/containers/{id}/firewall", Some(r#"{"ingress":[],"egress":[]}"#), ForA::NotFound),
     case("POST", "/api/v1/containers/{id}/firewall/reset", None, ForA::NotFound),
@@ -91,6 +95,7 @@ const CASES: &[Case] = &[
     case("POST", "/api/v1/images", Some(""), ForA::Forbidden),
     // Deletes, last.
     case("DELETE", "/api/v1/aliases/{name}", None, ForA::NotFound),
+    case("DELETE", "/api/v1/containers/{id}/env/{key}", None, ForA::NotFound),
     case("DELETE", "/api/v1/containers/{id}/firewall/{direction}/{rule_id}", None, ForA::NotFound),
     case("DELETE", "/api/v1/containers/{id}/snapshots/{name}", None, ForA::NotFound),
     case("DELETE", "/api/v1/projects/{id}/scripts/{path}", None, ForA::NotFound),
@@ -157,6 +162,7 @@ fn every_endpoint_checks_who_calls() {
             .replace("{direction}", "ingress")
             .replace("{rule_id}", &rule_id)
             .replace("{token_id}", token_b.token.id.as_str())
+            .replace("{key}", "GREETING")
             .replace("{name}", &name)
     };
     let body = |c: &Case| c.body.map(|b| b.replace("{cid}", cb.id.as_str()));
@@ -189,6 +195,7 @@ fn every_endpoint_checks_who_calls() {
     // Nothing A tried changed B.
     assert_eq!(api.containers(Some(b.id.as_str()), None, 10).unwrap().items.len(), 1);
     assert!(!api.container(cb.id.as_str()).unwrap().environment_vars.contains_key("PLANTED"));
+    assert!(!api.env(cb.id.as_str()).unwrap().values().any(|v| v == "grabbed"), "A's env writes reached B");
     assert!(api.secrets(b.id.as_str()).unwrap().names.is_empty());
     assert_eq!(api.script(b.id.as_str(), "b.js").unwrap(), b"export default () => 'b'");
 
@@ -201,7 +208,7 @@ fn every_endpoint_checks_who_calls() {
                 .raw(
                     "POST",
                     &format!("/api/v1/containers/{}/firewall/ingress", cb.id),
-                    Some(br#"{"action":"allow","protocol":"tcp","ports":"7001"}"#),
+                    Some(br#"{"action":"allow","protocol":"tcp","ports":"7001","allow_shadowed":true}"#),
                 )
                 .unwrap()
                 .json();
