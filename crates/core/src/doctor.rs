@@ -25,11 +25,37 @@ pub enum Fix {
     Advice(String),
 }
 
+/// The kinds of drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DriftKind {
+    /// A resource of a recorded container is missing.
+    Missing,
+    /// A host resource named like this daemon's that no record owns.
+    Orphan,
+    /// A container's recorded status is not what the host shows.
+    State,
+}
+
+impl DriftKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Orphan => "orphan",
+            Self::State => "state",
+        }
+    }
+}
+
+impl std::fmt::Display for DriftKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// One difference between the database and the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Drift {
-    /// `missing`, `orphan` or `state`.
-    pub kind: &'static str,
+    pub kind: DriftKind,
     /// The container id or host object.
     pub subject: String,
     pub detail: String,
@@ -65,7 +91,7 @@ pub async fn inspect(layout: &Layout, store: &dyn Store, host: &Host) -> Result<
         let id = rec.id.as_str();
         if matches!(rec.status, ContainerStatus::Creating | ContainerStatus::Copying | ContainerStatus::Deleting) {
             drift.push(Drift {
-                kind: "state",
+                kind: DriftKind::State,
                 subject: id.into(),
                 detail: format!(
                     "recorded as {} (an operation in flight, or one a crash cut short)",
@@ -79,7 +105,7 @@ pub async fn inspect(layout: &Layout, store: &dyn Store, host: &Host) -> Result<
         }
         if !inventory.container_subvolumes.contains(id) {
             drift.push(Drift {
-                kind: "missing",
+                kind: DriftKind::Missing,
                 subject: id.into(),
                 detail: "its subvolume is gone: its files are lost".into(),
                 fix: Fix::Advice(format!("delete it: `cubby containers delete {id}`")),
@@ -87,7 +113,7 @@ pub async fn inspect(layout: &Layout, store: &dyn Store, host: &Host) -> Result<
         }
         if !inventory.has_namespace(Namespace::Network, id) {
             drift.push(Drift {
-                kind: "missing",
+                kind: DriftKind::Missing,
                 subject: id.into(),
                 detail: "no network namespace".into(),
                 fix: restart(id),
@@ -96,7 +122,7 @@ pub async fn inspect(layout: &Layout, store: &dyn Store, host: &Host) -> Result<
         let veth = layout.veth(rec.slot);
         if !inventory.links.contains(&veth) {
             drift.push(Drift {
-                kind: "missing",
+                kind: DriftKind::Missing,
                 subject: id.into(),
                 detail: format!("no veth {veth}"),
                 fix: restart(id),
@@ -104,14 +130,14 @@ pub async fn inspect(layout: &Layout, store: &dyn Store, host: &Host) -> Result<
         }
         match rec.status {
             ContainerStatus::Running if !running.contains(id) => drift.push(Drift {
-                kind: "state",
+                kind: DriftKind::State,
                 subject: id.into(),
                 detail: "recorded as running, but no process runs".into(),
                 fix: restart(id),
             }),
             ContainerStatus::Running => {}
             _ if running.contains(id) => drift.push(Drift {
-                kind: "state",
+                kind: DriftKind::State,
                 subject: id.into(),
                 detail: format!("recorded as {}, but it runs", rec.status.as_str()),
                 fix: Fix::Advice(format!("`cubby containers stop {id}` or restart the daemon")),
@@ -122,7 +148,7 @@ pub async fn inspect(layout: &Layout, store: &dyn Store, host: &Host) -> Result<
 
     for orphan in inventory.orphans(layout, &owners) {
         drift.push(Drift {
-            kind: "orphan",
+            kind: DriftKind::Orphan,
             subject: orphan.subject(layout),
             detail: orphan.detail.to_string(),
             fix: Fix::Remove(orphan),

@@ -44,7 +44,7 @@ async fn doctor(args: DoctorArgs) -> anyhow::Result<std::process::ExitCode> {
                     Fix::Advice(a) => a.clone(),
                     Fix::Remove(_) => "remove (`cubby doctor --fix`)".into(),
                 };
-                serde_json::json!({"kind": d.kind, "subject": d.subject, "detail": d.detail, "fix": fix})
+                serde_json::json!({"kind": d.kind.as_str(), "subject": d.subject, "detail": d.detail, "fix": fix})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&items)?);
