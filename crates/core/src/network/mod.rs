@@ -300,6 +300,7 @@ mod tests {
         let spec = RuleSpec {
             action: Some(RuleAction::Reject),
             destination: Some("198.51.100.0/24".into()),
+            position: Some(0),
             ..Default::default()
         };
         let as_a = Caller::Project(a.project_id.clone());
