@@ -92,7 +92,6 @@ impl ScriptHost for ProjectHost {
 /// An admitted request, run on the daemon's runtime.
 struct Admitted {
     inner: Box<AdmittedScript>,
-    cors: Option<String>,
     api: axum::Router,
     fetcher: Arc<HttpFetcher>,
     home: tokio::runtime::Handle,
@@ -144,11 +143,11 @@ impl AdmittedRun for Admitted {
     }
 
     fn cors(&self) -> Option<&str> {
-        self.cors.as_deref()
+        self.inner.cors()
     }
 
     fn run(self: Box<Self>, body: Bytes) -> BoxFuture<ScriptOutcome> {
-        let Admitted { inner, api, fetcher, home, .. } = *self;
+        let Admitted { inner, api, fetcher, home } = *self;
         let host = Arc::new(ProjectHost { api, project: inner.project().clone(), fetcher }) as Arc<dyn ScriptHost>;
         let run = home.spawn(async move {
             let run = inner.run(body, host).await;
@@ -188,10 +187,7 @@ impl ScriptRunner for Scripts {
         });
         Box::pin(async move {
             match admitted.await {
-                Ok(ScriptAdmission::Run(inner)) => {
-                    let cors = inner.cors().map(str::to_string);
-                    Admission::Run(Box::new(Admitted { inner, cors, api, fetcher, home }))
-                }
+                Ok(ScriptAdmission::Run(inner)) => Admission::Run(Box::new(Admitted { inner, api, fetcher, home })),
                 Ok(ScriptAdmission::Preflight { origin }) => Admission::Preflight { origin },
                 Ok(ScriptAdmission::Refused { refusal: r, cors }) => Admission::Refused { refusal: refusal(&r), cors },
                 Err(_) => Admission::Refused { refusal: interrupted(), cors: None },

@@ -37,7 +37,7 @@ pub async fn get_env(
     Auth(caller): Auth,
     PathId(id): PathId<ContainerId>,
 ) -> Result<Out<BTreeMap<String, String>>, ApiError> {
-    Ok(Out(s.platform.container(&caller, &id)?.environment_vars))
+    Ok(Out(s.platform.env(&caller, &id)?))
 }
 
 /// Replace all of a container's env vars.

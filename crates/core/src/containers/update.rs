@@ -42,6 +42,11 @@ impl Platform {
         self.update_locked(old, req).await
     }
 
+    /// A container's env vars.
+    pub fn env(&self, caller: &Caller, id: &ContainerId) -> Result<BTreeMap<String, String>, Error> {
+        Ok(self.record(caller, id)?.env)
+    }
+
     /// Changes a container's env, as one `PATCH` would: the change applies
     /// at its next start, or now with `restart`. Answers the new env.
     pub async fn change_env(
