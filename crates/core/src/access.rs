@@ -1,8 +1,9 @@
 //! The [`AccessService`]: who may call the API and who may open a
-//! container's URL. API tokens are in [`crate::tokens`]; here, authorizing
-//! users with signed claims, revoking them, and the checks the proxy asks
-//! for on every request. It needs only the store and the claim keys: no
-//! host subsystem.
+//! container's URL, and by which host name. API tokens are in
+//! [`crate::tokens`], aliases in [`crate::aliases`]; here, the route table,
+//! authorizing users with signed claims, revoking them, and the checks the
+//! proxy asks for on every request. It needs only the store and the claim
+//! keys: no host subsystem.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use cubby_store::Store;
 
 use crate::claims::{ClaimError, ClaimKeys, ClaimPayload, DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS};
 use crate::config::Urls;
-use crate::routes::label;
+use crate::routes::{RouteTable, label};
 use crate::{Caller, Error};
 
 /// Tokens, claims and the proxy's access checks.
@@ -19,7 +20,9 @@ use crate::{Caller, Error};
 pub struct AccessService {
     pub(crate) store: Arc<dyn Store>,
     claims: ClaimKeys,
-    urls: Urls,
+    pub(crate) urls: Urls,
+    /// Which URL host reaches which container, read by the proxy.
+    pub(crate) routes: RouteTable,
 }
 
 /// Query parameter that carries a claim in an authorize link.
@@ -31,7 +34,12 @@ fn unix_now() -> i64 {
 
 impl AccessService {
     pub fn new(store: Arc<dyn Store>, claims: ClaimKeys, urls: Urls) -> Self {
-        Self { store, claims, urls }
+        Self { store, claims, urls, routes: RouteTable::default() }
+    }
+
+    /// The URL routing table the proxy reads.
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
     }
 
     /// Signs a claim that opens container `id`'s URL (or one of its ports).

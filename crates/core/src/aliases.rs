@@ -3,23 +3,25 @@
 //! namespace, so: reserved names for the operator, a cap per project, and
 //! a quarantine before a released name changes project.
 
-use cubby_model::{Alias, ContainerId, ContainerStatus, CreateAlias, RESERVED_ALIASES, validate_alias_name};
-use cubby_store::AliasRecord;
+use cubby_model::{Alias, ContainerId, CreateAlias, RESERVED_ALIASES, validate_alias_name};
+use cubby_store::{AliasRecord, ContainerRecord};
 
-use crate::{Caller, Error, Platform};
+use crate::access::AccessService;
+use crate::routes::{Route, label};
+use crate::{Caller, Error};
 
 /// Aliases one project may hold.
 pub const MAX_ALIASES_PER_PROJECT: u32 = 100;
 /// How long a name given up by one project stays out of another's reach.
 pub const ALIAS_QUARANTINE: time::Duration = time::Duration::days(30);
 
-impl Platform {
+impl AccessService {
     fn alias_view(&self, a: &AliasRecord) -> Alias {
         Alias {
             name: a.name.clone(),
             container_id: a.container_id.clone(),
             port: a.port,
-            url: self.url_of_label(&a.name),
+            url: self.urls.of_label(&a.name),
             created_at: a.created_at,
         }
     }
@@ -34,7 +36,7 @@ impl Platform {
         if req.port == Some(0) {
             return Err(Error::invalid("port", "give a TCP port from 1 to 65535"));
         }
-        let rec = self.record(caller, &req.container_id)?;
+        let rec = crate::containers::visible(&*self.store, caller, &req.container_id)?;
         if RESERVED_ALIASES.contains(&req.name.as_str()) && !caller.is_admin() {
             return Err(Error::invalid("name", format!("`{}` is reserved for the operator: choose another", req.name)));
         }
@@ -69,18 +71,18 @@ impl Platform {
             created_at: cubby_model::now(),
         };
         self.store.insert_alias(&alias)?;
-        self.publish_routes(&rec, rec.status == ContainerStatus::Running)?;
+        self.republish(&rec)?;
         Ok(self.alias_view(&alias))
     }
 
     /// The aliases the caller may see (of one container, or all).
     pub fn aliases(&self, caller: &Caller, container: Option<&ContainerId>) -> Result<Vec<Alias>, Error> {
         if let Some(id) = container {
-            self.record(caller, id)?;
+            crate::containers::visible(&*self.store, caller, id)?;
         }
         let mut out = Vec::new();
         for a in self.store.aliases(container)? {
-            if self.record(caller, &a.container_id).is_ok() {
+            if crate::containers::visible(&*self.store, caller, &a.container_id).is_ok() {
                 out.push(self.alias_view(&a));
             }
         }
@@ -91,9 +93,33 @@ impl Platform {
     pub fn delete_alias(&self, caller: &Caller, name: &str) -> Result<(), Error> {
         let not_found = || Error::NotFound { kind: "alias", id: name.to_string() };
         let alias = self.store.alias(name)?.ok_or_else(not_found)?;
-        let rec = self.record(caller, &alias.container_id).map_err(|_| not_found())?;
+        let rec = crate::containers::visible(&*self.store, caller, &alias.container_id).map_err(|_| not_found())?;
         self.store.delete_alias(name)?;
-        self.publish_routes(&rec, rec.status == ContainerStatus::Running)?;
+        self.republish(&rec)?;
         Ok(())
+    }
+
+    /// Puts a container's routes in the table: its own `label` and each of
+    /// its aliases, all leading where `route` does.
+    pub(crate) fn publish(&self, label: String, route: Route) -> Result<(), Error> {
+        self.routes.remove(&route.container_id);
+        for alias in self.store.aliases(Some(&route.container_id))? {
+            let port = alias.port.unwrap_or(route.port);
+            self.routes.insert(alias.name.clone(), Route { port, ..route.clone() });
+        }
+        self.routes.insert(label, route);
+        Ok(())
+    }
+
+    /// Publishes a container's routes again after its aliases changed,
+    /// from its own route in the table (none yet: it is still being made,
+    /// and its creation publishes them).
+    fn republish(&self, rec: &ContainerRecord) -> Result<(), Error> {
+        let project = self.store.project(&rec.project_id)?.map(|p| p.name).unwrap_or_default();
+        let own = label(&rec.name, &project);
+        match self.routes.get(&own) {
+            Some(route) => self.publish(own, route),
+            None => Ok(()),
+        }
     }
 }

@@ -13,7 +13,8 @@ use cubby_storage::StorageError;
 use cubby_storage::image::{minimal, tarball, tree_size};
 use cubby_store::{ImageRecord, LayerKind, LayerRecord};
 
-use crate::{Caller, Error, Platform};
+use crate::containers::ContainerService;
+use crate::{Caller, Error};
 
 /// What filling a layer gave: its size, the image config it found, and
 /// warnings for the user.
@@ -45,7 +46,7 @@ async fn with_image_umask<T: Send + 'static>(
         .unwrap_or_else(|_| Err(Error::io("build", "the image")(std::io::Error::other("the image thread panicked"))))
 }
 
-impl Platform {
+impl ContainerService {
     /// Builds `minimal` if the store does not have it (or its layer is gone).
     pub(crate) async fn ensure_minimal_image(&self) -> Result<(), Error> {
         let recorded = self.store.image(minimal::NAME)?;

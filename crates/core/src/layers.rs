@@ -13,9 +13,10 @@ use std::path::PathBuf;
 use cubby_model::{ContainerStatus, LayerId};
 use cubby_store::{ContainerRecord, LayerKind, LayerRecord};
 
-use crate::{Error, Platform};
+use crate::Error;
+use crate::containers::ContainerService;
 
-impl Platform {
+impl ContainerService {
     /// Where a layer's files are (the overlay lower).
     pub(crate) fn layer_root(&self, layer: &LayerRecord) -> PathBuf {
         self.pool.root().join(&layer.root)

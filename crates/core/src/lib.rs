@@ -2,9 +2,12 @@
 //! the host subsystems (btrfs, mounts, the OCI runtime, cgroups, netlink,
 //! nftables) and the store.
 //!
-//! [`Platform`] is the entry point. Every operation takes a [`Caller`], so
-//! scoping (a project token sees only its project) is enforced here and not
-//! only in the HTTP layer: nothing in this crate knows about HTTP.
+//! [`Platform`] is the entry point, a facade over the services:
+//! [`containers::ContainerService`], [`access::AccessService`],
+//! [`network::NetworkService`] and [`scripts::ScriptService`]. Every
+//! operation takes a [`Caller`], so scoping (a project token sees only its
+//! project) is enforced here and not only in the HTTP layer: nothing in
+//! this crate knows about HTTP.
 //!
 //! - [`projects`], [`tokens`], [`images`]: the resources around containers;
 //! - [`containers`]: create, start, stop, delete, exec and logs, each step

@@ -1,17 +1,15 @@
-//! [`Platform`]: the core's state and its start-up, plus the background
-//! work (exit monitors) that keeps it true.
+//! [`Platform`]: the facade over the core's services, and its start-up:
+//! the host prepared, the services built, the store reconciled with what
+//! runs, and the background tasks started.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
-use cubby_model::ContainerId;
 use cubby_network::{Ipam, Netlink, Nftables};
 use cubby_runtime::{Cgroups, OciRuntime};
 use cubby_storage::{Btrfs, Mounts, Pool, PoolOptions};
 use cubby_store::Store;
-use tokio::task::JoinHandle;
 
+use crate::containers::ContainerService;
 use crate::{Config, Error, RouteTable};
 
 /// The host subsystems the core drives, each behind its trait. The binary
@@ -26,48 +24,21 @@ pub struct Host {
     pub nft: Arc<dyn Nftables>,
 }
 
-/// The running core of one daemon.
+/// The running core of one daemon: a facade over its services, plus what
+/// spans them (projects, reconcile at start, the background tasks).
 #[derive(Debug)]
 pub struct Platform {
     pub(crate) config: Config,
     pub(crate) store: Arc<dyn Store>,
-    pub(crate) host: Host,
-    pub(crate) pool: Pool,
+    /// Containers' lifecycle, layers, snapshots and images.
+    pub(crate) containers: Arc<ContainerService>,
     /// Namespaces, veths, addresses and firewall rules.
     pub(crate) network: Arc<crate::network::NetworkService>,
-    pub(crate) routes: RouteTable,
-    locks: crate::locks::ContainerLocks,
-    monitors: Mutex<HashMap<ContainerId, Monitor>>,
-    generation: AtomicU64,
-    background: crate::background::Background,
-    /// Background teardowns of deleted containers still running.
-    pub(crate) teardowns: Mutex<Vec<JoinHandle<()>>>,
-    /// Serialises what creates, references or removes layers.
-    pub(crate) layers_lock: tokio::sync::Mutex<()>,
-    /// Wakes the qgroup sweeper.
-    pub(crate) qgroup_sweep: Arc<tokio::sync::Notify>,
-    /// API tokens, URL claims and the proxy's access checks.
+    /// API tokens, URL claims, routes, aliases and the proxy's access checks.
     pub(crate) access: Arc<crate::access::AccessService>,
-    /// Proxied traffic per container, for idle stops.
-    pub(crate) activity: crate::wake::ActivityTable,
-    /// Starts in flight on behalf of requests, shared by every waiter.
-    pub(crate) wakes: crate::wake::WakeTable,
     /// Exec scripts, their secrets and runs.
     pub(crate) scripts: Arc<crate::scripts::ScriptService>,
-    /// The output collectors of running containers.
-    pub(crate) outputs: crate::containers::output::Collectors,
-    /// The id range of containers' user namespaces, as the pool records it
-    /// (`None`: containers run as host root).
-    pub(crate) userns: Option<crate::config::IdRange>,
-}
-
-/// The watch on a running container's init.
-#[derive(Debug)]
-pub(crate) struct Monitor {
-    generation: u64,
-    /// A pidfd of the init, to wait on and to kill.
-    init: Option<Arc<cubby_runtime::pidfd::ProcessHandle>>,
-    task: JoinHandle<()>,
+    background: crate::background::Background,
 }
 
 impl Platform {
@@ -144,47 +115,41 @@ impl Platform {
             config.defaults.clone(),
             secret_key,
         ));
-        let platform = Arc::new(Self {
-            config,
-            store,
+        let containers = Arc::new(ContainerService::new(crate::containers::Parts {
+            config: config.clone(),
+            store: Arc::clone(&store),
             host,
             pool,
-            network,
-            routes: RouteTable::default(),
+            network: Arc::clone(&network),
+            access: Arc::clone(&access),
             locks,
-            monitors: Mutex::new(HashMap::new()),
-            generation: AtomicU64::new(1),
-            background: Default::default(),
-            teardowns: Mutex::new(Vec::new()),
-            layers_lock: tokio::sync::Mutex::new(()),
-            qgroup_sweep: Arc::new(tokio::sync::Notify::new()),
-            access,
-            activity: crate::wake::ActivityTable::default(),
-            wakes: crate::wake::WakeTable::default(),
-            scripts,
-            outputs: Default::default(),
             userns,
-        });
-        match platform.host.btrfs.enable_quotas(platform.pool.root()) {
+        }));
+        let platform =
+            Arc::new(Self { config, store, containers, network, access, scripts, background: Default::default() });
+        let containers = &platform.containers;
+        match containers.host.btrfs.enable_quotas(containers.pool.root()) {
             Ok(mode) => tracing::info!(?mode, "disk quotas on"),
             Err(e) => tracing::warn!(error = %e, "disk quotas are unavailable: disk limits will not be enforced"),
         }
-        if platform.userns.is_some() {
+        if userns.is_some() {
             crate::userns::raise_key_quotas(&platform.config.proc_root, platform.network.capacity())?;
         }
         platform.scripts.seal_plain_secrets()?;
         platform.network.prepare().await?;
-        platform.ensure_minimal_image().await?;
-        platform.reconcile().await?;
-        platform.collect_layers().await?;
+        containers.ensure_minimal_image().await?;
+        containers.reconcile().await?;
+        containers.collect_layers().await?;
         platform.background.push(crate::background::qgroups::spawn(
-            Arc::clone(&platform.host.btrfs),
-            platform.pool.root().to_path_buf(),
-            Arc::downgrade(&platform.qgroup_sweep),
+            Arc::clone(&containers.host.btrfs),
+            containers.pool.root().to_path_buf(),
+            Arc::downgrade(&containers.qgroup_sweep),
         ));
-        platform.background.push(crate::background::idle::spawn(&platform));
-        platform.background.push(crate::background::expiry::spawn(&platform, platform.config.defaults.expiry_interval));
-        platform.sweep_qgroups();
+        platform.background.push(crate::background::idle::spawn(containers));
+        platform
+            .background
+            .push(crate::background::expiry::spawn(containers, platform.config.defaults.expiry_interval));
+        containers.sweep_qgroups();
         Ok(platform)
     }
 
@@ -196,6 +161,11 @@ impl Platform {
     /// API tokens, URL claims and the proxy's access checks.
     pub fn access(&self) -> &Arc<crate::access::AccessService> {
         &self.access
+    }
+
+    /// Containers' lifecycle, layers, snapshots and images.
+    pub fn containers(&self) -> &Arc<ContainerService> {
+        &self.containers
     }
 
     /// Exec scripts, their secrets and runs.
@@ -210,94 +180,24 @@ impl Platform {
 
     /// The URL routing table the proxy reads.
     pub fn routes(&self) -> &RouteTable {
-        &self.routes
+        self.access.routes()
     }
 
     /// The open pool.
     pub fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
-    /// The lock that serialises lifecycle operations on one container.
-    pub(crate) async fn lock(&self, id: &ContainerId) -> crate::locks::ContainerLock {
-        self.locks.lock(id).await
-    }
-
-    /// Watches the init process `pid` of container `id`; when it exits on
-    /// its own, the container is marked stopped.
-    pub(crate) fn monitor(self: &Arc<Self>, id: &ContainerId, pid: u32) {
-        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-        let weak: Weak<Self> = Arc::downgrade(self);
-        let watched = id.clone();
-        // An error means the process is already gone.
-        let handle = cubby_runtime::pidfd::ProcessHandle::open(pid).ok().map(Arc::new);
-        let waiting = handle.clone();
-        let task = tokio::spawn(async move {
-            if let Some(handle) = waiting {
-                handle.exited().await;
-            }
-            if let Some(platform) = weak.upgrade() {
-                platform.on_exit(&watched, generation).await;
-            }
-        });
-        let old = self
-            .monitors
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id.clone(), Monitor { generation, init: handle, task });
-        if let Some(old) = old {
-            old.task.abort();
-        }
-    }
-
-    /// Stops watching container `id` (before a deliberate stop); its init,
-    /// if it was watched.
-    pub(crate) fn unmonitor(&self, id: &ContainerId) -> Option<Arc<cubby_runtime::pidfd::ProcessHandle>> {
-        let monitor = self.monitors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id)?;
-        monitor.task.abort();
-        monitor.init
-    }
-
-    /// Drops the monitor entry of `id` without aborting it (a monitor calls
-    /// this about itself).
-    pub(crate) fn forget_monitor(&self, id: &ContainerId) {
-        self.monitors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
-    }
-
-    /// Whether `generation` is still the current monitor of `id`.
-    pub(crate) fn is_current_monitor(&self, id: &ContainerId, generation: u64) -> bool {
-        self.monitors
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(id)
-            .is_some_and(|m| m.generation == generation)
-    }
-
-    /// A test-only crash point: with `CUBBY_FAILPOINTS` naming it, the
-    /// daemon dies here (SIGKILL) as a crash would kill it.
-    pub(crate) fn failpoint(&self, name: &str) {
-        if self.config.failpoints.contains(name) {
-            tracing::warn!(failpoint = name, "failpoint reached: the daemon kills itself");
-            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
-        }
+        self.containers.pool()
     }
 
     /// Waits (at most `within`) for the background teardowns of deleted
     /// containers to finish; true when none is left.
     pub async fn settle(&self, within: std::time::Duration) -> bool {
-        let pending: Vec<JoinHandle<()>> =
-            self.teardowns.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..).collect();
-        tokio::time::timeout(within, futures::future::join_all(pending)).await.is_ok()
+        self.containers.settle(within).await
     }
 
     /// Stops background work. Containers keep running.
     pub fn shutdown(&self) {
-        self.outputs.abort_all();
         self.background.abort_all();
-        for (_, Monitor { task, .. }) in self.monitors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain()
-        {
-            task.abort();
-        }
+        self.containers.shutdown();
     }
 }
 

@@ -66,7 +66,7 @@ impl Platform {
         self.store.update_project(&project)?;
         for rec in self.store.containers(Some(id), None, u32::MAX)? {
             let running = rec.status == cubby_model::ContainerStatus::Running;
-            self.publish_routes(&rec, running)?;
+            self.containers.publish_routes(&rec, running)?;
         }
         Ok(project)
     }

@@ -15,8 +15,9 @@ use cubby_model::{ContainerStatus, Trigger};
 use cubby_runtime::RuntimeStatus;
 use cubby_store::AuditEntry;
 
+use crate::Error;
+use crate::containers::ContainerService;
 use crate::inventory::{Inventory, Layout, Owners};
-use crate::{Error, Platform};
 
 /// What a reconciliation found and did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -31,7 +32,7 @@ pub struct ReconcileReport {
     pub orphans_removed: usize,
 }
 
-impl Platform {
+impl ContainerService {
     pub(crate) async fn reconcile(self: &Arc<Self>) -> Result<ReconcileReport, Error> {
         let mut report = ReconcileReport::default();
         report.finished += self.recover_restores()?;

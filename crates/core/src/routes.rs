@@ -56,6 +56,11 @@ impl RouteTable {
         self.by_label.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(label, route);
     }
 
+    /// The route of `label` itself (no port suffix), if any.
+    pub fn get(&self, label: &str) -> Option<Route> {
+        self.by_label.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(label).cloned()
+    }
+
     /// Marks the container behind `container` running or stopped.
     pub fn set_running(&self, container: &ContainerId, running: bool) {
         let mut map = self.by_label.write().unwrap_or_else(std::sync::PoisonError::into_inner);

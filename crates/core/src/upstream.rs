@@ -15,16 +15,16 @@
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 
-use crate::Platform;
+use crate::containers::ContainerService;
 
-impl Platform {
+impl ContainerService {
     /// A socket (not yet connected) for the proxy's next connection to
     /// `upstream`, made inside the namespace of the running container at
     /// that address, when its ingress rules admit the proxy to that port.
     /// `None` means: connect from the host.
     pub async fn proxy_socket(&self, upstream: SocketAddr) -> Option<OwnedFd> {
         let IpAddr::V4(ip) = upstream.ip() else { return None };
-        let id = self.routes.running_at(ip)?;
+        let id = self.access.routes.running_at(ip)?;
         let rec = self.store.container(&id).ok().flatten()?;
         self.network.socket_in(&rec, upstream).await
     }

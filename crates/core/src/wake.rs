@@ -17,7 +17,7 @@ use cubby_model::{ContainerId, ContainerStatus, Trigger};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
-use crate::Platform;
+use crate::containers::ContainerService;
 
 /// Most requests held for one container's start.
 pub const MAX_WAITERS: usize = 256;
@@ -121,7 +121,7 @@ pub(crate) struct WakeTable {
     failures: Mutex<HashMap<ContainerId, (Instant, String)>>,
 }
 
-impl Platform {
+impl ContainerService {
     /// Marks the start of proxied traffic to a container; the guard marks
     /// its end.
     pub fn track(&self, id: &ContainerId) -> ActivityGuard {

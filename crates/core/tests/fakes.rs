@@ -138,7 +138,7 @@ async fn a_failed_runtime_create_rolls_everything_back() {
     let f = fixture().await;
     let p = acme(&f);
     f.runtime.fail_create_of("c");
-    let err = f.platform.create_container(&Caller::Admin, &p.id, &req("web", true)).await.unwrap_err();
+    let err = f.platform.containers().create_container(&Caller::Admin, &p.id, &req("web", true)).await.unwrap_err();
     assert!(matches!(err, cubby_core::Error::Runtime { step: "run", .. }), "{err}");
     assert_eq!(f.netlink.links(), vec!["fake-br".to_string()], "veth removed");
     assert!(f.netlink.namespaces().is_empty(), "netns removed");
@@ -152,14 +152,14 @@ async fn a_failed_runtime_create_rolls_everything_back() {
 async fn create_stopped_then_delete_forgets_everything() {
     let f = fixture().await;
     let p = acme(&f);
-    let c = f.platform.create_container(&Caller::Admin, &p.id, &req("web", false)).await.unwrap();
+    let c = f.platform.containers().create_container(&Caller::Admin, &p.id, &req("web", false)).await.unwrap();
     assert_eq!(c.status, ContainerStatus::Stopped);
     assert_eq!(c.url, "http://web--acme.localhost:8080");
     assert_eq!(c.address, "10.99.0.2");
     assert_eq!(f.netlink.links(), vec!["fake-1".to_string(), "fake-br".to_string()]);
     assert!(f.btrfs.has_subvolume(&f.platform.pool().container(c.id.as_str())));
 
-    f.platform.delete_container(&Caller::Admin, &c.id).await.unwrap();
+    f.platform.containers().delete_container(&Caller::Admin, &c.id).await.unwrap();
     // Its files and rows are gone at once; the plumbing right after.
     assert!(!f.btrfs.has_subvolume(&f.platform.pool().container(c.id.as_str())));
     assert!(f.platform.settle(std::time::Duration::from_secs(5)).await);
@@ -168,7 +168,7 @@ async fn create_stopped_then_delete_forgets_everything() {
     assert!(f.netlink.namespaces().is_empty());
     assert!(!f.btrfs.has_subvolume(&f.platform.pool().container(c.id.as_str())));
     assert!(f.platform.routes().is_empty());
-    let err = f.platform.container(&Caller::Admin, &c.id).unwrap_err();
+    let err = f.platform.containers().container(&Caller::Admin, &c.id).unwrap_err();
     assert!(matches!(err, cubby_core::Error::NotFound { kind: "container", .. }));
 }
 
@@ -176,22 +176,22 @@ async fn create_stopped_then_delete_forgets_everything() {
 async fn a_project_token_sees_nothing_of_other_projects() {
     let f = fixture().await;
     let (a, b) = (named(&f, "a"), named(&f, "b"));
-    let cb = f.platform.create_container(&Caller::Admin, &b.id, &req("theirs", false)).await.unwrap();
+    let cb = f.platform.containers().create_container(&Caller::Admin, &b.id, &req("theirs", false)).await.unwrap();
     let caller = Caller::Project(a.id.clone());
     let not_found = |e: cubby_core::Error| matches!(e, cubby_core::Error::NotFound { .. });
     assert!(not_found(f.platform.project(&caller, &b.id).unwrap_err()));
-    assert!(not_found(f.platform.container(&caller, &cb.id).unwrap_err()));
-    assert!(not_found(f.platform.delete_container(&caller, &cb.id).await.unwrap_err()));
-    assert!(not_found(f.platform.create_container(&caller, &b.id, &req("x", false)).await.unwrap_err()));
+    assert!(not_found(f.platform.containers().container(&caller, &cb.id).unwrap_err()));
+    assert!(not_found(f.platform.containers().delete_container(&caller, &cb.id).await.unwrap_err()));
+    assert!(not_found(f.platform.containers().create_container(&caller, &b.id, &req("x", false)).await.unwrap_err()));
     assert_eq!(f.platform.projects(&caller).unwrap().len(), 1);
-    assert!(f.platform.containers(&caller, None, None, 100).unwrap().items.is_empty());
+    assert!(f.platform.containers().list(&caller, None, None, 100).unwrap().items.is_empty());
     assert!(matches!(
         f.platform
             .create_project(&caller, &CreateProject { name: "c".into(), max_containers: None, ..Default::default() }),
         Err(cubby_core::Error::Forbidden)
     ));
     // Still there for its owner.
-    assert!(f.platform.container(&Caller::Admin, &cb.id).is_ok());
+    assert!(f.platform.containers().container(&Caller::Admin, &cb.id).is_ok());
     assert!(f.platform.project(&caller, &ProjectId::random()).is_err());
 }
 
@@ -205,10 +205,10 @@ async fn max_containers_and_names_are_enforced() {
             &CreateProject { name: "acme".into(), max_containers: Some(1), ..Default::default() },
         )
         .unwrap();
-    f.platform.create_container(&Caller::Admin, &p.id, &req("one", false)).await.unwrap();
-    let err = f.platform.create_container(&Caller::Admin, &p.id, &req("two", false)).await.unwrap_err();
+    f.platform.containers().create_container(&Caller::Admin, &p.id, &req("one", false)).await.unwrap();
+    let err = f.platform.containers().create_container(&Caller::Admin, &p.id, &req("two", false)).await.unwrap_err();
     assert!(matches!(err, cubby_core::Error::LimitReached { limit: 1, .. }), "{err}");
-    let err = f.platform.create_container(&Caller::Admin, &p.id, &req("BAD", false)).await.unwrap_err();
+    let err = f.platform.containers().create_container(&Caller::Admin, &p.id, &req("BAD", false)).await.unwrap_err();
     assert!(matches!(err, cubby_core::Error::Invalid(_)), "{err}");
     assert_eq!(container_subvolumes(&f), 1, "refusals make nothing");
     let _ = Path::new("");
@@ -218,9 +218,9 @@ async fn max_containers_and_names_are_enforced() {
 async fn the_proxy_gets_a_socket_in_the_container_only_where_the_firewall_admits_it() {
     let f = fixture().await;
     let p = acme(&f);
-    let c = f.platform.create_container(&Caller::Admin, &p.id, &req("web", false)).await.unwrap();
+    let c = f.platform.containers().create_container(&Caller::Admin, &p.id, &req("web", false)).await.unwrap();
     let app: std::net::SocketAddr = format!("{}:{}", c.address, c.port).parse().unwrap();
-    assert!(f.platform.proxy_socket(app).await.is_none(), "a stopped container takes no connection");
+    assert!(f.platform.containers().proxy_socket(app).await.is_none(), "a stopped container takes no connection");
 
     // As a start would publish it.
     let label = cubby_core::routes::label("web", "acme");
@@ -228,10 +228,19 @@ async fn the_proxy_gets_a_socket_in_the_container_only_where_the_firewall_admits
         panic!("web has a stopped route")
     };
     f.platform.routes().insert(label, cubby_core::Route { running: true, ..route });
-    assert!(f.platform.proxy_socket(app).await.is_some(), "the default rules admit the proxy to the app's port");
+    assert!(
+        f.platform.containers().proxy_socket(app).await.is_some(),
+        "the default rules admit the proxy to the app's port"
+    );
     let other_port = std::net::SocketAddr::new(app.ip(), 9000);
-    assert!(f.platform.proxy_socket(other_port).await.is_none(), "port 9000 is not admitted: the firewall decides");
-    assert!(f.platform.proxy_socket("10.99.0.77:8080".parse().unwrap()).await.is_none(), "no container there");
+    assert!(
+        f.platform.containers().proxy_socket(other_port).await.is_none(),
+        "port 9000 is not admitted: the firewall decides"
+    );
+    assert!(
+        f.platform.containers().proxy_socket("10.99.0.77:8080".parse().unwrap()).await.is_none(),
+        "no container there"
+    );
 
     let spec = cubby_model::RuleSpec {
         action: Some(cubby_model::RuleAction::Allow),
@@ -240,17 +249,20 @@ async fn the_proxy_gets_a_socket_in_the_container_only_where_the_firewall_admits
         ..Default::default()
     };
     f.platform.network().add_rule(&Caller::Admin, &c.id, cubby_model::Direction::Ingress, &spec).await.unwrap();
-    assert!(f.platform.proxy_socket(other_port).await.is_some(), "a rule for 9000 admits it");
+    assert!(f.platform.containers().proxy_socket(other_port).await.is_some(), "a rule for 9000 admits it");
     f.platform.network().replace_firewall(&Caller::Admin, &c.id, &Default::default()).await.unwrap();
-    assert!(f.platform.proxy_socket(app).await.is_none(), "no rule left: even the app's port takes the plain path");
+    assert!(
+        f.platform.containers().proxy_socket(app).await.is_none(),
+        "no rule left: even the app's port takes the plain path"
+    );
 }
 
 #[tokio::test]
 async fn each_root_is_mounted_for_its_own_container_only_and_never_on_the_host() {
     let f = fixture().await;
     let p = acme(&f);
-    let a = f.platform.create_container(&Caller::Admin, &p.id, &req("a", true)).await.unwrap();
-    let b = f.platform.create_container(&Caller::Admin, &p.id, &req("b", true)).await.unwrap();
+    let a = f.platform.containers().create_container(&Caller::Admin, &p.id, &req("a", true)).await.unwrap();
+    let b = f.platform.containers().create_container(&Caller::Admin, &p.id, &req("b", true)).await.unwrap();
     assert!(f.mounts.mounted().is_empty(), "the host's mount table gets no root: {:?}", f.mounts.mounted());
     let run = f.platform.config().run_dir.clone();
     for (me, other) in [(&a, &b), (&b, &a)] {

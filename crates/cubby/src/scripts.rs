@@ -15,7 +15,7 @@ use cubby_model::ProjectId;
 use cubby_proxy::{
     Admission, AdmittedRun, BoxFuture, ScriptAnswer, ScriptHead, ScriptOutcome, ScriptRefusal, ScriptRunner,
 };
-use cubby_scripts::{AnswerRoom, FetchRequest, FetchResponse, HttpFetcher, ScriptHost};
+use cubby_scripts::{AnswerRoom, CubbyCallError, FetchError, FetchRequest, FetchResponse, HttpFetcher, ScriptHost};
 use futures::FutureExt;
 use tower::ServiceExt;
 
@@ -52,20 +52,20 @@ impl ScriptHost for ProjectHost {
         path: &str,
         body: Option<String>,
         room: AnswerRoom,
-    ) -> futures::future::BoxFuture<'static, Result<(u16, String), String>> {
+    ) -> futures::future::BoxFuture<'static, Result<(u16, String), CubbyCallError>> {
         let api = self.api.clone();
         let caller = Caller::Project(self.project.clone());
         let (method, path) = (method.to_string(), path.to_string());
         async move {
             if !path.starts_with('/') || path.contains("..") {
-                return Err(format!("`{path}` is not an API path: write it like /containers/<id>"));
+                return Err(CubbyCallError::NotAnApiPath { path });
             }
             let mut req = axum::http::Request::builder()
                 .method(method.as_str())
                 .uri(format!("/api/v1{path}"))
                 .header("content-type", "application/json")
                 .body(Body::from(body.unwrap_or_default()))
-                .map_err(|e| format!("bad request to {path}: {e}"))?;
+                .map_err(|_| CubbyCallError::InvalidRequest { method: method.clone(), path: path.clone() })?;
             req.extensions_mut().insert(InProcessCaller(caller));
             let resp = match api.oneshot(req).await {
                 Ok(resp) => resp,
@@ -73,7 +73,7 @@ impl ScriptHost for ProjectHost {
             };
             let status = resp.status().as_u16();
             let limit = room.left().min(MAX_API_ANSWER);
-            let no_room = || format!("the answer of {path} does not fit in the script's memory");
+            let no_room = || CubbyCallError::NoRoom { path: path.clone() };
             let bytes = axum::body::to_bytes(resp.into_body(), limit).await.map_err(|_| no_room())?;
             if !room.take(bytes.len()) {
                 return Err(no_room());
@@ -83,9 +83,9 @@ impl ScriptHost for ProjectHost {
         .boxed()
     }
 
-    fn fetch(&self, req: FetchRequest) -> futures::future::BoxFuture<'static, Result<FetchResponse, String>> {
+    fn fetch(&self, req: FetchRequest) -> futures::future::BoxFuture<'static, Result<FetchResponse, FetchError>> {
         let fetcher = Arc::clone(&self.fetcher);
-        async move { fetcher.fetch(req).await.map_err(|e| e.to_string()) }.boxed()
+        async move { fetcher.fetch(req).await }.boxed()
     }
 }
 

@@ -198,7 +198,7 @@ impl Resolver for Routes {
     fn wake(&self, container: &str) -> BoxFuture<Result<IpAddr, WakeError>> {
         let platform = Arc::clone(&self.platform);
         let id = ContainerId::from_stored(container.to_string());
-        let woken = self.home.spawn(async move { platform.wake(&id).await });
+        let woken = self.home.spawn(async move { platform.containers().wake(&id).await });
         Box::pin(async move {
             let Ok(result) = woken.await else {
                 return Err(WakeError::Failed("the start was interrupted".into()));
@@ -213,13 +213,13 @@ impl Resolver for Routes {
     }
 
     fn track(&self, container: &str) -> Box<dyn Send + Sync> {
-        Box::new(self.platform.track(&ContainerId::from_stored(container.to_string())))
+        Box::new(self.platform.containers().track(&ContainerId::from_stored(container.to_string())))
     }
 
     fn upstream_socket(&self, upstream: SocketAddr) -> BoxFuture<Option<std::os::fd::OwnedFd>> {
         let platform = Arc::clone(&self.platform);
         let in_container = self.in_container;
-        Box::pin(async move { if in_container { platform.proxy_socket(upstream).await } else { None } })
+        Box::pin(async move { if in_container { platform.containers().proxy_socket(upstream).await } else { None } })
     }
 }
 

@@ -40,12 +40,12 @@ pub enum InitError {
     },
 
     /// The process file parsed but its content is unusable.
-    #[error("invalid process file {}: {reason}", path.display())]
+    #[error("invalid process file {}: {problem}", path.display())]
     InvalidSpec {
         /// Path of the process file.
         path: PathBuf,
-        /// Human-readable reason.
-        reason: String,
+        /// What is wrong with it.
+        problem: crate::spec::SpecProblem,
     },
 
     /// `args[0]` was not found (in PATH, or at the given path).

@@ -52,29 +52,29 @@ impl ProcessSpec {
     pub fn parse(raw: &[u8], path: &Path) -> Result<Self, InitError> {
         let spec: Self =
             serde_json::from_slice(raw).map_err(|source| InitError::ParseSpec { path: path.to_owned(), source })?;
-        spec.validate().map_err(|reason| InitError::InvalidSpec { path: path.to_owned(), reason })?;
+        spec.validate().map_err(|problem| InitError::InvalidSpec { path: path.to_owned(), problem })?;
         Ok(spec)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), SpecProblem> {
         match self.args.first() {
-            None => return Err("\"args\" is empty: no command to run".to_owned()),
-            Some(cmd) if cmd.is_empty() => return Err("\"args[0]\" is an empty string".to_owned()),
+            None => return Err(SpecProblem::NoCommand),
+            Some(cmd) if cmd.is_empty() => return Err(SpecProblem::EmptyCommand),
             Some(_) => {}
         }
         if self.args.iter().any(|a| a.contains('\0')) {
-            return Err("\"args\" contains a NUL byte".to_owned());
+            return Err(SpecProblem::NulInArgs);
         }
         for entry in &self.env {
             match entry.split_once('=') {
                 Some((key, _)) if !key.is_empty() && !entry.contains('\0') => {}
                 _ => {
-                    return Err(format!("\"env\" entry {entry:?} is not of the form KEY=VALUE"));
+                    return Err(SpecProblem::EnvEntry(entry.clone()));
                 }
             }
         }
         if !self.cwd.starts_with('/') {
-            return Err(format!("\"cwd\" {:?} is not an absolute path", self.cwd));
+            return Err(SpecProblem::RelativeCwd(self.cwd.clone()));
         }
         Ok(())
     }
@@ -88,6 +88,21 @@ impl ProcessSpec {
     pub fn path_var(&self) -> Option<&str> {
         self.env_pairs().filter(|(k, _)| *k == "PATH").map(|(_, v)| v).last()
     }
+}
+
+/// What makes a process file unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecProblem {
+    #[error("\"args\" is empty: no command to run")]
+    NoCommand,
+    #[error("\"args[0]\" is an empty string")]
+    EmptyCommand,
+    #[error("\"args\" contains a NUL byte")]
+    NulInArgs,
+    #[error("\"env\" entry {0:?} is not of the form KEY=VALUE")]
+    EnvEntry(String),
+    #[error("\"cwd\" {0:?} is not an absolute path")]
+    RelativeCwd(String),
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use crate::host::{AnswerRoom, FetchRequest, FetchResponse, ScriptHost};
+use crate::FetchError;
+use crate::host::{AnswerRoom, CubbyCallError, FetchRequest, FetchResponse, ScriptHost};
 
 /// One `ctx.cubby` call as the host received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +23,7 @@ pub struct CubbyCall {
     pub body: Option<String>,
 }
 
-type CubbyAnswer = Box<dyn Fn(&CubbyCall) -> Result<(u16, String), String> + Send + Sync>;
+type CubbyAnswer = Box<dyn Fn(&CubbyCall) -> Result<(u16, String), CubbyCallError> + Send + Sync>;
 
 #[derive(Default)]
 struct State {
@@ -73,7 +74,7 @@ impl FakeHost {
     /// Answers every cubby call without an exact answer with `answer`.
     pub fn answer_cubby_with(
         &self,
-        answer: impl Fn(&CubbyCall) -> Result<(u16, String), String> + Send + Sync + 'static,
+        answer: impl Fn(&CubbyCall) -> Result<(u16, String), CubbyCallError> + Send + Sync + 'static,
     ) -> &Self {
         self.lock().cubby_fallback = Some(Box::new(answer));
         self
@@ -109,7 +110,7 @@ impl ScriptHost for FakeHost {
         path: &str,
         body: Option<String>,
         room: AnswerRoom,
-    ) -> BoxFuture<'static, Result<(u16, String), String>> {
+    ) -> BoxFuture<'static, Result<(u16, String), CubbyCallError>> {
         let call = CubbyCall { method: method.to_owned(), path: path.to_owned(), body };
         let mut state = self.lock();
         let key = (call.method.clone(), call.path.clone());
@@ -131,24 +132,25 @@ impl ScriptHost for FakeHost {
             if room.take(body.len()) {
                 Ok((status, body))
             } else {
-                Err("the answer does not fit in the script's memory".into())
+                Err(CubbyCallError::NoRoom { path: path.to_owned() })
             }
         });
         futures::future::ready(answer).boxed()
     }
 
-    fn fetch(&self, request: FetchRequest) -> BoxFuture<'static, Result<FetchResponse, String>> {
+    fn fetch(&self, request: FetchRequest) -> BoxFuture<'static, Result<FetchResponse, FetchError>> {
         let mut state = self.lock();
         let answer = state
             .fetch_answers
             .get(&request.url)
             .cloned()
             .unwrap_or_else(|| Err(format!("FakeHost has no answer for fetch {} {}", request.method, request.url)))
+            .map_err(|message| FetchError::Transport { message })
             .and_then(|response| {
                 if request.room.take(response.body.len()) {
                     Ok(response)
                 } else {
-                    Err("the answer does not fit in the script's memory".into())
+                    Err(FetchError::NoRoom { url: request.url.clone() })
                 }
             });
         state.fetch_requests.push(request);

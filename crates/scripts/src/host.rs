@@ -9,6 +9,37 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
+use crate::FetchError;
+
+/// Why a `ctx.cubby` call got no answer (an answer with an error status is
+/// an answer, not this). The script's exception carries the message.
+#[derive(Debug, thiserror::Error)]
+pub enum CubbyCallError {
+    /// The path is not under the API.
+    #[error("`{path}` is not an API path: write it like /containers/<id>")]
+    NotAnApiPath {
+        /// The path as given.
+        path: String,
+    },
+    /// The method or path cannot make an HTTP request.
+    #[error("`{method} {path}` is not a valid request: the method is a word like GET, the path like /containers/<id>")]
+    InvalidRequest {
+        /// The method as given.
+        method: String,
+        /// The path as given.
+        path: String,
+    },
+    /// The answer is larger than what the script's memory has left.
+    #[error("the answer of {path} does not fit in the script's memory")]
+    NoRoom {
+        /// The path called.
+        path: String,
+    },
+    /// The API could not be reached.
+    #[error("the API is unavailable")]
+    Unavailable,
+}
+
 /// An outgoing HTTP request made by a script's `fetch`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchRequest {
@@ -83,16 +114,16 @@ pub trait ScriptHost: Send + Sync {
     ///
     /// `path` is relative to `/api/v1` (e.g. `/containers/c1/copy`) and
     /// `body` is JSON. Answers the HTTP status and the JSON body (empty for
-    /// none), whose bytes it takes from `room`; `Err` carries a message for
-    /// calls that got no answer at all, or one that did not fit.
+    /// none), whose bytes it takes from `room`; `Err` for calls that got
+    /// no answer at all, or one that did not fit.
     fn cubby(
         &self,
         method: &str,
         path: &str,
         body: Option<String>,
         room: AnswerRoom,
-    ) -> BoxFuture<'static, Result<(u16, String), String>>;
+    ) -> BoxFuture<'static, Result<(u16, String), CubbyCallError>>;
 
-    /// An outgoing HTTP request; `Err` carries a message the script sees.
-    fn fetch(&self, request: FetchRequest) -> BoxFuture<'static, Result<FetchResponse, String>>;
+    /// An outgoing HTTP request; the script sees the message of an `Err`.
+    fn fetch(&self, request: FetchRequest) -> BoxFuture<'static, Result<FetchResponse, FetchError>>;
 }

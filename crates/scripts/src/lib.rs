@@ -66,6 +66,6 @@ mod typescript;
 pub use engine::{Invocation, Limits, LogLine, Outcome, ScriptError, ScriptRequest, ScriptResponse, run};
 pub use fake::{CubbyCall, FakeHost};
 pub use fetch::{Destinations, FetchError, HttpFetcher, MAX_FETCH_BODY, MAX_REDIRECTS, default_blocked};
-pub use host::{AnswerRoom, FetchRequest, FetchResponse, ScriptHost};
-pub use magic::{MAX_TIMEOUT_MS, Magic, MagicError, parse_magic};
+pub use host::{AnswerRoom, CubbyCallError, FetchRequest, FetchResponse, ScriptHost};
+pub use magic::{MAX_TIMEOUT_MS, Magic, MagicError, MagicProblem, parse_magic};
 pub use typescript::{TranspileError, TranspileProblem, strip_types};

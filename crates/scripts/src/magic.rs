@@ -28,12 +28,46 @@ impl Default for Magic {
 
 /// A magic comment that could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {message}")]
+#[error("line {line}: {problem}")]
 pub struct MagicError {
     /// 1-based line of the offending comment.
     pub line: usize,
-    /// What is wrong and how to write it instead.
-    pub message: String,
+    /// What is wrong (its text says how to write it instead).
+    pub problem: MagicProblem,
+}
+
+/// What is wrong with one magic comment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MagicProblem {
+    /// Not one of the known words.
+    #[error(
+        "unknown magic comment `@{0}`; the known ones are @timeout, @token, @cors and @concurrent \
+         (write `// note` without `@` for a plain comment)"
+    )]
+    Unknown(String),
+    /// The same word twice.
+    #[error("@{0} is given twice; keep one")]
+    Repeated(String),
+    /// `@timeout` without a number.
+    #[error("@timeout wants milliseconds, like `// @timeout 5000`")]
+    TimeoutNotMillis,
+    /// `@timeout` out of range.
+    #[error("@timeout {0} is out of range: use 1 to {MAX_TIMEOUT_MS} milliseconds")]
+    TimeoutRange(u64),
+    /// `@token` empty or with spaces or control characters.
+    #[error("@token wants one secret without spaces or control characters, like `// @token s3cr3t-value`")]
+    Token,
+    /// `@cors` neither `*` nor an origin.
+    #[error("@cors wants `*` or one origin, like `// @cors https://app.example.com`")]
+    Cors,
+    /// `@cors` with a path or an unknown scheme.
+    #[error(
+        "@cors wants `*` or one origin, like `// @cors https://app.example.com`: an origin is scheme://host[:port] with no path"
+    )]
+    CorsNotOrigin,
+    /// `@concurrent` neither `true` nor `false`.
+    #[error("@concurrent wants `true` or `false`, like `// @concurrent false`")]
+    Concurrent,
 }
 
 /// Reads the magic comments of `source`.
@@ -72,18 +106,15 @@ pub fn parse_magic(source: &str) -> Result<Magic, MagicError> {
             Some((word, value)) => (word, value.trim()),
             None => (rest, ""),
         };
-        let err = |message: String| MagicError { line, message };
+        let err = |problem: MagicProblem| MagicError { line, problem };
         let word = match word {
             "timeout" | "token" | "cors" | "concurrent" => word,
             other => {
-                return Err(err(format!(
-                    "unknown magic comment `@{other}`; the known ones are @timeout, @token, @cors and @concurrent \
-                     (write `// note` without `@` for a plain comment)"
-                )));
+                return Err(err(MagicProblem::Unknown(other.to_owned())));
             }
         };
         if seen.contains(&word) {
-            return Err(err(format!("@{word} is given twice; keep one")));
+            return Err(err(MagicProblem::Repeated(word.to_owned())));
         }
         seen.push(word);
         match word {
@@ -96,47 +127,43 @@ pub fn parse_magic(source: &str) -> Result<Magic, MagicError> {
     Ok(magic)
 }
 
-fn parse_timeout(value: &str) -> Result<Duration, String> {
-    let wants = || "@timeout wants milliseconds, like `// @timeout 5000`".to_owned();
-    let ms: u64 = value.parse().map_err(|_| wants())?;
+fn parse_timeout(value: &str) -> Result<Duration, MagicProblem> {
+    let ms: u64 = value.parse().map_err(|_| MagicProblem::TimeoutNotMillis)?;
     if !(1..=MAX_TIMEOUT_MS).contains(&ms) {
-        return Err(format!("@timeout {ms} is out of range: use 1 to {MAX_TIMEOUT_MS} milliseconds"));
+        return Err(MagicProblem::TimeoutRange(ms));
     }
     Ok(Duration::from_millis(ms))
 }
 
-fn parse_token(value: &str) -> Result<String, String> {
+fn parse_token(value: &str) -> Result<String, MagicProblem> {
     if value.is_empty() || value.contains(|c: char| c.is_whitespace() || c.is_control()) {
-        return Err(
-            "@token wants one secret without spaces or control characters, like `// @token s3cr3t-value`".to_owned()
-        );
+        return Err(MagicProblem::Token);
     }
     Ok(value.to_owned())
 }
 
-fn parse_cors(value: &str) -> Result<String, String> {
-    let wants = "@cors wants `*` or one origin, like `// @cors https://app.example.com`";
+fn parse_cors(value: &str) -> Result<String, MagicProblem> {
     if value == "*" {
         return Ok(value.to_owned());
     }
     // The origin goes into a response header: visible ASCII only.
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(wants.to_owned());
+        return Err(MagicProblem::Cors);
     }
     let Some((scheme, host)) = value.split_once("://") else {
-        return Err(wants.to_owned());
+        return Err(MagicProblem::Cors);
     };
     if !matches!(scheme, "http" | "https") || host.is_empty() || host.contains('/') {
-        return Err(format!("{wants}: an origin is scheme://host[:port] with no path"));
+        return Err(MagicProblem::CorsNotOrigin);
     }
     Ok(value.to_owned())
 }
 
-fn parse_concurrent(value: &str) -> Result<bool, String> {
+fn parse_concurrent(value: &str) -> Result<bool, MagicProblem> {
     match value {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err("@concurrent wants `true` or `false`, like `// @concurrent false`".to_owned()),
+        _ => Err(MagicProblem::Concurrent),
     }
 }
 
@@ -176,29 +203,29 @@ mod tests {
         assert_eq!(err.line, 2);
         assert_eq!(err.to_string(), "line 2: @timeout wants milliseconds, like `// @timeout 5000`");
         let err = parse_magic("// @timeout 0").unwrap_err();
-        assert!(err.message.contains("out of range"), "{err}");
+        assert!(err.to_string().contains("out of range"), "{err}");
         let err = parse_magic("// @timeout 300001").unwrap_err();
-        assert!(err.message.contains("out of range"), "{err}");
+        assert!(err.to_string().contains("out of range"), "{err}");
         let err = parse_magic("\n\n// @token\n").unwrap_err();
         assert_eq!(err.line, 3);
-        assert!(err.message.contains("@token wants"), "{err}");
+        assert!(err.to_string().contains("@token wants"), "{err}");
         let err = parse_magic("// @token a b").unwrap_err();
-        assert!(err.message.contains("without spaces"), "{err}");
+        assert!(err.to_string().contains("without spaces"), "{err}");
         let err = parse_magic("// @cors example.com").unwrap_err();
-        assert!(err.message.contains("@cors wants"), "{err}");
+        assert!(err.to_string().contains("@cors wants"), "{err}");
         let err = parse_magic("// @cors https://a.com/path").unwrap_err();
-        assert!(err.message.contains("no path"), "{err}");
+        assert!(err.to_string().contains("no path"), "{err}");
         // Found by the fuzz target: these values end up in headers.
         let err = parse_magic("// @cors https://a.com\0x").unwrap_err();
-        assert!(err.message.contains("@cors wants"), "{err}");
+        assert!(err.to_string().contains("@cors wants"), "{err}");
         let err = parse_magic("// @token a\u{7}b").unwrap_err();
-        assert!(err.message.contains("control characters"), "{err}");
+        assert!(err.to_string().contains("control characters"), "{err}");
         let err = parse_magic("// @concurrent no").unwrap_err();
-        assert!(err.message.contains("`true` or `false`"), "{err}");
+        assert!(err.to_string().contains("`true` or `false`"), "{err}");
         let err = parse_magic("// @timeuot 5").unwrap_err();
-        assert!(err.message.contains("unknown magic comment `@timeuot`"), "{err}");
+        assert!(err.to_string().contains("unknown magic comment `@timeuot`"), "{err}");
         let err = parse_magic("// @timeout 5\n// @timeout 6").unwrap_err();
         assert_eq!(err.line, 2);
-        assert!(err.message.contains("twice"), "{err}");
+        assert!(err.to_string().contains("twice"), "{err}");
     }
 }

@@ -55,14 +55,14 @@ pub async fn create_alias(
     Auth(caller): Auth,
     Json(req): Json<CreateAlias>,
 ) -> Result<(StatusCode, Out<Alias>), ApiError> {
-    Ok((StatusCode::CREATED, Out(s.platform.create_alias(&caller, &req)?)))
+    Ok((StatusCode::CREATED, Out(s.platform.access().create_alias(&caller, &req)?)))
 }
 
 /// The aliases this token can see.
 #[utoipa::path(get, path = "/api/v1/aliases", tag = "access", security(("bearer" = [])),
     responses((status = 200, body = Vec<Alias>), (status = 401, body = ErrorBody)))]
 pub async fn list_aliases(State(s): State<AppState>, Auth(caller): Auth) -> Result<Out<Vec<Alias>>, ApiError> {
-    Ok(Out(s.platform.aliases(&caller, None)?))
+    Ok(Out(s.platform.access().aliases(&caller, None)?))
 }
 
 /// Remove an alias.
@@ -74,6 +74,6 @@ pub async fn delete_alias(
     Auth(caller): Auth,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    s.platform.delete_alias(&caller, &name)?;
+    s.platform.access().delete_alias(&caller, &name)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -38,7 +38,7 @@ pub async fn create_container(
     PathId(id): PathId<ProjectId>,
     Json(req): Json<CreateContainer>,
 ) -> Result<(StatusCode, Out<Container>), ApiError> {
-    Ok((StatusCode::CREATED, Out(s.platform.create_container(&caller, &id, &req).await?)))
+    Ok((StatusCode::CREATED, Out(s.platform.containers().create_container(&caller, &id, &req).await?)))
 }
 
 /// Filter of a project's containers.
@@ -61,10 +61,10 @@ pub async fn list_project_containers(
 ) -> Result<Out<Page<Container>>, ApiError> {
     let project = id;
     if let Some(name) = n.name {
-        let items = s.platform.container_by_name(&caller, &project, &name)?.into_iter().collect();
+        let items = s.platform.containers().container_by_name(&caller, &project, &name)?.into_iter().collect();
         return Ok(Out(Page { items, next_cursor: None }));
     }
-    Ok(Out(s.platform.containers(&caller, Some(&project), q.cursor.as_deref(), q.limit.unwrap_or(100))?))
+    Ok(Out(s.platform.containers().list(&caller, Some(&project), q.cursor.as_deref(), q.limit.unwrap_or(100))?))
 }
 
 /// Every container this token can see, a page at a time.
@@ -75,7 +75,7 @@ pub async fn list_containers(
     Auth(caller): Auth,
     Query(q): Query<PageQuery>,
 ) -> Result<Out<Page<Container>>, ApiError> {
-    Ok(Out(s.platform.containers(&caller, None, q.cursor.as_deref(), q.limit.unwrap_or(100))?))
+    Ok(Out(s.platform.containers().list(&caller, None, q.cursor.as_deref(), q.limit.unwrap_or(100))?))
 }
 
 /// One container.
@@ -87,7 +87,7 @@ pub async fn get_container(
     Auth(caller): Auth,
     PathId(id): PathId<ContainerId>,
 ) -> Result<Out<Container>, ApiError> {
-    Ok(Out(s.platform.container(&caller, &id)?))
+    Ok(Out(s.platform.containers().container(&caller, &id)?))
 }
 
 /// Change a container: env vars (merged; `null` removes a key), limits
@@ -102,7 +102,7 @@ pub async fn update_container(
     PathId(id): PathId<ContainerId>,
     Json(req): Json<UpdateContainer>,
 ) -> Result<Out<Container>, ApiError> {
-    Ok(Out(s.platform.update_container(&caller, &id, &req).await?))
+    Ok(Out(s.platform.containers().update_container(&caller, &id, &req).await?))
 }
 
 /// Delete a container and everything of it: processes, files, snapshots,
@@ -115,7 +115,7 @@ pub async fn delete_container(
     Auth(caller): Auth,
     PathId(id): PathId<ContainerId>,
 ) -> Result<StatusCode, ApiError> {
-    s.platform.delete_container(&caller, &id).await?;
+    s.platform.containers().delete_container(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -129,7 +129,7 @@ pub async fn start_container(
     Auth(caller): Auth,
     PathId(id): PathId<ContainerId>,
 ) -> Result<Out<Container>, ApiError> {
-    Ok(Out(s.platform.start_container(&caller, &id).await?))
+    Ok(Out(s.platform.containers().start_container(&caller, &id).await?))
 }
 
 /// Stop a container: SIGTERM, then SIGKILL after a grace period.
@@ -142,7 +142,7 @@ pub async fn stop_container(
     Auth(caller): Auth,
     PathId(id): PathId<ContainerId>,
 ) -> Result<Out<Container>, ApiError> {
-    Ok(Out(s.platform.stop_container(&caller, &id).await?))
+    Ok(Out(s.platform.containers().stop_container(&caller, &id).await?))
 }
 
 /// Stop and start a container.
@@ -155,7 +155,7 @@ pub async fn restart_container(
     Auth(caller): Auth,
     PathId(id): PathId<ContainerId>,
 ) -> Result<Out<Container>, ApiError> {
-    Ok(Out(s.platform.restart_container(&caller, &id).await?))
+    Ok(Out(s.platform.containers().restart_container(&caller, &id).await?))
 }
 
 /// Run a command in a running container and collect its output.
@@ -169,7 +169,7 @@ pub async fn exec_container(
     PathId(id): PathId<ContainerId>,
     Json(req): Json<ExecRequest>,
 ) -> Result<Out<ExecResult>, ApiError> {
-    Ok(Out(s.platform.exec(&caller, &id, &req).await?))
+    Ok(Out(s.platform.containers().exec(&caller, &id, &req).await?))
 }
 
 /// How much log to read.
@@ -190,7 +190,7 @@ pub async fn container_logs(
     PathId(id): PathId<ContainerId>,
     Query(q): Query<LogQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let bytes = s.platform.logs(&caller, &id, q.tail_bytes.unwrap_or(64 * 1024))?;
+    let bytes = s.platform.containers().logs(&caller, &id, q.tail_bytes.unwrap_or(64 * 1024))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes))
 }
 
@@ -204,7 +204,7 @@ pub async fn container_transitions(
     Auth(caller): Auth,
     PathId(id): PathId<ContainerId>,
 ) -> Result<Out<Vec<Transition>>, ApiError> {
-    Ok(Out(s.platform.transitions(&caller, &id)?))
+    Ok(Out(s.platform.containers().transitions(&caller, &id)?))
 }
 
 /// What a container uses now: CPU, memory, pids, disk, network, uptime
@@ -218,5 +218,5 @@ pub async fn container_stats(
     Auth(caller): Auth,
     PathId(id): PathId<ContainerId>,
 ) -> Result<Out<ContainerStats>, ApiError> {
-    Ok(Out(s.platform.stats(&caller, &id).await?))
+    Ok(Out(s.platform.containers().stats(&caller, &id).await?))
 }

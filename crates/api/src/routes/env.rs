@@ -37,7 +37,7 @@ pub async fn get_env(
     Auth(caller): Auth,
     PathId(id): PathId<ContainerId>,
 ) -> Result<Out<BTreeMap<String, String>>, ApiError> {
-    Ok(Out(s.platform.env(&caller, &id)?))
+    Ok(Out(s.platform.containers().env(&caller, &id)?))
 }
 
 /// Replace all of a container's env vars.
@@ -54,7 +54,7 @@ pub async fn replace_env(
     Json(env): Json<BTreeMap<String, String>>,
 ) -> Result<Out<BTreeMap<String, String>>, ApiError> {
     let restart = q.restart.unwrap_or(false);
-    Ok(Out(s.platform.change_env(&caller, &id, EnvChange::Replace(env), restart).await?))
+    Ok(Out(s.platform.containers().change_env(&caller, &id, EnvChange::Replace(env), restart).await?))
 }
 
 /// Set one env var.
@@ -73,7 +73,7 @@ pub async fn set_env_var(
     Json(body): Json<EnvValue>,
 ) -> Result<Out<BTreeMap<String, String>>, ApiError> {
     let change = EnvChange::Set { key, value: body.value };
-    Ok(Out(s.platform.change_env(&caller, &id, change, q.restart.unwrap_or(false)).await?))
+    Ok(Out(s.platform.containers().change_env(&caller, &id, change, q.restart.unwrap_or(false)).await?))
 }
 
 /// Remove one env var.
@@ -89,6 +89,6 @@ pub async fn delete_env_var(
     Path((_id, key)): Path<(String, String)>,
     Query(q): Query<RestartQuery>,
 ) -> Result<StatusCode, ApiError> {
-    s.platform.change_env(&caller, &id, EnvChange::Remove { key }, q.restart.unwrap_or(false)).await?;
+    s.platform.containers().change_env(&caller, &id, EnvChange::Remove { key }, q.restart.unwrap_or(false)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,7 +19,7 @@ use crate::{ApiError, AppState};
 #[utoipa::path(get, path = "/api/v1/images", tag = "images", security(("bearer" = [])),
     responses((status = 200, body = Vec<Image>), (status = 401, body = ErrorBody)))]
 pub async fn list_images(State(s): State<AppState>, Auth(caller): Auth) -> Result<Out<Vec<Image>>, ApiError> {
-    Ok(Out(s.platform.images(&caller)?))
+    Ok(Out(s.platform.containers().images(&caller)?))
 }
 
 /// One image.
@@ -31,7 +31,7 @@ pub async fn get_image(
     Auth(caller): Auth,
     Path(name): Path<String>,
 ) -> Result<Out<Image>, ApiError> {
-    Ok(Out(s.platform.image(&caller, &name)?))
+    Ok(Out(s.platform.containers().image(&caller, &name)?))
 }
 
 /// Query of an import.
@@ -64,7 +64,7 @@ pub async fn import_image(
     })?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = SyncIoBridge::new(StreamReader::new(stream));
-    let image = s.platform.import_image(&caller, &name, reader, s.max_image_bytes).await?;
+    let image = s.platform.containers().import_image(&caller, &name, reader, s.max_image_bytes).await?;
     Ok((StatusCode::CREATED, Out(image)))
 }
 
@@ -78,6 +78,6 @@ pub async fn delete_image(
     Auth(caller): Auth,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    s.platform.delete_image(&caller, &name).await?;
+    s.platform.containers().delete_image(&caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -23,7 +23,7 @@ pub async fn copy_container(
     PathId(id): PathId<ContainerId>,
     Json(req): Json<CopyContainer>,
 ) -> Result<(StatusCode, Out<Container>), ApiError> {
-    Ok((StatusCode::CREATED, Out(s.platform.copy_container(&caller, &id, &req).await?)))
+    Ok((StatusCode::CREATED, Out(s.platform.containers().copy_container(&caller, &id, &req).await?)))
 }
 
 /// Take a snapshot.
@@ -37,7 +37,7 @@ pub async fn create_snapshot(
     PathId(id): PathId<ContainerId>,
     Json(req): Json<CreateSnapshot>,
 ) -> Result<(StatusCode, Out<Snapshot>), ApiError> {
-    Ok((StatusCode::CREATED, Out(s.platform.create_snapshot(&caller, &id, &req).await?)))
+    Ok((StatusCode::CREATED, Out(s.platform.containers().create_snapshot(&caller, &id, &req).await?)))
 }
 
 /// A container's snapshots, oldest first.
@@ -49,7 +49,7 @@ pub async fn list_snapshots(
     Auth(caller): Auth,
     PathId(id): PathId<ContainerId>,
 ) -> Result<Out<Vec<Snapshot>>, ApiError> {
-    Ok(Out(s.platform.snapshots(&caller, &id)?))
+    Ok(Out(s.platform.containers().snapshots(&caller, &id)?))
 }
 
 /// One snapshot, by name or alias.
@@ -62,7 +62,7 @@ pub async fn get_snapshot(
     PathId(id): PathId<ContainerId>,
     Path((_id, name)): Path<(String, String)>,
 ) -> Result<Out<Snapshot>, ApiError> {
-    Ok(Out(s.platform.snapshot(&caller, &id, &name)?))
+    Ok(Out(s.platform.containers().snapshot(&caller, &id, &name)?))
 }
 
 /// Restore the container to this snapshot, in place (it is stopped and
@@ -77,7 +77,7 @@ pub async fn restore_snapshot(
     PathId(id): PathId<ContainerId>,
     Path((_id, name)): Path<(String, String)>,
 ) -> Result<Out<Container>, ApiError> {
-    Ok(Out(s.platform.restore_snapshot(&caller, &id, &name).await?))
+    Ok(Out(s.platform.containers().restore_snapshot(&caller, &id, &name).await?))
 }
 
 /// Rename or remove a snapshot's alias.
@@ -93,7 +93,7 @@ pub async fn update_snapshot(
     Path((_id, name)): Path<(String, String)>,
     Json(req): Json<UpdateSnapshot>,
 ) -> Result<Out<Snapshot>, ApiError> {
-    Ok(Out(s.platform.update_snapshot(&caller, &id, &name, &req).await?))
+    Ok(Out(s.platform.containers().update_snapshot(&caller, &id, &name, &req).await?))
 }
 
 /// Delete a snapshot.
@@ -106,6 +106,6 @@ pub async fn delete_snapshot(
     PathId(id): PathId<ContainerId>,
     Path((_id, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    s.platform.delete_snapshot(&caller, &id, &name).await?;
+    s.platform.containers().delete_snapshot(&caller, &id, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

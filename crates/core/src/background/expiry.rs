@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::Platform;
+use crate::containers::ContainerService;
 
-/// Starts expiry on `platform`, every `every`.
-pub(crate) fn spawn(platform: &Arc<Platform>, every: Duration) -> JoinHandle<()> {
-    super::every(Arc::downgrade(platform), every, |p| async move {
+/// Starts expiry on `containers`, every `every`.
+pub(crate) fn spawn(containers: &Arc<ContainerService>, every: Duration) -> JoinHandle<()> {
+    super::every(Arc::downgrade(containers), every, |p| async move {
         if let Err(e) = p.expire_snapshots().await {
             tracing::warn!(error = %e, "snapshot expiry");
         }

@@ -9,37 +9,38 @@ use std::time::Duration;
 use cubby_model::{ContainerStatus, Trigger};
 use tokio::task::JoinHandle;
 
-use crate::Platform;
+use crate::containers::ContainerService;
 
-/// Starts the reaper on `platform`.
-pub(crate) fn spawn(platform: &Arc<Platform>) -> JoinHandle<()> {
-    super::every(Arc::downgrade(platform), Duration::from_secs(1), |p| async move { reap(&p) })
+/// Starts the reaper on `containers`.
+pub(crate) fn spawn(containers: &Arc<ContainerService>) -> JoinHandle<()> {
+    super::every(Arc::downgrade(containers), Duration::from_secs(1), |p| async move { reap(&p) })
 }
 
-fn reap(platform: &Arc<Platform>) {
-    let Ok(projects) = platform.store.projects() else { return };
+fn reap(containers: &Arc<ContainerService>) {
+    let Ok(projects) = containers.store.projects() else { return };
     let defaults: HashMap<_, _> = projects.into_iter().map(|p| (p.id, p.default_idle_timeout_seconds)).collect();
-    let Ok(records) = platform.store.containers(None, None, u32::MAX) else { return };
+    let Ok(records) = containers.store.containers(None, None, u32::MAX) else { return };
     for rec in records.into_iter().filter(|r| r.status == ContainerStatus::Running) {
         let timeout = rec.idle_timeout.or_else(|| defaults.get(&rec.project_id).copied()).unwrap_or(0);
         if timeout == 0 {
             continue;
         }
-        let activity = platform.activity.get(&rec.id);
+        let activity = containers.activity.get(&rec.id);
         if activity.idle_for().is_none_or(|d| d < Duration::from_secs(u64::from(timeout))) {
             continue;
         }
-        let platform = Arc::clone(platform);
+        let containers = Arc::clone(containers);
         tokio::spawn(async move {
-            let _guard = platform.lock(&rec.id).await;
+            let _guard = containers.lock(&rec.id).await;
             // Traffic may have come, or someone stopped it, meanwhile.
             let still_idle = activity.idle_for().is_some_and(|d| d >= Duration::from_secs(u64::from(timeout)));
-            let Ok(Some(now)) = platform.store.container(&rec.id) else { return };
+            let Ok(Some(now)) = containers.store.container(&rec.id) else { return };
             if !still_idle || now.status != ContainerStatus::Running {
                 return;
             }
             tracing::info!(container = %rec.id, timeout, "no traffic for the idle timeout: stopping");
-            if let Err(e) = platform.stop_locked(&now, Trigger::Idle, Some(platform.config.defaults.stop_timeout)).await
+            if let Err(e) =
+                containers.stop_locked(&now, Trigger::Idle, Some(containers.config.defaults.stop_timeout)).await
             {
                 tracing::warn!(container = %rec.id, error = %e, "idle stop failed");
             }

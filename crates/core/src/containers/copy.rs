@@ -15,13 +15,14 @@ use cubby_model::{
 use cubby_store::NewContainer;
 use tracing::Instrument;
 
-use crate::{Caller, Error, Platform};
+use super::ContainerService;
+use crate::{Caller, Error};
 
 fn with_new_ids(rules: Vec<FirewallRule>) -> Vec<FirewallRule> {
     rules.into_iter().map(|r| FirewallRule { id: RuleId::random(), ..r }).collect()
 }
 
-impl Platform {
+impl ContainerService {
     /// Copies container `source` (its current state, or a snapshot) into a
     /// new container, and starts it unless asked not to.
     pub async fn copy_container(
@@ -44,7 +45,7 @@ impl Platform {
         let src = self.record(caller, source)?;
         let target = req.target_project_id.clone().unwrap_or_else(|| src.project_id.clone());
         // A token that cannot see the target project cannot copy into it.
-        let quota = self.project(caller, &target)?.quota;
+        let quota = crate::projects::visible(&*self.store, caller, &target)?.quota;
         validate_container_name(&req.name)?;
         validate_env("environment_vars", &req.environment_vars)?;
 

@@ -14,7 +14,8 @@ use cubby_store::{AuditEntry, ContainerRecord, NewContainer};
 
 use tracing::Instrument;
 
-use crate::{Caller, Error, Platform};
+use super::ContainerService;
+use crate::{Caller, Error};
 
 /// Bounds of limits a container may ask for.
 const MIN_MEMORY: u64 = 16 << 20;
@@ -38,7 +39,7 @@ fn host_memory(proc_root: &std::path::Path) -> u64 {
         .map_or(u64::MAX, |kib| kib * 1024)
 }
 
-impl Platform {
+impl ContainerService {
     /// Applies `spec` over `base`, checking every value against the host
     /// and the project's quota (which a project token cannot raise).
     pub(crate) fn resolve_limits(
@@ -114,7 +115,7 @@ impl Platform {
         req: &CreateContainer,
     ) -> Result<Container, Error> {
         let started = Instant::now();
-        let quota = self.project(caller, project)?.quota;
+        let quota = crate::projects::visible(&*self.store, caller, project)?.quota;
         validate_container_name(&req.name)?;
         let image_name = req.image.as_deref().unwrap_or(minimal::NAME);
         validate_image_name(image_name)?;
@@ -192,7 +193,7 @@ impl Platform {
                 if let Err(cleanup) = self.destroy(&rec).await {
                     tracing::error!(container = %rec.id, error = %cleanup, "rollback left debris; `cubby doctor` will report it");
                 }
-                self.routes.remove(&rec.id);
+                self.access.routes.remove(&rec.id);
                 self.store.delete_container(
                     &rec.id,
                     &AuditEntry {

@@ -14,9 +14,10 @@ use cubby_model::{ContainerId, ContainerStatus, Trigger};
 use cubby_store::{AuditEntry, ContainerRecord};
 use tracing::{Instrument, info_span};
 
-use crate::{Caller, Error, Platform};
+use super::ContainerService;
+use crate::{Caller, Error};
 
-impl Platform {
+impl ContainerService {
     /// Deletes a container and everything of it.
     pub async fn delete_container(self: &Arc<Self>, caller: &Caller, id: &ContainerId) -> Result<(), Error> {
         self.delete_inner(caller, id).instrument(info_span!("container.delete", container = %id)).await
@@ -27,7 +28,7 @@ impl Platform {
         let rec = self.record(caller, id)?;
         let t0 = std::time::Instant::now();
         self.store.set_status(id, ContainerStatus::Deleting, Trigger::Api, 0)?;
-        self.routes.remove(id);
+        self.access.routes.remove(id);
         self.failpoint("delete.marked");
         if let Err(err) = self.forget_now(&rec).await {
             self.store.set_status(id, ContainerStatus::Failed, Trigger::Api, 0)?;

@@ -6,7 +6,8 @@ use std::time::Duration;
 use cubby_model::{ContainerId, ContainerStatus, ExecRequest, ExecResult, validate_command, validate_env};
 use cubby_runtime::ExecSpec;
 
-use crate::{Caller, Error, Platform};
+use super::ContainerService;
+use crate::{Caller, Error};
 
 /// Each of stdout and stderr of an exec is cut after this.
 pub const MAX_EXEC_OUTPUT: usize = 1 << 20;
@@ -15,7 +16,7 @@ pub const MAX_EXEC_SECONDS: u32 = 600;
 /// Most log bytes one request returns.
 pub const MAX_LOG_BYTES: u64 = 1 << 20;
 
-impl Platform {
+impl ContainerService {
     /// Runs `req.command` in a running container, as its user, in its
     /// working dir, with its env plus `req.environment_vars`.
     pub async fn exec(

@@ -24,7 +24,8 @@ use nix::mount::MsFlags;
 use tracing::{Instrument, info_span};
 
 use super::ContainerPaths;
-use crate::{Caller, Error, Platform};
+use super::ContainerService;
+use crate::{Caller, Error};
 
 const SIGTERM: i32 = 15;
 const SIGKILL: i32 = 9;
@@ -49,7 +50,7 @@ async fn wait_exit(pid: Option<u32>, within: Duration) -> bool {
     }
 }
 
-impl Platform {
+impl ContainerService {
     /// Starts a stopped (or failed) container. Starting a running one
     /// changes nothing.
     pub async fn start_container(self: &Arc<Self>, caller: &Caller, id: &ContainerId) -> Result<Container, Error> {
@@ -122,7 +123,7 @@ impl Platform {
                     tracing::warn!(container = %rec.id, error = %e, "cleanup after a failed start");
                 }
                 self.store.set_status(&rec.id, ContainerStatus::Failed, trigger, ms(t0))?;
-                self.routes.set_running(&rec.id, false);
+                self.access.routes.set_running(&rec.id, false);
                 Err(err)
             }
         }
@@ -139,7 +140,7 @@ impl Platform {
         self.halt(rec, grace)
             .instrument(info_span!("container.stop", container = %rec.id, trigger = trigger.as_str()))
             .await?;
-        self.routes.set_running(&rec.id, false);
+        self.access.routes.set_running(&rec.id, false);
         let rec = self
             .store
             .set_status(&rec.id, ContainerStatus::Stopped, trigger, ms(t0))?

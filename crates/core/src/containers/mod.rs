@@ -25,10 +25,13 @@ mod exec;
 mod lifecycle;
 pub(crate) mod output;
 mod restore;
+mod service;
 mod snapshots;
 mod stats;
 mod update;
 
+pub use service::ContainerService;
+pub(crate) use service::Parts;
 pub use update::EnvChange;
 
 use std::path::PathBuf;
@@ -40,7 +43,8 @@ use cubby_store::ContainerRecord;
 
 use crate::inventory::Layout;
 use crate::routes::{Route, label};
-use crate::{Caller, Error, Platform};
+
+use crate::{Caller, Error};
 
 /// Largest page of a container list.
 pub const MAX_PAGE: u32 = 500;
@@ -95,7 +99,7 @@ impl ContainerPaths {
     }
 }
 
-impl Platform {
+impl ContainerService {
     pub(crate) fn paths(&self, id: &ContainerId, slot: u32) -> ContainerPaths {
         ContainerPaths::of(&self.config.layout(), id, slot)
     }
@@ -168,14 +172,8 @@ impl Platform {
 
     /// Puts a container's routes (its own label and its aliases) in the table.
     pub(crate) fn publish_routes(&self, rec: &ContainerRecord, running: bool) -> Result<(), Error> {
-        self.routes.remove(&rec.id);
         let (label, route) = self.route_of(rec, running)?;
-        for alias in self.store.aliases(Some(&rec.id))? {
-            let port = alias.port.unwrap_or(route.port);
-            self.routes.insert(alias.name.clone(), Route { port, ..route.clone() });
-        }
-        self.routes.insert(label, route);
-        Ok(())
+        self.access.publish(label, route)
     }
 
     /// The record of a container the caller may see.
@@ -205,7 +203,7 @@ impl Platform {
 
     /// A page of containers, of one project or of every project the caller
     /// may see, ordered by id.
-    pub fn containers(
+    pub fn list(
         &self,
         caller: &Caller,
         project: Option<&ProjectId>,
@@ -213,7 +211,7 @@ impl Platform {
         limit: u32,
     ) -> Result<Page<Container>, Error> {
         if let Some(p) = project {
-            self.project(caller, p)?;
+            crate::projects::visible(&*self.store, caller, p)?;
         }
         let scope = project.or(caller.project());
         let limit = limit.clamp(1, MAX_PAGE);
@@ -234,7 +232,7 @@ impl Platform {
         project: &ProjectId,
         name: &str,
     ) -> Result<Option<Container>, Error> {
-        self.project(caller, project)?;
+        crate::projects::visible(&*self.store, caller, project)?;
         let found = self.store.containers(Some(project), None, u32::MAX)?.into_iter().find(|r| r.name == name);
         found.map(|r| self.view(&r)).transpose()
     }

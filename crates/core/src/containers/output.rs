@@ -13,7 +13,7 @@ use cubby_runtime::logs::{self, LogPolicy};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::Platform;
+use super::ContainerService;
 
 /// How long a stop waits for the collector to take what is left.
 const DRAIN_WAIT: Duration = Duration::from_secs(2);
@@ -43,7 +43,7 @@ impl Collectors {
     }
 }
 
-impl Platform {
+impl ContainerService {
     /// Starts collecting the output of a container about to be created
     /// (any earlier collector of it is dropped): the daemon's end of its
     /// FIFO is open before the container's first write.

@@ -20,7 +20,8 @@ use cubby_model::{ContainerId, LayerId};
 use cubby_store::{ContainerRecord, LayerRecord};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Platform};
+use super::ContainerService;
+use crate::Error;
 
 /// On disk as plain strings: the ids are the daemon's own (some older
 /// layer ids have other shapes), read back with `from_stored`.
@@ -37,7 +38,7 @@ struct Paths {
     journal: PathBuf,
 }
 
-impl Platform {
+impl ContainerService {
     fn restore_paths(&self, id: &str) -> Paths {
         let dir = self.pool.containers_dir();
         Paths {

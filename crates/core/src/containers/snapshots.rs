@@ -16,7 +16,8 @@ use cubby_model::{
 use cubby_storage::image::tree_size;
 use cubby_store::{LayerKind, SnapshotRecord};
 
-use crate::{Caller, Error, Platform};
+use super::ContainerService;
+use crate::{Caller, Error};
 
 /// Longest expiry, in days.
 const MAX_EXPIRY_DAYS: f64 = 3650.0;
@@ -35,7 +36,7 @@ fn snapshot_name() -> String {
     )
 }
 
-impl Platform {
+impl ContainerService {
     fn snapshot_view(&self, s: &SnapshotRecord) -> Result<Snapshot, Error> {
         let size = match self.store.layer(&s.layer_id)? {
             Some(layer) => tree_size(&self.layer_root(&layer)).ok(),

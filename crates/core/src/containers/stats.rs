@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use cubby_model::{ContainerId, ContainerStats, ContainerStatus};
 
-use crate::{Caller, Error, Platform};
+use super::ContainerService;
+use crate::{Caller, Error};
 
 /// The window rates are measured over.
 const WINDOW: Duration = Duration::from_millis(200);
@@ -38,7 +39,7 @@ struct Sample {
     net: (u64, u64),
 }
 
-impl Platform {
+impl ContainerService {
     fn sample(&self, cgroup: &str, veth: &str) -> Result<Sample, Error> {
         let cpu_ns = self.host.cgroups.cpu_usage_ns(cgroup).map_err(Error::runtime("read cpu usage", cgroup))?;
         let (host_rx, host_tx) = veth_bytes(&self.config.proc_root, veth).unwrap_or((0, 0));

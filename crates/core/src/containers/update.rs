@@ -11,7 +11,8 @@ use cubby_model::{
 
 use cubby_store::ContainerRecord;
 
-use crate::{Caller, Error, Platform};
+use super::ContainerService;
+use crate::{Caller, Error};
 
 /// Most snapshots a container may be allowed.
 const MAX_SNAPSHOTS: u32 = 1000;
@@ -29,7 +30,7 @@ pub enum EnvChange {
     Remove { key: String },
 }
 
-impl Platform {
+impl ContainerService {
     /// Changes a container.
     pub async fn update_container(
         self: &Arc<Self>,

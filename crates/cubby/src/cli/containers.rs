@@ -118,8 +118,10 @@ impl LimitArgs {
     }
 }
 
-pub(super) fn parse_env(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+pub(super) fn parse_env(s: &str) -> anyhow::Result<(String, String)> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| anyhow::anyhow!("`{s}` is not KEY=VALUE"))
 }
 
 #[derive(Debug, Args)]

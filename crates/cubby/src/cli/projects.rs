@@ -75,8 +75,8 @@ impl QuotaArgs {
     }
 }
 
-fn parse_size(s: &str) -> Result<ByteSize, String> {
-    ByteSize::parse(s).map_err(|e| e.to_string())
+fn parse_size(s: &str) -> Result<ByteSize, cubby_model::ByteSizeError> {
+    ByteSize::parse(s)
 }
 
 /// A project's limit, defaults and quota (on update, what is not given
@@ -149,6 +149,6 @@ pub fn run(cmd: ProjectsCommand) -> anyhow::Result<std::process::ExitCode> {
 }
 
 /// Parses an access mode flag.
-pub fn parse_access(s: &str) -> Result<AccessMode, String> {
-    AccessMode::parse(s).ok_or_else(|| format!("`{s}` is not an access mode: use claim, public or token"))
+pub fn parse_access(s: &str) -> anyhow::Result<AccessMode> {
+    AccessMode::parse(s).ok_or_else(|| anyhow::anyhow!("`{s}` is not an access mode: use claim, public or token"))
 }

@@ -9,12 +9,12 @@ use super::output::{print, print_one};
 use super::{Connection, Target};
 
 /// A value of one of the API's enums, as the API spells it.
-fn parse_word<T: DeserializeOwned>(s: &str) -> Result<T, String> {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|e| format!("`{s}`: {e}"))
+fn parse_word<T: DeserializeOwned>(s: &str) -> anyhow::Result<T> {
+    Ok(serde_json::from_value(serde_json::Value::String(s.to_string()))?)
 }
 
-fn parse_direction(s: &str) -> Result<Direction, String> {
-    Direction::parse(s).ok_or_else(|| format!("`{s}` is not a direction: ingress or egress"))
+fn parse_direction(s: &str) -> anyhow::Result<Direction> {
+    Direction::parse(s).ok_or_else(|| anyhow::anyhow!("`{s}` is not a direction: ingress or egress"))
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use url::Url;
 
+use super::thrown::Thrown;
+
 /// SHA-256 of `data`, lowercase hex.
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
@@ -33,16 +35,16 @@ pub(crate) fn timing_safe_equal(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `n` bytes from the operating system's generator.
-pub(crate) fn random_bytes(n: usize) -> Result<Vec<u8>, String> {
+pub(crate) fn random_bytes(n: usize) -> Result<Vec<u8>, Thrown> {
     let mut bytes = vec![0u8; n];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness available: {e}"))?;
+    getrandom::fill(&mut bytes).map_err(Thrown::NoRandomness)?;
     Ok(bytes)
 }
 
 /// A random (version 4) UUID, lowercase hyphenated.
-pub(crate) fn uuid_v4() -> Result<String, String> {
+pub(crate) fn uuid_v4() -> Result<String, Thrown> {
     let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(|e| format!("no randomness available: {e}"))?;
+    getrandom::fill(&mut b).map_err(Thrown::NoRandomness)?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
@@ -50,36 +52,29 @@ pub(crate) fn uuid_v4() -> Result<String, String> {
 }
 
 /// `btoa`: base64 of a string whose characters are all <= U+00FF.
-pub(crate) fn btoa(data: &str) -> Result<String, String> {
-    let bytes = data
-        .chars()
-        .map(|c| u8::try_from(u32::from(c)).ok())
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(|| {
-            "btoa: the string has characters outside Latin-1; encode it first, e.g. btoa(String.fromCharCode(...new TextEncoder().encode(s)))".to_owned()
-        })?;
+pub(crate) fn btoa(data: &str) -> Result<String, Thrown> {
+    let bytes =
+        data.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect::<Option<Vec<u8>>>().ok_or(Thrown::NotLatin1)?;
     Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 /// `atob`: decodes forgiving base64 (whitespace and missing padding allowed)
 /// into a string of one character per byte.
-pub(crate) fn atob(data: &str) -> Result<String, String> {
+pub(crate) fn atob(data: &str) -> Result<String, Thrown> {
     let compact: String = data.chars().filter(|c| !matches!(c, ' ' | '\t' | '\n' | '\x0c' | '\r')).collect();
     let trimmed = if compact.len().is_multiple_of(4) {
         compact.strip_suffix("==").or_else(|| compact.strip_suffix('=')).unwrap_or(&compact)
     } else {
         &compact
     };
-    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(trimmed)
-        .map_err(|_| "atob: the string is not valid base64".to_owned())?;
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed).map_err(|_| Thrown::NotBase64)?;
     Ok(bytes.into_iter().map(char::from).collect())
 }
 
 /// UTF-8 to a string; invalid sequences become U+FFFD unless `fatal`.
-pub(crate) fn utf8_decode(bytes: &[u8], fatal: bool) -> Result<String, String> {
+pub(crate) fn utf8_decode(bytes: &[u8], fatal: bool) -> Result<String, Thrown> {
     if fatal {
-        std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| "TextDecoder: the data is not valid UTF-8".to_owned())
+        std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| Thrown::NotUtf8)
     } else {
         Ok(String::from_utf8_lossy(bytes).into_owned())
     }
@@ -106,12 +101,12 @@ pub(crate) fn url_parts(url: &Url) -> Vec<String> {
 }
 
 /// `new URL(input, base)`.
-pub(crate) fn url_parse(input: &str, base: Option<&str>) -> Result<Url, String> {
-    let invalid = || format!("Invalid URL: {input}");
+pub(crate) fn url_parse(input: &str, base: Option<&str>) -> Result<Url, Thrown> {
+    let invalid = || Thrown::InvalidUrl(input.to_owned());
     match base {
         None => Url::parse(input).map_err(|_| invalid()),
         Some(base) => {
-            let base = Url::parse(base).map_err(|_| format!("Invalid base URL: {base}"))?;
+            let base = Url::parse(base).map_err(|_| Thrown::InvalidBaseUrl(base.to_owned()))?;
             base.join(input).map_err(|_| invalid())
         }
     }
@@ -119,11 +114,11 @@ pub(crate) fn url_parse(input: &str, base: Option<&str>) -> Result<Url, String> 
 
 /// A `URL` setter: WHATWG semantics, where a value that does not fit is
 /// ignored (as browsers do), except `href`, which must parse.
-pub(crate) fn url_set(href: &str, field: &str, value: &str) -> Result<Url, String> {
+pub(crate) fn url_set(href: &str, field: &str, value: &str) -> Result<Url, Thrown> {
     use url::quirks;
-    let mut url = Url::parse(href).map_err(|_| format!("Invalid URL: {href}"))?;
+    let mut url = Url::parse(href).map_err(|_| Thrown::InvalidUrl(href.to_owned()))?;
     match field {
-        "href" => return Url::parse(value).map_err(|_| format!("Invalid URL: {value}")),
+        "href" => return Url::parse(value).map_err(|_| Thrown::InvalidUrl(value.to_owned())),
         "protocol" => drop(quirks::set_protocol(&mut url, value)),
         "username" => drop(quirks::set_username(&mut url, value)),
         "password" => drop(quirks::set_password(&mut url, value)),
@@ -133,7 +128,7 @@ pub(crate) fn url_set(href: &str, field: &str, value: &str) -> Result<Url, Strin
         "pathname" => quirks::set_pathname(&mut url, value),
         "search" => quirks::set_search(&mut url, value),
         "hash" => quirks::set_hash(&mut url, value),
-        other => return Err(format!("URL has no settable `{other}`")),
+        other => return Err(Thrown::NoSuchUrlField(other.to_owned())),
     }
     Ok(url)
 }

@@ -15,6 +15,7 @@ mod invoke;
 mod memory;
 mod natives;
 mod prelude;
+mod thrown;
 mod webcrypto;
 
 use std::collections::BTreeMap;

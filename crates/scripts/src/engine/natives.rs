@@ -11,7 +11,9 @@ use bytes::Bytes;
 use rquickjs::{Array, Ctx, Exception, Function, Object, Promise, TypedArray};
 
 use super::console::LogBuffer;
+use super::thrown::Thrown;
 use super::{builtins, webcrypto};
+use crate::FetchError;
 use crate::host::{AnswerRoom, FetchRequest, ScriptHost};
 
 /// `fetch`'s timeout when the script gives none.
@@ -39,12 +41,10 @@ pub(crate) struct NativeState {
 struct InFlight(Rc<std::cell::Cell<usize>>);
 
 impl InFlight {
-    fn start(state: &NativeState, what: &str) -> Result<Self, String> {
+    fn start(state: &NativeState, what: impl FnOnce() -> String) -> Result<Self, Thrown> {
         let n = state.in_flight.get();
         if n >= MAX_HOST_CALLS {
-            return Err(format!(
-                "{what}: {MAX_HOST_CALLS} fetch and ctx.cubby calls are already waiting; await some before starting more"
-            ));
+            return Err(Thrown::TooManyHostCalls { what: what(), limit: MAX_HOST_CALLS });
         }
         state.in_flight.set(n + 1);
         Ok(Self(Rc::clone(&state.in_flight)))
@@ -66,8 +66,8 @@ pub(crate) fn with_bytes<R>(array: &TypedArray<'_, u8>, f: impl FnOnce(&[u8]) ->
     f(bytes)
 }
 
-fn type_error(ctx: &Ctx<'_>, message: &str) -> rquickjs::Error {
-    Exception::throw_type(ctx, message)
+fn type_error(ctx: &Ctx<'_>, error: &dyn std::fmt::Display) -> rquickjs::Error {
+    Exception::throw_type(ctx, &error.to_string())
 }
 
 /// Milliseconds from JavaScript as a duration, `None` for zero, negative or NaN.
@@ -235,7 +235,7 @@ fn install_async<'js>(ctx: &Ctx<'js>, native: &Object<'js>, state: &Rc<NativeSta
     native.set(
         "cubby",
         Function::new(ctx.clone(), move |ctx: Ctx<'js>, method: String, path: String, body: Option<String>| {
-            let call = InFlight::start(&st, &format!("ctx.cubby {method} {path}"))
+            let call = InFlight::start(&st, || format!("ctx.cubby {method} {path}"))
                 .map(|in_flight| (in_flight, st.host.cubby(&method, &path, body, st.room.clone())));
             let (js, room) = (ctx.clone(), st.room.clone());
             Promise::wrap_future(&ctx, async move {
@@ -270,7 +270,7 @@ fn install_async<'js>(ctx: &Ctx<'js>, native: &Object<'js>, state: &Rc<NativeSta
                 let wanted = millis(timeout_ms).unwrap_or(DEFAULT_FETCH_TIMEOUT);
                 let timeout = wanted.min(remaining);
                 let capped = remaining < wanted;
-                let call = InFlight::start(&st, &format!("fetch {url}")).map(|in_flight| {
+                let call = InFlight::start(&st, || format!("fetch {url}")).map(|in_flight| {
                     let answer = st.host.fetch(FetchRequest {
                         method,
                         url: url.clone(),
@@ -293,8 +293,8 @@ fn install_async<'js>(ctx: &Ctx<'js>, native: &Object<'js>, state: &Rc<NativeSta
                     }
                     let failure = match answered {
                         Ok(Ok(response)) => Ok(response),
-                        Ok(Err(message)) => Err(message),
-                        Err(_) => Err(format!("fetch to {url} timed out after {} ms", timeout.as_millis())),
+                        Ok(Err(error)) => Err(error),
+                        Err(_) => Err(FetchError::Timeout { url, timeout }),
                     };
                     let response = match failure {
                         Ok(response) => response,
@@ -303,9 +303,9 @@ fn install_async<'js>(ctx: &Ctx<'js>, native: &Object<'js>, state: &Rc<NativeSta
                         // as this fetch's error.
                         Err(_) if capped && Instant::now() + DEADLINE_MARGIN >= deadline => {
                             std::future::pending::<()>().await;
-                            return Err(type_error(&js, "unreachable"));
+                            return Err(type_error(&js, &"unreachable"));
                         }
-                        Err(message) => return Err(type_error(&js, &message)),
+                        Err(error) => return Err(type_error(&js, &error)),
                     };
                     let flat: Vec<String> =
                         response.headers.into_iter().flat_map(|(name, value)| [name, value]).collect();

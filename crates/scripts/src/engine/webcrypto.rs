@@ -7,6 +7,8 @@
 
 use hmac::{KeyInit, Mac};
 
+use super::thrown::Thrown;
+
 /// A hash a script names (`"SHA-256"`, `{ name: "sha-256" }`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Hash {
@@ -17,13 +19,13 @@ pub(crate) enum Hash {
 }
 
 impl Hash {
-    pub(crate) fn parse(name: &str) -> Result<Self, String> {
+    pub(crate) fn parse(name: &str) -> Result<Self, Thrown> {
         Ok(match name.to_ascii_uppercase().as_str() {
             "SHA-1" => Self::Sha1,
             "SHA-256" => Self::Sha256,
             "SHA-384" => Self::Sha384,
             "SHA-512" => Self::Sha512,
-            other => return Err(format!("unknown hash `{other}`: use SHA-1, SHA-256, SHA-384 or SHA-512")),
+            other => return Err(Thrown::UnknownHash(other.to_owned())),
         })
     }
 }
@@ -73,10 +75,9 @@ pub(crate) fn hmac_verify(hash: Hash, key: &[u8], signature: &[u8], data: &[u8])
 /// Whether `signature` is `public`'s Ed25519 signature of `data` (strict:
 /// no malleable or small-order forms). A key that is not 32 bytes of a
 /// valid point is an error; a bad signature is `false`.
-pub(crate) fn ed25519_verify(public: &[u8], signature: &[u8], data: &[u8]) -> Result<bool, String> {
-    let bytes: [u8; 32] =
-        public.try_into().map_err(|_| format!("an Ed25519 public key is 32 bytes, not {}", public.len()))?;
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| "not an Ed25519 public key".to_string())?;
+pub(crate) fn ed25519_verify(public: &[u8], signature: &[u8], data: &[u8]) -> Result<bool, Thrown> {
+    let bytes: [u8; 32] = public.try_into().map_err(|_| Thrown::Ed25519KeyLength(public.len()))?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| Thrown::NotEd25519Key)?;
     let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else { return Ok(false) };
     Ok(key.verify_strict(data, &signature).is_ok())
 }
@@ -95,7 +96,7 @@ mod tests {
         );
         assert!(hex::encode(digest(Hash::Sha384, abc)).starts_with("cb00753f45a35e8bb5a03d699ac65007"));
         assert!(hex::encode(digest(Hash::Sha512, abc)).starts_with("ddaf35a193617abacc417349ae204131"));
-        assert_eq!(Hash::parse("sha-256"), Ok(Hash::Sha256));
+        assert_eq!(Hash::parse("sha-256").ok(), Some(Hash::Sha256));
         assert!(Hash::parse("MD5").is_err());
     }
 
@@ -118,9 +119,9 @@ mod tests {
         let signing = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
         let public = signing.verifying_key().to_bytes();
         let signature = signing.sign(b"payload").to_bytes();
-        assert_eq!(ed25519_verify(&public, &signature, b"payload"), Ok(true));
-        assert_eq!(ed25519_verify(&public, &signature, b"payloaD"), Ok(false));
-        assert_eq!(ed25519_verify(&public, &signature[..10], b"payload"), Ok(false));
+        assert_eq!(ed25519_verify(&public, &signature, b"payload").ok(), Some(true));
+        assert_eq!(ed25519_verify(&public, &signature, b"payloaD").ok(), Some(false));
+        assert_eq!(ed25519_verify(&public, &signature[..10], b"payload").ok(), Some(false));
         assert!(ed25519_verify(&public[..31], &signature, b"payload").is_err());
     }
 }

@@ -118,11 +118,7 @@ async fn cubby_errors_carry_status_and_code() {
     );
     host.answer_cubby("GET", "/containers/weird", 502, "upstream broke");
     host.answer_cubby_with(|call| {
-        if call.path == "/containers/down" {
-            Err("the API is unavailable".to_owned())
-        } else {
-            Ok((500, String::new()))
-        }
+        if call.path == "/containers/down" { Err(crate::CubbyCallError::Unavailable) } else { Ok((500, String::new())) }
     });
     let mut inv = invocation(
         r#"export default async (request, ctx) => {
@@ -221,13 +217,13 @@ impl ScriptHost for FetcherHost {
         _: &str,
         _: Option<String>,
         _: crate::AnswerRoom,
-    ) -> BoxFuture<'static, Result<(u16, String), String>> {
-        futures::future::ready(Err("no API here".to_owned())).boxed()
+    ) -> BoxFuture<'static, Result<(u16, String), crate::CubbyCallError>> {
+        futures::future::ready(Err(crate::CubbyCallError::Unavailable)).boxed()
     }
 
-    fn fetch(&self, request: FetchRequest) -> BoxFuture<'static, Result<FetchResponse, String>> {
+    fn fetch(&self, request: FetchRequest) -> BoxFuture<'static, Result<FetchResponse, crate::FetchError>> {
         let fetcher = self.0.clone();
-        async move { fetcher.fetch(request).await.map_err(|e| e.to_string()) }.boxed()
+        async move { fetcher.fetch(request).await }.boxed()
     }
 }
 

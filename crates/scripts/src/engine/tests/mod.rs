@@ -27,7 +27,7 @@ impl crate::ScriptHost for NeverAnswers {
         _: &str,
         _: Option<String>,
         _: crate::AnswerRoom,
-    ) -> futures::future::BoxFuture<'static, Result<(u16, String), String>> {
+    ) -> futures::future::BoxFuture<'static, Result<(u16, String), crate::CubbyCallError>> {
         self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Box::pin(futures::future::pending())
     }
@@ -35,7 +35,7 @@ impl crate::ScriptHost for NeverAnswers {
     fn fetch(
         &self,
         _: crate::FetchRequest,
-    ) -> futures::future::BoxFuture<'static, Result<crate::FetchResponse, String>> {
+    ) -> futures::future::BoxFuture<'static, Result<crate::FetchResponse, crate::FetchError>> {
         self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Box::pin(futures::future::pending())
     }
