@@ -433,6 +433,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/containers/{id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What a container used over a span: CPU seconds, memory and disk
+         *     GiB-seconds and peaks, network bytes, requests through its URL and
+         *     their bytes, running seconds and wakes. Current to the call. A deleted
+         *     container's usage stays readable by its project until it ages out.
+         */
+        get: operations["container_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/health": {
         parameters: {
             query?: never;
@@ -686,6 +708,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What a project's containers used over a span, together, and with
+         *     `group_by=container` each one's total (deleted ones by id, until their
+         *     usage ages out).
+         */
+        get: operations["project_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -864,6 +907,36 @@ export interface components {
          * @enum {string}
          */
         ContainerStatus: "creating" | "running" | "stopped" | "copying" | "deleting" | "failed";
+        /**
+         * @description One container's total within a project's usage. Deleted containers
+         *     stay listed (by id only) until their usage ages out, so their last
+         *     invoice can be made.
+         */
+        ContainerTotal: {
+            container_id: components["schemas"]["ContainerId"];
+            /** @description Its name now; `null` once it is deleted. */
+            name?: string | null;
+            totals: components["schemas"]["Usage"];
+        };
+        /**
+         * @description One container's usage over `[from, to)`: a series of steps (only the
+         *     steps with any usage) and their total.
+         */
+        ContainerUsage: {
+            container_id: components["schemas"]["ContainerId"];
+            /** Format: date-time */
+            from: string;
+            project_id: components["schemas"]["ProjectId"];
+            series: components["schemas"]["UsagePoint"][];
+            /**
+             * Format: int32
+             * @description Seconds per step of `series`.
+             */
+            step_seconds: number;
+            /** Format: date-time */
+            to: string;
+            totals: components["schemas"]["Usage"];
+        };
         /** @description The body of `POST /api/v1/containers/{id}/copy`. */
         CopyContainer: {
             /** @description Copy the source's firewall rules (default true). */
@@ -1237,6 +1310,30 @@ export interface components {
             max_memory?: number | null;
         };
         /**
+         * @description A project's usage over `[from, to)`: the series of its containers
+         *     together, the total, and with `group_by=container` each container's
+         *     total.
+         */
+        ProjectUsage: {
+            /**
+             * @description With `group_by=container`: every container with usage in the span,
+             *     by id.
+             */
+            containers?: components["schemas"]["ContainerTotal"][];
+            /** Format: date-time */
+            from: string;
+            project_id: components["schemas"]["ProjectId"];
+            series: components["schemas"]["UsagePoint"][];
+            /**
+             * Format: int32
+             * @description Seconds per step of `series`.
+             */
+            step_seconds: number;
+            /** Format: date-time */
+            to: string;
+            totals: components["schemas"]["Usage"];
+        };
+        /**
          * @description Which protocol a rule matches.
          * @enum {string}
          */
@@ -1432,6 +1529,79 @@ export interface components {
         UpdateSnapshot: {
             /** @description The new alias; `null` removes it. */
             alias?: string | null;
+        };
+        /**
+         * @description What one tenant (or a project's tenants together) used over a span.
+         *     Counters add up; `*_peak_*` are the largest sample in the span.
+         */
+        Usage: {
+            /**
+             * Format: double
+             * @description CPU time, in seconds (a container held at its limit of 0.5 core for
+             *     60 s uses 30).
+             */
+            cpu_seconds: number;
+            /**
+             * Format: double
+             * @description Disk held by it alone (its own layer, exclusive bytes) integrated
+             *     over time, stopped or running: GiB × seconds, from samples.
+             */
+            disk_gib_seconds: number;
+            /**
+             * Format: int64
+             * @description The most disk a sample saw, in bytes.
+             */
+            disk_peak_bytes: number;
+            /**
+             * Format: double
+             * @description Memory charged to it (page cache included), integrated over time:
+             *     GiB × seconds, from samples.
+             */
+            memory_gib_seconds: number;
+            /**
+             * Format: int64
+             * @description The most memory a sample saw, in bytes.
+             */
+            memory_peak_bytes: number;
+            /**
+             * Format: int64
+             * @description Bytes the container received over its own network interface.
+             */
+            network_rx_bytes: number;
+            /**
+             * Format: int64
+             * @description Bytes the container sent over its own network interface.
+             */
+            network_tx_bytes: number;
+            /**
+             * Format: int64
+             * @description Requests that reached it through its URL (the proxy).
+             */
+            requests: number;
+            /**
+             * Format: int64
+             * @description Bytes of the responses to those requests.
+             */
+            response_bytes: number;
+            /**
+             * Format: double
+             * @description Time it ran, in seconds.
+             */
+            running_seconds: number;
+            /**
+             * Format: int64
+             * @description Starts caused by a request to its URL while it was stopped.
+             */
+            wakes: number;
+        };
+        /** @description The usage of one step of a series. */
+        UsagePoint: {
+            /**
+             * Format: date-time
+             * @description The start of the step.
+             */
+            at: string;
+            usage: components["schemas"]["Usage"];
         };
     };
     responses: never;
@@ -3075,6 +3245,68 @@ export interface operations {
             };
         };
     };
+    container_usage: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Start of the span (RFC 3339, e.g. `2026-12-01T00:00:00Z`); default:
+                 *     a day before `to`. Rounded down to the step.
+                 */
+                from?: string | null;
+                /** @description End of the span (RFC 3339); default: now. Rounded up to the step. */
+                to?: string | null;
+                /**
+                 * @description Seconds per step of the series: a multiple of 60 (minutes, kept 2
+                 *     days) or of 3600 (hours); default 3600 for spans over 6 hours,
+                 *     else 60.
+                 */
+                step?: number | null;
+                /** @description `container`: also each container's total (project usage only). */
+                group_by?: "container" | null;
+            };
+            header?: never;
+            path: {
+                /** @description Container id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContainerUsage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     health: {
         parameters: {
             query?: never;
@@ -4045,6 +4277,68 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    project_usage: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Start of the span (RFC 3339, e.g. `2026-12-01T00:00:00Z`); default:
+                 *     a day before `to`. Rounded down to the step.
+                 */
+                from?: string | null;
+                /** @description End of the span (RFC 3339); default: now. Rounded up to the step. */
+                to?: string | null;
+                /**
+                 * @description Seconds per step of the series: a multiple of 60 (minutes, kept 2
+                 *     days) or of 3600 (hours); default 3600 for spans over 6 hours,
+                 *     else 60.
+                 */
+                step?: number | null;
+                /** @description `container`: also each container's total (project usage only). */
+                group_by?: "container" | null;
+            };
+            header?: never;
+            path: {
+                /** @description Project id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectUsage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             401: {
                 headers: {

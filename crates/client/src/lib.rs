@@ -7,10 +7,11 @@ use std::io::Read;
 use std::time::Duration;
 
 use cubby_model::{
-    Alias, Authorization, AuthorizeRequest, Container, ContainerStats, CopyContainer, CreateAlias, CreateContainer,
-    CreateProject, CreateSnapshot, CreateToken, CreatedToken, Direction, EnvValue, ExecRequest, ExecResult, Firewall,
-    FirewallRule, Image, NetworkRules, Page, Project, PublicKey, PutSecrets, RuleSpec, ScriptFile, ScriptInvocation,
-    SecretNames, Snapshot, Token, Transition, UpdateContainer, UpdateProject, UpdateSnapshot,
+    Alias, Authorization, AuthorizeRequest, Container, ContainerStats, ContainerUsage, CopyContainer, CreateAlias,
+    CreateContainer, CreateProject, CreateSnapshot, CreateToken, CreatedToken, Direction, EnvValue, ExecRequest,
+    ExecResult, Firewall, FirewallRule, Image, NetworkRules, Page, Project, ProjectUsage, PublicKey, PutSecrets,
+    RuleSpec, ScriptFile, ScriptInvocation, SecretNames, Snapshot, Token, Transition, UpdateContainer, UpdateProject,
+    UpdateSnapshot,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -286,6 +287,18 @@ impl Client {
     /// What a container uses now.
     pub fn stats(&self, id: &str) -> Result<ContainerStats, ClientError> {
         self.call("GET", &format!("/api/v1/containers/{id}/stats"), None::<&()>)
+    }
+
+    /// What a container used; `query` is the query string without `?`
+    /// (`from=…&to=…&step=…`, RFC 3339 times), empty for the last day.
+    pub fn container_usage(&self, id: &str, query: &str) -> Result<ContainerUsage, ClientError> {
+        self.call("GET", &format!("/api/v1/containers/{id}/usage?{query}"), None::<&()>)
+    }
+
+    /// What a project's containers used; `query` as for
+    /// [`Client::container_usage`], plus `group_by=container`.
+    pub fn project_usage(&self, id: &str, query: &str) -> Result<ProjectUsage, ClientError> {
+        self.call("GET", &format!("/api/v1/projects/{id}/usage?{query}"), None::<&()>)
     }
 
     /// A container's env vars.

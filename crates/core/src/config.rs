@@ -49,6 +49,10 @@ pub struct Defaults {
     pub script_queue: usize,
     /// Largest request body a script gets.
     pub script_max_body: ByteSize,
+    /// How often every container's usage counters are read.
+    pub usage_interval: Duration,
+    /// How long hour rows of usage are kept (minute rows: two days).
+    pub usage_retention: time::Duration,
 }
 
 impl Default for Defaults {
@@ -67,6 +71,8 @@ impl Default for Defaults {
             script_concurrency: 8,
             script_queue: 32,
             script_max_body: ByteSize(1 << 20),
+            usage_interval: Duration::from_secs(10),
+            usage_retention: time::Duration::days(400),
         }
     }
 }

@@ -149,6 +149,12 @@ impl Platform {
         platform
             .background
             .push(crate::background::expiry::spawn(containers, platform.config.defaults.expiry_interval));
+        let defaults = &platform.config.defaults;
+        platform.background.push(crate::background::usage::spawn(
+            containers,
+            defaults.usage_interval,
+            defaults.usage_retention,
+        ));
         containers.sweep_qgroups();
         Ok(platform)
     }

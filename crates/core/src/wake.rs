@@ -51,11 +51,40 @@ pub struct Activity {
     /// When traffic was last seen, in milliseconds since `epoch`.
     last_ms: AtomicU64,
     epoch: Instant,
+    /// Since the last usage reading: requests, their response bytes, and
+    /// wakes.
+    requests: AtomicU64,
+    response_bytes: AtomicU64,
+    wakes: AtomicU64,
+}
+
+/// What the proxy counted for one container since the last reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub requests: u64,
+    pub response_bytes: u64,
+    pub wakes: u64,
 }
 
 impl Activity {
     fn new() -> Self {
-        Self { open: AtomicUsize::new(0), last_ms: AtomicU64::new(0), epoch: Instant::now() }
+        Self {
+            open: AtomicUsize::new(0),
+            last_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            requests: AtomicU64::new(0),
+            response_bytes: AtomicU64::new(0),
+            wakes: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes the counts since the last call (each is counted once).
+    pub(crate) fn take_counts(&self) -> Counts {
+        Counts {
+            requests: self.requests.swap(0, Ordering::AcqRel),
+            response_bytes: self.response_bytes.swap(0, Ordering::AcqRel),
+            wakes: self.wakes.swap(0, Ordering::AcqRel),
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -77,6 +106,13 @@ impl Activity {
 #[derive(Debug)]
 pub struct ActivityGuard {
     activity: Arc<Activity>,
+}
+
+impl ActivityGuard {
+    /// Counts `bytes` of a response sent to the client.
+    pub fn sent(&self, bytes: u64) {
+        self.activity.response_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
 }
 
 impl Drop for ActivityGuard {
@@ -122,11 +158,13 @@ pub(crate) struct WakeTable {
 }
 
 impl ContainerService {
-    /// Marks the start of proxied traffic to a container; the guard marks
-    /// its end.
+    /// Marks the start of a proxied request (or upgraded connection) to a
+    /// container, and counts it; the guard counts its response bytes and
+    /// marks its end.
     pub fn track(&self, id: &ContainerId) -> ActivityGuard {
         let activity = self.activity.get(id);
         activity.open.fetch_add(1, Ordering::AcqRel);
+        activity.requests.fetch_add(1, Ordering::Relaxed);
         activity.touch();
         ActivityGuard { activity }
     }
@@ -179,6 +217,7 @@ impl ContainerService {
             ContainerStatus::Stopped | ContainerStatus::Failed if rec.autostart => {
                 match self.start_locked(&rec, Trigger::Wake).await {
                     Ok(_) => {
+                        self.activity.get(id).wakes.fetch_add(1, Ordering::Relaxed);
                         self.wakes.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
                         Ok(address)
                     }

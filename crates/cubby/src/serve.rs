@@ -85,6 +85,14 @@ pub struct ServeArgs {
     /// Seconds between sweeps for expired snapshots.
     #[arg(long, default_value_t = 60)]
     pub snapshot_expiry_interval: u64,
+    /// Seconds between readings of every container's usage counters (CPU,
+    /// memory, network, disk, requests).
+    #[arg(long, default_value_t = 10)]
+    pub usage_interval: u64,
+    /// Days hourly usage is kept (minute usage: two days). A deleted
+    /// tenant's usage (ids and numbers only) goes when it ages out.
+    #[arg(long, default_value_t = 400)]
+    pub usage_retention_days: u32,
     /// Users reach the proxy over https (a TLS front): claim cookies are
     /// Secure and X-Forwarded-Proto is https.
     #[arg(long)]
@@ -212,14 +220,23 @@ impl Resolver for Routes {
         })
     }
 
-    fn track(&self, container: &str) -> Box<dyn Send + Sync> {
-        Box::new(self.platform.containers().track(&ContainerId::from_stored(container.to_string())))
+    fn track(&self, container: &str) -> Box<dyn cubby_proxy::Traffic> {
+        Box::new(Counted(self.platform.containers().track(&ContainerId::from_stored(container.to_string()))))
     }
 
     fn upstream_socket(&self, upstream: SocketAddr) -> BoxFuture<Option<std::os::fd::OwnedFd>> {
         let platform = Arc::clone(&self.platform);
         let in_container = self.in_container;
         Box::pin(async move { if in_container { platform.containers().proxy_socket(upstream).await } else { None } })
+    }
+}
+
+/// A proxied request's traffic, counted in its container's activity.
+struct Counted(cubby_core::wake::ActivityGuard);
+
+impl cubby_proxy::Traffic for Counted {
+    fn sent(&self, bytes: u64) {
+        self.0.sent(bytes);
     }
 }
 
@@ -413,6 +430,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         helpers,
         defaults: Defaults {
             expiry_interval: std::time::Duration::from_secs(args.snapshot_expiry_interval.max(1)),
+            usage_interval: std::time::Duration::from_secs(args.usage_interval.clamp(1, 3600)),
+            usage_retention: time::Duration::days(i64::from(args.usage_retention_days.max(1))),
             script_memory: ByteSize::parse(&args.script_memory).map_err(|e| anyhow::anyhow!("--script-memory: {e}"))?,
             script_timeout: std::time::Duration::from_secs(args.script_timeout.clamp(1, 300)),
             script_concurrency: args.script_concurrency.clamp(1, cubby_core::scripts::run::MAX_RUNNING),

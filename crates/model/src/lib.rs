@@ -17,6 +17,7 @@ mod script;
 pub mod shadow;
 mod snapshot;
 mod token;
+mod usage;
 mod validate;
 
 pub use access::{
@@ -41,6 +42,7 @@ pub use script::{
 };
 pub use snapshot::{CreateSnapshot, Snapshot, UpdateSnapshot, validate_alias};
 pub use token::{CreateToken, CreatedToken, Token};
+pub use usage::{ContainerTotal, ContainerUsage, ProjectUsage, Usage, UsagePoint};
 pub use validate::{
     ValidationError, validate_command, validate_container_name, validate_env, validate_image_name,
     validate_project_name,

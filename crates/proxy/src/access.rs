@@ -390,7 +390,7 @@ mod tests {
         fn wake(&self, _: &str) -> crate::BoxFuture<Result<std::net::IpAddr, crate::WakeError>> {
             Box::pin(async { Err(crate::WakeError::Disabled) })
         }
-        fn track(&self, _: &str) -> Box<dyn Send + Sync> {
+        fn track(&self, _: &str) -> Box<dyn crate::Traffic> {
             Box::new(())
         }
     }

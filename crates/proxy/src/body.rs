@@ -1,5 +1,6 @@
-//! A response body that holds an activity guard until it is fully sent (or
-//! dropped), so a long stream (SSE) counts as traffic while it lasts.
+//! A response body that holds the request's [`Traffic`] guard until it is
+//! fully sent (or dropped), so a long stream (SSE) counts as traffic while
+//! it lasts, and tells it the bytes of each frame.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -7,16 +8,17 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
+use crate::Traffic;
 use crate::error_page::Body as BoxBody;
 
 pub(crate) struct Guarded {
     inner: BoxBody,
-    _guard: Box<dyn Send + Sync>,
+    guard: Box<dyn Traffic>,
 }
 
 impl Guarded {
-    pub(crate) fn new(inner: BoxBody, guard: Box<dyn Send + Sync>) -> Self {
-        Self { inner, _guard: guard }
+    pub(crate) fn new(inner: BoxBody, guard: Box<dyn Traffic>) -> Self {
+        Self { inner, guard }
     }
 }
 
@@ -25,7 +27,13 @@ impl Body for Guarded {
     type Error = hyper::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.guard.sent(data.len() as u64);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

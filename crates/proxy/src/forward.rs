@@ -109,7 +109,7 @@ pub(crate) async fn forward(
     peer: &Peer,
     scheme: &'static str,
     limits: &Limits,
-    guard: Box<dyn Send + Sync>,
+    guard: Box<dyn crate::Traffic>,
 ) -> Response<Body> {
     // Only `Accept` matters to an error answer (JSON or HTML): keep that,
     // not a copy of every header of every request.
@@ -217,11 +217,12 @@ pub(crate) async fn forward(
         let headers = upstream_response.headers().clone();
         let upstream_upgrade = hyper::upgrade::on(&mut upstream_response);
         tokio::spawn(async move {
-            let _guard = guard;
             match (client_upgrade.await, upstream_upgrade.await) {
                 (Ok(client_io), Ok(upstream_io)) => {
                     let (mut a, mut b) = (TokioIo::new(client_io), TokioIo::new(upstream_io));
-                    let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                    if let Ok((_, to_client)) = tokio::io::copy_bidirectional(&mut a, &mut b).await {
+                        guard.sent(to_client);
+                    }
                 }
                 (c, u) => tracing::debug!(client = c.is_ok(), upstream = u.is_ok(), "upgrade failed"),
             }

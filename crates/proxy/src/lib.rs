@@ -98,8 +98,10 @@ pub trait Resolver: Send + Sync + 'static {
     fn is_credential(&self, token: &str) -> bool;
     /// Starts a sleeping container and returns its address.
     fn wake(&self, container: &str) -> BoxFuture<Result<IpAddr, WakeError>>;
-    /// Marks traffic to `container` as open until the guard is dropped.
-    fn track(&self, container: &str) -> Box<dyn Send + Sync>;
+    /// Counts a request (or an upgraded connection) to `container` and
+    /// marks its traffic open until the guard is dropped; the guard counts
+    /// the bytes sent back.
+    fn track(&self, container: &str) -> Box<dyn Traffic>;
     /// A socket, not yet connected, for a new connection to `upstream`
     /// when the connection should start somewhere else than the host's
     /// network namespace (the container's own); `None` connects from the
@@ -108,6 +110,18 @@ pub trait Resolver: Send + Sync + 'static {
         let _ = upstream;
         Box::pin(async { None })
     }
+}
+
+/// The traffic of one proxied request or upgraded connection, as the
+/// resolver counts it (for usage and idle stops). Dropped when it ends.
+pub trait Traffic: Send + Sync {
+    /// `bytes` of the response went to the client.
+    fn sent(&self, bytes: u64);
+}
+
+/// Counts nothing.
+impl Traffic for () {
+    fn sent(&self, _: u64) {}
 }
 
 /// Why a claim does not open a container (the resolver's own error; the

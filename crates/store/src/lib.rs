@@ -1,5 +1,5 @@
 //! The daemon's state: projects, tokens, images, containers, their state
-//! transitions, project secrets, script logs and an audit trail.
+//! transitions, project secrets, script logs, usage and an audit trail.
 //!
 //! [`Store`] is the seam the core talks to. [`SqliteStore`] keeps the state
 //! in one SQLite file in WAL mode, with versioned migrations
@@ -13,6 +13,7 @@ mod migrations;
 mod records;
 mod sqlite;
 mod traits;
+pub mod usage;
 
 pub use error::StoreError;
 pub use records::{
@@ -22,8 +23,9 @@ pub use records::{
 pub use sqlite::SqliteStore;
 pub use traits::{
     AliasStore, AuditStore, ContainerStore, ImageStore, LayerStore, ProjectStore, RuleStore, ScriptStore,
-    SnapshotStore, Store, TokenStore,
+    SnapshotStore, Store, TokenStore, UsageStore,
 };
+pub use usage::{UsageCursor, UsageDelta, UsageEdge, UsageReading, UsageResolution, UsageRow, UsageScope};
 
 /// State transitions kept per container (the oldest go first).
 pub const TRANSITIONS_KEPT: u32 = 100;

@@ -11,7 +11,7 @@ use cubby_model::{
 
 use crate::{
     AliasRecord, AuditEntry, ContainerRecord, ImageRecord, LayerRecord, NewContainer, SnapshotRecord, StoreError,
-    TokenRecord,
+    TokenRecord, UsageDelta, UsageReading, UsageResolution, UsageRow, UsageScope,
 };
 
 /// Projects: one per customer of the operator.
@@ -172,6 +172,29 @@ pub trait AuditStore: Send + Sync {
 
 /// `Store`, the sum of the per-aggregate traits, and its blanket impl,
 /// from one list.
+/// Usage per container: readings in, minute and hour rows out. Rows hold
+/// ids and numbers only and outlive their container until pruned.
+pub trait UsageStore: Send + Sync {
+    /// Records one reading: what it adds since the container's previous
+    /// reading (see [`crate::usage::advance`]) goes into its minute and
+    /// hour rows, and it becomes the next reading's base. One transaction.
+    fn record_usage(&self, reading: &UsageReading) -> Result<UsageDelta, StoreError>;
+    /// The rows of `scope` at `resolution` whose start is in `[from, to)`
+    /// (seconds since the epoch), oldest first.
+    fn usage_rows(
+        &self,
+        scope: UsageScope<'_>,
+        resolution: UsageResolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<UsageRow>, StoreError>;
+    /// Drops the rows at `resolution` that start before `before`.
+    fn prune_usage(&self, resolution: UsageResolution, before: i64) -> Result<usize, StoreError>;
+    /// The project of a container that has usage rows (a deleted one's
+    /// included).
+    fn usage_project(&self, id: &ContainerId) -> Result<Option<ProjectId>, StoreError>;
+}
+
 macro_rules! every_store {
     ($($part:path),+ $(,)?) => {
         /// Everything the daemon remembers.
@@ -192,4 +215,5 @@ every_store!(
     SnapshotStore,
     ScriptStore,
     AuditStore,
+    UsageStore,
 );

@@ -11,6 +11,7 @@ pub mod projects;
 pub mod scripts;
 pub mod snapshots;
 pub mod tokens;
+pub mod usage;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -50,6 +51,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(containers::container_logs))
         .routes(routes!(containers::container_transitions))
         .routes(routes!(containers::container_stats))
+        .routes(routes!(usage::container_usage))
+        .routes(routes!(usage::project_usage))
         .routes(routes!(firewall::get_firewall, firewall::replace_firewall))
         .routes(routes!(firewall::reset_firewall))
         .routes(routes!(firewall::add_rule))

@@ -1,12 +1,14 @@
 //! The daemon's background tasks, one module each, and the runner that
 //! owns their handles: the quota-group sweeper ([`qgroups`]), the idle
-//! reaper ([`idle`]) and snapshot expiry ([`expiry`]). A task holds only
+//! reaper ([`idle`]), snapshot expiry ([`expiry`]) and the usage sampler
+//! ([`usage`]). A task holds only
 //! a weak reference to what it works on, so it never keeps the core
 //! alive; [`Background::abort_all`] stops them at shutdown.
 
 pub(crate) mod expiry;
 pub(crate) mod idle;
 pub(crate) mod qgroups;
+pub(crate) mod usage;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};

@@ -114,6 +114,8 @@ impl ContainerService {
                     .ok_or_else(|| Error::NotFound { kind: "container", id: rec.id.to_string() })?;
                 self.publish_routes(&rec, true)?;
                 self.activity.touch(&rec.id);
+                let net_dev = super::usage::read_net_dev(&self.config.proc_root);
+                self.record_usage(&rec, cubby_store::UsageEdge::Start, &net_dev);
                 self.monitor(&rec.id, pid);
                 tracing::info!(container = %rec.id, ms = ms(t0), trigger = trigger.as_str(), "container started");
                 Ok(rec)
@@ -351,6 +353,8 @@ impl ContainerService {
             }
         }
         self.drain_output(&rec.id).await;
+        // The run's last reading, while its cgroup still counts.
+        self.record_usage(rec, cubby_store::UsageEdge::End, &super::usage::read_net_dev(&self.config.proc_root));
         runtime.delete(id, true).await.map_err(Error::runtime("delete", id))?;
         self.host.mounts.unmount(&paths.rootfs).map_err(Error::storage("unmount rootfs", id))?;
         self.host.cgroups.remove(&paths.cgroup).map_err(Error::runtime("remove cgroup", id))?;

@@ -29,10 +29,12 @@ mod service;
 mod snapshots;
 mod stats;
 mod update;
+pub mod usage;
 
 pub use service::ContainerService;
 pub(crate) use service::Parts;
 pub use update::EnvChange;
+pub use usage::UsageWindow;
 
 use std::path::PathBuf;
 

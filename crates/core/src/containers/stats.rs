@@ -3,7 +3,6 @@
 //! in `{proc_root}/net/dev`, uptime from its last start. CPU and network
 //! rates are measured over a short window inside the call.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cubby_model::{ContainerId, ContainerStats, ContainerStatus};
@@ -13,22 +12,6 @@ use crate::{Caller, Error};
 
 /// The window rates are measured over.
 const WINDOW: Duration = Duration::from_millis(200);
-
-/// Bytes the host side of `veth` received and sent, from `net/dev` under
-/// `proc_root` (the host's namespace). The container's own view is the
-/// other way round.
-fn veth_bytes(proc_root: &Path, veth: &str) -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string(proc_root.join("net/dev")).ok()?;
-    text.lines().find_map(|line| {
-        let (name, counters) = line.split_once(':')?;
-        if name.trim() != veth {
-            return None;
-        }
-        let fields: Vec<u64> = counters.split_whitespace().filter_map(|f| f.parse().ok()).collect();
-        // rx bytes is the first field, tx bytes the ninth.
-        Some((*fields.first()?, *fields.get(8)?))
-    })
-}
 
 /// One reading of the counters that rates are made from.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +25,8 @@ struct Sample {
 impl ContainerService {
     fn sample(&self, cgroup: &str, veth: &str) -> Result<Sample, Error> {
         let cpu_ns = self.host.cgroups.cpu_usage_ns(cgroup).map_err(Error::runtime("read cpu usage", cgroup))?;
-        let (host_rx, host_tx) = veth_bytes(&self.config.proc_root, veth).unwrap_or((0, 0));
+        let net_dev = super::usage::read_net_dev(&self.config.proc_root);
+        let (host_rx, host_tx) = super::usage::veth_bytes(&net_dev, veth).unwrap_or((0, 0));
         Ok(Sample { at: Instant::now(), cpu_ns: cpu_ns.unwrap_or(0), net: (host_tx, host_rx) })
     }
 
@@ -90,26 +74,5 @@ impl ContainerService {
             uptime_seconds: uptime,
             window_ms: u64::try_from(last.at.duration_since(first.at).as_millis()).unwrap_or(u64::MAX),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn veth_counters_come_from_net_dev() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("net")).unwrap();
-        std::fs::write(
-            dir.path().join("net/dev"),
-            "Inter-|   Receive                            |  Transmit\n \
-             face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    \
-             lo: 100 1 0 0 0 0 0 0 100 1 0 0 0 0 0 0\n\
-             cbt-7: 1500 10 0 0 0 0 0 0 64000 50 0 0 0 0 0 0\n",
-        )
-        .unwrap();
-        assert_eq!(veth_bytes(dir.path(), "cbt-7"), Some((1500, 64000)));
-        assert_eq!(veth_bytes(dir.path(), "cbt-8"), None);
     }
 }

@@ -15,6 +15,7 @@ mod rules;
 mod scripts;
 mod snapshots;
 mod stats;
+mod usage;
 
 use std::path::PathBuf;
 
@@ -109,6 +110,9 @@ pub enum ClientCommand {
     Logs(containers::LogsArgs),
     /// What containers use now (CPU, memory, pids, disk, network); `--watch` redraws.
     Stats(stats::StatsArgs),
+    /// What containers used over a span, for invoices (CPU seconds, memory
+    /// and disk GiB-seconds, network, requests, running time, wakes).
+    Usage(usage::UsageArgs),
 }
 
 /// The client's flags and subcommand together.
@@ -132,6 +136,7 @@ pub fn run(command: ClientCommand) -> anyhow::Result<std::process::ExitCode> {
         ClientCommand::Exec(a) => containers::exec(a),
         ClientCommand::Logs(a) => containers::logs(a),
         ClientCommand::Stats(a) => stats::run(a),
+        ClientCommand::Usage(a) => usage::run(a),
     }
     .context("the API call failed")
 }

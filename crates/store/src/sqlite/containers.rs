@@ -400,6 +400,10 @@ impl SqliteStore {
         layers::delete_container_rows(&tx, id)?;
         release_aliases(&tx, "a.container_id = ?1", id.as_str())?;
         tx.execute("DELETE FROM aliases WHERE container_id = ?1", [id.as_str()]).map_err(q("delete aliases"))?;
+        // Its usage rows stay (ids and numbers) for the last invoice; the
+        // cursor of its counters goes.
+        tx.execute("DELETE FROM usage_cursors WHERE container_id = ?1", [id.as_str()])
+            .map_err(q("delete usage cursor"))?;
         if keep_slot {
             // The slot stays taken until the host side is gone.
             tx.execute(

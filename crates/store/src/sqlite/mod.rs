@@ -29,6 +29,7 @@ mod rules;
 mod scripts;
 mod snapshots;
 mod tokens;
+mod usage;
 
 pub(super) fn q(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Query { op, source }
