@@ -175,10 +175,11 @@ pub trait AuditStore: Send + Sync {
 /// Usage per container: readings in, minute and hour rows out. Rows hold
 /// ids and numbers only and outlive their container until pruned.
 pub trait UsageStore: Send + Sync {
-    /// Records one reading: what it adds since the container's previous
-    /// reading (see [`crate::usage::advance`]) goes into its minute and
-    /// hour rows, and it becomes the next reading's base. One transaction.
-    fn record_usage(&self, reading: &UsageReading) -> Result<UsageDelta, StoreError>;
+    /// Records readings: what each adds since its container's previous
+    /// reading (see [`crate::usage::advance`]) goes into the container's
+    /// minute and hour rows, and it becomes the next reading's base. One
+    /// transaction for the batch.
+    fn record_usage(&self, readings: &[UsageReading]) -> Result<Vec<UsageDelta>, StoreError>;
     /// The rows of `scope` at `resolution` whose start is in `[from, to)`
     /// (seconds since the epoch), oldest first.
     fn usage_rows(

@@ -117,11 +117,24 @@ fn increase(base: u64, now: u64) -> u64 {
 ///   previous reading saw it running: a start begins the clock.
 /// - CPU is the cgroup's counter: a start measures it from zero (the run's
 ///   boot counts), an end leaves zero for the next run.
+/// - A reading older than the cursor (stored late) adds only the counts it
+///   took, and leaves the cursor.
 /// - A first reading that is not a start (a container older than usage
 ///   accounting) only sets the cursor: what came before is not known to
 ///   be in any period.
 pub fn advance(prev: Option<&UsageCursor>, reading: &UsageReading) -> (UsageDelta, UsageCursor) {
     let at_ms = i64::try_from(reading.at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    if let Some(p) = prev.filter(|p| p.at_ms > at_ms) {
+        // Taken before the cursor's reading but stored after it (a sampler
+        // tick that raced a stop): only what it took counts.
+        let delta = UsageDelta {
+            requests: reading.requests,
+            response_bytes: reading.response_bytes,
+            wakes: reading.wakes,
+            ..UsageDelta::default()
+        };
+        return (delta, *p);
+    }
     let elapsed_ms = prev.map_or(0, |p| u64::try_from(at_ms.saturating_sub(p.at_ms)).unwrap_or(0));
     let elapsed_s = elapsed_ms as f64 / 1000.0;
     let was_running = prev.is_some_and(|p| p.running) && reading.edge != UsageEdge::Start;
@@ -237,6 +250,16 @@ mod tests {
             reading(20, Sample, 400, (0, 0)),
         ]);
         assert_eq!(sum.cpu_ns, 9_400);
+    }
+
+    #[test]
+    fn a_reading_stored_after_a_later_one_only_adds_its_counts() {
+        let end = reading(20, UsageEdge::End, 9_000, (0, 0));
+        let (_, cursor) = advance(None, &end);
+        let late = UsageReading { requests: 3, ..reading(15, UsageEdge::Sample, 8_000, (0, 0)) };
+        let (delta, after) = advance(Some(&cursor), &late);
+        assert_eq!(after, cursor, "the cursor stays at the end of the run");
+        assert_eq!((delta.requests, delta.cpu_ns, delta.running_ms), (3, 0, 0));
     }
 
     #[test]

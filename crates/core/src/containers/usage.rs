@@ -138,6 +138,13 @@ impl ContainerService {
     /// Takes a reading of `rec`'s counters and records it. `net_dev` is
     /// the host's `net/dev`, read once for many readings.
     pub(crate) fn record_usage(&self, rec: &ContainerRecord, edge: UsageEdge, net_dev: &str) {
+        if let Err(e) = self.store.record_usage(&[self.read_usage(rec, edge, net_dev)]) {
+            tracing::warn!(container = %rec.id, error = %e, "usage reading not recorded");
+        }
+    }
+
+    /// A reading of `rec`'s counters.
+    fn read_usage(&self, rec: &ContainerRecord, edge: UsageEdge, net_dev: &str) -> UsageReading {
         let paths = self.paths(&rec.id, rec.slot);
         let running = match edge {
             UsageEdge::Start => true,
@@ -147,9 +154,12 @@ impl ContainerService {
         let in_cgroup = running || edge == UsageEdge::End;
         let cgroups = &self.host.cgroups;
         let cpu_ns = if in_cgroup { cgroups.cpu_usage_ns(&paths.cgroup).ok().flatten() } else { None };
+        // A container listed as running whose cgroup is gone has just
+        // stopped: its run's end reading counts the rest.
+        let running = running && (edge != UsageEdge::Sample || cpu_ns.is_some());
         let memory_bytes = if in_cgroup { cgroups.memory_usage(&paths.cgroup).ok().flatten() } else { None };
         let taken = self.activity.get(&rec.id).take_counts();
-        let reading = UsageReading {
+        UsageReading {
             container_id: rec.id.clone(),
             project_id: rec.project_id.clone(),
             at: cubby_model::now(),
@@ -163,9 +173,6 @@ impl ContainerService {
             requests: taken.requests,
             response_bytes: taken.response_bytes,
             wakes: taken.wakes,
-        };
-        if let Err(e) = self.store.record_usage(&reading) {
-            tracing::warn!(container = %rec.id, error = %e, "usage reading not recorded");
         }
     }
 
@@ -174,8 +181,13 @@ impl ContainerService {
     pub(crate) fn sample_usage(&self, scope: Option<&ProjectId>) {
         let Ok(records) = self.store.containers(scope, None, u32::MAX) else { return };
         let net_dev = read_net_dev(&self.config.proc_root);
-        for rec in records.iter().filter(|r| matches!(r.status, ContainerStatus::Running | ContainerStatus::Stopped)) {
-            self.record_usage(rec, UsageEdge::Sample, &net_dev);
+        let readings: Vec<UsageReading> = records
+            .iter()
+            .filter(|r| matches!(r.status, ContainerStatus::Running | ContainerStatus::Stopped))
+            .map(|rec| self.read_usage(rec, UsageEdge::Sample, &net_dev))
+            .collect();
+        if let Err(e) = self.store.record_usage(&readings) {
+            tracing::warn!(error = %e, readings = readings.len(), "usage readings not recorded");
         }
     }
 

@@ -1,6 +1,6 @@
 //! Usage in SQLite: each reading updates its container's cursor and adds
-//! what it measured to the container's minute and hour rows, in one
-//! transaction (a crash keeps both or neither). Rows hold ids and
+//! what it measured to the container's minute and hour rows; a batch of
+//! readings is one transaction (a crash keeps all of it or none). Rows hold ids and
 //! numbers only, and outlive their container until they age out.
 
 use cubby_model::{ContainerId, ProjectId};
@@ -86,34 +86,45 @@ fn add_row(
     Ok(())
 }
 
+/// One reading inside the caller's transaction.
+fn record_one(tx: &Connection, reading: &UsageReading) -> Result<UsageDelta, StoreError> {
+    let prev = cursor(tx, &reading.container_id)?;
+    let (delta, next) = advance(prev.as_ref(), reading);
+    if delta != UsageDelta::default() {
+        add_row(tx, UsageResolution::Minute, reading, &delta)?;
+        add_row(tx, UsageResolution::Hour, reading, &delta)?;
+    }
+    // A reading that raced the container's delete leaves no cursor.
+    tx.prepare_cached(
+        "INSERT INTO usage_cursors (container_id, at_ms, running, cpu_ns, rx_bytes, tx_bytes) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM containers WHERE id = ?1) \
+         ON CONFLICT (container_id) DO UPDATE SET at_ms = excluded.at_ms, running = excluded.running, \
+         cpu_ns = excluded.cpu_ns, rx_bytes = excluded.rx_bytes, tx_bytes = excluded.tx_bytes",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            reading.container_id.as_str(),
+            next.at_ms,
+            next.running,
+            int(next.cpu_ns),
+            int(next.rx_bytes),
+            int(next.tx_bytes)
+        ])
+    })
+    .map_err(q("move usage cursor"))?;
+    Ok(delta)
+}
+
 impl UsageStore for SqliteStore {
-    fn record_usage(&self, reading: &UsageReading) -> Result<UsageDelta, StoreError> {
+    fn record_usage(&self, readings: &[UsageReading]) -> Result<Vec<UsageDelta>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(q("begin usage"))?;
-        let prev = cursor(&tx, &reading.container_id)?;
-        let (delta, next) = advance(prev.as_ref(), reading);
-        if delta != UsageDelta::default() {
-            add_row(&tx, UsageResolution::Minute, reading, &delta)?;
-            add_row(&tx, UsageResolution::Hour, reading, &delta)?;
+        let mut deltas = Vec::with_capacity(readings.len());
+        for reading in readings {
+            deltas.push(record_one(&tx, reading)?);
         }
-        // A reading that raced the container's delete leaves no cursor.
-        tx.execute(
-            "INSERT INTO usage_cursors (container_id, at_ms, running, cpu_ns, rx_bytes, tx_bytes) \
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM containers WHERE id = ?1) \
-             ON CONFLICT (container_id) DO UPDATE SET at_ms = excluded.at_ms, running = excluded.running, \
-             cpu_ns = excluded.cpu_ns, rx_bytes = excluded.rx_bytes, tx_bytes = excluded.tx_bytes",
-            params![
-                reading.container_id.as_str(),
-                next.at_ms,
-                next.running,
-                int(next.cpu_ns),
-                int(next.rx_bytes),
-                int(next.tx_bytes)
-            ],
-        )
-        .map_err(q("move usage cursor"))?;
         tx.commit().map_err(q("commit usage"))?;
-        Ok(delta)
+        Ok(deltas)
     }
 
     fn usage_rows(
