@@ -455,6 +455,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Events the token may see, oldest first: every lifecycle change with a
+         *     stable `type`, its `trigger` and `actor`, and details in `data`.
+         */
+        get: operations["list_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/events/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The events the token may see, live, as Server-Sent Events (`id` is the
+         *     event's id, `event` its type, `data` the event as JSON). Reconnecting
+         *     with `Last-Event-ID` (or `?after=`) replays what was missed first.
+         */
+        get: operations["stream_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/health": {
         parameters: {
             query?: never;
@@ -1065,6 +1106,44 @@ export interface components {
             /** @description For people: what is wrong and what to do. */
             message: string;
         };
+        /**
+         * @description One event. `id` grows with time: it is the cursor of `after` and the
+         *     stream's `Last-Event-ID`.
+         */
+        Event: {
+            /**
+             * @description Who asked: `admin`, `project` (a project token), or `null` (the
+             *     daemon itself: a crash, the idle reaper, a wake).
+             */
+            actor?: string | null;
+            /** Format: date-time */
+            at: string;
+            container_id?: components["schemas"]["ContainerId"] | null;
+            /**
+             * @description The type's own details (an exit code, a snapshot id, a count), as
+             *     an object.
+             */
+            data: Record<string, never>;
+            /** Format: int64 */
+            id: number;
+            project_id?: components["schemas"]["ProjectId"] | null;
+            trigger?: components["schemas"]["Trigger"] | null;
+            type: components["schemas"]["EventType"];
+        };
+        /** @description A page of events, oldest first. */
+        EventPage: {
+            items: components["schemas"]["Event"][];
+            /**
+             * Format: int64
+             * @description Give it as `after` for the next page; `null` when there is none yet.
+             */
+            next_after?: number | null;
+        };
+        /**
+         * @description The type of an event. The strings are stable: clients switch on them.
+         * @enum {string}
+         */
+        EventType: "container.created" | "container.copied" | "container.started" | "container.woken" | "container.stopped" | "container.idle_stopped" | "container.exited" | "container.oom_killed" | "container.deleted" | "snapshot.created" | "snapshot.restored" | "snapshot.deleted" | "quota.disk_full" | "firewall.changed" | "script.failed";
         /** @description The body of `POST /api/v1/containers/{id}/exec`. */
         ExecRequest: {
             /** @description Program and arguments, run inside the container. */
@@ -3279,6 +3358,121 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ContainerUsage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_events: {
+        parameters: {
+            query?: {
+                /** @description Only this project's (a project token sees only its own anyway). */
+                project_id?: string | null;
+                /** @description Only this container's. */
+                container_id?: string | null;
+                /** @description Only this type, e.g. `container.exited`. */
+                type?: string | null;
+                /**
+                 * @description Events after this id (a page's `next_after`); default: the oldest
+                 *     kept (events are kept 30 days).
+                 */
+                after?: number | null;
+                /** @description At most this many (1 to 500, default 100). */
+                limit?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventPage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    stream_events: {
+        parameters: {
+            query?: {
+                /** @description Only this project's (a project token sees only its own anyway). */
+                project_id?: string | null;
+                /** @description Only this container's. */
+                container_id?: string | null;
+                /** @description Only this type, e.g. `container.exited`. */
+                type?: string | null;
+                /**
+                 * @description Events after this id (a page's `next_after`); default: the oldest
+                 *     kept (events are kept 30 days).
+                 */
+                after?: number | null;
+                /** @description At most this many (1 to 500, default 100). */
+                limit?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description text/event-stream of events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
                 };
             };
             400: {

@@ -26,6 +26,7 @@ mod config;
 pub mod containers;
 pub mod doctor;
 mod error;
+pub mod events;
 pub mod images;
 pub mod inventory;
 mod keyfile;

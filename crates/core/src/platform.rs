@@ -38,6 +38,8 @@ pub struct Platform {
     pub(crate) access: Arc<crate::access::AccessService>,
     /// Exec scripts, their secrets and runs.
     pub(crate) scripts: Arc<crate::scripts::ScriptService>,
+    /// The event log and its live feed.
+    pub(crate) events: Arc<crate::events::Events>,
     background: crate::background::Background,
 }
 
@@ -94,6 +96,7 @@ impl Platform {
         let secret_key = crate::sealed::SecretKey::load_or_create(&config.data_dir.join("secrets.key"))?;
         let userns = crate::userns::resolve(pool.root(), config.userns, &*store)?;
         let locks = crate::locks::ContainerLocks::default();
+        let events = Arc::new(crate::events::Events::new(Arc::clone(&store)));
         let network = Arc::new(crate::network::NetworkService::new(
             Arc::clone(&store),
             &host,
@@ -106,6 +109,7 @@ impl Platform {
                 userns,
             },
             locks.clone(),
+            Arc::clone(&events),
         ));
         let access = Arc::new(crate::access::AccessService::new(Arc::clone(&store), claims, config.urls()));
         let scripts = Arc::new(crate::scripts::ScriptService::new(
@@ -114,6 +118,7 @@ impl Platform {
             config.urls(),
             config.defaults.clone(),
             secret_key,
+            Arc::clone(&events),
         ));
         let containers = Arc::new(ContainerService::new(crate::containers::Parts {
             config: config.clone(),
@@ -124,9 +129,18 @@ impl Platform {
             access: Arc::clone(&access),
             locks,
             userns,
+            events: Arc::clone(&events),
         }));
-        let platform =
-            Arc::new(Self { config, store, containers, network, access, scripts, background: Default::default() });
+        let platform = Arc::new(Self {
+            config,
+            store,
+            containers,
+            network,
+            access,
+            scripts,
+            events,
+            background: Default::default(),
+        });
         let containers = &platform.containers;
         match containers.host.btrfs.enable_quotas(containers.pool.root()) {
             Ok(mode) => tracing::info!(?mode, "disk quotas on"),
@@ -172,6 +186,11 @@ impl Platform {
     /// Containers' lifecycle, layers, snapshots and images.
     pub fn containers(&self) -> &Arc<ContainerService> {
         &self.containers
+    }
+
+    /// The event log and its live feed.
+    pub fn events(&self) -> &Arc<crate::events::Events> {
+        &self.events
     }
 
     /// Exec scripts, their secrets and runs.

@@ -88,7 +88,7 @@ impl ContainerService {
                         _ => {
                             tracing::info!(container = %rec.id, "container should run but does not: starting it");
                             self.publish_routes(rec, false)?;
-                            if let Err(e) = self.start_locked(rec, Trigger::Reconcile).await {
+                            if let Err(e) = self.start_locked(rec, Trigger::Reconcile, None).await {
                                 tracing::warn!(container = %rec.id, error = %e.chain(), "restart at reconcile failed");
                             }
                             report.restarted += 1;

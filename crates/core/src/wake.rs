@@ -215,7 +215,7 @@ impl ContainerService {
         match rec.status {
             ContainerStatus::Running => Ok(address),
             ContainerStatus::Stopped | ContainerStatus::Failed if rec.autostart => {
-                match self.start_locked(&rec, Trigger::Wake).await {
+                match self.start_locked(&rec, Trigger::Wake, None).await {
                     Ok(_) => {
                         self.activity.get(id).wakes.fetch_add(1, Ordering::Relaxed);
                         self.wakes.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);

@@ -52,6 +52,8 @@ const CASES: &[Case] = &[
     case("GET", "/api/v1/projects/{id}/secrets", None, ForA::NotFound),
     case("PUT", "/api/v1/projects/{id}/secrets", Some(r#"{"PLANTED":"x"}"#), ForA::NotFound),
     case("GET", "/api/v1/containers", None, ForA::Ok),
+    case("GET", "/api/v1/events", None, ForA::Ok),
+    case("GET", "/api/v1/events/stream", None, ForA::Ok),
     case("GET", "/api/v1/containers/{id}", None, ForA::NotFound),
     case("PATCH", "/api/v1/containers/{id}", Some(r#"{"environment_vars":{"PLANTED":"x"}}"#), ForA::NotFound),
     case("POST", "/api/v1/containers/{id}/authorize", Some("{}"), ForA::NotFound),
@@ -175,10 +177,10 @@ fn every_endpoint_checks_who_calls() {
         let path = fill(c);
         let what = format!("{} {}", c.method, c.template);
         // No token: 401 before anything else.
-        let r = nobody.raw(c.method, &path, body(c).as_deref().map(str::as_bytes)).unwrap();
+        let r = call(&d, &nobody, None, c, &path, body(c));
         assert_eq!(r.status, 401, "{what} without a token: {:?}", r.json());
         // Project A's token on B's resources.
-        let r = alpha.raw(c.method, &path, body(c).as_deref().map(str::as_bytes)).unwrap();
+        let r = call(&d, &alpha, Some(&token_a), c, &path, body(c));
         let want = match c.for_a {
             ForA::NotFound => 404,
             ForA::Forbidden => 403,
@@ -216,7 +218,7 @@ fn every_endpoint_checks_who_calls() {
                 .json();
             path = path.replace(&rule_id, fresh["id"].as_str().unwrap());
         }
-        let r = api.raw(c.method, &path, body(c).as_deref().map(str::as_bytes)).unwrap();
+        let r = call(&d, &api, Some(&d.token), c, &path, body(c));
         let allowed = r.status < 400 || (r.status == 400 && c.template == "/api/v1/images") || r.status == 409;
         assert!(allowed, "{} {} with the admin token: {} {:?}", c.method, c.template, r.status, r.json());
         // Control of the list checks above: the admin's lists do show B.
@@ -226,4 +228,36 @@ fn every_endpoint_checks_who_calls() {
             assert!(shows_b, "{} {}: the admin's list shows B's resources: {text}", c.method, c.template);
         }
     }
+}
+
+/// Calls `c`; a stream (Server-Sent Events) is read for a second, then
+/// closed: its status and what it sent by then.
+fn call(
+    d: &cubby_testkit::Daemon,
+    client: &cubby_client::Client,
+    token: Option<&str>,
+    c: &Case,
+    path: &str,
+    body: Option<String>,
+) -> cubby_client::RawResponse {
+    if !c.template.ends_with("/stream") {
+        return client.raw(c.method, path, body.as_deref().map(str::as_bytes)).unwrap();
+    }
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(d.api_addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(1))).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: cubby\r\n{auth}Connection: close\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    cubby_client::RawResponse { status, body: body.into_bytes() }
 }

@@ -46,5 +46,11 @@ fn run() -> Result<i32, InitError> {
     let child = spawn::spawn_workload(&spec)?;
     let outcome = supervise::run(child, &signals)?;
     supervise::cleanup(supervise::GRACE);
-    Ok(outcome.exit_code())
+    let code = outcome.exit_code();
+    if let Some(file) = &spec.exit_file {
+        // The daemon reads it to tell why the container stopped; failing
+        // to write it must not change how init exits.
+        let _ = std::fs::write(file, format!("{code}\n"));
+    }
+    Ok(code)
 }

@@ -100,6 +100,7 @@ mod tests {
             uid,
             gid,
             additional_gids: groups.to_vec(),
+            exit_file: None,
         }
     }
 

@@ -35,6 +35,9 @@ pub struct ProcessSpec {
     /// Supplementary group ids.
     #[serde(default)]
     pub additional_gids: Vec<u32>,
+    /// Where to write the workload's exit status before exiting.
+    #[serde(default)]
+    pub exit_file: Option<String>,
 }
 
 fn default_cwd() -> String {

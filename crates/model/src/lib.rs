@@ -9,6 +9,7 @@ mod access;
 mod bytesize;
 mod container;
 mod error;
+mod event;
 pub mod firewall;
 mod id;
 mod image;
@@ -29,6 +30,7 @@ pub use container::{
     ExecResult, Limits, LimitsSpec, Page, Transition, Trigger, UpdateContainer,
 };
 pub use error::{ErrorBody, ErrorDetail};
+pub use event::{Event, EventPage, EventType};
 pub use firewall::{
     Direction, Firewall, FirewallRule, NetworkMode, NetworkRules, Protocol, ReplaceFirewall, RuleAction, RulePatch,
     RuleSpec, RuleState,

@@ -29,7 +29,7 @@ pub const NOFILE_SOFT: u64 = 1024;
 pub const NOFILE_HARD: u64 = 524_288;
 
 use crate::RuntimeError;
-use crate::process::{INIT_PATH, PROCESS_FILE_PATH};
+use crate::process::{EXIT_FILE_PATH, INIT_PATH, PROCESS_FILE_PATH};
 
 /// Docker's default capabilities.
 pub const DEFAULT_CAPABILITIES: [Capability; 14] = [
@@ -91,6 +91,9 @@ pub struct BundleSpec {
     pub init_binary: PathBuf,
     /// Host path of `process.json`.
     pub process_file: PathBuf,
+    /// Host path of the file init reports the exit status in (mounted
+    /// read-write at `/.cubby/exit`).
+    pub exit_file: PathBuf,
     /// Host paths of the files bind-mounted over `/etc/resolv.conf`,
     /// `/etc/hosts` and `/etc/hostname`.
     pub resolv_conf: PathBuf,
@@ -195,6 +198,7 @@ fn build(b: &BundleSpec) -> Result<Spec, oci_spec::OciSpecError> {
         fs_mount("tmpfs", "ramdisk", "/ramdisk", &["nosuid", "nodev", "mode=1777", &ramdisk])?,
         bind(&b.init_binary, INIT_PATH, false)?,
         bind(&b.process_file, PROCESS_FILE_PATH, false)?,
+        bind(&b.exit_file, EXIT_FILE_PATH, true)?,
         bind(&b.resolv_conf, "/etc/resolv.conf", false)?,
         bind(&b.hosts, "/etc/hosts", false)?,
         bind(&b.hostname_file, "/etc/hostname", false)?,
@@ -273,6 +277,7 @@ mod tests {
             ramdisk_bytes: 64 << 20,
             init_binary: "/usr/lib/cubby/cubby-init".into(),
             process_file: "/run/cubby/containers/cabc/process.json".into(),
+            exit_file: "/run/cubby/containers/cabc/exit".into(),
             resolv_conf: "/run/cubby/containers/cabc/resolv.conf".into(),
             hosts: "/run/cubby/containers/cabc/hosts".into(),
             hostname_file: "/run/cubby/containers/cabc/hostname".into(),

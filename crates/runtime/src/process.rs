@@ -14,6 +14,8 @@ use crate::RuntimeError;
 pub const INIT_PATH: &str = "/.cubby/init";
 /// Where `process.json` appears inside every container.
 pub const PROCESS_FILE_PATH: &str = "/.cubby/process.json";
+/// Where init writes its workload's exit status, inside every container.
+pub const EXIT_FILE_PATH: &str = "/.cubby/exit";
 
 /// The workload init starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +29,10 @@ pub struct ProcessFile {
     pub gid: u32,
     #[serde(default)]
     pub additional_gids: Vec<u32>,
+    /// Where init writes the workload's exit status (decimal, then a
+    /// newline) before it exits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_file: Option<String>,
 }
 
 impl ProcessFile {
@@ -78,6 +84,7 @@ mod tests {
             uid: 0,
             gid: 0,
             additional_gids: vec![],
+            exit_file: None,
         };
         let path = dir.path().join("process.json");
         p.write(&path, None).unwrap();

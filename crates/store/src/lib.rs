@@ -17,12 +17,12 @@ pub mod usage;
 
 pub use error::StoreError;
 pub use records::{
-    AliasRecord, AuditEntry, ContainerRecord, ImageRecord, LayerKind, LayerRecord, NewContainer, SnapshotRecord,
-    TokenRecord,
+    AliasRecord, AuditEntry, ContainerRecord, EventFilter, ImageRecord, LayerKind, LayerRecord, NewContainer, NewEvent,
+    SnapshotRecord, TokenRecord,
 };
 pub use sqlite::SqliteStore;
 pub use traits::{
-    AliasStore, AuditStore, ContainerStore, ImageStore, LayerStore, ProjectStore, RuleStore, ScriptStore,
+    AliasStore, AuditStore, ContainerStore, EventStore, ImageStore, LayerStore, ProjectStore, RuleStore, ScriptStore,
     SnapshotStore, Store, TokenStore, UsageStore,
 };
 pub use usage::{UsageCursor, UsageDelta, UsageEdge, UsageReading, UsageResolution, UsageRow, UsageScope};

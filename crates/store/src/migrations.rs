@@ -268,6 +268,25 @@ CREATE TABLE usage_cursors (
 );
 "#,
         ),
+        M::up(
+            r#"
+-- Events: every lifecycle change, by id (the API's cursor). Ids, types,
+-- triggers and small details only; pruned by age.
+CREATE TABLE events (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    type         TEXT NOT NULL,
+    at           INTEGER NOT NULL,
+    project_id   TEXT,
+    container_id TEXT,
+    trigger      TEXT,
+    actor        TEXT,
+    data         TEXT NOT NULL
+);
+CREATE INDEX events_by_project ON events(project_id, id);
+CREATE INDEX events_by_container ON events(container_id, id);
+CREATE INDEX events_by_age ON events(at);
+"#,
+        ),
     ])
 }
 

@@ -168,3 +168,26 @@ pub struct AliasRecord {
     pub port: Option<u16>,
     pub created_at: Timestamp,
 }
+
+/// An event to record (the store gives it its id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub kind: cubby_model::EventType,
+    pub at: cubby_model::Timestamp,
+    pub project_id: Option<ProjectId>,
+    pub container_id: Option<ContainerId>,
+    pub trigger: Option<cubby_model::Trigger>,
+    pub actor: Option<String>,
+    pub data: serde_json::Value,
+}
+
+/// Which events to list: after an id, narrowed by project, container and
+/// type, at most `limit`, oldest first.
+#[derive(Debug, Clone, Copy)]
+pub struct EventFilter<'a> {
+    pub project: Option<&'a ProjectId>,
+    pub container: Option<&'a ContainerId>,
+    pub kind: Option<cubby_model::EventType>,
+    pub after: u64,
+    pub limit: u32,
+}

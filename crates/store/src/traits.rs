@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 
 use cubby_model::{
-    ContainerId, ContainerStatus, Firewall, LayerId, NetworkRules, Project, ProjectId, ScriptInvocation, SnapshotId,
-    TokenId, Transition, Trigger,
+    ContainerId, ContainerStatus, Event, Firewall, LayerId, NetworkRules, Project, ProjectId, ScriptInvocation,
+    SnapshotId, TokenId, Transition, Trigger,
 };
 
 use crate::{
-    AliasRecord, AuditEntry, ContainerRecord, ImageRecord, LayerRecord, NewContainer, SnapshotRecord, StoreError,
-    TokenRecord, UsageDelta, UsageReading, UsageResolution, UsageRow, UsageScope,
+    AliasRecord, AuditEntry, ContainerRecord, EventFilter, ImageRecord, LayerRecord, NewContainer, NewEvent,
+    SnapshotRecord, StoreError, TokenRecord, UsageDelta, UsageReading, UsageResolution, UsageRow, UsageScope,
 };
 
 /// Projects: one per customer of the operator.
@@ -172,6 +172,16 @@ pub trait AuditStore: Send + Sync {
 
 /// `Store`, the sum of the per-aggregate traits, and its blanket impl,
 /// from one list.
+/// Events: appended, listed by id, pruned by age.
+pub trait EventStore: Send + Sync {
+    /// Appends an event and answers it with its id.
+    fn insert_event(&self, event: &NewEvent) -> Result<Event, StoreError>;
+    /// Events that pass `filter`, oldest first.
+    fn events(&self, filter: &EventFilter<'_>) -> Result<Vec<Event>, StoreError>;
+    /// Drops the events from before `before`.
+    fn prune_events(&self, before: cubby_model::Timestamp) -> Result<usize, StoreError>;
+}
+
 /// Usage per container: readings in, minute and hour rows out. Rows hold
 /// ids and numbers only and outlive their container until pruned.
 pub trait UsageStore: Send + Sync {
@@ -217,4 +227,5 @@ every_store!(
     ScriptStore,
     AuditStore,
     UsageStore,
+    EventStore,
 );

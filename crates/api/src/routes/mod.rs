@@ -4,6 +4,7 @@
 pub mod access;
 pub mod containers;
 pub mod env;
+pub mod events;
 pub mod firewall;
 pub mod images;
 pub mod meta;
@@ -53,6 +54,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(containers::container_stats))
         .routes(routes!(usage::container_usage))
         .routes(routes!(usage::project_usage))
+        .routes(routes!(events::list_events))
+        .routes(routes!(events::stream_events))
         .routes(routes!(firewall::get_firewall, firewall::replace_firewall))
         .routes(routes!(firewall::reset_firewall))
         .routes(routes!(firewall::add_rule))

@@ -40,7 +40,7 @@ fn reap(containers: &Arc<ContainerService>) {
             }
             tracing::info!(container = %rec.id, timeout, "no traffic for the idle timeout: stopping");
             if let Err(e) =
-                containers.stop_locked(&now, Trigger::Idle, Some(containers.config.defaults.stop_timeout)).await
+                containers.stop_locked(&now, Trigger::Idle, Some(containers.config.defaults.stop_timeout), None).await
             {
                 tracing::warn!(container = %rec.id, error = %e, "idle stop failed");
             }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cubby_model::{
-    Container, ContainerId, ContainerStatus, CopyContainer, Firewall, FirewallRule, LayerId, NetworkRules, RuleId,
-    validate_container_name, validate_env,
+    Container, ContainerId, ContainerStatus, CopyContainer, EventType, Firewall, FirewallRule, LayerId, NetworkRules,
+    RuleId, validate_container_name, validate_env,
 };
 use cubby_store::NewContainer;
 use tracing::Instrument;
@@ -132,6 +132,10 @@ impl ContainerService {
         };
         tracing::Span::current().record("container", tracing::field::display(&rec.id));
         self.failpoint("copy.inserted");
-        self.provision_new(rec, req.start.unwrap_or(true), started).await
+        let born = (
+            EventType::ContainerCopied,
+            serde_json::json!({ "source_id": src.id, "source_snapshot": req.source_snapshot }),
+        );
+        self.provision_new(rec, req.start.unwrap_or(true), started, caller, born).await
     }
 }

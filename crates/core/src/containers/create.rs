@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cubby_model::{
-    ByteSize, Container, ContainerId, ContainerStatus, CreateContainer, Limits, LimitsSpec, ProjectId, Trigger,
-    validate_command, validate_container_name, validate_env, validate_image_name,
+    ByteSize, Container, ContainerId, ContainerStatus, CreateContainer, EventType, Limits, LimitsSpec, ProjectId,
+    Trigger, validate_command, validate_container_name, validate_env, validate_image_name,
 };
 use cubby_storage::image::minimal;
 use cubby_store::{AuditEntry, ContainerRecord, NewContainer};
@@ -170,7 +170,8 @@ impl ContainerService {
         drop(layers);
         tracing::Span::current().record("container", tracing::field::display(&rec.id));
         self.failpoint("create.inserted");
-        self.provision_new(rec, req.start.unwrap_or(true), started).await
+        let born = (EventType::ContainerCreated, serde_json::json!({ "image": image_name }));
+        self.provision_new(rec, req.start.unwrap_or(true), started, caller, born).await
     }
 
     /// Provisions a freshly inserted container (create or copy), rolling
@@ -180,11 +181,23 @@ impl ContainerService {
         rec: ContainerRecord,
         start: bool,
         started: Instant,
+        caller: &Caller,
+        born: (EventType, serde_json::Value),
     ) -> Result<Container, Error> {
         let guard = self.lock(&rec.id).await;
         match self.provision(&rec, start).await {
             Ok(rec) => {
                 drop(guard);
+                self.announce(born.0, &rec, Some(Trigger::Api), Some(caller), born.1);
+                if rec.status == ContainerStatus::Running {
+                    self.announce(
+                        EventType::ContainerStarted,
+                        &rec,
+                        Some(Trigger::Api),
+                        Some(caller),
+                        serde_json::json!({}),
+                    );
+                }
                 tracing::info!(container = %rec.id, ms = crate::error::elapsed_ms(started), "container created");
                 self.detailed_view(&rec)
             }
@@ -244,7 +257,7 @@ impl ContainerService {
         self.network.connect(rec).instrument(tracing::info_span!("network.connect")).await?;
         self.failpoint("create.connected");
         if start {
-            self.start_locked(rec, Trigger::Api).await
+            self.run_locked(rec, Trigger::Api).await
         } else {
             let rec = self
                 .store

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use cubby_model::{ContainerId, ContainerStatus, Trigger};
+use cubby_model::{ContainerId, ContainerStatus, EventType, Trigger};
 use cubby_store::{AuditEntry, ContainerRecord};
 use tracing::{Instrument, info_span};
 
@@ -45,6 +45,8 @@ impl ContainerService {
         self.failpoint("delete.deferred");
         drop(guard);
         self.activity.forget(id);
+        self.watch.forget(id);
+        self.announce(EventType::ContainerDeleted, &rec, Some(Trigger::Api), Some(caller), serde_json::json!({}));
         // Its snapshots went with its rows; their layers, and those only it
         // used, go now.
         self.collect_layers().instrument(info_span!("layers.collect")).await?;

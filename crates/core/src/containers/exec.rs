@@ -48,6 +48,8 @@ impl ContainerService {
             max_output: MAX_EXEC_OUTPUT,
         };
         let out = self.host.runtime.exec(id.as_str(), &spec).await.map_err(Error::runtime("exec", id.as_str()))?;
+        // A command the OOM killer ended is told at once.
+        self.check_oom(&rec);
         Ok(ExecResult {
             exit_code: out.exit_code,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

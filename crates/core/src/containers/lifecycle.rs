@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cubby_model::{Container, ContainerId, ContainerStatus, Trigger};
+use cubby_model::{Container, ContainerId, ContainerStatus, EventType, Trigger};
 use cubby_runtime::bundle::{self, BundleSpec};
 use cubby_runtime::pidfd::ProcessHandle;
 use cubby_runtime::process::{ProcessFile, parse_user};
@@ -25,6 +25,7 @@ use tracing::{Instrument, info_span};
 
 use super::ContainerPaths;
 use super::ContainerService;
+use crate::events::Happened;
 use crate::{Caller, Error};
 
 const SIGTERM: i32 = 15;
@@ -59,7 +60,7 @@ impl ContainerService {
         match rec.status {
             ContainerStatus::Running => self.view(&rec),
             ContainerStatus::Stopped | ContainerStatus::Failed => {
-                self.view(&self.start_locked(&rec, Trigger::Api).await?)
+                self.view(&self.start_locked(&rec, Trigger::Api, Some(caller)).await?)
             }
             other => Err(busy(id, other)),
         }
@@ -72,9 +73,9 @@ impl ContainerService {
         let rec = self.record(caller, id)?;
         match rec.status {
             ContainerStatus::Stopped => self.view(&rec),
-            ContainerStatus::Running | ContainerStatus::Failed => {
-                self.view(&self.stop_locked(&rec, Trigger::Api, Some(self.config.defaults.stop_timeout)).await?)
-            }
+            ContainerStatus::Running | ContainerStatus::Failed => self.view(
+                &self.stop_locked(&rec, Trigger::Api, Some(self.config.defaults.stop_timeout), Some(caller)).await?,
+            ),
             other => Err(busy(id, other)),
         }
     }
@@ -88,9 +89,9 @@ impl ContainerService {
                 let rec = if rec.status == ContainerStatus::Stopped {
                     rec
                 } else {
-                    self.stop_locked(&rec, Trigger::Api, Some(self.config.defaults.stop_timeout)).await?
+                    self.stop_locked(&rec, Trigger::Api, Some(self.config.defaults.stop_timeout), Some(caller)).await?
                 };
-                self.view(&self.start_locked(&rec, Trigger::Api).await?)
+                self.view(&self.start_locked(&rec, Trigger::Api, Some(caller)).await?)
             }
             other => Err(busy(id, other)),
         }
@@ -99,6 +100,32 @@ impl ContainerService {
     /// Starts a container; the caller holds its lock. On failure the
     /// runtime state is removed and the container is marked failed.
     pub(crate) async fn start_locked(
+        self: &Arc<Self>,
+        rec: &ContainerRecord,
+        trigger: Trigger,
+        caller: Option<&Caller>,
+    ) -> Result<ContainerRecord, Error> {
+        let rec = self.run_locked(rec, trigger).await?;
+        let kind = if trigger == Trigger::Wake { EventType::ContainerWoken } else { EventType::ContainerStarted };
+        self.announce(kind, &rec, Some(trigger), caller, serde_json::json!({}));
+        Ok(rec)
+    }
+
+    /// Tells of a change to container `rec`.
+    pub(crate) fn announce(
+        &self,
+        kind: EventType,
+        rec: &ContainerRecord,
+        trigger: Option<Trigger>,
+        caller: Option<&Caller>,
+        data: serde_json::Value,
+    ) {
+        self.events.emit(Happened { kind, project: &rec.project_id, container: Some(&rec.id), trigger, caller, data });
+    }
+
+    /// [`Self::start_locked`] without the event (a create tells of its
+    /// start itself, after it tells of the container).
+    pub(crate) async fn run_locked(
         self: &Arc<Self>,
         rec: &ContainerRecord,
         trigger: Trigger,
@@ -117,6 +144,7 @@ impl ContainerService {
                 let net_dev = super::usage::read_net_dev(&self.config.proc_root);
                 self.record_usage(&rec, cubby_store::UsageEdge::Start, &net_dev);
                 self.monitor(&rec.id, pid);
+                self.watch.run_started(&rec.id);
                 tracing::info!(container = %rec.id, ms = ms(t0), trigger = trigger.as_str(), "container started");
                 Ok(rec)
             }
@@ -137,6 +165,7 @@ impl ContainerService {
         rec: &ContainerRecord,
         trigger: Trigger,
         grace: Option<Duration>,
+        caller: Option<&Caller>,
     ) -> Result<ContainerRecord, Error> {
         let t0 = Instant::now();
         self.halt(rec, grace)
@@ -148,6 +177,12 @@ impl ContainerService {
             .set_status(&rec.id, ContainerStatus::Stopped, trigger, ms(t0))?
             .ok_or_else(|| Error::NotFound { kind: "container", id: rec.id.to_string() })?;
         tracing::info!(container = %rec.id, ms = ms(t0), trigger = trigger.as_str(), "container stopped");
+        let (kind, data) = match trigger {
+            Trigger::Idle => (EventType::ContainerIdleStopped, serde_json::json!({})),
+            Trigger::Exited => (EventType::ContainerExited, serde_json::json!({ "exit_code": self.exit_code(&rec) })),
+            _ => (EventType::ContainerStopped, serde_json::json!({})),
+        };
+        self.announce(kind, &rec, Some(trigger), caller, data);
         Ok(rec)
     }
 
@@ -227,9 +262,16 @@ impl ContainerService {
             uid,
             gid,
             additional_gids: Vec::new(),
+            exit_file: Some(cubby_runtime::process::EXIT_FILE_PATH.into()),
         }
         .write(&paths.process_file, self.userns.map(|r| (r.host_base, r.host_base)))
         .map_err(Error::runtime("write process.json", rec.id.as_str()))?;
+        // Empty until this run's init reports; its root may write it.
+        let exit = std::fs::File::create(&paths.exit_report).map_err(Error::io("create", &paths.exit_report))?;
+        if let Some(r) = self.userns {
+            std::os::unix::fs::fchown(&exit, Some(r.host_base), Some(r.host_base))
+                .map_err(Error::io("chown", &paths.exit_report))?;
+        }
         let resolv = self.network.resolv_conf(&network);
         let hosts =
             format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{address}\t{}\n", rec.name);
@@ -250,6 +292,7 @@ impl ContainerService {
             ramdisk_bytes: self.config.defaults.ramdisk.0,
             init_binary: self.config.helpers.init.clone(),
             process_file: paths.process_file.clone(),
+            exit_file: paths.exit_report.clone(),
             resolv_conf: paths.resolv_conf.clone(),
             hosts: paths.hosts.clone(),
             hostname_file: paths.hostname.clone(),
@@ -353,6 +396,7 @@ impl ContainerService {
             }
         }
         self.drain_output(&rec.id).await;
+        self.check_oom(rec);
         // The run's last reading, while its cgroup still counts.
         self.record_usage(rec, cubby_store::UsageEdge::End, &super::usage::read_net_dev(&self.config.proc_root));
         runtime.delete(id, true).await.map_err(Error::runtime("delete", id))?;
@@ -373,7 +417,7 @@ impl ContainerService {
             return;
         }
         tracing::info!(container = %id, "container's main process exited");
-        if let Err(e) = self.stop_locked(&rec, Trigger::Exited, None).await {
+        if let Err(e) = self.stop_locked(&rec, Trigger::Exited, None, None).await {
             tracing::warn!(container = %id, error = %e, "cleanup after exit");
         }
     }

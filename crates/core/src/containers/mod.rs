@@ -8,6 +8,7 @@
 //! | own subvolume             | `{pool}/containers/{id}` (`upper/`, `work/`)  |
 //! | bundle, mount point, files| `{run}/containers/{id}/`                      |
 //! | output FIFO               | `{run}/containers/{id}/output`                |
+//! | init's exit report        | `{run}/containers/{id}/exit`                  |
 //! | network namespace         | `{run}/netns/{id}`                            |
 //! | veth (host side)          | `{prefix}-{n}`                                |
 //! | cgroup                    | `/{prefix}/{id}` in every hierarchy           |
@@ -30,6 +31,7 @@ mod snapshots;
 mod stats;
 mod update;
 pub mod usage;
+mod watch;
 
 pub use service::ContainerService;
 pub(crate) use service::Parts;
@@ -63,6 +65,9 @@ pub(crate) struct ContainerPaths {
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     pub process_file: PathBuf,
+    /// Where the init writes its workload's exit status (`/.cubby/exit`
+    /// inside).
+    pub exit_report: PathBuf,
     pub resolv_conf: PathBuf,
     pub hosts: PathBuf,
     pub hostname: PathBuf,
@@ -87,6 +92,7 @@ impl ContainerPaths {
             subvolume,
             rootfs: bundle.join("rootfs"),
             process_file: bundle.join("process.json"),
+            exit_report: bundle.join("exit"),
             resolv_conf: bundle.join("resolv.conf"),
             hosts: bundle.join("hosts"),
             hostname: bundle.join("hostname"),

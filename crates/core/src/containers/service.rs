@@ -46,6 +46,10 @@ pub struct ContainerService {
     /// The id range of containers' user namespaces, as the pool records it
     /// (`None`: containers run as host root).
     pub(crate) userns: Option<crate::config::IdRange>,
+    /// Lifecycle changes are events.
+    pub(crate) events: Arc<crate::events::Events>,
+    /// OOM kills and full disks already told.
+    pub(crate) watch: super::watch::Watch,
 }
 
 /// The watch on a running container's init.
@@ -67,11 +71,12 @@ pub(crate) struct Parts {
     pub access: Arc<AccessService>,
     pub locks: crate::locks::ContainerLocks,
     pub userns: Option<crate::config::IdRange>,
+    pub events: Arc<crate::events::Events>,
 }
 
 impl ContainerService {
     pub(crate) fn new(parts: Parts) -> Self {
-        let Parts { config, store, host, pool, network, access, locks, userns } = parts;
+        let Parts { config, store, host, pool, network, access, locks, userns, events } = parts;
         Self {
             config,
             store,
@@ -89,6 +94,8 @@ impl ContainerService {
             wakes: crate::wake::WakeTable::default(),
             outputs: Default::default(),
             userns,
+            events,
+            watch: Default::default(),
         }
     }
 

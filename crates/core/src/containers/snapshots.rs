@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cubby_model::{
-    Container, ContainerId, ContainerStatus, CreateSnapshot, Snapshot, SnapshotId, Trigger, UpdateSnapshot, random_id,
-    validate_alias,
+    Container, ContainerId, ContainerStatus, CreateSnapshot, EventType, Snapshot, SnapshotId, Trigger, UpdateSnapshot,
+    random_id, validate_alias,
 };
 use cubby_storage::image::tree_size;
 use cubby_store::{LayerKind, SnapshotRecord};
@@ -104,6 +104,8 @@ impl ContainerService {
             return Err(e.into());
         }
         tracing::info!(container = %id, snapshot = %record.name, "snapshot taken");
+        let data = serde_json::json!({ "snapshot_id": record.id, "snapshot": record.name });
+        self.announce(EventType::SnapshotCreated, &rec, None, Some(caller), data);
         self.snapshot_view(&record)
     }
 
@@ -145,9 +147,11 @@ impl ContainerService {
     pub async fn delete_snapshot(&self, caller: &Caller, id: &ContainerId, key: &str) -> Result<(), Error> {
         {
             let _guard = self.lock(id).await;
-            self.record(caller, id)?;
+            let rec = self.record(caller, id)?;
             let snapshot = self.snapshot_record(id, key)?;
             self.store.delete_snapshot(&snapshot.id)?;
+            let data = serde_json::json!({ "snapshot_id": snapshot.id, "snapshot": snapshot.name });
+            self.announce(EventType::SnapshotDeleted, &rec, None, Some(caller), data);
         }
         self.collect_layers().await?;
         Ok(())
@@ -167,7 +171,7 @@ impl ContainerService {
         let was_running = rec.status == ContainerStatus::Running;
         let rec = match rec.status {
             ContainerStatus::Running | ContainerStatus::Failed => {
-                self.stop_locked(&rec, Trigger::Api, Some(self.config.defaults.stop_timeout)).await?
+                self.stop_locked(&rec, Trigger::Api, Some(self.config.defaults.stop_timeout), Some(caller)).await?
             }
             ContainerStatus::Stopped => rec,
             other => {
@@ -186,7 +190,9 @@ impl ContainerService {
             self.swap_in_snapshot(&rec, &layer, &snapshot.lowers)?;
         }
         tracing::info!(container = %id, snapshot = %snapshot.name, "snapshot restored");
-        let rec = if was_running { self.start_locked(&rec, Trigger::Api).await? } else { rec };
+        let data = serde_json::json!({ "snapshot_id": snapshot.id, "snapshot": snapshot.name });
+        self.announce(EventType::SnapshotRestored, &rec, None, Some(caller), data);
+        let rec = if was_running { self.start_locked(&rec, Trigger::Api, Some(caller)).await? } else { rec };
         self.detailed_view(&rec)
     }
 
@@ -197,6 +203,10 @@ impl ContainerService {
             let _guard = self.lock(&s.container_id).await;
             self.store.delete_snapshot(&s.id)?;
             tracing::info!(container = %s.container_id, snapshot = %s.name, "snapshot expired");
+            if let Ok(Some(rec)) = self.store.container(&s.container_id) {
+                let data = serde_json::json!({ "snapshot_id": s.id, "snapshot": s.name, "expired": true });
+                self.announce(EventType::SnapshotDeleted, &rec, None, None, data);
+            }
         }
         if !expired.is_empty() {
             self.collect_layers().await?;

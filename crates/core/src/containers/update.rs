@@ -40,7 +40,7 @@ impl ContainerService {
     ) -> Result<Container, Error> {
         let _guard = self.lock(id).await;
         let old = self.record(caller, id)?;
-        self.update_locked(old, req).await
+        self.update_locked(caller, old, req).await
     }
 
     /// A container's env vars.
@@ -69,11 +69,16 @@ impl ContainerService {
             EnvChange::Remove { key } => return Err(Error::NotFound { kind: "env_var", id: key }),
         };
         let req = UpdateContainer { environment_vars, restart: Some(restart), ..Default::default() };
-        Ok(self.update_locked(old, &req).await?.environment_vars)
+        Ok(self.update_locked(caller, old, &req).await?.environment_vars)
     }
 
     /// Changes container `old`; the caller holds its lock.
-    async fn update_locked(self: &Arc<Self>, old: ContainerRecord, req: &UpdateContainer) -> Result<Container, Error> {
+    async fn update_locked(
+        self: &Arc<Self>,
+        caller: &Caller,
+        old: ContainerRecord,
+        req: &UpdateContainer,
+    ) -> Result<Container, Error> {
         let id = &old.id.clone();
         if matches!(old.status, ContainerStatus::Creating | ContainerStatus::Copying | ContainerStatus::Deleting) {
             return Err(Error::Conflict {
@@ -172,8 +177,9 @@ impl ContainerService {
         // Name, access and autostart all live in the routes.
         self.publish_routes(&rec, old.status == ContainerStatus::Running)?;
         let rec = if req.restart.unwrap_or(false) && old.status == ContainerStatus::Running {
-            let stopped = self.stop_locked(&rec, Trigger::Api, Some(self.config.defaults.stop_timeout)).await?;
-            self.start_locked(&stopped, Trigger::Api).await?
+            let stopped =
+                self.stop_locked(&rec, Trigger::Api, Some(self.config.defaults.stop_timeout), Some(caller)).await?;
+            self.start_locked(&stopped, Trigger::Api, Some(caller)).await?
         } else {
             self.store.container(id)?.ok_or_else(|| Error::NotFound { kind: "container", id: id.to_string() })?
         };

@@ -184,15 +184,23 @@ impl ContainerService {
         let readings: Vec<UsageReading> = records
             .iter()
             .filter(|r| matches!(r.status, ContainerStatus::Running | ContainerStatus::Stopped))
-            .map(|rec| self.read_usage(rec, UsageEdge::Sample, &net_dev))
+            .map(|rec| {
+                let reading = self.read_usage(rec, UsageEdge::Sample, &net_dev);
+                if reading.running {
+                    self.check_oom(rec);
+                }
+                self.check_disk(rec, reading.disk_bytes);
+                reading
+            })
             .collect();
         if let Err(e) = self.store.record_usage(&readings) {
             tracing::warn!(error = %e, readings = readings.len(), "usage readings not recorded");
         }
     }
 
-    /// Drops usage rows older than their retention.
+    /// Drops usage rows and events older than their retention.
     pub(crate) fn prune_usage(&self, retention: time::Duration) {
+        self.events.prune();
         let now = cubby_model::now();
         for (resolution, keep) in [(UsageResolution::Minute, MINUTE_RETENTION), (UsageResolution::Hour, retention)] {
             if let Err(e) = self.store.prune_usage(resolution, (now - keep).unix_timestamp()) {

@@ -202,6 +202,7 @@ impl NetworkService {
     /// its lock. Nothing changes unless all of it succeeds.
     async fn commit_rules(
         &self,
+        caller: &Caller,
         rec: &ContainerRecord,
         firewall: &Firewall,
         network: &NetworkRules,
@@ -220,6 +221,18 @@ impl NetworkService {
             }
             return Err(e.into());
         }
+        self.events.emit(crate::events::Happened {
+            kind: cubby_model::EventType::FirewallChanged,
+            project: &rec.project_id,
+            container: Some(&rec.id),
+            trigger: None,
+            caller: Some(caller),
+            data: serde_json::json!({
+                "ingress_rules": firewall.ingress.len(),
+                "egress_rules": firewall.egress.len(),
+                "network_mode": network.mode,
+            }),
+        });
         Ok(())
     }
 
@@ -275,7 +288,7 @@ impl NetworkService {
             });
         }
         let network = self.store.network(id)?;
-        self.commit_rules(&rec, &firewall, &network).await?;
+        self.commit_rules(caller, &rec, &firewall, &network).await?;
         Ok(edited)
     }
 
@@ -416,7 +429,7 @@ impl NetworkService {
             egress: make(Direction::Egress, &req.egress)?,
         };
         let network = self.store.network(id)?;
-        self.commit_rules(&rec, &firewall, &network).await?;
+        self.commit_rules(caller, &rec, &firewall, &network).await?;
         Ok(marked(firewall))
     }
 
@@ -425,7 +438,7 @@ impl NetworkService {
         let (_guard, rec) = self.locked_record(caller, id).await?;
         let firewall = self.default_firewall(rec.port);
         let network = self.store.network(id)?;
-        self.commit_rules(&rec, &firewall, &network).await?;
+        self.commit_rules(caller, &rec, &firewall, &network).await?;
         Ok(marked(firewall))
     }
 
@@ -445,7 +458,7 @@ impl NetworkService {
     ) -> Result<NetworkRules, Error> {
         let (_guard, rec) = self.locked_record(caller, id).await?;
         let firewall = self.store.firewall(id)?;
-        self.commit_rules(&rec, &firewall, rules).await?;
+        self.commit_rules(caller, &rec, &firewall, rules).await?;
         let paths = self.paths(&rec.id, rec.slot);
         if paths.resolv_conf.exists() {
             // Written in place: the container sees it through its bind mount.

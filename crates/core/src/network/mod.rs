@@ -49,6 +49,8 @@ pub struct NetworkService {
     ipam: Ipam,
     settings: NetworkSettings,
     locks: ContainerLocks,
+    /// Rule changes are events.
+    pub(crate) events: Arc<crate::events::Events>,
 }
 
 impl NetworkService {
@@ -60,8 +62,9 @@ impl NetworkService {
         ipam: Ipam,
         settings: NetworkSettings,
         locks: ContainerLocks,
+        events: Arc<crate::events::Events>,
     ) -> Self {
-        Self { store, netlink: Arc::clone(&host.netlink), nft: Arc::clone(&host.nft), ipam, settings, locks }
+        Self { store, netlink: Arc::clone(&host.netlink), nft: Arc::clone(&host.nft), ipam, settings, locks, events }
     }
 
     fn paths(&self, id: &ContainerId, slot: u32) -> ContainerPaths {
@@ -269,8 +272,15 @@ mod tests {
             nft: Arc::clone(&nft) as Arc<dyn Nftables>,
         };
         let ipam = Ipam::new("10.99.0.0/24".parse().unwrap()).unwrap();
-        let network =
-            NetworkService::new(Arc::clone(&store) as Arc<dyn Store>, &host, ipam, settings, ContainerLocks::default());
+        let events = Arc::new(crate::events::Events::new(Arc::clone(&store) as Arc<dyn Store>));
+        let network = NetworkService::new(
+            Arc::clone(&store) as Arc<dyn Store>,
+            &host,
+            ipam,
+            settings,
+            ContainerLocks::default(),
+            events,
+        );
         Fixture { network, store, netlink, nft, _dir: dir }
     }
 

@@ -81,6 +81,8 @@ pub struct ScriptService {
     state: ScriptState,
     /// Bounds the scripts running at once on the daemon.
     slots: Arc<tokio::sync::Semaphore>,
+    /// Failed runs are events.
+    pub(crate) events: Arc<crate::events::Events>,
 }
 
 impl ScriptService {
@@ -91,6 +93,7 @@ impl ScriptService {
         urls: Urls,
         defaults: Defaults,
         secret_key: SecretKey,
+        events: Arc<crate::events::Events>,
     ) -> Self {
         Self {
             store,
@@ -100,6 +103,7 @@ impl ScriptService {
             secret_key,
             state: ScriptState::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(run::MAX_RUNNING)),
+            events,
         }
     }
 

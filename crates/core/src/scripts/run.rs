@@ -134,6 +134,16 @@ impl ScriptRun {
             tracing::warn!(project = %self.project, error = %e, "could not record a script invocation");
         }
         tracing::debug!(project = %self.project, script = %self.entry.script, status, ms = self.entry.duration_ms, "script ran");
+        if let Err(failure) = &self.result {
+            self.service.events.emit(crate::events::Happened {
+                kind: cubby_model::EventType::ScriptFailed,
+                project: &self.project,
+                container: None,
+                trigger: None,
+                caller: None,
+                data: serde_json::json!({ "path": self.entry.script, "status": status, "reason": failure.to_string() }),
+            });
+        }
         self.result
     }
 }

@@ -29,6 +29,7 @@ fn fixture() -> Fixture {
         Urls { domain: "localhost".into(), proxy_port: 8080 },
         Defaults::default(),
         SecretKey::from_bytes(&[7; 32]),
+        Arc::new(crate::events::Events::new(Arc::clone(&store) as Arc<dyn Store>)),
     ));
     Fixture { service, store, _dir: dir }
 }

@@ -64,6 +64,11 @@ impl Cgroups for FakeCgroups {
         Ok(g.get(cgroup).map(|p| p.len() as u64))
     }
 
+    fn oom_kills(&self, cgroup: &str) -> Result<Option<u64>, RuntimeError> {
+        let g = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(g.get(cgroup).map(|_| 0))
+    }
+
     fn file_cache(&self, _cgroup: &str) -> Result<Option<u64>, RuntimeError> {
         Ok(None)
     }

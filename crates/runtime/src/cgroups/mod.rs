@@ -38,6 +38,25 @@ pub trait Cgroups: Send + Sync + std::fmt::Debug {
     fn cpu_usage_ns(&self, cgroup: &str) -> Result<Option<u64>, RuntimeError>;
     /// How many tasks it holds (`pids.current`), if it exists.
     fn pid_count(&self, cgroup: &str) -> Result<Option<u64>, RuntimeError>;
+    /// How many of its processes the kernel's OOM killer ended
+    /// (`oom_kill` in `memory.oom_control` on v1, `memory.events` on v2),
+    /// if it exists.
+    fn oom_kills(&self, cgroup: &str) -> Result<Option<u64>, RuntimeError>;
+}
+
+/// The value of `key` in a flat-keyed cgroup file (`key value` lines),
+/// `None` when the file is absent (0 when the key is).
+fn read_key(file: &Path, key: &str) -> Result<Option<u64>, RuntimeError> {
+    match std::fs::read_to_string(file) {
+        Ok(text) => Ok(Some(
+            text.lines()
+                .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(RuntimeError::io("read", file)(e)),
+    }
 }
 
 /// The number in `file` (the first token), `None` when the file is absent.
@@ -236,6 +255,14 @@ impl Cgroups for CgroupFs {
         read_number(&self.controller("pids").join(rel(cgroup)).join("pids.current"))
     }
 
+    fn oom_kills(&self, cgroup: &str) -> Result<Option<u64>, RuntimeError> {
+        let dir = self.controller("memory").join(rel(cgroup));
+        match self.version {
+            CgroupVersion::V1 => read_key(&dir.join("memory.oom_control"), "oom_kill"),
+            CgroupVersion::V2 => read_key(&dir.join("memory.events"), "oom_kill"),
+        }
+    }
+
     fn remove(&self, cgroup: &str) -> Result<(), RuntimeError> {
         if rel(cgroup).is_empty() {
             return Ok(());
@@ -261,7 +288,11 @@ mod tests {
         std::fs::write(cg.join("memory.current"), "4096\n").unwrap();
         std::fs::write(cg.join("cpu.stat"), "usage_usec 1500\nuser_usec 1000\n").unwrap();
         std::fs::write(cg.join("pids.current"), "2\n").unwrap();
+        std::fs::write(cg.join("memory.events"), "low 0\nhigh 0\nmax 4\noom 2\noom_kill 1\noom_group_kill 0\n")
+            .unwrap();
         let fs = CgroupFs::detect(root.path()).unwrap();
+        assert_eq!(fs.oom_kills("/cubby/c1").unwrap(), Some(1), "oom_kill, not oom or oom_group_kill");
+        assert_eq!(fs.oom_kills("/cubby/none").unwrap(), None);
         assert_eq!(fs.cpu_usage_ns("/cubby/c1").unwrap(), Some(1_500_000));
         assert_eq!(fs.pid_count("/cubby/c1").unwrap(), Some(2));
         assert_eq!(fs.cpu_usage_ns("/cubby/none").unwrap(), None);
@@ -280,6 +311,11 @@ mod tests {
             std::fs::write(root.path().join(h).join("cgroup.procs"), "").unwrap();
         }
         std::fs::write(root.path().join("memory/cubby/c1/memory.usage_in_bytes"), "100").unwrap();
+        std::fs::write(
+            root.path().join("memory/cubby/c1/memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
+        )
+        .unwrap();
         std::fs::create_dir_all(root.path().join("cpuacct/cubby/c1")).unwrap();
         std::fs::write(root.path().join("cpuacct/cubby/c1/cpuacct.usage"), "123456789\n").unwrap();
         let fs = CgroupFs::detect(root.path()).unwrap();
@@ -288,6 +324,8 @@ mod tests {
         assert_eq!(fs.version(), CgroupVersion::V1);
         assert_eq!(fs.dirs("/cubby/c1").len(), 4);
         assert_eq!(fs.memory_usage("/cubby/c1").unwrap(), Some(100));
+        assert_eq!(fs.oom_kills("/cubby/c1").unwrap(), Some(3));
+        std::fs::remove_file(root.path().join("memory/cubby/c1/memory.oom_control")).unwrap();
         // Real cgroupfs lets rmdir remove a dir holding pseudo-files; a temp
         // dir does not, so clear them first.
         std::fs::remove_file(root.path().join("memory/cubby/c1/memory.usage_in_bytes")).unwrap();

@@ -22,6 +22,7 @@ pub struct SqliteStore {
 mod aliases;
 mod audit;
 mod containers;
+mod events;
 mod images;
 mod layers;
 mod projects;
