@@ -770,6 +770,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{id}/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The project's webhooks, without their secrets. */
+        get: operations["list_webhooks"];
+        put?: never;
+        /**
+         * Make a webhook: the project's events (all, or those of `events`) are
+         *     POSTed to `url` as JSON, signed in `Cubby-Signature: t=…,v1=…`
+         *     (HMAC-SHA256 of `"{t}.{body}"` under the secret), retried with backoff
+         *     for a day. The secret is shown once.
+         */
+        post: operations["create_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/webhooks/{webhook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove a webhook and its delivery log. */
+        delete: operations["delete_webhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/webhooks/{webhook_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A webhook's latest deliveries, newest first: status, attempts, the last
+         *     answer's code or error, and when it is tried next.
+         */
+        get: operations["list_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1066,11 +1126,33 @@ export interface components {
             /** @description A label to tell tokens apart (at most 64 characters). */
             name?: string | null;
         };
+        /** @description A new webhook. */
+        CreateWebhook: {
+            description?: string | null;
+            /** @description The event types to deliver; empty (the default) for all. */
+            events?: components["schemas"]["EventType"][];
+            /**
+             * @description The signing secret (16 to 256 printable characters); default: a
+             *     random one, shown once in the answer.
+             */
+            secret?: string | null;
+            /**
+             * @description Where events are POSTed: an `http` or `https` URL. The daemon's own
+             *     host, its containers and the egress guard's ranges are refused at
+             *     delivery, as for scripts' `fetch`.
+             */
+            url: string;
+        };
         /** @description A token just made. `secret` is shown this once and never again. */
         CreatedToken: components["schemas"]["Token"] & {
             /** @description Send it as `Authorization: Bearer <secret>`. */
             secret: string;
         };
+        /**
+         * @description Where one delivery stands.
+         * @enum {string}
+         */
+        DeliveryStatus: "pending" | "delivered" | "failed";
         /** @description A container's disk use. */
         DiskUse: {
             /**
@@ -1682,6 +1764,46 @@ export interface components {
             at: string;
             usage: components["schemas"]["Usage"];
         };
+        /** @description A webhook of a project. */
+        Webhook: {
+            /** Format: date-time */
+            created_at: string;
+            description?: string | null;
+            /** @description The event types it gets; empty for all. */
+            events: components["schemas"]["EventType"][];
+            id: components["schemas"]["WebhookId"];
+            project_id: components["schemas"]["ProjectId"];
+            /** @description The signing secret: only in the answer that creates it. */
+            secret?: string | null;
+            url: string;
+        };
+        /** @description One event's delivery to one webhook. */
+        WebhookDelivery: {
+            /**
+             * Format: int32
+             * @description Attempts made so far.
+             */
+            attempts: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: int64 */
+            event_id: number;
+            event_type: components["schemas"]["EventType"];
+            /** Format: int64 */
+            id: number;
+            /** @description Why the last attempt failed, if it did. */
+            last_error?: string | null;
+            /**
+             * Format: int32
+             * @description The HTTP status of the last answer, if one came.
+             */
+            last_status_code?: number | null;
+            /** Format: date-time */
+            next_attempt_at?: string | null;
+            status: components["schemas"]["DeliveryStatus"];
+        };
+        /** @description Identifies a project's webhook. */
+        WebhookId: string;
     };
     responses: never;
     parameters: never;
@@ -4532,6 +4654,172 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_webhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateWebhook"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id */
+                id: string;
+                /** @description Webhook id */
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_deliveries: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id */
+                id: string;
+                /** @description Webhook id */
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"][];
                 };
             };
             401: {

@@ -6,7 +6,7 @@
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use cubby_core::Error;
-use cubby_model::{ContainerId, IdError, ProjectId, RuleId, TokenId};
+use cubby_model::{ContainerId, IdError, ProjectId, RuleId, TokenId, WebhookId};
 
 use crate::ApiError;
 
@@ -35,6 +35,7 @@ path_param!(ProjectId, "id", "project");
 path_param!(ContainerId, "id", "container");
 path_param!(TokenId, "token_id", "token");
 path_param!(RuleId, "rule_id", "firewall_rule");
+path_param!(WebhookId, "webhook_id", "webhook");
 
 /// The id in the path parameter `T::PARAM`, checked.
 #[derive(Debug)]

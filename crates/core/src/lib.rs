@@ -45,6 +45,7 @@ pub mod tokens;
 mod upstream;
 pub mod userns;
 pub mod wake;
+pub mod webhooks;
 
 pub use caller::Caller;
 pub use config::{Config, Defaults, Helpers, IdRange};

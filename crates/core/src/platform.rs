@@ -40,6 +40,8 @@ pub struct Platform {
     pub(crate) scripts: Arc<crate::scripts::ScriptService>,
     /// The event log and its live feed.
     pub(crate) events: Arc<crate::events::Events>,
+    /// Projects' webhooks.
+    pub(crate) webhooks: Arc<crate::webhooks::WebhookService>,
     background: crate::background::Background,
 }
 
@@ -112,6 +114,7 @@ impl Platform {
             Arc::clone(&events),
         ));
         let access = Arc::new(crate::access::AccessService::new(Arc::clone(&store), claims, config.urls()));
+        let webhooks = Arc::new(crate::webhooks::WebhookService::new(Arc::clone(&store), secret_key.clone()));
         let scripts = Arc::new(crate::scripts::ScriptService::new(
             Arc::clone(&store),
             config.data_dir.clone(),
@@ -139,6 +142,7 @@ impl Platform {
             access,
             scripts,
             events,
+            webhooks,
             background: Default::default(),
         });
         let containers = &platform.containers;
@@ -191,6 +195,17 @@ impl Platform {
     /// The event log and its live feed.
     pub fn events(&self) -> &Arc<crate::events::Events> {
         &self.events
+    }
+
+    /// Projects' webhooks.
+    pub fn webhooks(&self) -> &Arc<crate::webhooks::WebhookService> {
+        &self.webhooks
+    }
+
+    /// Starts delivering webhooks through `sender` (the daemon passes the
+    /// scripts' `fetch` client, with its destination checks).
+    pub fn deliver_webhooks(&self, sender: Arc<dyn crate::webhooks::deliver::WebhookSender>) {
+        self.background.push(crate::webhooks::deliver::spawn(Arc::clone(&self.webhooks), &self.events, sender));
     }
 
     /// Exec scripts, their secrets and runs.

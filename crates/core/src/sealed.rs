@@ -21,7 +21,8 @@ use crate::Error;
 
 const PREFIX: &str = "sealed:v1:";
 
-/// The key that seals project secrets.
+/// The key that seals project secrets (and webhooks' secrets).
+#[derive(Clone)]
 pub struct SecretKey(ChaCha20Poly1305);
 
 impl std::fmt::Debug for SecretKey {

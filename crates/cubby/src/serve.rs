@@ -495,6 +495,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let fetcher =
         cubby_scripts::HttpFetcher::new(destinations).map_err(|e| anyhow::anyhow!("the scripts' fetch client: {e}"))?;
+    // Webhooks go out with the same destination checks as scripts' fetch.
+    platform.deliver_webhooks(Arc::new(fetcher.clone()));
     let max_body = ByteSize::parse(&args.proxy_max_body).map_err(|e| anyhow::anyhow!("--proxy-max-body: {e}"))?.0;
     let proxy_config = ProxyConfig {
         domain: platform.config().domain.clone(),

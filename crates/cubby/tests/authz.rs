@@ -49,6 +49,10 @@ const CASES: &[Case] = &[
     case("GET", "/api/v1/projects/{id}/scripts/{path}", None, ForA::NotFound),
     case("PUT", "/api/v1/projects/{id}/scripts/{path}", Some("export default () => 'planted'"), ForA::NotFound),
     case("GET", "/api/v1/projects/{id}/usage", None, ForA::NotFound),
+    // Delivery to loopback is refused before any traffic leaves.
+    case("POST", "/api/v1/projects/{id}/webhooks", Some(r#"{"url":"http://127.0.0.1:9/planted"}"#), ForA::NotFound),
+    case("GET", "/api/v1/projects/{id}/webhooks", None, ForA::NotFound),
+    case("GET", "/api/v1/projects/{id}/webhooks/{webhook_id}/deliveries", None, ForA::NotFound),
     case("GET", "/api/v1/projects/{id}/secrets", None, ForA::NotFound),
     case("PUT", "/api/v1/projects/{id}/secrets", Some(r#"{"PLANTED":"x"}"#), ForA::NotFound),
     case("GET", "/api/v1/containers", None, ForA::Ok),
@@ -104,6 +108,7 @@ const CASES: &[Case] = &[
     case("DELETE", "/api/v1/containers/{id}/snapshots/{name}", None, ForA::NotFound),
     case("DELETE", "/api/v1/projects/{id}/scripts/{path}", None, ForA::NotFound),
     case("DELETE", "/api/v1/projects/{id}/tokens/{token_id}", None, ForA::NotFound),
+    case("DELETE", "/api/v1/projects/{id}/webhooks/{webhook_id}", None, ForA::NotFound),
     case("DELETE", "/api/v1/images/{name}", None, ForA::Forbidden),
     case("DELETE", "/api/v1/containers/{id}", None, ForA::NotFound),
     case("DELETE", "/api/v1/projects/{id}", None, ForA::NotFound),
@@ -145,6 +150,11 @@ fn every_endpoint_checks_who_calls() {
     let rule_id = rule["id"].as_str().expect("a rule id").to_string();
     api.create_alias(&CreateAlias { name: "b-alias".into(), container_id: cb.id.clone(), port: None }).unwrap();
     api.put_script(b.id.as_str(), "b.js", b"export default () => 'b'").unwrap();
+    let hook = api
+        .raw("POST", &format!("/api/v1/projects/{}/webhooks", b.id), Some(br#"{"url":"http://127.0.0.1:9/b"}"#))
+        .unwrap()
+        .json();
+    let webhook_id = hook["id"].as_str().expect("a webhook id").to_string();
 
     // Every documented operation has a row, and every row is documented.
     let rows: BTreeSet<(String, String)> =
@@ -166,6 +176,7 @@ fn every_endpoint_checks_who_calls() {
             .replace("{direction}", "ingress")
             .replace("{rule_id}", &rule_id)
             .replace("{token_id}", token_b.token.id.as_str())
+            .replace("{webhook_id}", &webhook_id)
             .replace("{key}", "GREETING")
             .replace("{name}", &name)
     };

@@ -165,6 +165,13 @@ id_type!(
     "firewall rule"
 );
 
+id_type!(
+    /// Identifies a project's webhook.
+    WebhookId,
+    "w",
+    "webhook"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@ mod snapshot;
 mod token;
 mod usage;
 mod validate;
+mod webhook;
 
 pub use access::{
     AccessMode, Alias, Authorization, AuthorizeRequest, CreateAlias, PublicKey, RESERVED_ALIASES, validate_alias_name,
@@ -35,7 +36,9 @@ pub use firewall::{
     Direction, Firewall, FirewallRule, NetworkMode, NetworkRules, Protocol, ReplaceFirewall, RuleAction, RulePatch,
     RuleSpec, RuleState,
 };
-pub use id::{ContainerId, IdError, LayerId, ProjectId, RuleId, SnapshotId, TokenId, random_id, random_secret};
+pub use id::{
+    ContainerId, IdError, LayerId, ProjectId, RuleId, SnapshotId, TokenId, WebhookId, random_id, random_secret,
+};
 pub use image::{Image, ImageConfig, ImageSource};
 pub use project::{CreateProject, Project, ProjectQuota, UpdateProject};
 pub use script::{
@@ -58,3 +61,4 @@ pub fn now() -> Timestamp {
     let now = time::OffsetDateTime::now_utc();
     now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(now)
 }
+pub use webhook::{CreateWebhook, DeliveryStatus, Webhook, WebhookDelivery};

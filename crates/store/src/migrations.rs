@@ -287,6 +287,41 @@ CREATE INDEX events_by_container ON events(container_id, id);
 CREATE INDEX events_by_age ON events(at);
 "#,
         ),
+        M::up(
+            r#"
+-- Webhooks of a project (their secrets sealed by the daemon), one
+-- delivery per event and hook, and the last event turned into deliveries.
+CREATE TABLE webhooks (
+    id          TEXT PRIMARY KEY,
+    project_id  TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    url         TEXT NOT NULL,
+    events      TEXT NOT NULL,
+    secret      TEXT NOT NULL,
+    description TEXT,
+    created_at  INTEGER NOT NULL,
+    after_event INTEGER NOT NULL
+);
+CREATE INDEX webhooks_by_project ON webhooks(project_id);
+CREATE TABLE webhook_deliveries (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+    event_id   INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    attempts   INTEGER NOT NULL,
+    last_code  INTEGER,
+    last_error TEXT,
+    next_at    INTEGER,
+    created_at INTEGER NOT NULL,
+    UNIQUE (webhook_id, event_id)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_at);
+CREATE TABLE webhook_dispatch (
+    one        INTEGER PRIMARY KEY CHECK (one = 1),
+    last_event INTEGER NOT NULL
+);
+"#,
+        ),
     ])
 }
 

@@ -191,3 +191,37 @@ pub struct EventFilter<'a> {
     pub after: u64,
     pub limit: u32,
 }
+
+/// A webhook as stored: its secret sealed by the core, and the last event
+/// before it was made (it gets only later ones).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookRecord {
+    pub webhook: cubby_model::Webhook,
+    pub sealed_secret: String,
+    pub after_event: u64,
+}
+
+impl WebhookRecord {
+    /// Whether event `id` of type `kind` is one for this hook.
+    pub fn wants(&self, id: u64, kind: cubby_model::EventType) -> bool {
+        id > self.after_event && (self.webhook.events.is_empty() || self.webhook.events.contains(&kind))
+    }
+}
+
+/// A delivery whose time has come, with its hook and event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueDelivery {
+    pub delivery: cubby_model::WebhookDelivery,
+    pub hook: WebhookRecord,
+    pub event: cubby_model::Event,
+}
+
+/// The outcome of one delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryAttempt {
+    pub status: cubby_model::DeliveryStatus,
+    pub code: Option<u16>,
+    pub error: Option<String>,
+    /// When to try again (pending only).
+    pub next_at: Option<Timestamp>,
+}

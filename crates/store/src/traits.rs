@@ -10,8 +10,9 @@ use cubby_model::{
 };
 
 use crate::{
-    AliasRecord, AuditEntry, ContainerRecord, EventFilter, ImageRecord, LayerRecord, NewContainer, NewEvent,
-    SnapshotRecord, StoreError, TokenRecord, UsageDelta, UsageReading, UsageResolution, UsageRow, UsageScope,
+    AliasRecord, AuditEntry, ContainerRecord, DeliveryAttempt, DueDelivery, EventFilter, ImageRecord, LayerRecord,
+    NewContainer, NewEvent, SnapshotRecord, StoreError, TokenRecord, UsageDelta, UsageReading, UsageResolution,
+    UsageRow, UsageScope, WebhookRecord,
 };
 
 /// Projects: one per customer of the operator.
@@ -180,6 +181,33 @@ pub trait EventStore: Send + Sync {
     fn events(&self, filter: &EventFilter<'_>) -> Result<Vec<Event>, StoreError>;
     /// Drops the events from before `before`.
     fn prune_events(&self, before: cubby_model::Timestamp) -> Result<usize, StoreError>;
+    /// The id of the latest event (0 when there is none).
+    fn last_event_id(&self) -> Result<u64, StoreError>;
+}
+
+/// Webhooks, their deliveries, and the dispatch cursor.
+pub trait WebhookStore: Send + Sync {
+    fn insert_webhook(&self, hook: &WebhookRecord) -> Result<(), StoreError>;
+    fn webhooks(&self, project: &ProjectId) -> Result<Vec<WebhookRecord>, StoreError>;
+    fn webhook(&self, id: &cubby_model::WebhookId) -> Result<Option<WebhookRecord>, StoreError>;
+    /// Removes a hook and its deliveries.
+    fn delete_webhook(&self, id: &cubby_model::WebhookId) -> Result<bool, StoreError>;
+    /// Turns up to `limit` events after the dispatch cursor into pending
+    /// deliveries (one per hook that wants each) and moves the cursor, in
+    /// one transaction; how many deliveries it made.
+    fn dispatch_events(&self, limit: u32) -> Result<usize, StoreError>;
+    /// Pending deliveries due at `now`, oldest first.
+    fn due_deliveries(&self, now: cubby_model::Timestamp, limit: u32) -> Result<Vec<DueDelivery>, StoreError>;
+    /// Records an attempt of delivery `id`.
+    fn finish_attempt(&self, id: u64, attempt: &DeliveryAttempt) -> Result<(), StoreError>;
+    /// A hook's latest deliveries, newest first.
+    fn deliveries(
+        &self,
+        hook: &cubby_model::WebhookId,
+        limit: u32,
+    ) -> Result<Vec<cubby_model::WebhookDelivery>, StoreError>;
+    /// Drops finished deliveries made before `before`.
+    fn prune_deliveries(&self, before: cubby_model::Timestamp) -> Result<usize, StoreError>;
 }
 
 /// Usage per container: readings in, minute and hour rows out. Rows hold
@@ -228,4 +256,5 @@ every_store!(
     AuditStore,
     UsageStore,
     EventStore,
+    WebhookStore,
 );

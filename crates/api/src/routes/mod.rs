@@ -13,6 +13,7 @@ pub mod scripts;
 pub mod snapshots;
 pub mod tokens;
 pub mod usage;
+pub mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -56,6 +57,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(usage::project_usage))
         .routes(routes!(events::list_events))
         .routes(routes!(events::stream_events))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(webhooks::delete_webhook))
+        .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(firewall::get_firewall, firewall::replace_firewall))
         .routes(routes!(firewall::reset_firewall))
         .routes(routes!(firewall::add_rule))

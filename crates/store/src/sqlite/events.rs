@@ -80,6 +80,12 @@ impl EventStore for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(q("list events"))
     }
 
+    fn last_event_id(&self) -> Result<u64, StoreError> {
+        let id: Option<i64> =
+            self.conn().query_row("SELECT max(id) FROM events", [], |r| r.get(0)).map_err(q("read last event"))?;
+        Ok(id.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
+    }
+
     fn prune_events(&self, before: Timestamp) -> Result<usize, StoreError> {
         self.conn().execute("DELETE FROM events WHERE at < ?1", [ms(before)]).map_err(q("prune events"))
     }

@@ -31,6 +31,7 @@ mod scripts;
 mod snapshots;
 mod tokens;
 mod usage;
+mod webhooks;
 
 pub(super) fn q(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Query { op, source }
