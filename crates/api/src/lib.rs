@@ -28,6 +28,8 @@ pub struct AppState {
     pub platform: Arc<Platform>,
     /// Largest image archive accepted, once decompressed.
     pub max_image_bytes: u64,
+    /// What the API measures of itself, for `/metrics`.
+    pub metrics: Arc<routes::metrics::ApiMetrics>,
 }
 
 /// The API router, and the OpenAPI document it serves.
@@ -43,6 +45,7 @@ pub fn router(state: AppState) -> Router {
                 async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], (*json).clone()) }
             }),
         )
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), routes::metrics::track))
         .fallback(routes::meta::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(json::MAX_JSON_BODY))
         .with_state(state)

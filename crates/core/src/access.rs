@@ -167,8 +167,8 @@ mod tests {
     fn a_tenant_can_open_only_its_own_container_and_revocation_holds() {
         let f = fixture();
         let ((pa, a), (pb, b)) = (tenant(&f, "acme"), tenant(&f, "other"));
-        let token_a = f.access.create_token(&Caller::Admin, &pa.id, &CreateToken { name: None }).unwrap().secret;
-        let token_b = f.access.create_token(&Caller::Admin, &pb.id, &CreateToken { name: None }).unwrap().secret;
+        let token_a = f.access.create_token(&Caller::admin(), &pa.id, &CreateToken { name: None }).unwrap().secret;
+        let token_b = f.access.create_token(&Caller::admin(), &pb.id, &CreateToken { name: None }).unwrap().secret;
         let as_a = f.access.authenticate(&token_a).unwrap().expect("a token of A");
         // Control: A authorizes its own container, and the claim opens it.
         let auth = f.access.authorize(&as_a, &a.id, &AuthorizeRequest::default()).unwrap();

@@ -19,9 +19,15 @@ pub const MAX_EVENTS_PAGE: u32 = 500;
 /// How long events are kept.
 pub const EVENT_RETENTION: time::Duration = time::Duration::days(30);
 
-/// Who asked, as events record it.
+/// Who asked, as events record it: the id of the API token the call came
+/// with; `admin` or `project` for a call without one (the admin's
+/// in-process calls, a script's `ctx.cubby`); `None` for the daemon itself.
 fn actor(caller: Option<&Caller>) -> Option<String> {
-    caller.map(|c| if c.is_admin() { "admin".to_owned() } else { "project".to_owned() })
+    caller.map(|c| match c.token() {
+        Some(token) => token.to_string(),
+        None if c.is_admin() => "admin".to_owned(),
+        None => "project".to_owned(),
+    })
 }
 
 /// What one event is about, before it has an id.
@@ -103,7 +109,7 @@ impl Events {
         if let Some(p) = &query.project {
             crate::projects::visible(&*self.store, caller, p)?;
         }
-        let project = query.project.as_ref().or(caller.project());
+        let project = query.project.as_ref().or(caller.scope());
         let limit = query.limit.clamp(1, MAX_EVENTS_PAGE);
         let items = self.store.events(&EventFilter {
             project,
@@ -144,16 +150,16 @@ mod tests {
         }
         assert_eq!(live.try_recv().unwrap().kind, EventType::ContainerStarted, "live subscribers get each event");
 
-        let caller_a = Caller::Project(a.id.clone());
+        let caller_a = Caller::project(a.id.clone());
         let page = events.list(&caller_a, &EventQuery { limit: 10, ..Default::default() }).unwrap();
         assert_eq!(page.items.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventType::ContainerStarted]);
         let theirs = EventQuery { project: Some(b.id.clone()), limit: 10, ..Default::default() };
         assert!(matches!(events.list(&caller_a, &theirs), Err(Error::NotFound { kind: "project", .. })));
 
-        let all = events.list(&Caller::Admin, &EventQuery { limit: 1, ..Default::default() }).unwrap();
+        let all = events.list(&Caller::admin(), &EventQuery { limit: 1, ..Default::default() }).unwrap();
         assert_eq!(all.items.len(), 1);
         let rest = EventQuery { after: all.next_after.unwrap(), limit: 10, ..Default::default() };
-        let next = events.list(&Caller::Admin, &rest).unwrap();
+        let next = events.list(&Caller::admin(), &rest).unwrap();
         assert_eq!(next.items.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventType::ContainerStopped]);
         assert!(!rest.matches(&caller_a, &next.items[0]), "the stream's filter hides another project's");
     }

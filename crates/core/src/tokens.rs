@@ -56,9 +56,12 @@ impl AccessService {
         if !secret.starts_with(SECRET_PREFIX) || secret.len() > 256 {
             return Ok(None);
         }
-        Ok(self.store.token_by_hash(&hash(secret))?.map(|t| match t.token.project_id {
-            Some(p) => Caller::Project(p),
-            None => Caller::Admin,
+        Ok(self.store.token_by_hash(&hash(secret))?.map(|t| {
+            let caller = match t.token.project_id {
+                Some(p) => Caller::project(p),
+                None => Caller::admin(),
+            };
+            caller.with_token(t.token.id)
         }))
     }
 

@@ -116,7 +116,7 @@ fn acme(f: &Fixture) -> cubby_model::Project {
 
 /// A project named `name`, with the defaults.
 fn named(f: &Fixture, name: &str) -> cubby_model::Project {
-    f.platform.create_project(&Caller::Admin, &CreateProject { name: name.into(), ..Default::default() }).unwrap()
+    f.platform.create_project(&Caller::admin(), &CreateProject { name: name.into(), ..Default::default() }).unwrap()
 }
 
 fn container_subvolumes(f: &Fixture) -> usize {
@@ -138,7 +138,7 @@ async fn a_failed_runtime_create_rolls_everything_back() {
     let f = fixture().await;
     let p = acme(&f);
     f.runtime.fail_create_of("c");
-    let err = f.platform.containers().create_container(&Caller::Admin, &p.id, &req("web", true)).await.unwrap_err();
+    let err = f.platform.containers().create_container(&Caller::admin(), &p.id, &req("web", true)).await.unwrap_err();
     assert!(matches!(err, cubby_core::Error::Runtime { step: "run", .. }), "{err}");
     assert_eq!(f.netlink.links(), vec!["fake-br".to_string()], "veth removed");
     assert!(f.netlink.namespaces().is_empty(), "netns removed");
@@ -152,14 +152,14 @@ async fn a_failed_runtime_create_rolls_everything_back() {
 async fn create_stopped_then_delete_forgets_everything() {
     let f = fixture().await;
     let p = acme(&f);
-    let c = f.platform.containers().create_container(&Caller::Admin, &p.id, &req("web", false)).await.unwrap();
+    let c = f.platform.containers().create_container(&Caller::admin(), &p.id, &req("web", false)).await.unwrap();
     assert_eq!(c.status, ContainerStatus::Stopped);
     assert_eq!(c.url, "http://web--acme.localhost:8080");
     assert_eq!(c.address, "10.99.0.2");
     assert_eq!(f.netlink.links(), vec!["fake-1".to_string(), "fake-br".to_string()]);
     assert!(f.btrfs.has_subvolume(&f.platform.pool().container(c.id.as_str())));
 
-    f.platform.containers().delete_container(&Caller::Admin, &c.id).await.unwrap();
+    f.platform.containers().delete_container(&Caller::admin(), &c.id).await.unwrap();
     // Its files and rows are gone at once; the plumbing right after.
     assert!(!f.btrfs.has_subvolume(&f.platform.pool().container(c.id.as_str())));
     assert!(f.platform.settle(std::time::Duration::from_secs(5)).await);
@@ -168,7 +168,7 @@ async fn create_stopped_then_delete_forgets_everything() {
     assert!(f.netlink.namespaces().is_empty());
     assert!(!f.btrfs.has_subvolume(&f.platform.pool().container(c.id.as_str())));
     assert!(f.platform.routes().is_empty());
-    let err = f.platform.containers().container(&Caller::Admin, &c.id).unwrap_err();
+    let err = f.platform.containers().container(&Caller::admin(), &c.id).unwrap_err();
     assert!(matches!(err, cubby_core::Error::NotFound { kind: "container", .. }));
 }
 
@@ -176,8 +176,8 @@ async fn create_stopped_then_delete_forgets_everything() {
 async fn a_project_token_sees_nothing_of_other_projects() {
     let f = fixture().await;
     let (a, b) = (named(&f, "a"), named(&f, "b"));
-    let cb = f.platform.containers().create_container(&Caller::Admin, &b.id, &req("theirs", false)).await.unwrap();
-    let caller = Caller::Project(a.id.clone());
+    let cb = f.platform.containers().create_container(&Caller::admin(), &b.id, &req("theirs", false)).await.unwrap();
+    let caller = Caller::project(a.id.clone());
     let not_found = |e: cubby_core::Error| matches!(e, cubby_core::Error::NotFound { .. });
     assert!(not_found(f.platform.project(&caller, &b.id).unwrap_err()));
     assert!(not_found(f.platform.containers().container(&caller, &cb.id).unwrap_err()));
@@ -191,7 +191,7 @@ async fn a_project_token_sees_nothing_of_other_projects() {
         Err(cubby_core::Error::Forbidden)
     ));
     // Still there for its owner.
-    assert!(f.platform.containers().container(&Caller::Admin, &cb.id).is_ok());
+    assert!(f.platform.containers().container(&Caller::admin(), &cb.id).is_ok());
     assert!(f.platform.project(&caller, &ProjectId::random()).is_err());
 }
 
@@ -201,14 +201,14 @@ async fn max_containers_and_names_are_enforced() {
     let p = f
         .platform
         .create_project(
-            &Caller::Admin,
+            &Caller::admin(),
             &CreateProject { name: "acme".into(), max_containers: Some(1), ..Default::default() },
         )
         .unwrap();
-    f.platform.containers().create_container(&Caller::Admin, &p.id, &req("one", false)).await.unwrap();
-    let err = f.platform.containers().create_container(&Caller::Admin, &p.id, &req("two", false)).await.unwrap_err();
+    f.platform.containers().create_container(&Caller::admin(), &p.id, &req("one", false)).await.unwrap();
+    let err = f.platform.containers().create_container(&Caller::admin(), &p.id, &req("two", false)).await.unwrap_err();
     assert!(matches!(err, cubby_core::Error::LimitReached { limit: 1, .. }), "{err}");
-    let err = f.platform.containers().create_container(&Caller::Admin, &p.id, &req("BAD", false)).await.unwrap_err();
+    let err = f.platform.containers().create_container(&Caller::admin(), &p.id, &req("BAD", false)).await.unwrap_err();
     assert!(matches!(err, cubby_core::Error::Invalid(_)), "{err}");
     assert_eq!(container_subvolumes(&f), 1, "refusals make nothing");
     let _ = Path::new("");
@@ -218,7 +218,7 @@ async fn max_containers_and_names_are_enforced() {
 async fn the_proxy_gets_a_socket_in_the_container_only_where_the_firewall_admits_it() {
     let f = fixture().await;
     let p = acme(&f);
-    let c = f.platform.containers().create_container(&Caller::Admin, &p.id, &req("web", false)).await.unwrap();
+    let c = f.platform.containers().create_container(&Caller::admin(), &p.id, &req("web", false)).await.unwrap();
     let app: std::net::SocketAddr = format!("{}:{}", c.address, c.port).parse().unwrap();
     assert!(f.platform.containers().proxy_socket(app).await.is_none(), "a stopped container takes no connection");
 
@@ -248,9 +248,9 @@ async fn the_proxy_gets_a_socket_in_the_container_only_where_the_firewall_admits
         ports: Some("9000".into()),
         ..Default::default()
     };
-    f.platform.network().add_rule(&Caller::Admin, &c.id, cubby_model::Direction::Ingress, &spec).await.unwrap();
+    f.platform.network().add_rule(&Caller::admin(), &c.id, cubby_model::Direction::Ingress, &spec).await.unwrap();
     assert!(f.platform.containers().proxy_socket(other_port).await.is_some(), "a rule for 9000 admits it");
-    f.platform.network().replace_firewall(&Caller::Admin, &c.id, &Default::default()).await.unwrap();
+    f.platform.network().replace_firewall(&Caller::admin(), &c.id, &Default::default()).await.unwrap();
     assert!(
         f.platform.containers().proxy_socket(app).await.is_none(),
         "no rule left: even the app's port takes the plain path"
@@ -261,8 +261,8 @@ async fn the_proxy_gets_a_socket_in_the_container_only_where_the_firewall_admits
 async fn each_root_is_mounted_for_its_own_container_only_and_never_on_the_host() {
     let f = fixture().await;
     let p = acme(&f);
-    let a = f.platform.containers().create_container(&Caller::Admin, &p.id, &req("a", true)).await.unwrap();
-    let b = f.platform.containers().create_container(&Caller::Admin, &p.id, &req("b", true)).await.unwrap();
+    let a = f.platform.containers().create_container(&Caller::admin(), &p.id, &req("a", true)).await.unwrap();
+    let b = f.platform.containers().create_container(&Caller::admin(), &p.id, &req("b", true)).await.unwrap();
     assert!(f.mounts.mounted().is_empty(), "the host's mount table gets no root: {:?}", f.mounts.mounted());
     let run = f.platform.config().run_dir.clone();
     for (me, other) in [(&a, &b), (&b, &a)] {

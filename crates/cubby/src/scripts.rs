@@ -54,7 +54,7 @@ impl ScriptHost for ProjectHost {
         room: AnswerRoom,
     ) -> futures::future::BoxFuture<'static, Result<(u16, String), CubbyCallError>> {
         let api = self.api.clone();
-        let caller = Caller::Project(self.project.clone());
+        let caller = Caller::project(self.project.clone());
         let (method, path) = (method.to_string(), path.to_string());
         async move {
             if !path.starts_with('/') || path.contains("..") {

@@ -480,7 +480,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     std::fs::rename(&partial, &endpoints)?;
 
-    let app = cubby_api::router(cubby_api::AppState { platform: Arc::clone(&platform), max_image_bytes });
+    let app = cubby_api::router(cubby_api::AppState {
+        platform: Arc::clone(&platform),
+        max_image_bytes,
+        metrics: cubby_api::routes::metrics::shared(),
+    });
     // Scripts may fetch the world, not the daemon's host or its containers.
     // Scripts may fetch the world: not the daemon's host, its containers,
     // or what the egress guard keeps containers from.

@@ -36,6 +36,7 @@ const fn case(method: &'static str, template: &'static str, body: Option<&'stati
 
 /// Every secured operation, in an order where the deletes come last.
 const CASES: &[Case] = &[
+    case("GET", "/metrics", None, ForA::Forbidden),
     case("GET", "/api/v1/projects", None, ForA::Ok),
     case("POST", "/api/v1/projects", Some(r#"{"name":"made-by-admin"}"#), ForA::Forbidden),
     case("GET", "/api/v1/projects/{id}", None, ForA::NotFound),

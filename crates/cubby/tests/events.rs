@@ -73,7 +73,8 @@ fn lifecycle_changes_are_events_with_their_causes() {
     let api = d.admin();
     let p = project(&api, "acme");
     let other = project(&api, "other");
-    let ours = api.create_token(p.id.as_str(), &Default::default()).unwrap().secret;
+    let ours_token = api.create_token(p.id.as_str(), &Default::default()).unwrap();
+    let ours = ours_token.secret.clone();
     let theirs = api.create_token(other.id.as_str(), &Default::default()).unwrap().secret;
     let (ours_c, theirs_c) = (d.client(Some(&ours)), d.client(Some(&theirs)));
 
@@ -94,8 +95,11 @@ fn lifecycle_changes_are_events_with_their_causes() {
         ]
     );
     assert!(mine.iter().all(|e| e.trigger == Some(Trigger::Api) && e.project_id.as_ref() == Some(&p.id)));
-    let actors: Vec<Option<&str>> = mine.iter().map(|e| e.actor.as_deref()).collect();
-    assert_eq!(actors, [Some("admin"), Some("admin"), Some("admin"), Some("project")]);
+    // Who asked: the token each call came with.
+    let actors: Vec<&str> = mine.iter().map(|e| e.actor.as_deref().unwrap_or("")).collect();
+    let admin_token = actors[0];
+    assert!(admin_token.starts_with('t') && admin_token != ours_token.token.id.as_str(), "{actors:?}");
+    assert_eq!(actors, [admin_token, admin_token, admin_token, ours_token.token.id.as_str()]);
     assert!(mine.windows(2).all(|w| w[0].id < w[1].id), "ids grow");
 
     // An app that exits on its own: the init's report carries its code.
@@ -127,7 +131,7 @@ fn lifecycle_changes_are_events_with_their_causes() {
     assert_eq!(api.raw("POST", &format!("/api/v1/containers/{id}/firewall/ingress"), Some(rule)).unwrap().status, 201);
     for kind in [EventType::SnapshotCreated, EventType::SnapshotDeleted, EventType::FirewallChanged] {
         let e = wait_for(&api, id, kind);
-        assert_eq!(e.actor.as_deref(), Some("admin"), "{e:?}");
+        assert_eq!(e.actor.as_deref(), Some(admin_token), "{e:?}");
     }
     assert_eq!(wait_for(&api, id, EventType::SnapshotCreated).data["snapshot"], snap.name.as_str());
 

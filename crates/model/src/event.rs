@@ -112,8 +112,9 @@ pub struct Event {
     /// What set it off; `null` for a direct API change without a state
     /// transition (a snapshot, a rule).
     pub trigger: Option<Trigger>,
-    /// Who asked: `admin`, `project` (a project token), or `null` (the
-    /// daemon itself: a crash, the idle reaper, a wake).
+    /// Who asked: the id of the API token the call came with (`t…`);
+    /// `project` for a script's `ctx.cubby` call; `null` for the daemon
+    /// itself (a crash, the idle reaper, a wake).
     pub actor: Option<String>,
     /// The type's own details (an exit code, a snapshot id, a count), as
     /// an object.

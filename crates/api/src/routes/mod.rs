@@ -8,6 +8,7 @@ pub mod events;
 pub mod firewall;
 pub mod images;
 pub mod meta;
+pub mod metrics;
 pub mod projects;
 pub mod scripts;
 pub mod snapshots;
@@ -24,6 +25,7 @@ use crate::AppState;
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(meta::health))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(projects::create_project, projects::list_projects))
         .routes(routes!(projects::get_project, projects::update_project, projects::delete_project))
         .routes(routes!(access::authorize))

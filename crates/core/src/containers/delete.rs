@@ -46,6 +46,7 @@ impl ContainerService {
         drop(guard);
         self.activity.forget(id);
         self.watch.forget(id);
+        self.tallies.forget(id);
         self.announce(EventType::ContainerDeleted, &rec, Some(Trigger::Api), Some(caller), serde_json::json!({}));
         // Its snapshots went with its rows; their layers, and those only it
         // used, go now.

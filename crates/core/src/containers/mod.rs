@@ -24,6 +24,7 @@ mod create;
 mod delete;
 mod exec;
 mod lifecycle;
+pub mod metrics;
 pub(crate) mod output;
 mod restore;
 mod service;
@@ -221,7 +222,7 @@ impl ContainerService {
         if let Some(p) = project {
             crate::projects::visible(&*self.store, caller, p)?;
         }
-        let scope = project.or(caller.project());
+        let scope = project.or(caller.scope());
         let limit = limit.clamp(1, MAX_PAGE);
         // The cursor is only a sort key: any text pages from where it sorts.
         let after = cursor.map(|c| ContainerId::from_stored(c.to_string()));

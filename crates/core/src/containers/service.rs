@@ -50,6 +50,8 @@ pub struct ContainerService {
     pub(crate) events: Arc<crate::events::Events>,
     /// OOM kills and full disks already told.
     pub(crate) watch: super::watch::Watch,
+    /// Usage counted since the daemon started, for `/metrics`.
+    pub(crate) tallies: super::metrics::Tallies,
 }
 
 /// The watch on a running container's init.
@@ -96,6 +98,7 @@ impl ContainerService {
             userns,
             events,
             watch: Default::default(),
+            tallies: Default::default(),
         }
     }
 

@@ -85,7 +85,7 @@ fn at(seconds: i64) -> Timestamp {
 }
 
 /// A stored delta in the API's units.
-fn usage_of(d: &UsageDelta) -> Usage {
+pub(crate) fn usage_of(d: &UsageDelta) -> Usage {
     const GIB: f64 = (1u64 << 30) as f64;
     Usage {
         cpu_seconds: d.cpu_ns as f64 / 1e9,
@@ -138,8 +138,10 @@ impl ContainerService {
     /// Takes a reading of `rec`'s counters and records it. `net_dev` is
     /// the host's `net/dev`, read once for many readings.
     pub(crate) fn record_usage(&self, rec: &ContainerRecord, edge: UsageEdge, net_dev: &str) {
-        if let Err(e) = self.store.record_usage(&[self.read_usage(rec, edge, net_dev)]) {
-            tracing::warn!(container = %rec.id, error = %e, "usage reading not recorded");
+        let readings = [self.read_usage(rec, edge, net_dev)];
+        match self.store.record_usage(&readings) {
+            Ok(deltas) => self.tallies.add(&readings, &deltas),
+            Err(e) => tracing::warn!(container = %rec.id, error = %e, "usage reading not recorded"),
         }
     }
 
@@ -193,8 +195,9 @@ impl ContainerService {
                 reading
             })
             .collect();
-        if let Err(e) = self.store.record_usage(&readings) {
-            tracing::warn!(error = %e, readings = readings.len(), "usage readings not recorded");
+        match self.store.record_usage(&readings) {
+            Ok(deltas) => self.tallies.add(&readings, &deltas),
+            Err(e) => tracing::warn!(error = %e, readings = readings.len(), "usage readings not recorded"),
         }
     }
 

@@ -313,7 +313,7 @@ mod tests {
             position: Some(0),
             ..Default::default()
         };
-        let as_a = Caller::Project(a.project_id.clone());
+        let as_a = Caller::project(a.project_id.clone());
         f.network.add_rule(&as_a, &a.id, Direction::Egress, &spec).await.unwrap();
         assert_eq!(batches_naming(&f, b.id.as_str()), before_b, "B's chains were not touched");
         assert_eq!(f.network.firewall(&as_a, &a.id).unwrap().egress.len(), 2, "control: A's rule is stored");
@@ -321,7 +321,7 @@ mod tests {
         let refused = f.network.add_rule(&as_a, &b.id, Direction::Egress, &spec).await;
         assert!(matches!(refused, Err(Error::NotFound { kind: "container", .. })), "{refused:?}");
         assert!(f.network.network_rules(&as_a, &b.id).is_err());
-        assert_eq!(f.network.firewall(&Caller::Admin, &b.id).unwrap().egress.len(), 1, "B's rules unchanged");
+        assert_eq!(f.network.firewall(&Caller::admin(), &b.id).unwrap().egress.len(), 1, "B's rules unchanged");
 
         // Disconnecting A leaves B attached.
         assert!(f.network.disconnect(&a).await.into_iter().all(|r| r.is_ok()));

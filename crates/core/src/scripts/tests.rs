@@ -51,7 +51,7 @@ fn head(path: &str, token: Option<&str>) -> ScriptHead {
 async fn a_project_token_reaches_only_its_own_scripts_and_secrets() {
     let f = fixture();
     let (a, b) = (project(&f, "acme"), project(&f, "other"));
-    let (as_a, as_b) = (Caller::Project(a.id.clone()), Caller::Project(b.id.clone()));
+    let (as_a, as_b) = (Caller::project(a.id.clone()), Caller::project(b.id.clone()));
     let file = f.service.put_script(&as_a, &a.id, "hook.js", b"export default () => 'ok'").unwrap();
     assert_eq!(file.url, "http://acme.exec.localhost:8080/hook");
     f.service.set_secrets(&as_a, &a.id, &[("KEY".to_string(), "v".to_string())].into()).unwrap();
@@ -78,7 +78,7 @@ async fn a_project_token_reaches_only_its_own_scripts_and_secrets() {
 async fn admission_checks_route_and_token_before_anything_runs() {
     let f = fixture();
     let a = project(&f, "acme");
-    let admin = Caller::Admin;
+    let admin = Caller::admin();
     f.service
         .put_script(&admin, &a.id, "paid.js", b"// @token s3cret\nexport default (req) => ({ got: req.method })")
         .unwrap();

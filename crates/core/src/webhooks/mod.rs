@@ -158,7 +158,7 @@ mod tests {
         let b = crate::testing::project(&*store, "b");
         let hooks = WebhookService::new(Arc::clone(&store), SecretKey::from_bytes(&[3; 32]));
         let req = |url: &str| CreateWebhook { url: url.into(), ..Default::default() };
-        let admin = Caller::Admin;
+        let admin = Caller::admin();
         for bad in ["ftp://x/", "not a url", "/relative"] {
             assert!(matches!(hooks.create(&admin, &a.id, &req(bad)), Err(Error::Invalid(_))), "{bad}");
         }
@@ -170,10 +170,10 @@ mod tests {
         assert_eq!(hooks.secret(&stored).unwrap(), secret);
         assert!(hooks.list(&admin, &a.id).unwrap().iter().all(|h| h.secret.is_none()), "shown once");
 
-        let from_b = Caller::Project(b.id.clone());
+        let from_b = Caller::project(b.id.clone());
         assert!(matches!(hooks.list(&from_b, &a.id), Err(Error::NotFound { kind: "project", .. })));
         assert!(matches!(hooks.delete(&from_b, &b.id, &made.id), Err(Error::NotFound { kind: "webhook", .. })));
-        hooks.delete(&Caller::Project(a.id.clone()), &a.id, &made.id).unwrap();
+        hooks.delete(&Caller::project(a.id.clone()), &a.id, &made.id).unwrap();
         assert!(hooks.list(&admin, &a.id).unwrap().is_empty());
     }
 }

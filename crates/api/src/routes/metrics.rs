@@ -1,0 +1,159 @@
+//! `/metrics`: the daemon and its tenants in the OpenMetrics text format
+//! Prometheus scrapes. Per tenant (labels `container`, `project`, `name`):
+//! counters since the daemon started, from the usage readings, and the
+//! last memory and disk seen; for the daemon: containers by status, pool
+//! space, and the API's latency per route. Labels never hold a request
+//! path or anything else unbounded.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use cubby_core::Error;
+use cubby_model::ContainerStatus;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::auth::Auth;
+use crate::error::ErrorBody;
+use crate::{ApiError, AppState};
+
+/// The content type of the OpenMetrics text format.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    /// The route's template (`/api/v1/containers/{id}`), never the path.
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabels {
+    container: String,
+    project: String,
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+/// What the API measures of itself between scrapes.
+#[derive(Debug, Clone)]
+pub struct ApiMetrics {
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        Self { latency: Family::new_with_constructor(latency_histogram) }
+    }
+}
+
+/// Times each routed request by its route's template.
+pub async fn track(State(s): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    if let Some(route) = route {
+        s.metrics.latency.get_or_create(&RouteLabels { method, route }).observe(started.elapsed().as_secs_f64());
+    }
+    response
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The daemon and its tenants for Prometheus (admin token only).
+#[utoipa::path(get, path = "/metrics", tag = "meta", security(("bearer" = [])),
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn metrics(State(s): State<AppState>, Auth(caller): Auth) -> Result<Response, ApiError> {
+    if !caller.is_admin() {
+        return Err(Error::Forbidden.into());
+    }
+    let snapshot = s.platform.containers().metrics()?;
+    let mut registry = Registry::with_prefix("cubby");
+
+    let cpu = Family::<TenantLabels, Counter<f64, AtomicU64>>::default();
+    let running = Family::<TenantLabels, Counter<f64, AtomicU64>>::default();
+    let rx = Family::<TenantLabels, Counter>::default();
+    let tx = Family::<TenantLabels, Counter>::default();
+    let requests = Family::<TenantLabels, Counter>::default();
+    let sent = Family::<TenantLabels, Counter>::default();
+    let wakes = Family::<TenantLabels, Counter>::default();
+    let memory = Family::<TenantLabels, Gauge>::default();
+    let memory_limit = Family::<TenantLabels, Gauge>::default();
+    let disk = Family::<TenantLabels, Gauge>::default();
+    let up = Family::<TenantLabels, Gauge>::default();
+    let by_status = Family::<StatusLabels, Gauge>::default();
+    for t in &snapshot.tenants {
+        let labels = TenantLabels {
+            container: t.container_id.to_string(),
+            project: t.project_id.to_string(),
+            name: t.name.clone(),
+        };
+        cpu.get_or_create(&labels).inc_by(t.counted.cpu_seconds);
+        running.get_or_create(&labels).inc_by(t.counted.running_seconds);
+        rx.get_or_create(&labels).inc_by(t.counted.network_rx_bytes);
+        tx.get_or_create(&labels).inc_by(t.counted.network_tx_bytes);
+        requests.get_or_create(&labels).inc_by(t.counted.requests);
+        sent.get_or_create(&labels).inc_by(t.counted.response_bytes);
+        wakes.get_or_create(&labels).inc_by(t.counted.wakes);
+        memory.get_or_create(&labels).set(to_i64(t.memory_bytes));
+        memory_limit.get_or_create(&labels).set(to_i64(t.memory_limit_bytes));
+        disk.get_or_create(&labels).set(to_i64(t.disk_bytes));
+        up.get_or_create(&labels).set(i64::from(t.status == ContainerStatus::Running));
+        by_status.get_or_create(&StatusLabels { status: t.status.as_str().to_owned() }).inc();
+    }
+    registry.register("container_cpu_seconds", "CPU time since the daemon started", cpu);
+    registry.register("container_running_seconds", "Time running since the daemon started", running);
+    registry.register("container_network_receive_bytes", "Bytes the tenant received on its interface", rx);
+    registry.register("container_network_transmit_bytes", "Bytes the tenant sent on its interface", tx);
+    registry.register("container_requests", "Requests through the tenant's URL", requests);
+    registry.register("container_response_bytes", "Bytes of responses through the tenant's URL", sent);
+    registry.register("container_wakes", "Starts caused by a request while stopped", wakes);
+    registry.register("container_memory_bytes", "Memory charged at the last reading", memory);
+    registry.register("container_memory_limit_bytes", "Memory limit", memory_limit);
+    registry.register("container_disk_bytes", "Exclusive disk bytes at the last reading", disk);
+    registry.register("container_up", "1 while the tenant runs", up);
+    registry.register("containers", "Containers by status", by_status);
+    let pool = Family::<PoolLabels, Gauge>::default();
+    pool.get_or_create(&PoolLabels { state: "used".into() }).set(to_i64(snapshot.pool_used_bytes));
+    pool.get_or_create(&PoolLabels { state: "free".into() }).set(to_i64(snapshot.pool_free_bytes));
+    registry.register("pool_bytes", "The storage pool's space", pool);
+    registry.register("api_request_duration_seconds", "API requests by route", s.metrics.latency.clone());
+
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).map_err(|_| {
+        ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", "metrics did not encode")
+    })?;
+    Ok(([(CONTENT_TYPE, OPENMETRICS)], text).into_response())
+}
+
+/// A shared handle, for the state.
+pub fn shared() -> Arc<ApiMetrics> {
+    Arc::new(ApiMetrics::default())
+}
