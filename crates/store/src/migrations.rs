@@ -218,11 +218,12 @@ CREATE TABLE alias_releases (
         M::up(
             r#"
 -- Usage per container, for invoices: what each reading of its counters
--- added, per minute and per hour. Ids and numbers only; the rows of a
--- deleted container stay until they age out.
-CREATE TABLE usage_minutes (
+-- added, per minute and per hour (`resolution`: seconds per row). Ids and
+-- numbers only; the rows of a deleted container stay until they age out.
+CREATE TABLE usage_rows (
     container_id        TEXT NOT NULL,
     project_id          TEXT NOT NULL,
+    resolution          INTEGER NOT NULL,
     start               INTEGER NOT NULL,
     cpu_ns              INTEGER NOT NULL,
     memory_byte_seconds REAL NOT NULL,
@@ -235,27 +236,9 @@ CREATE TABLE usage_minutes (
     response_bytes      INTEGER NOT NULL,
     running_ms          INTEGER NOT NULL,
     wakes               INTEGER NOT NULL,
-    PRIMARY KEY (container_id, start)
+    PRIMARY KEY (container_id, resolution, start)
 );
-CREATE INDEX usage_minutes_by_project ON usage_minutes(project_id, start);
-CREATE TABLE usage_hours (
-    container_id        TEXT NOT NULL,
-    project_id          TEXT NOT NULL,
-    start               INTEGER NOT NULL,
-    cpu_ns              INTEGER NOT NULL,
-    memory_byte_seconds REAL NOT NULL,
-    memory_peak_bytes   INTEGER NOT NULL,
-    rx_bytes            INTEGER NOT NULL,
-    tx_bytes            INTEGER NOT NULL,
-    disk_byte_seconds   REAL NOT NULL,
-    disk_peak_bytes     INTEGER NOT NULL,
-    requests            INTEGER NOT NULL,
-    response_bytes      INTEGER NOT NULL,
-    running_ms          INTEGER NOT NULL,
-    wakes               INTEGER NOT NULL,
-    PRIMARY KEY (container_id, start)
-);
-CREATE INDEX usage_hours_by_project ON usage_hours(project_id, start);
+CREATE INDEX usage_rows_by_project ON usage_rows(project_id, resolution, start);
 
 -- Each container's previous reading, which the next one is measured from.
 CREATE TABLE usage_cursors (

@@ -364,3 +364,45 @@ fn corrupt_rows_are_errors_never_defaults() {
     raw("UPDATE tokens SET hash = x'0102'");
     assert!(s.tokens(None).is_err(), "a short hash is not all zeros");
 }
+
+#[test]
+fn usage_readings_become_minute_and_hour_rows_and_outlive_their_container() {
+    use crate::{UsageEdge, UsageReading, UsageResolution, UsageScope, UsageStore};
+    let s = SqliteStore::in_memory().unwrap();
+    let p = project("acme", None);
+    s.insert_project(&p).unwrap();
+    let c = s.insert_container(&new_container(&p.id, "app"), 10).unwrap();
+    let at = |second: i64| cubby_model::Timestamp::from_unix_timestamp(1_800_000_000 + second).unwrap();
+    let reading = |second, edge, cpu_ns, requests| UsageReading {
+        container_id: c.id.clone(),
+        project_id: p.id.clone(),
+        at: at(second),
+        edge,
+        running: true,
+        cpu_ns: Some(cpu_ns),
+        memory_bytes: Some(1 << 20),
+        net: Some((0, 0)),
+        disk_bytes: Some(4096),
+        requests,
+        response_bytes: 0,
+        wakes: 0,
+    };
+    s.record_usage(&[reading(0, UsageEdge::Start, 1_000, 1)]).unwrap();
+    s.record_usage(&[reading(30, UsageEdge::Sample, 3_000, 2), reading(90, UsageEdge::Sample, 6_000, 0)]).unwrap();
+    let (from, to) = (1_800_000_000 - 3600, 1_800_000_000 + 3600);
+    let minutes = s.usage_rows(UsageScope::Container(&c.id), UsageResolution::Minute, from, to).unwrap();
+    let hours = s.usage_rows(UsageScope::Project(&p.id), UsageResolution::Hour, from, to).unwrap();
+    assert_eq!(minutes.iter().map(|r| r.usage.cpu_ns).sum::<u64>(), 6_000);
+    assert!(minutes.len() >= 2, "two minutes were touched: {minutes:?}");
+    let sum = |f: fn(&crate::UsageDelta) -> u64| hours.iter().map(|r| f(&r.usage)).sum::<u64>();
+    assert_eq!((sum(|u| u.cpu_ns), sum(|u| u.requests), sum(|u| u.running_ms)), (6_000, 3, 90_000));
+
+    // The container goes; its usage stays (ids and numbers), its cursor goes.
+    let audit =
+        AuditEntry { at: cubby_model::now(), action: "container.deleted".into(), project_id: None, container_id: None };
+    s.delete_container(&c.id, &audit).unwrap();
+    assert_eq!(s.usage_project(&c.id).unwrap(), Some(p.id.clone()));
+    assert_eq!(s.usage_rows(UsageScope::Project(&p.id), UsageResolution::Hour, from, to).unwrap(), hours);
+    assert_eq!(s.prune_usage(UsageResolution::Minute, to).unwrap(), minutes.len());
+    assert_eq!(s.usage_rows(UsageScope::Project(&p.id), UsageResolution::Hour, from, to).unwrap(), hours, "hours stay");
+}

@@ -10,13 +10,6 @@ use super::{SqliteStore, q};
 use crate::usage::{UsageCursor, UsageDelta, UsageReading, UsageResolution, UsageRow, UsageScope, advance};
 use crate::{StoreError, UsageStore};
 
-fn table(resolution: UsageResolution) -> &'static str {
-    match resolution {
-        UsageResolution::Minute => "usage_minutes",
-        UsageResolution::Hour => "usage_hours",
-    }
-}
-
 fn cursor(conn: &Connection, id: &ContainerId) -> Result<Option<UsageCursor>, StoreError> {
     conn.prepare_cached("SELECT at_ms, running, cpu_ns, rx_bytes, tx_bytes FROM usage_cursors WHERE container_id = ?1")
         .and_then(|mut stmt| {
@@ -48,11 +41,11 @@ fn add_row(
 ) -> Result<(), StoreError> {
     let seconds = reading.at.unix_timestamp();
     let start = seconds - seconds.rem_euclid(resolution.seconds());
-    let sql = format!(
-        "INSERT INTO {t} (container_id, project_id, start, cpu_ns, memory_byte_seconds, memory_peak_bytes, \
-         rx_bytes, tx_bytes, disk_byte_seconds, disk_peak_bytes, requests, response_bytes, running_ms, wakes) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
-         ON CONFLICT (container_id, start) DO UPDATE SET \
+    let sql = "INSERT INTO usage_rows (container_id, project_id, start, cpu_ns, memory_byte_seconds, \
+         memory_peak_bytes, rx_bytes, tx_bytes, disk_byte_seconds, disk_peak_bytes, requests, response_bytes, \
+         running_ms, wakes, resolution) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+         ON CONFLICT (container_id, resolution, start) DO UPDATE SET \
          cpu_ns = cpu_ns + excluded.cpu_ns, \
          memory_byte_seconds = memory_byte_seconds + excluded.memory_byte_seconds, \
          memory_peak_bytes = max(memory_peak_bytes, excluded.memory_peak_bytes), \
@@ -60,10 +53,8 @@ fn add_row(
          disk_byte_seconds = disk_byte_seconds + excluded.disk_byte_seconds, \
          disk_peak_bytes = max(disk_peak_bytes, excluded.disk_peak_bytes), \
          requests = requests + excluded.requests, response_bytes = response_bytes + excluded.response_bytes, \
-         running_ms = running_ms + excluded.running_ms, wakes = wakes + excluded.wakes",
-        t = table(resolution)
-    );
-    conn.prepare_cached(&sql)
+         running_ms = running_ms + excluded.running_ms, wakes = wakes + excluded.wakes";
+    conn.prepare_cached(sql)
         .and_then(|mut stmt| {
             stmt.execute(params![
                 reading.container_id.as_str(),
@@ -80,6 +71,7 @@ fn add_row(
                 int(delta.response_bytes),
                 int(delta.running_ms),
                 int(delta.wakes),
+                resolution.seconds(),
             ])
         })
         .map_err(q("add usage"))?;
@@ -141,8 +133,8 @@ impl UsageStore for SqliteStore {
         let sql = format!(
             "SELECT container_id, start, cpu_ns, memory_byte_seconds, memory_peak_bytes, rx_bytes, tx_bytes, \
              disk_byte_seconds, disk_peak_bytes, requests, response_bytes, running_ms, wakes \
-             FROM {t} WHERE {column} = ?1 AND start >= ?2 AND start < ?3 ORDER BY start, container_id",
-            t = table(resolution)
+             FROM usage_rows WHERE {column} = ?1 AND resolution = ?4 AND start >= ?2 AND start < ?3 \
+             ORDER BY start, container_id"
         );
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&sql).map_err(q("read usage"))?;
@@ -151,7 +143,7 @@ impl UsageStore for SqliteStore {
             u64::try_from(v).map_err(|_| super::corrupt_column(i, format!("a negative usage counter: {v}")))
         };
         let rows = stmt
-            .query_map(params![id, from, to], |r| {
+            .query_map(params![id, from, to, resolution.seconds()], |r| {
                 Ok(UsageRow {
                     container_id: ContainerId::from_stored(r.get(0)?),
                     start: r.get(1)?,
@@ -175,13 +167,14 @@ impl UsageStore for SqliteStore {
     }
 
     fn prune_usage(&self, resolution: UsageResolution, before: i64) -> Result<usize, StoreError> {
-        let sql = format!("DELETE FROM {} WHERE start < ?1", table(resolution));
-        self.conn().execute(&sql, [before]).map_err(q("prune usage"))
+        self.conn()
+            .execute("DELETE FROM usage_rows WHERE resolution = ?2 AND start < ?1", [before, resolution.seconds()])
+            .map_err(q("prune usage"))
     }
 
     fn usage_project(&self, id: &ContainerId) -> Result<Option<ProjectId>, StoreError> {
         self.conn()
-            .query_row("SELECT project_id FROM usage_hours WHERE container_id = ?1 LIMIT 1", [id.as_str()], |r| {
+            .query_row("SELECT project_id FROM usage_rows WHERE container_id = ?1 LIMIT 1", [id.as_str()], |r| {
                 r.get::<_, String>(0)
             })
             .optional()
