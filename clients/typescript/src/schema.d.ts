@@ -613,6 +613,27 @@ export interface paths {
         patch: operations["update_project"];
         trace?: never;
     };
+    "/api/v1/projects/{id}/access-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The latest requests through the project's tenant URLs, oldest first:
+         *     container, method, status, response bytes, duration. Kept in two
+         *     8 MiB files per project.
+         */
+        get: operations["access_log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{id}/containers": {
         parameters: {
             query?: never;
@@ -851,6 +872,35 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description One request through a tenant's URL, as its project's access log keeps
+         *     it: no query string, cookie or header.
+         */
+        AccessLogLine: {
+            /**
+             * Format: date-time
+             * @description When the request came.
+             */
+            at: string;
+            container_id: components["schemas"]["ContainerId"];
+            /**
+             * Format: int64
+             * @description From the request to the end of the response (or of an upgraded
+             *     connection), in milliseconds.
+             */
+            duration_ms: number;
+            method: string;
+            /**
+             * Format: int64
+             * @description Bytes of the response body sent.
+             */
+            response_bytes: number;
+            /**
+             * Format: int32
+             * @description The status the client got (0: none, the connection ended first).
+             */
+            status: number;
+        };
         /**
          * @description How a container's URL is guarded.
          * @enum {string}
@@ -4068,6 +4118,47 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    access_log: {
+        parameters: {
+            query?: {
+                /** @description The last this many lines (1 to 1000, default 100). */
+                limit?: number | null;
+            };
+            header?: never;
+            path: {
+                /** @description Project id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccessLogLine"][];
+                };
+            };
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -18,6 +18,7 @@
 //! - [`scripts`]: exec scripts, a project's endpoints written in JS/TS.
 
 pub mod access;
+pub mod access_log;
 mod aliases;
 mod background;
 mod caller;

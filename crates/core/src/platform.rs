@@ -42,6 +42,8 @@ pub struct Platform {
     pub(crate) events: Arc<crate::events::Events>,
     /// Projects' webhooks.
     pub(crate) webhooks: Arc<crate::webhooks::WebhookService>,
+    /// Requests through tenants' URLs, per project.
+    pub(crate) access_logs: Arc<crate::access_log::AccessLogs>,
     background: crate::background::Background,
 }
 
@@ -114,6 +116,8 @@ impl Platform {
             Arc::clone(&events),
         ));
         let access = Arc::new(crate::access::AccessService::new(Arc::clone(&store), claims, config.urls()));
+        let (access_logs, access_log_writer) =
+            crate::access_log::AccessLogs::start(Arc::clone(&store), config.data_dir.clone());
         let webhooks = Arc::new(crate::webhooks::WebhookService::new(Arc::clone(&store), secret_key.clone()));
         let scripts = Arc::new(crate::scripts::ScriptService::new(
             Arc::clone(&store),
@@ -143,8 +147,10 @@ impl Platform {
             scripts,
             events,
             webhooks,
+            access_logs,
             background: Default::default(),
         });
+        platform.background.push(access_log_writer);
         let containers = &platform.containers;
         match containers.host.btrfs.enable_quotas(containers.pool.root()) {
             Ok(mode) => tracing::info!(?mode, "disk quotas on"),
@@ -195,6 +201,11 @@ impl Platform {
     /// The event log and its live feed.
     pub fn events(&self) -> &Arc<crate::events::Events> {
         &self.events
+    }
+
+    /// Requests through tenants' URLs, per project.
+    pub fn access_logs(&self) -> &Arc<crate::access_log::AccessLogs> {
+        &self.access_logs
     }
 
     /// Projects' webhooks.

@@ -12,7 +12,7 @@ use cubby_core::inventory::Layout;
 use cubby_core::routes::Lookup;
 use cubby_core::{Config, Defaults, Helpers, Platform};
 use cubby_model::ByteSize;
-use cubby_model::{AccessMode, ContainerId};
+use cubby_model::{AccessMode, ContainerId, ProjectId};
 use cubby_proxy::{
     Access, BoxFuture, Listeners, ProxyConfig, Resolution, Resolver, ScriptRunner, Target, WakeError, Workers,
 };
@@ -165,6 +165,7 @@ struct Routes {
 fn target(route: &cubby_core::Route, port: u16) -> Target {
     Target {
         container: route.container_id.to_string(),
+        project: route.project_id.to_string(),
         access: match route.access {
             AccessMode::Public => Access::Public,
             AccessMode::Claim => Access::Claim,
@@ -220,8 +221,19 @@ impl Resolver for Routes {
         })
     }
 
-    fn track(&self, container: &str) -> Box<dyn cubby_proxy::Traffic> {
-        Box::new(Counted(self.platform.containers().track(&ContainerId::from_stored(container.to_string()))))
+    fn track(&self, target: &Target, method: &str) -> Box<dyn cubby_proxy::Traffic> {
+        let container = ContainerId::from_stored(target.container.clone());
+        Box::new(Counted {
+            activity: self.platform.containers().track(&container),
+            logs: Arc::clone(self.platform.access_logs()),
+            project: ProjectId::from_stored(target.project.clone()),
+            container,
+            method: method.to_owned(),
+            at: cubby_model::now(),
+            started: std::time::Instant::now(),
+            status: std::sync::atomic::AtomicU16::new(0),
+            bytes: std::sync::atomic::AtomicU64::new(0),
+        })
     }
 
     fn upstream_socket(&self, upstream: SocketAddr) -> BoxFuture<Option<std::os::fd::OwnedFd>> {
@@ -231,12 +243,42 @@ impl Resolver for Routes {
     }
 }
 
-/// A proxied request's traffic, counted in its container's activity.
-struct Counted(cubby_core::wake::ActivityGuard);
+/// A proxied request's traffic: counted in its container's activity, and
+/// a line of its project's access log when it ends.
+struct Counted {
+    activity: cubby_core::wake::ActivityGuard,
+    logs: Arc<cubby_core::access_log::AccessLogs>,
+    project: ProjectId,
+    container: ContainerId,
+    method: String,
+    at: cubby_model::Timestamp,
+    started: std::time::Instant,
+    status: std::sync::atomic::AtomicU16,
+    bytes: std::sync::atomic::AtomicU64,
+}
 
 impl cubby_proxy::Traffic for Counted {
     fn sent(&self, bytes: u64) {
-        self.0.sent(bytes);
+        self.activity.sent(bytes);
+        self.bytes.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn answered(&self, status: u16) {
+        self.status.store(status, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let line = cubby_model::AccessLogLine {
+            at: self.at,
+            container_id: self.container.clone(),
+            method: std::mem::take(&mut self.method),
+            status: *self.status.get_mut(),
+            response_bytes: *self.bytes.get_mut(),
+            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        };
+        self.logs.record(&self.project, line);
     }
 }
 

@@ -50,6 +50,7 @@ const CASES: &[Case] = &[
     case("GET", "/api/v1/projects/{id}/scripts/{path}", None, ForA::NotFound),
     case("PUT", "/api/v1/projects/{id}/scripts/{path}", Some("export default () => 'planted'"), ForA::NotFound),
     case("GET", "/api/v1/projects/{id}/usage", None, ForA::NotFound),
+    case("GET", "/api/v1/projects/{id}/access-log", None, ForA::NotFound),
     // Delivery to loopback is refused before any traffic leaves.
     case("POST", "/api/v1/projects/{id}/webhooks", Some(r#"{"url":"http://127.0.0.1:9/planted"}"#), ForA::NotFound),
     case("GET", "/api/v1/projects/{id}/webhooks", None, ForA::NotFound),

@@ -131,6 +131,26 @@ pub struct EventPage {
     pub next_after: Option<u64>,
 }
 
+/// One request through a tenant's URL, as its project's access log keeps
+/// it: no query string, cookie or header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccessLogLine {
+    /// When the request came.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub at: Timestamp,
+    pub container_id: ContainerId,
+    pub method: String,
+    /// The status the client got (0: none, the connection ended first).
+    pub status: u16,
+    /// Bytes of the response body sent.
+    pub response_bytes: u64,
+    /// From the request to the end of the response (or of an upgraded
+    /// connection), in milliseconds.
+    pub duration_ms: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,7 +31,7 @@ pub use container::{
     ExecResult, Limits, LimitsSpec, Page, Transition, Trigger, UpdateContainer,
 };
 pub use error::{ErrorBody, ErrorDetail};
-pub use event::{Event, EventPage, EventType};
+pub use event::{AccessLogLine, Event, EventPage, EventType};
 pub use firewall::{
     Direction, Firewall, FirewallRule, NetworkMode, NetworkRules, Protocol, ReplaceFirewall, RuleAction, RulePatch,
     RuleSpec, RuleState,

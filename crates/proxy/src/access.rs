@@ -390,13 +390,13 @@ mod tests {
         fn wake(&self, _: &str) -> crate::BoxFuture<Result<std::net::IpAddr, crate::WakeError>> {
             Box::pin(async { Err(crate::WakeError::Disabled) })
         }
-        fn track(&self, _: &str) -> Box<dyn crate::Traffic> {
+        fn track(&self, _: &crate::Target, _: &str) -> Box<dyn crate::Traffic> {
             Box::new(())
         }
     }
 
     fn claim_target(port: u16) -> Target {
-        Target { container: "c".into(), access: Access::Claim, port }
+        Target { container: "c".into(), project: "p".into(), access: Access::Claim, port }
     }
 
     #[test]

@@ -243,7 +243,7 @@ mod tests {
         fn wake(&self, _: &str) -> BoxFuture<Result<IpAddr, WakeError>> {
             Box::pin(async { Err(WakeError::Disabled) })
         }
-        fn track(&self, _: &str) -> Box<dyn crate::Traffic> {
+        fn track(&self, _: &crate::Target, _: &str) -> Box<dyn crate::Traffic> {
             Box::new(())
         }
     }

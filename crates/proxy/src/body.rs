@@ -13,11 +13,11 @@ use crate::error_page::Body as BoxBody;
 
 pub(crate) struct Guarded {
     inner: BoxBody,
-    guard: Box<dyn Traffic>,
+    guard: std::sync::Arc<dyn Traffic>,
 }
 
 impl Guarded {
-    pub(crate) fn new(inner: BoxBody, guard: Box<dyn Traffic>) -> Self {
+    pub(crate) fn new(inner: BoxBody, guard: std::sync::Arc<dyn Traffic>) -> Self {
         Self { inner, guard }
     }
 }

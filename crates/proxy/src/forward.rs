@@ -109,7 +109,7 @@ pub(crate) async fn forward(
     peer: &Peer,
     scheme: &'static str,
     limits: &Limits,
-    guard: Box<dyn crate::Traffic>,
+    guard: std::sync::Arc<dyn crate::Traffic>,
 ) -> Response<Body> {
     // Only `Accept` matters to an error answer (JSON or HTML): keep that,
     // not a copy of every header of every request.

@@ -51,6 +51,8 @@ pub enum Access {
 pub struct Target {
     /// The container's id, passed back to the resolver.
     pub container: String,
+    /// Its project's id (whose access log the request goes to).
+    pub project: String,
     pub access: Access,
     /// The port the request goes to.
     pub port: u16,
@@ -98,10 +100,10 @@ pub trait Resolver: Send + Sync + 'static {
     fn is_credential(&self, token: &str) -> bool;
     /// Starts a sleeping container and returns its address.
     fn wake(&self, container: &str) -> BoxFuture<Result<IpAddr, WakeError>>;
-    /// Counts a request (or an upgraded connection) to `container` and
-    /// marks its traffic open until the guard is dropped; the guard counts
-    /// the bytes sent back.
-    fn track(&self, container: &str) -> Box<dyn Traffic>;
+    /// Counts a request (or an upgraded connection) with `method` to
+    /// `container` and marks its traffic open until the guard is dropped;
+    /// the guard is told the status and counts the bytes sent back.
+    fn track(&self, target: &Target, method: &str) -> Box<dyn Traffic>;
     /// A socket, not yet connected, for a new connection to `upstream`
     /// when the connection should start somewhere else than the host's
     /// network namespace (the container's own); `None` connects from the
@@ -117,6 +119,10 @@ pub trait Resolver: Send + Sync + 'static {
 pub trait Traffic: Send + Sync {
     /// `bytes` of the response went to the client.
     fn sent(&self, bytes: u64);
+    /// The client was answered with `status`.
+    fn answered(&self, status: u16) {
+        let _ = status;
+    }
 }
 
 /// Counts nothing.

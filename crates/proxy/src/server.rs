@@ -22,7 +22,7 @@ use crate::connect::Connector;
 use crate::error_page::{Body, error};
 use crate::forward::{Limits, Peer, forward};
 use crate::upstream::UpstreamClient;
-use crate::{Resolution, Resolver, ScriptRunner, WakeError, label_of, script_project_of};
+use crate::{Resolution, Resolver, ScriptRunner, Target, Traffic, WakeError, label_of, script_project_of};
 
 /// How the proxy behaves.
 #[derive(Debug, Clone)]
@@ -217,7 +217,22 @@ impl Proxy {
         {
             return r;
         }
-        let guard = self.resolver.track(&target.container);
+        let traffic: Arc<dyn Traffic> = Arc::from(self.resolver.track(&target, method.as_str()));
+        let response = self.reach(req, &target, upstream, peer, scheme, Arc::clone(&traffic)).await;
+        traffic.answered(response.status().as_u16());
+        response
+    }
+
+    /// Wakes the target if it sleeps, then forwards to it.
+    async fn reach(
+        &self,
+        req: Request<Incoming>,
+        target: &Target,
+        upstream: Option<SocketAddr>,
+        peer: &Peer,
+        scheme: &'static str,
+        guard: Arc<dyn Traffic>,
+    ) -> Response<Body> {
         let upstream = match upstream {
             Some(upstream) => upstream,
             None => match self.resolver.wake(&target.container).await {

@@ -68,6 +68,18 @@ impl LogFile {
         }
     }
 
+    /// Appends `bytes` (whole lines), first moving the current file aside
+    /// when they would take it past `cap`.
+    pub fn append(&self, bytes: &[u8], cap: u64) -> Result<(), RuntimeError> {
+        let (mut file, len) = self.open_current()?;
+        if len > 0 && len + bytes.len() as u64 > cap {
+            drop(file);
+            self.rotate()?;
+            file = self.open_current()?.0;
+        }
+        file.write_all(bytes).map_err(RuntimeError::io("write", &self.current))
+    }
+
     /// The last `max` bytes of output, oldest first, across both files.
     pub fn tail(&self, max: u64) -> Result<Vec<u8>, RuntimeError> {
         let mut out = Vec::new();

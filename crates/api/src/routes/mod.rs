@@ -2,6 +2,7 @@
 //! caller, map the result. No business logic lives here.
 
 pub mod access;
+pub mod access_log;
 pub mod containers;
 pub mod env;
 pub mod events;
@@ -59,6 +60,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(usage::project_usage))
         .routes(routes!(events::list_events))
         .routes(routes!(events::stream_events))
+        .routes(routes!(access_log::access_log))
         .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
         .routes(routes!(webhooks::delete_webhook))
         .routes(routes!(webhooks::list_deliveries))
