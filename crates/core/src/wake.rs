@@ -56,6 +56,8 @@ pub struct Activity {
     requests: AtomicU64,
     response_bytes: AtomicU64,
     wakes: AtomicU64,
+    /// Responses since the daemon started, by status class (1xx to 5xx).
+    classes: [AtomicU64; 5],
 }
 
 /// What the proxy counted for one container since the last reading.
@@ -75,7 +77,13 @@ impl Activity {
             requests: AtomicU64::new(0),
             response_bytes: AtomicU64::new(0),
             wakes: AtomicU64::new(0),
+            classes: Default::default(),
         }
+    }
+
+    /// Responses since the daemon started, by status class (1xx to 5xx).
+    pub(crate) fn classes(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.classes[i].load(Ordering::Relaxed))
     }
 
     /// Takes the counts since the last call (each is counted once).
@@ -112,6 +120,13 @@ impl ActivityGuard {
     /// Counts `bytes` of a response sent to the client.
     pub fn sent(&self, bytes: u64) {
         self.activity.response_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts the response's status by class.
+    pub fn answered(&self, status: u16) {
+        if let Some(class) = (status / 100).checked_sub(1).and_then(|i| self.activity.classes.get(usize::from(i))) {
+            class.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

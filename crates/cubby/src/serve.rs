@@ -160,6 +160,8 @@ struct Routes {
     home: tokio::runtime::Handle,
     /// Whether upstream connections may start inside containers.
     in_container: bool,
+    /// Where proxied requests are timed, for `/metrics`.
+    metrics: Arc<cubby_api::routes::metrics::ApiMetrics>,
 }
 
 fn target(route: &cubby_core::Route, port: u16) -> Target {
@@ -226,6 +228,7 @@ impl Resolver for Routes {
         Box::new(Counted {
             activity: self.platform.containers().track(&container),
             logs: Arc::clone(self.platform.access_logs()),
+            metrics: Arc::clone(&self.metrics),
             project: ProjectId::from_stored(target.project.clone()),
             container,
             method: method.to_owned(),
@@ -248,6 +251,7 @@ impl Resolver for Routes {
 struct Counted {
     activity: cubby_core::wake::ActivityGuard,
     logs: Arc<cubby_core::access_log::AccessLogs>,
+    metrics: Arc<cubby_api::routes::metrics::ApiMetrics>,
     project: ProjectId,
     container: ContainerId,
     method: String,
@@ -264,6 +268,7 @@ impl cubby_proxy::Traffic for Counted {
     }
 
     fn answered(&self, status: u16) {
+        self.activity.answered(status);
         self.status.store(status, std::sync::atomic::Ordering::Relaxed);
     }
 }
@@ -278,6 +283,7 @@ impl Drop for Counted {
             response_bytes: *self.bytes.get_mut(),
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
         };
+        self.metrics.observe_proxy(line.status, self.started.elapsed().as_secs_f64());
         self.logs.record(&self.project, line);
     }
 }
@@ -522,10 +528,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     std::fs::rename(&partial, &endpoints)?;
 
+    let api_metrics = cubby_api::routes::metrics::shared();
     let app = cubby_api::router(cubby_api::AppState {
         platform: Arc::clone(&platform),
         max_image_bytes,
-        metrics: cubby_api::routes::metrics::shared(),
+        metrics: Arc::clone(&api_metrics),
     });
     // Scripts may fetch the world, not the daemon's host or its containers.
     // Scripts may fetch the world: not the daemon's host, its containers,
@@ -553,8 +560,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..ProxyConfig::default()
     };
     let home = tokio::runtime::Handle::current();
-    let resolver: Arc<dyn Resolver> =
-        Arc::new(Routes { platform: Arc::clone(&platform), home: home.clone(), in_container: !args.proxy_via_host });
+    let resolver: Arc<dyn Resolver> = Arc::new(Routes {
+        platform: Arc::clone(&platform),
+        home: home.clone(),
+        in_container: !args.proxy_via_host,
+        metrics: api_metrics,
+    });
     let scripts: Arc<dyn ScriptRunner> = Arc::new(crate::scripts::Scripts {
         platform: Arc::clone(&platform),
         api: app.clone(),

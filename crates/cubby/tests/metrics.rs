@@ -66,6 +66,18 @@ fn metrics_show_each_tenant_as_the_usage_api_does() {
         s.samples.iter().find(|x| x.metric == "cubby_containers" && x.labels.get("status") == Some("stopped"));
     assert!(stopped.is_some(), "containers by status");
     assert!(s.samples.iter().any(|x| x.metric == "cubby_pool_bytes" && x.labels.get("state") == Some("free")));
+    let ok = s.samples.iter().find(|x| {
+        x.metric == "cubby_container_responses_total"
+            && x.labels.get("container") == Some(a.id.as_str())
+            && x.labels.get("class") == Some("2xx")
+    });
+    let three = |v: &prometheus_parse::Value| matches!(v, prometheus_parse::Value::Counter(n) | prometheus_parse::Value::Untyped(n) if *n == 3.0);
+    assert!(ok.is_some_and(|x| three(&x.value)), "three 2xx answers: {ok:?}");
+    let proxied = text
+        .lines()
+        .find(|l| l.starts_with(r#"cubby_proxy_request_duration_seconds_count{class="2xx"}"#))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert!(proxied.is_some_and(|n| n >= 3.0), "the proxy times its requests: {proxied:?}");
     // (prometheus-parse skips label values with braces, which the format
     // allows: the route templates are read from the text.)
     let timed: Vec<&str> = text.lines().filter(|l| l.starts_with("cubby_api_request_duration_seconds_count")).collect();

@@ -44,6 +44,20 @@ struct TenantLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantClassLabels {
+    container: String,
+    project: String,
+    name: String,
+    /// `2xx`, `4xx`...
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabels {
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: String,
 }
@@ -62,11 +76,29 @@ fn latency_histogram() -> Histogram {
 #[derive(Debug, Clone)]
 pub struct ApiMetrics {
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// Requests through tenants' URLs, by status class: the proxy's own
+    /// time, from the request to the end of the response.
+    proxy: Family<ClassLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Default for ApiMetrics {
     fn default() -> Self {
-        Self { latency: Family::new_with_constructor(latency_histogram) }
+        Self {
+            latency: Family::new_with_constructor(latency_histogram),
+            proxy: Family::new_with_constructor(latency_histogram),
+        }
+    }
+}
+
+/// `2xx` for 200, `none` when no status was sent.
+fn class(status: u16) -> String {
+    if (100..600).contains(&status) { format!("{}xx", status / 100) } else { "none".to_owned() }
+}
+
+impl ApiMetrics {
+    /// Records one proxied request that ended with `status` after `seconds`.
+    pub fn observe_proxy(&self, status: u16, seconds: f64) {
+        self.proxy.get_or_create(&ClassLabels { class: class(status) }).observe(seconds);
     }
 }
 
@@ -109,6 +141,7 @@ pub async fn metrics(State(s): State<AppState>, Auth(caller): Auth) -> Result<Re
     let disk = Family::<TenantLabels, Gauge>::default();
     let up = Family::<TenantLabels, Gauge>::default();
     let by_status = Family::<StatusLabels, Gauge>::default();
+    let responses = Family::<TenantClassLabels, Counter>::default();
     for t in &snapshot.tenants {
         let labels = TenantLabels {
             container: t.container_id.to_string(),
@@ -127,6 +160,16 @@ pub async fn metrics(State(s): State<AppState>, Auth(caller): Auth) -> Result<Re
         disk.get_or_create(&labels).set(to_i64(t.disk_bytes));
         up.get_or_create(&labels).set(i64::from(t.status == ContainerStatus::Running));
         by_status.get_or_create(&StatusLabels { status: t.status.as_str().to_owned() }).inc();
+        for (i, n) in t.responses_by_class.iter().enumerate().filter(|(_, n)| **n > 0) {
+            let class = format!("{}xx", i + 1);
+            let labels = TenantClassLabels {
+                container: labels.container.clone(),
+                project: labels.project.clone(),
+                name: labels.name.clone(),
+                class,
+            };
+            responses.get_or_create(&labels).inc_by(*n);
+        }
     }
     registry.register("container_cpu_seconds", "CPU time since the daemon started", cpu);
     registry.register("container_running_seconds", "Time running since the daemon started", running);
@@ -140,6 +183,8 @@ pub async fn metrics(State(s): State<AppState>, Auth(caller): Auth) -> Result<Re
     registry.register("container_disk_bytes", "Exclusive disk bytes at the last reading", disk);
     registry.register("container_up", "1 while the tenant runs", up);
     registry.register("containers", "Containers by status", by_status);
+    registry.register("container_responses", "Responses through the tenant's URL by status class", responses);
+    registry.register("proxy_request_duration_seconds", "Requests through tenants' URLs", s.metrics.proxy.clone());
     let pool = Family::<PoolLabels, Gauge>::default();
     pool.get_or_create(&PoolLabels { state: "used".into() }).set(to_i64(snapshot.pool_used_bytes));
     pool.get_or_create(&PoolLabels { state: "free".into() }).set(to_i64(snapshot.pool_free_bytes));

@@ -71,6 +71,9 @@ pub struct TenantMetrics {
     pub memory_limit_bytes: u64,
     /// Its exclusive disk bytes at the last reading.
     pub disk_bytes: u64,
+    /// Responses through its URL since the daemon started, by status
+    /// class (1xx to 5xx).
+    pub responses_by_class: [u64; 5],
 }
 
 /// What `/metrics` shows of the host and its tenants.
@@ -98,6 +101,7 @@ impl ContainerService {
                     memory_bytes: t.memory_bytes,
                     memory_limit_bytes: rec.limits.memory.0,
                     disk_bytes: t.disk_bytes,
+                    responses_by_class: self.activity.get(&rec.id).classes(),
                     container_id: rec.id,
                     project_id: rec.project_id,
                     name: rec.name,
