@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use cubby_model::{
     Alias, Authorization, AuthorizeRequest, Container, ContainerStats, ContainerUsage, CopyContainer, CreateAlias,
-    CreateContainer, CreateProject, CreateSnapshot, CreateToken, CreatedToken, Direction, EnvValue, ExecRequest,
-    ExecResult, Firewall, FirewallRule, Image, NetworkRules, Page, Project, ProjectUsage, PublicKey, PutSecrets,
-    RuleSpec, ScriptFile, ScriptInvocation, SecretNames, Snapshot, Token, Transition, UpdateContainer, UpdateProject,
-    UpdateSnapshot,
+    CreateContainer, CreateProject, CreateSnapshot, CreateToken, CreateWebhook, CreatedToken, Direction, EnvValue,
+    EventPage, ExecRequest, ExecResult, Firewall, FirewallRule, Image, NetworkRules, Page, Project, ProjectUsage,
+    PublicKey, PutSecrets, RuleSpec, ScriptFile, ScriptInvocation, SecretNames, Snapshot, Token, Transition,
+    UpdateContainer, UpdateProject, UpdateSnapshot, Webhook, WebhookDelivery,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -299,6 +299,32 @@ impl Client {
     /// [`Client::container_usage`], plus `group_by=container`.
     pub fn project_usage(&self, id: &str, query: &str) -> Result<ProjectUsage, ClientError> {
         self.call("GET", &format!("/api/v1/projects/{id}/usage?{query}"), None::<&()>)
+    }
+
+    /// A page of events; `query` is the query string without `?`
+    /// (`project_id`, `container_id`, `type`, `after`, `limit`).
+    pub fn events(&self, query: &str) -> Result<EventPage, ClientError> {
+        self.call("GET", &format!("/api/v1/events?{query}"), None::<&()>)
+    }
+
+    /// Makes a webhook for a project; the answer carries its secret, once.
+    pub fn create_webhook(&self, project: &str, req: &CreateWebhook) -> Result<Webhook, ClientError> {
+        self.call("POST", &format!("/api/v1/projects/{project}/webhooks"), Some(req))
+    }
+
+    /// A project's webhooks.
+    pub fn webhooks(&self, project: &str) -> Result<Vec<Webhook>, ClientError> {
+        self.call("GET", &format!("/api/v1/projects/{project}/webhooks"), None::<&()>)
+    }
+
+    /// Removes a webhook and its delivery log.
+    pub fn delete_webhook(&self, project: &str, id: &str) -> Result<(), ClientError> {
+        self.call_empty("DELETE", &format!("/api/v1/projects/{project}/webhooks/{id}"))
+    }
+
+    /// A webhook's latest deliveries.
+    pub fn webhook_deliveries(&self, project: &str, id: &str) -> Result<Vec<WebhookDelivery>, ClientError> {
+        self.call("GET", &format!("/api/v1/projects/{project}/webhooks/{id}/deliveries"), None::<&()>)
     }
 
     /// A container's env vars.

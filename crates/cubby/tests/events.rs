@@ -162,6 +162,11 @@ fn lifecycle_changes_are_events_with_their_causes() {
     let deleted = wait_for(&ours_c, id, EventType::ContainerDeleted);
     assert_eq!(deleted.data, serde_json::json!({}), "no tenant data in it");
 
+    // The CLI shows the same.
+    let (code, out, err) = d.cli(&["events", "--container", quitter.id.as_str(), "--type", "container.exited"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("container.exited") && out.contains("exit_code"), "{out}");
+
     // Bad filters say what to write.
     let r = api.raw("GET", "/api/v1/events?type=container.exploded", None).unwrap();
     assert_eq!(r.status, 400);

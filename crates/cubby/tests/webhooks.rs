@@ -202,6 +202,11 @@ fn events_reach_their_projects_webhook_signed_and_retried() {
     assert_eq!(refused.status.as_str(), "pending");
     assert!(refused.last_error.as_deref().unwrap_or("").contains("not allowed"), "{refused:?}");
 
+    // The CLI lists them (no secret shown again).
+    let (code, out, err) = d.cli(&["webhooks", "list", a.id.as_str()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(hook_a.id.as_str()) && !out.contains(secret_a), "{out}");
+
     // Removing a hook removes its log.
     let r = client_a.raw("DELETE", &format!("/api/v1/projects/{}/webhooks/{}", a.id, local.id), None).unwrap();
     assert_eq!(r.status, 204);

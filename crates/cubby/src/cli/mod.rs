@@ -8,6 +8,7 @@
 mod aliases;
 mod containers;
 mod env;
+mod events;
 mod images;
 mod output;
 mod projects;
@@ -113,6 +114,13 @@ pub enum ClientCommand {
     /// What containers used over a span, for invoices (CPU seconds, memory
     /// and disk GiB-seconds, network, requests, running time, wakes).
     Usage(usage::UsageArgs),
+    /// What happened to tenants (starts, stops, exits, OOM kills...);
+    /// `--follow` keeps printing.
+    Events(events::EventsArgs),
+    /// Where a project's events are POSTed, signed: list, create, delete,
+    /// deliveries.
+    #[command(subcommand)]
+    Webhooks(events::WebhooksCommand),
 }
 
 /// The client's flags and subcommand together.
@@ -137,6 +145,8 @@ pub fn run(command: ClientCommand) -> anyhow::Result<std::process::ExitCode> {
         ClientCommand::Logs(a) => containers::logs(a),
         ClientCommand::Stats(a) => stats::run(a),
         ClientCommand::Usage(a) => usage::run(a),
+        ClientCommand::Events(a) => events::run(a),
+        ClientCommand::Webhooks(c) => events::webhooks(c),
     }
     .context("the API call failed")
 }
