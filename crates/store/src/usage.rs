@@ -71,6 +71,23 @@ pub struct UsageDelta {
     pub wakes: u64,
 }
 
+impl UsageDelta {
+    /// Adds `other` to this (counters add, peaks take the larger).
+    pub fn add(&mut self, other: &UsageDelta) {
+        self.cpu_ns += other.cpu_ns;
+        self.memory_byte_seconds += other.memory_byte_seconds;
+        self.memory_peak_bytes = self.memory_peak_bytes.max(other.memory_peak_bytes);
+        self.rx_bytes += other.rx_bytes;
+        self.tx_bytes += other.tx_bytes;
+        self.disk_byte_seconds += other.disk_byte_seconds;
+        self.disk_peak_bytes = self.disk_peak_bytes.max(other.disk_peak_bytes);
+        self.requests += other.requests;
+        self.response_bytes += other.response_bytes;
+        self.running_ms += other.running_ms;
+        self.wakes += other.wakes;
+    }
+}
+
 /// The resolution of stored usage rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UsageResolution {
@@ -213,11 +230,7 @@ mod tests {
         for r in readings {
             let (d, c) = advance(cursor.as_ref(), r);
             cursor = Some(c);
-            sum.cpu_ns += d.cpu_ns;
-            sum.running_ms += d.running_ms;
-            sum.rx_bytes += d.rx_bytes;
-            sum.tx_bytes += d.tx_bytes;
-            sum.memory_byte_seconds += d.memory_byte_seconds;
+            sum.add(&d);
         }
         sum
     }

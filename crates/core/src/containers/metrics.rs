@@ -32,18 +32,7 @@ impl Tallies {
         let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (r, d) in readings.iter().zip(deltas) {
             let t = map.entry(r.container_id.clone()).or_default();
-            let u = &mut t.usage;
-            u.cpu_ns += d.cpu_ns;
-            u.memory_byte_seconds += d.memory_byte_seconds;
-            u.memory_peak_bytes = u.memory_peak_bytes.max(d.memory_peak_bytes);
-            u.rx_bytes += d.rx_bytes;
-            u.tx_bytes += d.tx_bytes;
-            u.disk_byte_seconds += d.disk_byte_seconds;
-            u.disk_peak_bytes = u.disk_peak_bytes.max(d.disk_peak_bytes);
-            u.requests += d.requests;
-            u.response_bytes += d.response_bytes;
-            u.running_ms += d.running_ms;
-            u.wakes += d.wakes;
+            t.usage.add(d);
             t.memory_bytes = if r.running { r.memory_bytes.unwrap_or(0) } else { 0 };
             if let Some(disk) = r.disk_bytes {
                 t.disk_bytes = disk;
