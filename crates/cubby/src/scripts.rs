@@ -30,6 +30,8 @@ pub struct Scripts {
     /// The daemon's runtime: a script runs there, not on the proxy thread
     /// that received its request.
     pub home: tokio::runtime::Handle,
+    /// Where runs are timed, for `/metrics`.
+    pub metrics: Arc<cubby_api::routes::metrics::ApiMetrics>,
 }
 
 impl std::fmt::Debug for Scripts {
@@ -95,6 +97,7 @@ struct Admitted {
     api: axum::Router,
     fetcher: Arc<HttpFetcher>,
     home: tokio::runtime::Handle,
+    metrics: Arc<cubby_api::routes::metrics::ApiMetrics>,
 }
 
 /// Seconds a client told "busy" is asked to wait before retrying.
@@ -147,7 +150,8 @@ impl AdmittedRun for Admitted {
     }
 
     fn run(self: Box<Self>, body: Bytes) -> BoxFuture<ScriptOutcome> {
-        let Admitted { inner, api, fetcher, home } = *self;
+        let Admitted { inner, api, fetcher, home, metrics } = *self;
+        let started = std::time::Instant::now();
         let host = Arc::new(ProjectHost { api, project: inner.project().clone(), fetcher }) as Arc<dyn ScriptHost>;
         let run = home.spawn(async move {
             let run = inner.run(body, host).await;
@@ -155,6 +159,7 @@ impl AdmittedRun for Admitted {
                 Ok(resp) => resp.status,
                 Err(f) => failure(f).status,
             };
+            metrics.observe_script(status, started.elapsed().as_secs_f64());
             match run.finish(status) {
                 Ok(resp) => ScriptOutcome::Answered(ScriptAnswer {
                     status: resp.status,
@@ -172,6 +177,7 @@ impl ScriptRunner for Scripts {
     fn admit(&self, project: &str, head: ScriptHead) -> BoxFuture<Admission> {
         let platform = Arc::clone(&self.platform);
         let (api, fetcher, home) = (self.api.clone(), Arc::clone(&self.fetcher), self.home.clone());
+        let metrics = Arc::clone(&self.metrics);
         let project = project.to_string();
         // Admission waits for slots on the daemon's runtime, where the
         // core's state lives; the proxy thread only awaits the outcome.
@@ -187,7 +193,9 @@ impl ScriptRunner for Scripts {
         });
         Box::pin(async move {
             match admitted.await {
-                Ok(ScriptAdmission::Run(inner)) => Admission::Run(Box::new(Admitted { inner, api, fetcher, home })),
+                Ok(ScriptAdmission::Run(inner)) => {
+                    Admission::Run(Box::new(Admitted { inner, api, fetcher, home, metrics }))
+                }
                 Ok(ScriptAdmission::Preflight { origin }) => Admission::Preflight { origin },
                 Ok(ScriptAdmission::Refused { refusal: r, cors }) => Admission::Refused { refusal: refusal(&r), cors },
                 Err(_) => Admission::Refused { refusal: interrupted(), cors: None },

@@ -210,10 +210,19 @@ impl Resolver for Routes {
         let platform = Arc::clone(&self.platform);
         let id = ContainerId::from_stored(container.to_string());
         let woken = self.home.spawn(async move { platform.containers().wake(&id).await });
+        let (metrics, started) = (Arc::clone(&self.metrics), std::time::Instant::now());
         Box::pin(async move {
             let Ok(result) = woken.await else {
                 return Err(WakeError::Failed("the start was interrupted".into()));
             };
+            let outcome = match &result {
+                Ok(_) => "started",
+                Err(cubby_core::wake::WakeError::Busy) => "busy",
+                Err(cubby_core::wake::WakeError::Timeout) => "timeout",
+                Err(cubby_core::wake::WakeError::Disabled) => "disabled",
+                Err(cubby_core::wake::WakeError::Failed(_)) => "failed",
+            };
+            metrics.observe_wake(outcome, started.elapsed().as_secs_f64());
             result.map(IpAddr::V4).map_err(|e| match e {
                 cubby_core::wake::WakeError::Busy => WakeError::Busy,
                 cubby_core::wake::WakeError::Timeout => WakeError::Timeout,
@@ -564,13 +573,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         platform: Arc::clone(&platform),
         home: home.clone(),
         in_container: !args.proxy_via_host,
-        metrics: api_metrics,
+        metrics: Arc::clone(&api_metrics),
     });
     let scripts: Arc<dyn ScriptRunner> = Arc::new(crate::scripts::Scripts {
         platform: Arc::clone(&platform),
         api: app.clone(),
         fetcher: Arc::new(fetcher),
         home,
+        metrics: api_metrics,
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -87,6 +87,19 @@ fn metrics_show_each_tenant_as_the_usage_api_does() {
     );
     assert!(!text.contains(&format!("route=\"/api/v1/containers/{}", a.id)), "never by path");
 
+    // A wake and a script run are timed.
+    assert_eq!(cubby_testkit::http_get(d.proxy_addr, &b.url).status, 200, "B wakes for a request");
+    api.put_script(p.id.as_str(), "hello.js", b"export default () => 'hi'").unwrap();
+    let exec = format!("http://acme.exec.localhost:{}/hello", d.proxy_addr.port());
+    assert_eq!(cubby_testkit::http_get(d.proxy_addr, &exec).status, 200);
+    let (_, text) = scrape(&d, &d.token);
+    for series in [
+        r#"cubby_wake_duration_seconds_count{outcome="started"} "#,
+        r#"cubby_script_duration_seconds_count{class="2xx"} "#,
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(series)), "{series}in {text}");
+    }
+
     // Only the admin scrapes (control: the admin's scrape above).
     let token = api.create_token(p.id.as_str(), &Default::default()).unwrap().secret;
     let r = d.client(Some(&token)).raw("GET", "/metrics", None).unwrap();

@@ -79,6 +79,16 @@ pub struct ApiMetrics {
     /// Requests through tenants' URLs, by status class: the proxy's own
     /// time, from the request to the end of the response.
     proxy: Family<ClassLabels, Histogram, fn() -> Histogram>,
+    /// Starts on behalf of a request, by outcome.
+    wakes: Family<OutcomeLabels, Histogram, fn() -> Histogram>,
+    /// Exec script runs, by the status class their client got.
+    scripts: Family<ClassLabels, Histogram, fn() -> Histogram>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    /// `started`, or why not (`busy`, `timeout`, `disabled`, `failed`).
+    outcome: String,
 }
 
 impl Default for ApiMetrics {
@@ -86,6 +96,8 @@ impl Default for ApiMetrics {
         Self {
             latency: Family::new_with_constructor(latency_histogram),
             proxy: Family::new_with_constructor(latency_histogram),
+            wakes: Family::new_with_constructor(latency_histogram),
+            scripts: Family::new_with_constructor(latency_histogram),
         }
     }
 }
@@ -99,6 +111,16 @@ impl ApiMetrics {
     /// Records one proxied request that ended with `status` after `seconds`.
     pub fn observe_proxy(&self, status: u16, seconds: f64) {
         self.proxy.get_or_create(&ClassLabels { class: class(status) }).observe(seconds);
+    }
+
+    /// Records a wake that ended with `outcome` after `seconds`.
+    pub fn observe_wake(&self, outcome: &str, seconds: f64) {
+        self.wakes.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).observe(seconds);
+    }
+
+    /// Records a script run whose client got `status` after `seconds`.
+    pub fn observe_script(&self, status: u16, seconds: f64) {
+        self.scripts.get_or_create(&ClassLabels { class: class(status) }).observe(seconds);
     }
 }
 
@@ -185,6 +207,8 @@ pub async fn metrics(State(s): State<AppState>, Auth(caller): Auth) -> Result<Re
     registry.register("containers", "Containers by status", by_status);
     registry.register("container_responses", "Responses through the tenant's URL by status class", responses);
     registry.register("proxy_request_duration_seconds", "Requests through tenants' URLs", s.metrics.proxy.clone());
+    registry.register("wake_duration_seconds", "Starts on behalf of a request", s.metrics.wakes.clone());
+    registry.register("script_duration_seconds", "Exec script runs", s.metrics.scripts.clone());
     let pool = Family::<PoolLabels, Gauge>::default();
     pool.get_or_create(&PoolLabels { state: "used".into() }).set(to_i64(snapshot.pool_used_bytes));
     pool.get_or_create(&PoolLabels { state: "free".into() }).set(to_i64(snapshot.pool_free_bytes));
