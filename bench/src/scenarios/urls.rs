@@ -168,7 +168,23 @@ pub fn run(bin: &str, wakes: usize, seconds: u32) -> anyhow::Result<Report> {
         warm.push(ms(first_byte(d.proxy_addr, &host, "/healthz")?));
     }
 
-    let figures = proxy_figures(&d, &c, seconds)?;
+    let mut figures = proxy_figures(&d, &c, seconds)?;
+    api.delete_container(c.id.as_str())?;
+    drop(d);
+    // The same, with the access log off: what a line per request costs.
+    let quiet = super::daemon(bin, DaemonOptions { extra_args: vec!["--no-access-log".into()], ..Default::default() });
+    let api = quiet.admin();
+    let project = api.create_project(&CreateProject {
+        name: "bench".into(),
+        default_access: Some(AccessMode::Public),
+        ..Default::default()
+    })?;
+    let c = api.create_container(project.id.as_str(), &CreateContainer { name: "app".into(), ..Default::default() })?;
+    for (key, value) in proxy_figures(&quiet, &c, seconds)? {
+        if key.contains("3 Cubby proxy") || key.contains("Cubby / nginx") {
+            figures.push((format!("{key} (access log off)"), value));
+        }
+    }
     api.delete_container(c.id.as_str())?;
 
     let mut rows = BTreeMap::new();

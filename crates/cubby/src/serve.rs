@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// Seconds between sweeps for expired snapshots.
     #[arg(long, default_value_t = 60)]
     pub snapshot_expiry_interval: u64,
+    /// Keep no access log of proxied requests (it costs the proxy a line
+    /// per request; `cubby-bench urls` measures how much).
+    #[arg(long)]
+    pub no_access_log: bool,
     /// Seconds between readings of every container's usage counters (CPU,
     /// memory, network, disk, requests).
     #[arg(long, default_value_t = 10)]
@@ -162,6 +166,8 @@ struct Routes {
     in_container: bool,
     /// Where proxied requests are timed, for `/metrics`.
     metrics: Arc<cubby_api::routes::metrics::ApiMetrics>,
+    /// Whether each proxied request is a line of its project's access log.
+    access_log: bool,
 }
 
 fn target(route: &cubby_core::Route, port: u16) -> Target {
@@ -236,7 +242,7 @@ impl Resolver for Routes {
         let container = ContainerId::from_stored(target.container.clone());
         Box::new(Counted {
             activity: self.platform.containers().track(&container),
-            logs: Arc::clone(self.platform.access_logs()),
+            logs: self.access_log.then(|| Arc::clone(self.platform.access_logs())),
             metrics: Arc::clone(&self.metrics),
             project: ProjectId::from_stored(target.project.clone()),
             container,
@@ -259,7 +265,7 @@ impl Resolver for Routes {
 /// a line of its project's access log when it ends.
 struct Counted {
     activity: cubby_core::wake::ActivityGuard,
-    logs: Arc<cubby_core::access_log::AccessLogs>,
+    logs: Option<Arc<cubby_core::access_log::AccessLogs>>,
     metrics: Arc<cubby_api::routes::metrics::ApiMetrics>,
     project: ProjectId,
     container: ContainerId,
@@ -293,7 +299,9 @@ impl Drop for Counted {
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
         };
         self.metrics.observe_proxy(line.status, self.started.elapsed().as_secs_f64());
-        self.logs.record(&self.project, line);
+        if let Some(logs) = &self.logs {
+            logs.record(&self.project, line);
+        }
     }
 }
 
@@ -574,6 +582,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         home: home.clone(),
         in_container: !args.proxy_via_host,
         metrics: Arc::clone(&api_metrics),
+        access_log: !args.no_access_log,
     });
     let scripts: Arc<dyn ScriptRunner> = Arc::new(crate::scripts::Scripts {
         platform: Arc::clone(&platform),

@@ -54,7 +54,7 @@ struct TenantClassLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ClassLabels {
-    class: String,
+    class: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -102,9 +102,17 @@ impl Default for ApiMetrics {
     }
 }
 
-/// `2xx` for 200, `none` when no status was sent.
-fn class(status: u16) -> String {
-    if (100..600).contains(&status) { format!("{}xx", status / 100) } else { "none".to_owned() }
+/// `2xx` for 200, `none` when no status was sent (no allocation: this
+/// runs once per proxied request).
+fn class(status: u16) -> &'static str {
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        5 => "5xx",
+        _ => "none",
+    }
 }
 
 impl ApiMetrics {
