@@ -145,15 +145,21 @@ impl Drop for Nginx {
     }
 }
 
-pub fn run(bin: &str, wakes: usize, seconds: u32) -> anyhow::Result<Report> {
-    let d = super::daemon(bin, DaemonOptions::default());
+/// A public project `bench` with one running container `app`.
+fn public_app(d: &Daemon) -> anyhow::Result<cubby_model::Container> {
     let api = d.admin();
     let project = api.create_project(&CreateProject {
         name: "bench".into(),
         default_access: Some(AccessMode::Public),
         ..Default::default()
     })?;
-    let c = api.create_container(project.id.as_str(), &CreateContainer { name: "app".into(), ..Default::default() })?;
+    Ok(api.create_container(project.id.as_str(), &CreateContainer { name: "app".into(), ..Default::default() })?)
+}
+
+pub fn run(bin: &str, wakes: usize, seconds: u32) -> anyhow::Result<Report> {
+    let d = super::daemon(bin, DaemonOptions::default());
+    let api = d.admin();
+    let c = public_app(&d)?;
     let host = c.url.strip_prefix("http://").context("an http URL")?.to_string();
     first_byte(d.proxy_addr, &host, "/healthz")?;
 
@@ -174,12 +180,7 @@ pub fn run(bin: &str, wakes: usize, seconds: u32) -> anyhow::Result<Report> {
     // The same, with the access log off: what a line per request costs.
     let quiet = super::daemon(bin, DaemonOptions { extra_args: vec!["--no-access-log".into()], ..Default::default() });
     let api = quiet.admin();
-    let project = api.create_project(&CreateProject {
-        name: "bench".into(),
-        default_access: Some(AccessMode::Public),
-        ..Default::default()
-    })?;
-    let c = api.create_container(project.id.as_str(), &CreateContainer { name: "app".into(), ..Default::default() })?;
+    let c = public_app(&quiet)?;
     for (key, value) in proxy_figures(&quiet, &c, seconds)? {
         if key.contains("3 Cubby proxy") || key.contains("Cubby / nginx") {
             figures.push((format!("{key} (access log off)"), value));

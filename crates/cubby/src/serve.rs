@@ -290,15 +290,16 @@ impl cubby_proxy::Traffic for Counted {
 
 impl Drop for Counted {
     fn drop(&mut self) {
+        let took = self.started.elapsed();
         let line = cubby_model::AccessLogLine {
             at: self.at,
             container_id: self.container.clone(),
             method: std::mem::take(&mut self.method),
             status: *self.status.get_mut(),
             response_bytes: *self.bytes.get_mut(),
-            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
         };
-        self.metrics.observe_proxy(line.status, self.started.elapsed().as_secs_f64());
+        self.metrics.observe_proxy(line.status, took.as_secs_f64());
         if let Some(logs) = &self.logs {
             logs.record(&self.project, line);
         }
