@@ -12,20 +12,24 @@
 #   --lint   also cargo-machete and cargo-deny (crates.io, pinned), which
 #            scripts/test.sh runs on the dependencies;
 #   --clients also Node.js (Debian's, when there is no node) and the
-#            TypeScript client's pinned npm packages (clients/typescript).
+#            TypeScript client's pinned npm packages (clients/typescript);
+#   --browser also headless Chromium and its WebDriver (chromium,
+#            chromium-driver), which the dashboard test drives.
 set -euo pipefail
 
 bench=0
 fuzz=0
 lint=0
 clients=0
+browser=0
 for arg in "$@"; do
   case "$arg" in
     --bench) bench=1 ;;
     --fuzz) fuzz=1 ;;
     --lint) lint=1 ;;
     --clients) clients=1 ;;
-    *) echo "setup.sh: unknown option $arg (known: --bench, --fuzz, --lint, --clients)" >&2; exit 2 ;;
+    --browser) browser=1 ;;
+    *) echo "setup.sh: unknown option $arg (known: --bench, --fuzz, --lint, --clients, --browser)" >&2; exit 2 ;;
   esac
 done
 CARGO_DENY_VERSION=0.20.2
@@ -46,6 +50,9 @@ if [ "$bench" = 1 ]; then
 fi
 if [ "$fuzz" = 1 ]; then
   packages+=(python3-venv python3-pip)
+fi
+if [ "$browser" = 1 ]; then
+  packages+=(chromium chromium-driver)
 fi
 # A node already installed (Debian's or NodeSource's) is kept as it is.
 if [ "$clients" = 1 ] && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then

@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 
 # --bench: wrk, nginx and jq, which the bench smoke test (bench/tests) drives;
 # --fuzz: schemathesis, which the API fuzz test drives;
-# --lint: cargo-machete and cargo-deny, which check the dependencies.
-./scripts/setup.sh --bench --fuzz --lint --clients
+# --lint: cargo-machete and cargo-deny, which check the dependencies;
+# --clients: Node.js and the TypeScript client's packages;
+# --browser: headless Chromium and chromedriver, for the dashboard test.
+./scripts/setup.sh --bench --fuzz --lint --clients --browser
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # Dependencies: none unused (machete); licenses, bans and sources (deny).

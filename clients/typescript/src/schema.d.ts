@@ -3592,6 +3592,11 @@ export interface operations {
                 after?: number | null;
                 /** @description At most this many (1 to 500, default 100). */
                 limit?: number | null;
+                /**
+                 * @description `true`: the newest `limit` events (still oldest first) instead of
+                 *     the oldest; a stream opens with them and then follows.
+                 */
+                newest?: boolean | null;
             };
             header?: never;
             path?: never;
@@ -3649,6 +3654,11 @@ export interface operations {
                 after?: number | null;
                 /** @description At most this many (1 to 500, default 100). */
                 limit?: number | null;
+                /**
+                 * @description `true`: the newest `limit` events (still oldest first) instead of
+                 *     the oldest; a stream opens with them and then follows.
+                 */
+                newest?: boolean | null;
             };
             header?: never;
             path?: never;

@@ -6,7 +6,8 @@
 //! - [`auth`]: bearer-token authentication as an extractor;
 //! - [`routes`]: one module per resource;
 //! - [`openapi`]: the OpenAPI document, generated from the handlers and
-//!   checked in at `openapi/cubby.json`.
+//!   checked in at `openapi/cubby.json`;
+//! - [`ui`]: the dashboard at `/ui`, embedded files that use this API.
 
 pub mod auth;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod ids;
 mod json;
 pub mod openapi;
 pub mod routes;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -46,6 +48,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), routes::metrics::track))
+        .merge(ui::router())
         .fallback(routes::meta::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(json::MAX_JSON_BODY))
         .with_state(state)

@@ -20,22 +20,44 @@ enum Scope {
 pub struct Caller {
     scope: Scope,
     token: Option<TokenId>,
+    script: Option<ScriptActor>,
+}
+
+/// An exec script acting through `ctx.cubby`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptActor {
+    /// The script's file in its project's `scripts/`.
+    pub file: String,
+    /// Whether one of the project's events (`@on`) started the run, rather
+    /// than a request to its URL.
+    pub on_event: bool,
 }
 
 impl Caller {
     /// The admin (every project).
     pub fn admin() -> Self {
-        Self { scope: Scope::Admin, token: None }
+        Self { scope: Scope::Admin, token: None, script: None }
     }
 
     /// A caller limited to `project`.
     pub fn project(project: ProjectId) -> Self {
-        Self { scope: Scope::Project(project), token: None }
+        Self { scope: Scope::Project(project), token: None, script: None }
     }
 
     /// The same caller, known to have come with token `token`.
     pub fn with_token(self, token: TokenId) -> Self {
         Self { token: Some(token), ..self }
+    }
+
+    /// The same caller, acting for the exec script `file` (`on_event`: a
+    /// run an `@on` event started).
+    pub fn by_script(self, file: &str, on_event: bool) -> Self {
+        Self { script: Some(ScriptActor { file: file.to_owned(), on_event }), ..self }
+    }
+
+    /// The exec script the call comes from, if any.
+    pub fn script(&self) -> Option<&ScriptActor> {
+        self.script.as_ref()
     }
 
     /// The API token the call came with, if any: who asked, as events

@@ -20,15 +20,22 @@ pub const MAX_EVENTS_PAGE: u32 = 500;
 pub const EVENT_RETENTION: time::Duration = time::Duration::days(30);
 
 /// Who asked, as events record it: the id of the API token the call came
-/// with; `admin` or `project` for a call without one (the admin's
-/// in-process calls, a script's `ctx.cubby`); `None` for the daemon itself.
+/// with; `script:<file>` for an exec script's `ctx.cubby` call
+/// (`event-script:<file>` when an `@on` event started the run); `admin` or
+/// `project` for another call without a token; `None` for the daemon.
 fn actor(caller: Option<&Caller>) -> Option<String> {
-    caller.map(|c| match c.token() {
-        Some(token) => token.to_string(),
-        None if c.is_admin() => "admin".to_owned(),
-        None => "project".to_owned(),
+    caller.map(|c| match (c.token(), c.script()) {
+        (Some(token), _) => token.to_string(),
+        (None, Some(s)) if s.on_event => format!("{EVENT_SCRIPT_ACTOR}{}", s.file),
+        (None, Some(s)) => format!("script:{}", s.file),
+        (None, None) if c.is_admin() => "admin".to_owned(),
+        (None, None) => "project".to_owned(),
     })
 }
+
+/// How an event's `actor` starts when a script an event started caused
+/// it: such events start no script again, so scripts cannot loop.
+pub const EVENT_SCRIPT_ACTOR: &str = "event-script:";
 
 /// What one event is about, before it has an id.
 #[derive(Debug, Clone)]
@@ -50,6 +57,9 @@ pub struct EventQuery {
     /// Events after this id (0: from the oldest kept).
     pub after: u64,
     pub limit: u32,
+    /// The newest `limit` events after `after` instead of the oldest
+    /// (still listed oldest first): what a feed opens with.
+    pub newest: bool,
 }
 
 impl EventQuery {
@@ -117,6 +127,7 @@ impl Events {
             kind: query.kind,
             after: query.after,
             limit,
+            newest: query.newest,
         })?;
         let next_after = items.last().map(|e| e.id).or((query.after > 0).then_some(query.after));
         Ok(EventPage { items, next_after })
@@ -162,5 +173,41 @@ mod tests {
         let next = events.list(&Caller::admin(), &rest).unwrap();
         assert_eq!(next.items.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventType::ContainerStopped]);
         assert!(!rest.matches(&caller_a, &next.items[0]), "the stream's filter hides another project's");
+    }
+
+    #[test]
+    fn a_feed_opens_with_the_newest_events_oldest_first() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+        let a = crate::testing::project(&*store, "a");
+        let b = crate::testing::project(&*store, "b");
+        let events = Events::new(Arc::clone(&store));
+        let kinds = [EventType::ContainerCreated, EventType::ContainerStarted, EventType::ContainerStopped];
+        for kind in kinds {
+            let what = Happened {
+                kind,
+                project: &a.id,
+                container: None,
+                trigger: None,
+                caller: None,
+                data: serde_json::json!({}),
+            };
+            events.emit(what);
+        }
+        // Another tenant's newer event must not take one of the places.
+        let theirs = Happened {
+            kind: EventType::ContainerDeleted,
+            project: &b.id,
+            container: None,
+            trigger: None,
+            caller: None,
+            data: serde_json::json!({}),
+        };
+        events.emit(theirs);
+
+        let caller_a = Caller::project(a.id.clone());
+        let newest = events.list(&caller_a, &EventQuery { limit: 2, newest: true, ..Default::default() }).unwrap();
+        assert_eq!(newest.items.iter().map(|e| e.kind).collect::<Vec<_>>(), kinds[1..]);
+        let oldest = events.list(&caller_a, &EventQuery { limit: 2, ..Default::default() }).unwrap();
+        assert_eq!(oldest.items.iter().map(|e| e.kind).collect::<Vec<_>>(), kinds[..2], "the control: oldest first");
     }
 }

@@ -48,7 +48,7 @@ pub mod userns;
 pub mod wake;
 pub mod webhooks;
 
-pub use caller::Caller;
+pub use caller::{Caller, ScriptActor};
 pub use config::{Config, Defaults, Helpers, IdRange};
 pub use error::Error;
 pub use platform::{Host, Platform};

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use axum::body::Body;
 use bytes::Bytes;
 use cubby_api::auth::InProcessCaller;
+use cubby_core::events::EVENT_SCRIPT_ACTOR;
 use cubby_core::scripts::run::{AdmittedScript, ScriptAdmission, ScriptFailure};
 use cubby_core::{Caller, Platform};
-use cubby_model::ProjectId;
+use cubby_model::{Event, ProjectId};
 use cubby_proxy::{
     Admission, AdmittedRun, BoxFuture, ScriptAnswer, ScriptHead, ScriptOutcome, ScriptRefusal, ScriptRunner,
 };
@@ -45,6 +46,10 @@ struct ProjectHost {
     api: axum::Router,
     project: ProjectId,
     fetcher: Arc<HttpFetcher>,
+    /// The script's file, and whether an event started the run: its
+    /// `ctx.cubby` calls act as that script (events record it).
+    script: String,
+    on_event: bool,
 }
 
 impl ScriptHost for ProjectHost {
@@ -56,7 +61,7 @@ impl ScriptHost for ProjectHost {
         room: AnswerRoom,
     ) -> futures::future::BoxFuture<'static, Result<(u16, String), CubbyCallError>> {
         let api = self.api.clone();
-        let caller = Caller::project(self.project.clone());
+        let caller = Caller::project(self.project.clone()).by_script(&self.script, self.on_event);
         let (method, path) = (method.to_string(), path.to_string());
         async move {
             if !path.starts_with('/') || path.contains("..") {
@@ -152,7 +157,13 @@ impl AdmittedRun for Admitted {
     fn run(self: Box<Self>, body: Bytes) -> BoxFuture<ScriptOutcome> {
         let Admitted { inner, api, fetcher, home, metrics } = *self;
         let started = std::time::Instant::now();
-        let host = Arc::new(ProjectHost { api, project: inner.project().clone(), fetcher }) as Arc<dyn ScriptHost>;
+        let host = Arc::new(ProjectHost {
+            api,
+            project: inner.project().clone(),
+            fetcher,
+            script: inner.file().to_string(),
+            on_event: false,
+        }) as Arc<dyn ScriptHost>;
         let run = home.spawn(async move {
             let run = inner.run(body, host).await;
             let status = match &run.result {
@@ -201,5 +212,70 @@ impl ScriptRunner for Scripts {
                 Err(_) => Admission::Refused { refusal: interrupted(), cors: None },
             }
         })
+    }
+}
+
+impl Scripts {
+    /// Runs, for each event of a project as it happens, the project's
+    /// scripts that subscribe to its type (`// @on container.oom_killed`):
+    /// a `POST` of the event as JSON, logged like any invocation. Best
+    /// effort and at most once: a failed run is not retried (it shows in
+    /// the script's log and as a `script.failed` event), events of a
+    /// daemon that was down are not replayed, and what a run started by an
+    /// event causes starts no script again, so scripts cannot loop.
+    pub fn follow_events(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let mut live = self.platform.events().subscribe();
+        let home = self.home.clone();
+        home.spawn(async move {
+            loop {
+                match live.recv().await {
+                    Ok(event) => self.dispatch(&event),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "event scripts fell behind: that many events started no script");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        })
+    }
+
+    fn dispatch(self: &Arc<Self>, event: &Event) {
+        let Some(project) = &event.project_id else { return };
+        if event.actor.as_deref().is_some_and(|a| a.starts_with(EVENT_SCRIPT_ACTOR)) {
+            return;
+        }
+        for file in self.platform.scripts().subscribers(project, event.kind) {
+            let (this, event) = (Arc::clone(self), event.clone());
+            self.home.spawn(async move { this.run_for_event(event, file).await });
+        }
+    }
+
+    async fn run_for_event(&self, event: Event, file: String) {
+        let inner = match self.platform.scripts().admit_event(&event, &file).await {
+            ScriptAdmission::Run(inner) => inner,
+            ScriptAdmission::Refused { refusal, .. } => {
+                tracing::warn!(script = %file, event = event.id, reason = %refusal, "an event script did not run");
+                return;
+            }
+            ScriptAdmission::Preflight { .. } => return,
+        };
+        let started = std::time::Instant::now();
+        let host = Arc::new(ProjectHost {
+            api: self.api.clone(),
+            project: inner.project().clone(),
+            fetcher: Arc::clone(&self.fetcher),
+            script: file.clone(),
+            on_event: true,
+        }) as Arc<dyn ScriptHost>;
+        let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
+        let run = inner.run(body, host).await;
+        let status = match &run.result {
+            Ok(resp) => resp.status,
+            Err(f) => failure(f).status,
+        };
+        self.metrics.observe_script(status, started.elapsed().as_secs_f64());
+        if let Err(f) = run.finish(status) {
+            tracing::info!(script = %file, event = event.id, reason = %f, "an event script failed");
+        }
     }
 }

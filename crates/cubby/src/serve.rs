@@ -585,13 +585,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics: Arc::clone(&api_metrics),
         access_log: !args.no_access_log,
     });
-    let scripts: Arc<dyn ScriptRunner> = Arc::new(crate::scripts::Scripts {
+    let event_scripts = Arc::new(crate::scripts::Scripts {
         platform: Arc::clone(&platform),
         api: app.clone(),
         fetcher: Arc::new(fetcher),
         home,
         metrics: api_metrics,
     });
+    let scripts: Arc<dyn ScriptRunner> = Arc::clone(&event_scripts) as Arc<dyn ScriptRunner>;
+    let _event_scripts = Arc::clone(&event_scripts).follow_events();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.changed().await;

@@ -172,3 +172,82 @@ fn lifecycle_changes_are_events_with_their_causes() {
     assert_eq!(r.status, 400);
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("container.oom_killed"), "{:?}", r.json());
 }
+
+/// The invocations of `script` in `project`'s log, newest first.
+fn runs(client: &cubby_client::Client, project: &str, script: &str) -> Vec<cubby_model::ScriptInvocation> {
+    client.script_logs(project, 100).unwrap().into_iter().filter(|l| l.script == script).collect()
+}
+
+/// Waits (at most 20 s) until `script` ran `n` times.
+fn wait_runs(
+    client: &cubby_client::Client,
+    project: &str,
+    script: &str,
+    n: usize,
+) -> Vec<cubby_model::ScriptInvocation> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = runs(client, project, script);
+        if got.len() >= n {
+            return got;
+        }
+        assert!(Instant::now() < deadline, "{script} ran {} times, not {n}", got.len());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn scripts_subscribed_with_at_on_run_for_their_projects_events_only() {
+    let Some(d) = daemon("scripts_subscribed_with_at_on_run_for_their_projects_events_only") else { return };
+    let api = d.admin();
+    let a = project(&api, "acme");
+    let b = project(&api, "zeta");
+    let (pa, pb) = (a.id.as_str(), b.id.as_str());
+    // Each project has a script that hears its stopped containers; acme's
+    // also stops every container made in it, through ctx.cubby.
+    let hear = "// @on container.stopped\n\
+                export default async (req) => { const e = await req.json(); \
+                console.log(`heard ${req.headers.get('cubby-event-type')} ${e.type} ${e.container_id}`); return { ok: true }; };";
+    for p in [pa, pb] {
+        api.put_script(p, "hear.js", hear.as_bytes()).unwrap();
+    }
+    let react = "// @on container.created\n\
+                 export default async (req, ctx) => { const e = await req.json(); await ctx.cubby.containers.stop(e.container_id); return 'stopped'; };";
+    api.put_script(pa, "react.js", react.as_bytes()).unwrap();
+    // An unknown event type is refused when the script is saved.
+    let e = api.put_script(pa, "typo.js", b"// @on container.stoped\nexport default () => 1").unwrap_err();
+    assert_eq!(e.status(), Some(400));
+    assert!(e.to_string().contains("container.stopped"), "the error lists the types: {e}");
+
+    // A container made in acme: react.js stops it, as itself. What a run
+    // an event started does starts no script again: hear.js stays quiet.
+    let c = container(&api, &a, "web", "hi");
+    let stopped = wait_for(&api, c.id.as_str(), EventType::ContainerStopped);
+    assert_eq!(stopped.actor.as_deref(), Some("event-script:react.js"), "{stopped:?}");
+    assert_eq!(wait_runs(&api, pa, "react.js", 1).len(), 1, "react.js ran once, for the one container made");
+
+    // Started and stopped through the API: hear.js hears the stop, with the
+    // event as its body.
+    api.start(c.id.as_str()).unwrap();
+    api.stop(c.id.as_str()).unwrap();
+    let heard = wait_runs(&api, pa, "hear.js", 1);
+    assert_eq!((heard[0].method.as_str(), heard[0].status), ("POST", 200), "{heard:?}");
+    let line = &heard[0].logs[0].message;
+    assert_eq!(line, &format!("heard container.stopped container.stopped {}", c.id));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(runs(&api, pa, "hear.js").len(), 1, "one stop by the API, one run; none for react.js's stop");
+    // zeta's script heard nothing of acme's tenant.
+    assert!(runs(&api, pb, "hear.js").is_empty(), "another project's event runs no script of zeta");
+
+    // A failing script's failure runs `@on script.failed` scripts once,
+    // never for their own failures: no loop.
+    api.put_script(pa, "boom.js", b"export default () => { throw new Error('boom'); }").unwrap();
+    let on_fail = "// @on script.failed\nexport default () => { throw new Error('and again'); };";
+    api.put_script(pa, "on-fail.js", on_fail.as_bytes()).unwrap();
+    let url = format!("http://acme.exec.localhost:{}/boom", d.proxy_addr.port());
+    assert_eq!(cubby_testkit::http_get(d.proxy_addr, &url).status, 500);
+    let ran = wait_runs(&api, pa, "on-fail.js", 1);
+    assert_eq!(ran[0].status, 500, "{ran:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(runs(&api, pa, "on-fail.js").len(), 1, "its own failure did not start it again");
+}

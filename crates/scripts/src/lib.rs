@@ -5,7 +5,7 @@
 //! enforces `@concurrent` and keeps logs and secrets. This crate provides
 //! the pieces, with plain types and no HTTP stack:
 //!
-//! - [`parse_magic`]: the `// @timeout`, `@token`, `@cors`, `@concurrent`
+//! - [`parse_magic`]: the `// @timeout`, `@token`, `@cors`, `@concurrent`, `@on`
 //!   header of a script.
 //! - [`strip_types`]: TypeScript to JavaScript (the caller caches it per
 //!   file version).
@@ -67,5 +67,5 @@ pub use engine::{Invocation, Limits, LogLine, Outcome, ScriptError, ScriptReques
 pub use fake::{CubbyCall, FakeHost};
 pub use fetch::{Destinations, FetchError, HttpFetcher, MAX_FETCH_BODY, MAX_REDIRECTS, default_blocked};
 pub use host::{AnswerRoom, CubbyCallError, FetchRequest, FetchResponse, ScriptHost};
-pub use magic::{MAX_TIMEOUT_MS, Magic, MagicError, MagicProblem, parse_magic};
+pub use magic::{MAX_ON_EVENTS, MAX_TIMEOUT_MS, Magic, MagicError, MagicProblem, parse_magic};
 pub use typescript::{TranspileError, TranspileProblem, strip_types};

@@ -1,6 +1,7 @@
 //! Magic comments: the `// @word value` lines at the top of a script that
 //! configure how the daemon runs it (`@timeout`, `@token`, `@cors`,
-//! `@concurrent`). Only parsing lives here; the daemon applies them.
+//! `@concurrent`, `@on`). Only parsing lives here; the daemon applies them
+//! (and checks that `@on` names event types it has).
 
 use std::time::Duration;
 
@@ -18,13 +19,19 @@ pub struct Magic {
     pub cors: Option<String>,
     /// `// @concurrent false`: run one request at a time (default true).
     pub concurrent: bool,
+    /// `// @on container.oom_killed container.exited`: the project's events
+    /// the script is also run for (a `POST` of the event as JSON).
+    pub on: Vec<String>,
 }
 
 impl Default for Magic {
     fn default() -> Self {
-        Self { timeout: None, token: None, cors: None, concurrent: true }
+        Self { timeout: None, token: None, cors: None, concurrent: true, on: Vec::new() }
     }
 }
+
+/// Most event types one `@on` may name.
+pub const MAX_ON_EVENTS: usize = 32;
 
 /// A magic comment that could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,7 +48,7 @@ pub struct MagicError {
 pub enum MagicProblem {
     /// Not one of the known words.
     #[error(
-        "unknown magic comment `@{0}`; the known ones are @timeout, @token, @cors and @concurrent \
+        "unknown magic comment `@{0}`; the known ones are @timeout, @token, @cors, @concurrent and @on \
          (write `// note` without `@` for a plain comment)"
     )]
     Unknown(String),
@@ -68,6 +75,11 @@ pub enum MagicProblem {
     /// `@concurrent` neither `true` nor `false`.
     #[error("@concurrent wants `true` or `false`, like `// @concurrent false`")]
     Concurrent,
+    /// `@on` without event types, or with something that is not one.
+    #[error(
+        "@on wants event types separated by spaces or commas (at most {MAX_ON_EVENTS}), like `// @on container.oom_killed container.exited`"
+    )]
+    On,
 }
 
 /// Reads the magic comments of `source`.
@@ -108,7 +120,7 @@ pub fn parse_magic(source: &str) -> Result<Magic, MagicError> {
         };
         let err = |problem: MagicProblem| MagicError { line, problem };
         let word = match word {
-            "timeout" | "token" | "cors" | "concurrent" => word,
+            "timeout" | "token" | "cors" | "concurrent" | "on" => word,
             other => {
                 return Err(err(MagicProblem::Unknown(other.to_owned())));
             }
@@ -121,6 +133,7 @@ pub fn parse_magic(source: &str) -> Result<Magic, MagicError> {
             "timeout" => magic.timeout = Some(parse_timeout(value).map_err(err)?),
             "token" => magic.token = Some(parse_token(value).map_err(err)?),
             "cors" => magic.cors = Some(parse_cors(value).map_err(err)?),
+            "on" => magic.on = parse_on(value).map_err(err)?,
             _ => magic.concurrent = parse_concurrent(value).map_err(err)?,
         }
     }
@@ -157,6 +170,26 @@ fn parse_cors(value: &str) -> Result<String, MagicProblem> {
         return Err(MagicProblem::CorsNotOrigin);
     }
     Ok(value.to_owned())
+}
+
+fn parse_on(value: &str) -> Result<Vec<String>, MagicProblem> {
+    let mut types: Vec<String> = Vec::new();
+    for word in value.split(|c: char| c == ',' || c.is_whitespace()).filter(|w| !w.is_empty()) {
+        let shaped = word.contains('.')
+            && word.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_')
+            && !word.starts_with('.')
+            && !word.ends_with('.');
+        if !shaped {
+            return Err(MagicProblem::On);
+        }
+        if !types.iter().any(|t| t == word) {
+            types.push(word.to_owned());
+        }
+    }
+    if types.is_empty() || types.len() > MAX_ON_EVENTS {
+        return Err(MagicProblem::On);
+    }
+    Ok(types)
 }
 
 fn parse_concurrent(value: &str) -> Result<bool, MagicProblem> {
@@ -227,5 +260,16 @@ mod tests {
         let err = parse_magic("// @timeout 5\n// @timeout 6").unwrap_err();
         assert_eq!(err.line, 2);
         assert!(err.to_string().contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn on_lists_event_types() {
+        let magic = parse_magic("// @on container.oom_killed, container.exited container.oom_killed\n").unwrap();
+        assert_eq!(magic.on, ["container.oom_killed", "container.exited"]);
+        assert!(parse_magic("export default () => 1;").unwrap().on.is_empty());
+        for bad in ["// @on", "// @on Container.Exited", "// @on oom", "// @on container.exited; rm"] {
+            let err = parse_magic(bad).unwrap_err();
+            assert_eq!(err.problem, MagicProblem::On, "{bad}");
+        }
     }
 }

@@ -190,6 +190,9 @@ pub struct EventFilter<'a> {
     pub kind: Option<cubby_model::EventType>,
     pub after: u64,
     pub limit: u32,
+    /// The newest `limit` matching events (still returned oldest first)
+    /// rather than the oldest after `after`.
+    pub newest: bool,
 }
 
 /// A webhook as stored: its secret sealed by the core, and the last event

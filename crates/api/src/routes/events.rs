@@ -38,6 +38,9 @@ pub struct EventsQuery {
     pub after: Option<u64>,
     /// At most this many (1 to 500, default 100).
     pub limit: Option<u32>,
+    /// `true`: the newest `limit` events (still oldest first) instead of
+    /// the oldest; a stream opens with them and then follows.
+    pub newest: Option<bool>,
 }
 
 impl EventsQuery {
@@ -58,6 +61,7 @@ impl EventsQuery {
             kind,
             after: after.or(self.after).unwrap_or(0),
             limit: self.limit.unwrap_or(100),
+            newest: self.newest.unwrap_or(false) && after.is_none(),
         })
     }
 }
@@ -95,12 +99,21 @@ pub async fn stream_events(
     Query(q): Query<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
-    let query = q.query(resume)?;
+    let mut query = q.query(resume)?;
     let events = std::sync::Arc::clone(s.platform.events());
     // Subscribe before the replay, so nothing falls between the two.
     let live = events.subscribe();
-    let first = events.list(&caller, &EventQuery { limit: REPLAY_PAGE, ..query.clone() })?;
-    let more = first.items.len() == REPLAY_PAGE as usize;
+    // A feed that opens with the newest few replays just those; otherwise
+    // everything after `after` is replayed, a page at a time.
+    let (first, more) = if query.newest {
+        let first = events.list(&caller, &query)?;
+        query.newest = false;
+        (first, false)
+    } else {
+        let first = events.list(&caller, &EventQuery { limit: REPLAY_PAGE, ..query.clone() })?;
+        let more = first.items.len() == REPLAY_PAGE as usize;
+        (first, more)
+    };
     let state = Follow { caller, query, events, live, backlog: first.items.into(), more };
     let stream = futures::stream::unfold(state, |mut st| async move {
         loop {

@@ -349,6 +349,13 @@ impl ScriptService {
 /// Reads the magic comments and strips TypeScript types.
 fn compile(file: &str, text: &str) -> Result<Compiled, Error> {
     let magic = cubby_scripts::parse_magic(text).map_err(|e| Error::invalid("content", e.to_string()))?;
+    if let Some(unknown) = magic.on.iter().find(|t| cubby_model::EventType::parse(t).is_none()) {
+        let known: Vec<&str> = cubby_model::EventType::ALL.iter().map(|t| t.as_str()).collect();
+        return Err(Error::invalid(
+            "content",
+            format!("@on names `{unknown}`, which is not an event type: use one of {}", known.join(", ")),
+        ));
+    }
     let js = if file.ends_with(".ts") {
         cubby_scripts::strip_types(text, file).map_err(|e| Error::invalid("content", e.to_string()))?
     } else {

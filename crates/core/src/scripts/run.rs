@@ -20,13 +20,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cubby_model::{Project, ProjectId, ScriptInvocation, ScriptLogLine};
+use cubby_model::{Event, EventType, Project, ProjectId, ScriptInvocation, ScriptLogLine};
 use cubby_scripts::{Invocation, ScriptError, ScriptHost, ScriptRequest, ScriptResponse};
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use super::ScriptService;
 use super::{Compiled, LOG_KEEP, routing};
+use crate::Caller;
 
 /// Most scripts running at once on this daemon; more wait for a slot.
 pub const MAX_RUNNING: usize = 64;
@@ -124,6 +125,8 @@ pub struct ScriptRun {
     service: Arc<ScriptService>,
     project: ProjectId,
     entry: ScriptInvocation,
+    /// Started by an event (`@on`): its failure starts no script again.
+    on_event: bool,
 }
 
 impl ScriptRun {
@@ -135,12 +138,15 @@ impl ScriptRun {
         }
         tracing::debug!(project = %self.project, script = %self.entry.script, status, ms = self.entry.duration_ms, "script ran");
         if let Err(failure) = &self.result {
+            // A run an event started fails as its script: were it to start
+            // `@on script.failed` scripts again, a failing one would loop.
+            let by = self.on_event.then(|| Caller::project(self.project.clone()).by_script(&self.entry.script, true));
             self.service.events.emit(crate::events::Happened {
                 kind: cubby_model::EventType::ScriptFailed,
                 project: &self.project,
                 container: None,
                 trigger: None,
-                caller: None,
+                caller: by.as_ref(),
                 data: serde_json::json!({ "path": self.entry.script, "status": status, "reason": failure.to_string() }),
             });
         }
@@ -181,9 +187,21 @@ pub struct AdmittedScript {
     head: ScriptHead,
     timeout: Duration,
     started: Instant,
+    /// Started by one of the project's events (`@on`), not a request.
+    on_event: bool,
     _project_slot: OwnedSemaphorePermit,
     _serial: Option<OwnedMutexGuard<()>>,
     _daemon_slot: OwnedSemaphorePermit,
+}
+
+/// The script a run is for, found but not yet given its slots.
+struct Found {
+    project: Project,
+    file: String,
+    full: std::path::PathBuf,
+    compiled: Arc<Compiled>,
+    params: BTreeMap<String, String>,
+    on_event: bool,
 }
 
 impl ScriptService {
@@ -238,6 +256,69 @@ impl ScriptService {
         {
             return refused(ScriptRefusal::TokenRequired);
         }
+        let found = Found { project, file, full, compiled, params, on_event: false };
+        self.take_slots(found, head, started).await
+    }
+
+    /// The project's scripts that subscribe (`@on`) to events of `kind`,
+    /// by file. A file that does not compile subscribes to nothing.
+    pub fn subscribers(&self, project: &ProjectId, kind: EventType) -> Vec<String> {
+        let Ok(routes) = self.script_routes(project) else { return Vec::new() };
+        let dir = self.scripts_dir(project);
+        routes
+            .iter()
+            .filter(|route| {
+                self.compiled(&route.file, &dir.join(&route.file))
+                    .is_ok_and(|c| c.magic.on.iter().any(|t| t == kind.as_str()))
+            })
+            .map(|route| route.file.clone())
+            .collect()
+    }
+
+    /// Admits a run of the script `file` for `event` (of its project): a
+    /// `POST` of the event as JSON to the script's own path, with
+    /// `Cubby-Event-Type` and `Cubby-Event-Id` headers. `@token` and
+    /// `@cors` do not apply: no client sent it. It waits for run slots like
+    /// a request.
+    pub async fn admit_event(self: &Arc<Self>, event: &Event, file: &str) -> ScriptAdmission {
+        let refused = |refusal| ScriptAdmission::Refused { refusal, cors: None };
+        let started = Instant::now();
+        let Some(project_id) = &event.project_id else {
+            return refused(ScriptRefusal::ScriptNotFound { path: file.to_string() });
+        };
+        let project = match self.store.project(project_id) {
+            Ok(Some(p)) => p,
+            Ok(None) => return refused(ScriptRefusal::ProjectNotFound { project: project_id.to_string() }),
+            Err(e) => {
+                tracing::error!(project = %project_id, error = %e, "reading a project for an event script");
+                return refused(ScriptRefusal::Unavailable { what: "its state" });
+            }
+        };
+        let full = self.scripts_dir(&project.id).join(file);
+        let compiled = match self.compiled(file, &full) {
+            Ok(c) => c,
+            Err(e) => return refused(ScriptRefusal::ScriptInvalid { file: file.to_string(), message: e.to_string() }),
+        };
+        let head = ScriptHead {
+            method: "POST".into(),
+            url: format!("{}{}", self.exec_base_url(&project.name), routing::Route::of(file).pattern()),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("cubby-event-type".into(), event.kind.as_str().into()),
+                ("cubby-event-id".into(), event.id.to_string()),
+            ],
+            token: None,
+        };
+        let found = Found { project, file: file.to_string(), full, compiled, params: BTreeMap::new(), on_event: true };
+        self.take_slots(found, head, started).await
+    }
+
+    /// Takes a run's slots: its project's (behind a bounded queue), its
+    /// script's if `@concurrent false`, and one of the daemon's.
+    async fn take_slots(self: &Arc<Self>, found: Found, head: ScriptHead, started: Instant) -> ScriptAdmission {
+        let Found { project, file, full, compiled, params, on_event } = found;
+        let cors = compiled.magic.cors.clone();
+        let refused = |refusal| ScriptAdmission::Refused { refusal, cors: cors.clone() };
         let timeout = compiled.magic.timeout.unwrap_or(self.defaults.script_timeout);
 
         // The project's own slot, behind a bounded queue: one project's
@@ -276,6 +357,7 @@ impl ScriptService {
             head,
             timeout,
             started,
+            on_event,
             _project_slot: project_slot,
             _serial: serial,
             _daemon_slot: daemon_slot,
@@ -304,6 +386,16 @@ impl AdmittedScript {
         &self.project.id
     }
 
+    /// The script's file in its project's `scripts/`.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// Whether one of the project's events started this run (`@on`).
+    pub fn on_event(&self) -> bool {
+        self.on_event
+    }
+
     /// The origin the script allows (`@cors`), if any.
     pub fn cors(&self) -> Option<&str> {
         self.compiled.magic.cors.as_deref()
@@ -315,6 +407,7 @@ impl AdmittedScript {
     pub async fn run(self, body: Bytes, host: Arc<dyn ScriptHost>) -> ScriptRun {
         let service = Arc::clone(&self.service);
         let project = self.project.id.clone();
+        let on_event = self.on_event;
         let path = url_path(&self.head.url).to_string();
         let method = self.head.method.clone();
         let mut entry = ScriptInvocation {
@@ -332,7 +425,7 @@ impl AdmittedScript {
             Err(e) => {
                 tracing::error!(project = %project, error = %e.chain(), "reading secrets");
                 let result = Err(ScriptFailure::Unavailable { what: "the project's secrets" });
-                return ScriptRun { result, service, project, entry };
+                return ScriptRun { result, service, project, entry, on_event };
             }
         };
         let invocation = Invocation {
@@ -367,7 +460,7 @@ impl AdmittedScript {
         });
         entry.duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         entry.logs = outcome.logs.into_iter().map(|l| ScriptLogLine { level: l.level, message: l.message }).collect();
-        ScriptRun { result, service, project, entry }
+        ScriptRun { result, service, project, entry, on_event }
     }
 }
 

@@ -73,11 +73,16 @@ impl EventStore for SqliteStore {
                 sql.push_str(&format!(" AND {column} = ?{}", args.len()));
             }
         }
-        sql.push_str(&format!(" ORDER BY id LIMIT {}", f.limit));
+        let order = if f.newest { "DESC" } else { "ASC" };
+        sql.push_str(&format!(" ORDER BY id {order} LIMIT {}", f.limit));
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&sql).map_err(q("list events"))?;
         let rows = stmt.query_map(params_from_iter(args.iter()), row).map_err(q("list events"))?;
-        rows.collect::<Result<_, _>>().map_err(q("list events"))
+        let mut events: Vec<Event> = rows.collect::<Result<_, _>>().map_err(q("list events"))?;
+        if f.newest {
+            events.reverse();
+        }
+        Ok(events)
     }
 
     fn last_event_id(&self) -> Result<u64, StoreError> {

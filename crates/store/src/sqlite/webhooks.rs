@@ -115,7 +115,8 @@ impl WebhookStore for SqliteStore {
             let conn = self.conn();
             last_dispatched(&conn)?
         };
-        let events = self.events(&EventFilter { project: None, container: None, kind: None, after, limit })?;
+        let events =
+            self.events(&EventFilter { project: None, container: None, kind: None, after, limit, newest: false })?;
         let Some(last) = events.last().map(|e| e.id) else { return Ok(0) };
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(q("begin dispatch"))?;
@@ -176,7 +177,14 @@ impl WebhookStore for SqliteStore {
         let mut out = Vec::with_capacity(due.len());
         for (d, hook_id) in due {
             let Some(hook) = self.webhook(&hook_id)? else { continue };
-            let filter = EventFilter { project: None, container: None, kind: None, after: d.event_id - 1, limit: 1 };
+            let filter = EventFilter {
+                project: None,
+                container: None,
+                kind: None,
+                after: d.event_id - 1,
+                limit: 1,
+                newest: false,
+            };
             let Some(event) = self.events(&filter)?.into_iter().find(|e| e.id == d.event_id) else { continue };
             out.push(DueDelivery { delivery: d, hook, event });
         }
