@@ -153,7 +153,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::in_memory().unwrap());
         let claims = ClaimKeys::load_or_create(&dir.path().join("claims.key")).unwrap();
-        let urls = Urls { domain: "localhost".into(), proxy_port: 8080 };
+        let urls = Urls { domain: "localhost".into(), proxy_port: 8080, https: false };
         Fixture { access: AccessService::new(Arc::clone(&store) as Arc<dyn Store>, claims, urls), store, _dir: dir }
     }
 

@@ -91,10 +91,14 @@ pub struct Config {
     pub run_dir: PathBuf,
     /// Where proc is mounted (normally `/proc`).
     pub proc_root: PathBuf,
-    /// Container URLs are `http://{name}--{project}.{domain}:{proxy_port}/`.
+    /// Container URLs are `http://{name}--{project}.{domain}:{proxy_port}/`
+    /// (`https://` with [`Config::https`]).
     pub domain: String,
     /// The port the proxy is reached on, for URLs.
     pub proxy_port: u16,
+    /// Whether users reach the proxy over HTTPS (its own TLS listener, or a
+    /// TLS front): URLs are then `https://`.
+    pub https: bool,
     /// The container address range.
     pub subnet: Ipv4Net,
     /// Resolvers written to each container's `/etc/resolv.conf`.
@@ -136,18 +140,19 @@ impl Default for IdRange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Urls {
     pub domain: String,
-    /// The port the proxy is reached on (left out when 80).
+    /// The port the proxy is reached on (left out when it is the scheme's
+    /// default).
     pub proxy_port: u16,
+    /// `https://` URLs.
+    pub https: bool,
 }
 
 impl Urls {
     /// The URL of a host label (`app--acme`, `acme.exec`).
     pub fn of_label(&self, label: &str) -> String {
-        let port = match self.proxy_port {
-            80 => String::new(),
-            p => format!(":{p}"),
-        };
-        format!("http://{label}.{}{port}", self.domain)
+        let (scheme, default_port) = if self.https { ("https", 443) } else { ("http", 80) };
+        let port = if self.proxy_port == default_port { String::new() } else { format!(":{}", self.proxy_port) };
+        format!("{scheme}://{label}.{}{port}", self.domain)
     }
 }
 
@@ -163,7 +168,7 @@ pub struct PrefixError {
 impl Config {
     /// How this daemon writes URLs.
     pub fn urls(&self) -> Urls {
-        Urls { domain: self.domain.clone(), proxy_port: self.proxy_port }
+        Urls { domain: self.domain.clone(), proxy_port: self.proxy_port, https: self.https }
     }
 
     /// Where this instance keeps its host resources, and their names.

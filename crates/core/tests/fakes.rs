@@ -68,6 +68,7 @@ async fn fixture() -> Fixture {
         proc_root: root.join("proc"),
         domain: "localhost".into(),
         proxy_port: 8080,
+        https: false,
         subnet: "10.99.0.0/24".parse().unwrap(),
         dns_servers: vec![],
         egress_guard: Default::default(),

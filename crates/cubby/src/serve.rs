@@ -13,6 +13,7 @@ use cubby_core::routes::Lookup;
 use cubby_core::{Config, Defaults, Helpers, Platform};
 use cubby_model::ByteSize;
 use cubby_model::{AccessMode, ContainerId, ProjectId};
+use cubby_proxy::tls::{CertFiles, CertStore};
 use cubby_proxy::{
     Access, BoxFuture, Listeners, ProxyConfig, Resolution, Resolver, ScriptRunner, Target, WakeError, Workers,
 };
@@ -98,9 +99,22 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 400)]
     pub usage_retention_days: u32,
     /// Users reach the proxy over https (a TLS front): claim cookies are
-    /// Secure and X-Forwarded-Proto is https.
+    /// Secure and X-Forwarded-Proto is https. Implied by --tls-listen.
     #[arg(long)]
     pub https: bool,
+    /// Where the proxy serves HTTPS itself. Container URLs are then
+    /// https://…:<this port>, and plain HTTP is redirected here.
+    #[arg(long)]
+    pub tls_listen: Option<SocketAddr>,
+    /// A PEM certificate chain for --tls-listen (repeat for several; the
+    /// client's SNI name picks one, e.g. a wildcard for *.<domain> and one
+    /// for *.exec.<domain>). Files changed on disk are picked up within
+    /// seconds, without a restart.
+    #[arg(long = "tls-cert", requires = "tls_listen")]
+    pub tls_certs: Vec<PathBuf>,
+    /// The PEM private key of each --tls-cert, in the same order.
+    #[arg(long = "tls-key", requires = "tls_listen")]
+    pub tls_keys: Vec<PathBuf>,
     /// Largest request body the proxy forwards.
     #[arg(long, default_value = "64MiB")]
     pub proxy_max_body: String,
@@ -465,6 +479,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let proxy_listeners = Listeners::bind(args.proxy_listen, workers).map_err(anyhow::Error::new)?;
     let api_addr = api_listener.local_addr()?;
     let proxy_addr = proxy_listeners.local_addr();
+    let tls = tls_listeners(&args, workers)?;
+    let tls_addr = tls.as_ref().map(|(listeners, _, _)| listeners.local_addr());
 
     let helpers = helpers(&helpers_dir(args.helpers_dir.clone())?, &args.busybox)?;
     let dns: Vec<IpAddr> = if args.dns.is_empty() {
@@ -488,7 +504,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         run_dir: layout.run_dir.clone(),
         proc_root: args.proc_root.clone(),
         domain: args.domain.to_ascii_lowercase(),
-        proxy_port: args.public_port.unwrap_or(proxy_addr.port()),
+        proxy_port: args.public_port.unwrap_or(tls_addr.unwrap_or(proxy_addr).port()),
+        https: args.https || tls_addr.is_some(),
         subnet: args.subnet,
         egress_guard: egress_guard(args.egress_deny.as_deref(), &args.egress_allow, &dns)?,
         dns_servers: dns,
@@ -540,6 +557,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         serde_json::to_vec_pretty(&serde_json::json!({
             "api": api_url,
             "proxy": format!("http://{proxy_addr}"),
+            "proxy_tls": tls_addr.map(|a| format!("https://{a}")),
             "domain": platform.config().domain,
             "pid": std::process::id(),
         }))?,
@@ -572,6 +590,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let proxy_config = ProxyConfig {
         domain: platform.config().domain.clone(),
         https: args.https,
+        redirect_to_https: tls_addr.map(|_| platform.config().proxy_port),
         max_body,
         upstream_timeout: std::time::Duration::from_secs(args.proxy_timeout.max(1)),
         own_connections_per_app: args.proxy_own_connections,
@@ -601,7 +620,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let api_task = tokio::spawn(
         axum::serve(api_listener, app.into_make_service()).with_graceful_shutdown(wait(stop_rx.clone())).into_future(),
     );
-    let proxy = Workers::start(proxy_listeners, &proxy_config, &resolver, Some(&scripts), &stop_rx)
+    let (tls, _reload) = match tls {
+        Some((listeners, certs, config)) => (Some((listeners, config)), Some(reload_certificates(certs))),
+        None => (None, None),
+    };
+    let proxy = Workers::start(proxy_listeners, tls, &proxy_config, &resolver, Some(&scripts), &stop_rx)
         .map_err(anyhow::Error::new)?;
 
     eprintln!(
@@ -626,6 +649,52 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&endpoints);
     Ok(())
 }
+
+/// With --tls-listen: its sockets, the certificates and the server
+/// configuration that presents them.
+#[allow(clippy::type_complexity)]
+fn tls_listeners(
+    args: &ServeArgs,
+    workers: usize,
+) -> anyhow::Result<Option<(Listeners, Arc<CertStore>, Arc<rustls::ServerConfig>)>> {
+    let Some(addr) = args.tls_listen else { return Ok(None) };
+    if args.tls_certs.is_empty() || args.tls_certs.len() != args.tls_keys.len() {
+        anyhow::bail!(
+            "--tls-listen needs certificates: give --tls-cert FILE --tls-key FILE (as many keys as certificates, in the same order)"
+        );
+    }
+    let pairs = args.tls_certs.iter().zip(&args.tls_keys).map(|(c, k)| CertFiles { cert: c.clone(), key: k.clone() });
+    let certs = CertStore::load(pairs.collect()).map_err(anyhow::Error::new).context("loading --tls-cert/--tls-key")?;
+    let config = certs.server_config().map_err(anyhow::Error::new)?;
+    let listeners = Listeners::bind(addr, workers).map_err(anyhow::Error::new)?;
+    Ok(Some((listeners, certs, config)))
+}
+
+/// Checks the certificate files every few seconds and loads them again
+/// when they change (a renewal); files that do not load are logged and
+/// the previous certificates stay in use.
+fn reload_certificates(certs: Arc<CertStore>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(CERT_CHECK_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let certs = Arc::clone(&certs);
+            match tokio::task::spawn_blocking(move || certs.reload_if_changed()).await {
+                Ok(Ok(true)) => tracing::info!("TLS certificates reloaded"),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => {
+                    let error = format!("{:#}", anyhow::Error::new(e));
+                    tracing::error!(%error, "new TLS certificate files do not load; the previous ones stay in use");
+                }
+                Err(_) => return,
+            }
+        }
+    })
+}
+
+/// How often certificate files are checked for changes.
+const CERT_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Raises the soft limit of open files to the hard one: the daemon holds
 /// a pidfd, an output pipe and proxied connections per tenant, past the

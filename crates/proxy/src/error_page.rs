@@ -16,6 +16,11 @@ fn escape(text: &str) -> String {
 }
 
 /// An error answer with a stable `code` and a `message` that says what to do.
+/// Marks a response the proxy wrote itself (not an app's), which gets the
+/// proxy's security headers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProxyMade;
+
 pub(crate) fn error(request_headers: &HeaderMap, status: StatusCode, code: &str, message: &str) -> Response<Body> {
     let wants_html =
         request_headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
@@ -35,6 +40,8 @@ pub(crate) fn error(request_headers: &HeaderMap, status: StatusCode, code: &str,
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response.extensions_mut().insert(ProxyMade);
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         // The body was not read to its end: this connection is done.
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -37,12 +37,14 @@ pub(crate) struct Peer {
     last_upstream: Mutex<Option<(SocketAddr, Authority)>>,
     /// Its own upstream connection.
     pub affinity: Affinity,
+    /// Whether it came over the proxy's TLS listener.
+    pub https: bool,
 }
 
 impl Peer {
     pub(crate) fn new(addr: SocketAddr) -> Self {
         let ip = HeaderValue::from_str(&addr.ip().to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        Self { addr, ip, last_upstream: Mutex::new(None), affinity: Affinity::default() }
+        Self { addr, ip, last_upstream: Mutex::new(None), affinity: Affinity::default(), https: false }
     }
 
     fn authority(&self, upstream: SocketAddr) -> Option<Authority> {

@@ -20,6 +20,7 @@ mod forward;
 mod host;
 mod script;
 mod server;
+pub mod tls;
 mod upstream;
 mod workers;
 

@@ -19,10 +19,16 @@ use tokio::net::TcpListener;
 use crate::access::{Decision, check};
 use crate::affinity::{Driven, OwnConnections, Upstreams};
 use crate::connect::Connector;
-use crate::error_page::{Body, error};
+use crate::error_page::{Body, ProxyMade, error};
 use crate::forward::{Limits, Peer, forward};
 use crate::upstream::UpstreamClient;
 use crate::{Resolution, Resolver, ScriptRunner, Target, Traffic, WakeError, label_of, script_project_of};
+
+/// `Strict-Transport-Security` of the proxy's own pages over HTTPS: a
+/// year, this host only (tenants' hosts are siblings, not children).
+const HSTS: &str = "max-age=31536000";
+/// Where ACME's HTTP-01 challenges are asked for: never redirected.
+const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 
 /// How the proxy behaves.
 #[derive(Debug, Clone)]
@@ -45,6 +51,9 @@ pub struct ProxyConfig {
     /// Client connections with an upstream connection of their own, per
     /// app and proxy thread (0: every request through the pool).
     pub own_connections_per_app: usize,
+    /// With HTTPS on: the port it is reached on. Plain-HTTP requests are
+    /// then redirected there (`308`), except ACME's HTTP-01 challenges.
+    pub redirect_to_https: Option<u16>,
 }
 
 impl Default for ProxyConfig {
@@ -58,6 +67,7 @@ impl Default for ProxyConfig {
             pool_idle_per_host: 32,
             pool_idle_timeout: Duration::from_secs(60),
             own_connections_per_app: 32,
+            redirect_to_https: None,
         }
     }
 }
@@ -92,9 +102,15 @@ impl Proxy {
         Arc::new(Self { config, resolver, scripts, client, connector, own })
     }
 
-    /// Serves connections from `listener` until `shutdown` resolves, then
-    /// stops accepting and lets open connections finish.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    /// Serves connections from `listener` (TLS first when `tls` is given)
+    /// until `shutdown` resolves, then stops accepting and lets open
+    /// connections finish.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        shutdown: impl Future<Output = ()>,
+    ) {
         // Each connection holds a sender; when all are dropped, the last
         // connection has finished.
         let (alive_tx, mut alive_rx) = tokio::sync::mpsc::channel::<()>(1);
@@ -122,35 +138,26 @@ impl Proxy {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let proxy = Arc::clone(&self);
-            let peer = Arc::new(Peer::new(peer));
-            let own = Arc::clone(&peer);
-            let service = service_fn(move |req| {
-                let (proxy, peer) = (Arc::clone(&proxy), Arc::clone(&peer));
-                async move { Ok::<_, Infallible>(proxy.handle(req, &peer).await) }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(self.config.header_timeout)
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
             let alive = alive_tx.clone();
-            let mut stop = stop_rx.clone();
-            tokio::spawn(async move {
-                let _alive = alive;
-                tokio::pin!(conn);
-                let result = tokio::select! {
-                    r = Driven::new(conn.as_mut(), &own.affinity) => r,
-                    _ = stop.changed() => {
-                        conn.as_mut().graceful_shutdown();
-                        Driven::new(conn.as_mut(), &own.affinity).await
-                    }
-                };
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "proxy connection ended with an error");
+            let stop = stop_rx.clone();
+            let proxy = Arc::clone(&self);
+            match &tls {
+                None => proxy.connection(stream, Peer::new(peer), alive, stop),
+                Some(acceptor) => {
+                    let (acceptor, timeout) = (acceptor.clone(), self.config.header_timeout);
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => {
+                                let mut peer = Peer::new(peer);
+                                peer.https = true;
+                                proxy.connection(stream, peer, alive, stop);
+                            }
+                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!("TLS handshake timed out"),
+                        }
+                    });
                 }
-            });
+            }
         }
         tick.abort();
         let _ = stop_tx.send(true);
@@ -158,6 +165,65 @@ impl Proxy {
         if tokio::time::timeout(Duration::from_secs(10), alive_rx.recv()).await.is_err() {
             tracing::warn!("proxy shutdown timed out with connections still open");
         }
+    }
+
+    /// Serves one client connection's requests in a task of its own.
+    fn connection<S>(
+        self: Arc<Self>,
+        stream: S,
+        peer: Peer,
+        alive: tokio::sync::mpsc::Sender<()>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let peer = Arc::new(peer);
+        let own = Arc::clone(&peer);
+        let header_timeout = self.config.header_timeout;
+        let service = service_fn(move |req| {
+            let (proxy, peer) = (Arc::clone(&self), Arc::clone(&peer));
+            async move {
+                let mut response = proxy.handle(req, &peer).await;
+                if peer.https && response.extensions().get::<ProxyMade>().is_some() {
+                    response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
+                }
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        tokio::spawn(async move {
+            let _alive = alive;
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = Driven::new(conn.as_mut(), &own.affinity) => r,
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    Driven::new(conn.as_mut(), &own.affinity).await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "proxy connection ended with an error");
+            }
+        });
+    }
+
+    /// `308` to the same URL over HTTPS on `port`.
+    fn to_https(req: &Request<Incoming>, host: &str, port: u16) -> Response<Body> {
+        let name =
+            host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
+        let port = if port == 443 { String::new() } else { format!(":{port}") };
+        let path = req.uri().path_and_query().map_or("/", http::uri::PathAndQuery::as_str);
+        let mut r =
+            error(req.headers(), StatusCode::PERMANENT_REDIRECT, "use_https", "this address is served over HTTPS");
+        if let Ok(location) = HeaderValue::from_str(&format!("https://{name}{port}{path}")) {
+            r.headers_mut().insert(header::LOCATION, location);
+        }
+        r
     }
 
     fn unavailable(&self, headers: &http::HeaderMap, code: &str, message: &str, retry_after: u64) -> Response<Body> {
@@ -171,7 +237,14 @@ impl Proxy {
     async fn handle(&self, mut req: Request<Incoming>, peer: &Peer) -> Response<Body> {
         let host =
             req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri().host()).unwrap_or("");
-        let scheme = if self.config.https { "https" } else { "http" };
+        let https = peer.https || self.config.https;
+        let scheme = if https { "https" } else { "http" };
+        if !peer.https
+            && let Some(port) = self.config.redirect_to_https
+            && !req.uri().path().starts_with(ACME_CHALLENGE_PATH)
+        {
+            return Self::to_https(&req, host, port);
+        }
         if let (Some(project), Some(scripts)) = (script_project_of(host, &self.config.domain), &self.scripts) {
             let project = project.to_ascii_lowercase();
             return crate::script::handle(&**scripts, &project, req, peer.addr, scheme).await;
@@ -212,9 +285,7 @@ impl Proxy {
         };
         // Access first: an unauthorised request must not wake anything.
         let (method, uri) = (req.method().clone(), req.uri().clone());
-        if let Decision::Respond(r) =
-            check(&*self.resolver, &target, &method, &uri, req.headers_mut(), self.config.https)
-        {
+        if let Decision::Respond(r) = check(&*self.resolver, &target, &method, &uri, req.headers_mut(), https) {
             return r;
         }
         let traffic: Arc<dyn Traffic> = Arc::from(self.resolver.track(&target, method.as_str()));

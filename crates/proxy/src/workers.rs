@@ -96,13 +96,21 @@ impl Workers {
     /// runtime.
     pub fn start(
         listeners: Listeners,
+        tls: Option<(Listeners, Arc<rustls::ServerConfig>)>,
         config: &ProxyConfig,
         resolver: &Arc<dyn Resolver>,
         scripts: Option<&Arc<dyn ScriptRunner>>,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<Self, StartError> {
         let mut done = Vec::new();
+        // Each worker serves one plain socket and, with TLS, one TLS socket.
+        let (mut tls_sockets, acceptor) = match tls {
+            Some((l, config)) => (l.sockets.into_iter(), Some(tokio_rustls::TlsAcceptor::from(config))),
+            None => (Vec::new().into_iter(), None),
+        };
         for (worker, listener) in listeners.sockets.into_iter().enumerate() {
+            let tls_listener = tls_sockets.next();
+            let acceptor = acceptor.clone();
             let (tx, rx) = tokio::sync::oneshot::channel();
             let proxy = Proxy::new(config.clone(), Arc::clone(resolver), scripts.cloned());
             let mut stop = shutdown.clone();
@@ -114,16 +122,33 @@ impl Workers {
                 .name(format!("proxy-{worker}"))
                 .spawn(move || {
                     runtime.block_on(async move {
-                        match tokio::net::TcpListener::from_std(listener) {
-                            Ok(listener) => {
-                                proxy
-                                    .serve(listener, async move {
-                                        let _ = stop.wait_for(|stopped| *stopped).await;
-                                    })
-                                    .await;
+                        let mut tls_stop = stop.clone();
+                        let plain = async {
+                            match tokio::net::TcpListener::from_std(listener) {
+                                Ok(listener) => {
+                                    Arc::clone(&proxy)
+                                        .serve(listener, None, async move {
+                                            let _ = stop.wait_for(|stopped| *stopped).await;
+                                        })
+                                        .await;
+                                }
+                                Err(e) => tracing::error!(worker, error = %e, "proxy worker cannot use its socket"),
                             }
-                            Err(e) => tracing::error!(worker, error = %e, "proxy worker cannot use its socket"),
-                        }
+                        };
+                        let secure = async {
+                            let (Some(listener), Some(acceptor)) = (tls_listener, acceptor) else { return };
+                            match tokio::net::TcpListener::from_std(listener) {
+                                Ok(listener) => {
+                                    Arc::clone(&proxy)
+                                        .serve(listener, Some(acceptor), async move {
+                                            let _ = tls_stop.wait_for(|stopped| *stopped).await;
+                                        })
+                                        .await;
+                                }
+                                Err(e) => tracing::error!(worker, error = %e, "proxy worker cannot use its TLS socket"),
+                            }
+                        };
+                        tokio::join!(plain, secure);
                     });
                     let _ = tx.send(());
                 })

@@ -26,7 +26,7 @@ fn fixture() -> Fixture {
     let service = Arc::new(ScriptService::new(
         Arc::clone(&store) as Arc<dyn Store>,
         dir.path().to_path_buf(),
-        Urls { domain: "localhost".into(), proxy_port: 8080 },
+        Urls { domain: "localhost".into(), proxy_port: 8080, https: false },
         Defaults::default(),
         SecretKey::from_bytes(&[7; 32]),
         Arc::new(crate::events::Events::new(Arc::clone(&store) as Arc<dyn Store>)),
