@@ -1,8 +1,9 @@
 //! End to end, as root: the proxy serves HTTPS itself (`--tls-listen`)
 //! with certificates from files, checked by curl against the test's own
 //! CA: tenants' URLs are `https://`, SNI picks the certificate, plain HTTP
-//! is redirected, proxy-made pages carry HSTS, SSE and WebSocket upgrades
-//! pass, and a renewed certificate file is served without a restart.
+//! is redirected, HTTP/2 is offered by ALPN, proxy-made pages carry HSTS,
+//! SSE and WebSocket upgrades pass, and a renewed certificate file is
+//! served without a restart.
 
 mod support;
 
@@ -112,8 +113,16 @@ fn the_proxy_serves_tenants_over_https_with_certificates_from_files() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("over tls"), "{out}");
     assert!(err.contains("CN=apps first") && err.contains("TLSv1.3"), "{err}");
-    let (_, out, _) = curl(&ca_file, port, &format!("{}/headers", web.url), &[]);
+    let (_, out, _) = curl(&ca_file, port, &format!("{}/headers", web.url), &["--http1.1"]);
     assert!(out.contains(r#"["x-forwarded-proto","https"]"#), "{out}");
+    // HTTP/2 by ALPN: the app still gets HTTP/1.1 with the client's host.
+    let (code, out, err) =
+        curl(&ca_file, port, &format!("{}/headers", web.url), &["--http2", "-w", "\nversion %{http_version}"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.ends_with("version 2"), "{out}");
+    assert!(out.contains(&format!(r#"["host","web--acme.cubby.test:{port}"]"#)), "{out}");
+    let (_, out, _) = curl(&ca_file, port, &format!("{}/", web.url), &["--http1.1", "-w", "\nversion %{http_version}"]);
+    assert!(out.ends_with("version 1.1"), "the control: HTTP/1.1 when asked: {out}");
     // SNI picks the exec scripts' certificate for an exec host.
     let (code, _, err) = curl(&ca_file, port, &format!("https://acme.exec.cubby.test:{port}/none"), &[]);
     assert_eq!(code, 0, "{err}");

@@ -132,7 +132,12 @@ pub(crate) async fn forward(
     let upgrade = is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
-    let original_host = req.headers().get(header::HOST).cloned();
+    // HTTP/2 carries the host in the `:authority` pseudo-header.
+    let original_host = req
+        .headers()
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
     let Some(authority) = peer.authority(upstream) else {
         return error(&request_headers, StatusCode::BAD_GATEWAY, "bad_upstream", "the container's address is invalid");
     };
@@ -141,11 +146,19 @@ pub(crate) async fn forward(
     let target = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
     let (mut parts, body) = req.into_parts();
     parts.uri = Uri::from(target);
+    // Apps are spoken to in HTTP/1.1, whatever the client spoke.
+    parts.version = http::Version::HTTP_11;
     let headers = &mut parts.headers;
-    if !headers.contains_key(header::HOST)
-        && let Ok(host) = HeaderValue::from_str(authority.as_str())
-    {
-        headers.insert(header::HOST, host);
+    match (&original_host, headers.contains_key(header::HOST)) {
+        (Some(host), false) => {
+            headers.insert(header::HOST, host.clone());
+        }
+        (None, false) => {
+            if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+                headers.insert(header::HOST, host);
+            }
+        }
+        (_, true) => {}
     }
     if upgrade {
         // Keep exactly the upgrade handshake; drop the other hop-by-hop headers.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -150,7 +150,11 @@ impl Proxy {
                             Ok(Ok(stream)) => {
                                 let mut peer = Peer::new(peer);
                                 peer.https = true;
-                                proxy.connection(stream, peer, alive, stop);
+                                if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                                    proxy.connection_h2(stream, peer, alive, stop);
+                                } else {
+                                    proxy.connection(stream, peer, alive, stop);
+                                }
                             }
                             Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                             Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -167,7 +171,29 @@ impl Proxy {
         }
     }
 
-    /// Serves one client connection's requests in a task of its own.
+    /// The service answering one client connection's requests.
+    fn service(
+        self: Arc<Self>,
+        peer: Arc<Peer>,
+    ) -> impl hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<Body>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response<Body>, Infallible>> + Send,
+    > + Clone {
+        service_fn(move |req| {
+            let (proxy, peer) = (Arc::clone(&self), Arc::clone(&peer));
+            async move {
+                let mut response = proxy.handle(req, &peer).await;
+                if peer.https && response.extensions().get::<ProxyMade>().is_some() {
+                    response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
+                }
+                Ok::<_, Infallible>(response)
+            }
+        })
+    }
+
+    /// Serves one HTTP/1.1 client connection's requests in a task of its own.
     fn connection<S>(
         self: Arc<Self>,
         stream: S,
@@ -180,21 +206,11 @@ impl Proxy {
         let peer = Arc::new(peer);
         let own = Arc::clone(&peer);
         let header_timeout = self.config.header_timeout;
-        let service = service_fn(move |req| {
-            let (proxy, peer) = (Arc::clone(&self), Arc::clone(&peer));
-            async move {
-                let mut response = proxy.handle(req, &peer).await;
-                if peer.https && response.extensions().get::<ProxyMade>().is_some() {
-                    response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
-                }
-                Ok::<_, Infallible>(response)
-            }
-        });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
             .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(TokioIo::new(stream), self.service(peer))
             .with_upgrades();
         tokio::spawn(async move {
             let _alive = alive;
@@ -208,6 +224,38 @@ impl Proxy {
             };
             if let Err(e) = result {
                 tracing::debug!(error = %e, "proxy connection ended with an error");
+            }
+        });
+    }
+
+    /// Serves one HTTP/2 client connection (TLS with ALPN `h2`): its
+    /// streams run in tasks of their own and go upstream as HTTP/1.1.
+    fn connection_h2<S>(
+        self: Arc<Self>,
+        stream: S,
+        peer: Peer,
+        alive: tokio::sync::mpsc::Sender<()>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let peer = Arc::new(peer);
+        let own = Arc::clone(&peer);
+        let conn = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(stream), self.service(peer));
+        tokio::spawn(async move {
+            let _alive = alive;
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = Driven::new(conn.as_mut(), &own.affinity) => r,
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    Driven::new(conn.as_mut(), &own.affinity).await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "proxy HTTP/2 connection ended with an error");
             }
         });
     }

@@ -134,7 +134,7 @@ impl CertStore {
     }
 
     /// A server configuration that presents these certificates (TLS 1.3
-    /// and 1.2, HTTP/1.1 by ALPN, session resumption on).
+    /// and 1.2, HTTP/2 or HTTP/1.1 by ALPN, session resumption on).
     ///
     /// # Errors
     ///
@@ -145,7 +145,7 @@ impl CertStore {
             .map_err(TlsError::Config)?
             .with_no_client_auth()
             .with_cert_resolver(Arc::clone(self) as Arc<dyn ResolvesServerCert>);
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         config.session_storage = rustls::server::ServerSessionMemoryCache::new(16_384);
         Ok(Arc::new(config))
     }
