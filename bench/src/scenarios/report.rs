@@ -294,6 +294,15 @@ pub fn run(bin: &str, sizes: &Sizes) -> anyhow::Result<Report> {
         "density: usage sampling, share of one core at --usage-interval 10 s".into(),
         format!("{:.2} %", tick / 10_000.0 * 100.0),
     );
+    // A Prometheus scrape of every tenant's series.
+    let mut scrapes = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r = api.raw("GET", "/metrics", None)?;
+        anyhow::ensure!(r.status == 200, "/metrics answered {}", r.status);
+        scrapes.push(ms(t.elapsed()));
+    }
+    rows.insert(format!("9 /metrics at {} tenants", tenants.len()), summarize(&scrapes));
     rows.insert(format!("7 API at {} tenants: GET container", tenants.len()), summarize(&api_times));
     rows.insert(format!("8 API at {} tenants: list 100 containers", tenants.len()), summarize(&lists));
 

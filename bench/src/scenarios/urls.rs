@@ -187,6 +187,18 @@ pub fn run(bin: &str, wakes: usize, seconds: u32) -> anyhow::Result<Report> {
         }
     }
     api.delete_container(c.id.as_str())?;
+    drop(quiet);
+    // And with metrics off: what timing each request for Prometheus costs.
+    let unmeasured =
+        super::daemon(bin, DaemonOptions { extra_args: vec!["--no-metrics".into()], ..Default::default() });
+    let api = unmeasured.admin();
+    let c = public_app(&unmeasured)?;
+    for (key, value) in proxy_figures(&unmeasured, &c, seconds)? {
+        if key.contains("3 Cubby proxy") || key.contains("Cubby / nginx") {
+            figures.push((format!("{key} (metrics off)"), value));
+        }
+    }
+    api.delete_container(c.id.as_str())?;
 
     let mut rows = BTreeMap::new();
     rows.insert("wake: stopped → first byte via proxy".into(), summarize(&wake));

@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// per request; `cubby-bench urls` measures how much).
     #[arg(long)]
     pub no_access_log: bool,
+    /// No Prometheus metrics: `/metrics` answers 404 and nothing is timed
+    /// (usage, which bills, still counts every request).
+    #[arg(long)]
+    pub no_metrics: bool,
     /// Seconds between readings of every container's usage counters (CPU,
     /// memory, network, disk, requests).
     #[arg(long, default_value_t = 10)]
@@ -564,7 +568,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     std::fs::rename(&partial, &endpoints)?;
 
-    let api_metrics = cubby_api::routes::metrics::shared();
+    let api_metrics =
+        if args.no_metrics { cubby_api::routes::metrics::disabled() } else { cubby_api::routes::metrics::shared() };
     let app = cubby_api::router(cubby_api::AppState {
         platform: Arc::clone(&platform),
         max_image_bytes,

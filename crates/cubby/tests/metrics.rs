@@ -66,6 +66,17 @@ fn metrics_show_each_tenant_as_the_usage_api_does() {
         s.samples.iter().find(|x| x.metric == "cubby_containers" && x.labels.get("status") == Some("stopped"));
     assert!(stopped.is_some(), "containers by status");
     assert!(s.samples.iter().any(|x| x.metric == "cubby_pool_bytes" && x.labels.get("state") == Some("free")));
+    // Each tenant's rules were installed: nftables changes are counted and timed.
+    let installs = |name: &str| {
+        s.samples.iter().find(|x| x.metric == name && x.labels.get("step") == Some("install container rules")).map(
+            |x| match x.value {
+                prometheus_parse::Value::Counter(n) | prometheus_parse::Value::Untyped(n) => n,
+                _ => f64::NAN,
+            },
+        )
+    };
+    assert!(installs("cubby_nft_applies_total").is_some_and(|n| n >= 2.0), "two tenants' rules installed");
+    assert!(installs("cubby_nft_apply_seconds_total").is_some_and(|t| t > 0.0), "and timed");
     let ok = s.samples.iter().find(|x| {
         x.metric == "cubby_container_responses_total"
             && x.labels.get("container") == Some(a.id.as_str())
@@ -104,4 +115,20 @@ fn metrics_show_each_tenant_as_the_usage_api_does() {
     let token = api.create_token(p.id.as_str(), &Default::default()).unwrap().secret;
     let r = d.client(Some(&token)).raw("GET", "/metrics", None).unwrap();
     assert_eq!((r.status, r.json()["error"]["code"].as_str()), (403, Some("forbidden")));
+}
+
+#[test]
+fn no_metrics_turns_the_scrape_off_and_keeps_the_proxy() {
+    if !cubby_testkit::require_root("no_metrics_turns_the_scrape_off_and_keeps_the_proxy") {
+        return;
+    }
+    let options = cubby_testkit::DaemonOptions { extra_args: vec!["--no-metrics".into()], ..Default::default() };
+    let d = cubby_testkit::Daemon::start_with(support::BIN, options);
+    let api = d.admin();
+    let p = project(&api, "acme");
+    let a = container(&api, &p, "alpha", "a");
+    // The tenant is served as ever (the control that the daemon works).
+    assert_eq!(cubby_testkit::http_get(d.proxy_addr, &a.url).status, 200);
+    let r = api.raw("GET", "/metrics", None).unwrap();
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (404, Some("metrics_disabled")));
 }

@@ -67,6 +67,11 @@ struct PoolLabels {
     state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    step: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 1 ms to about 16 s.
     Histogram::new(exponential_buckets(0.001, 2.0, 15))
@@ -83,6 +88,9 @@ pub struct ApiMetrics {
     wakes: Family<OutcomeLabels, Histogram, fn() -> Histogram>,
     /// Exec script runs, by the status class their client got.
     scripts: Family<ClassLabels, Histogram, fn() -> Histogram>,
+    /// Off (`--no-metrics`): nothing is timed and `/metrics` answers 404.
+    /// Usage (billing) counts requests either way.
+    enabled: bool,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -98,6 +106,7 @@ impl Default for ApiMetrics {
             proxy: Family::new_with_constructor(latency_histogram),
             wakes: Family::new_with_constructor(latency_histogram),
             scripts: Family::new_with_constructor(latency_histogram),
+            enabled: true,
         }
     }
 }
@@ -118,16 +127,25 @@ fn class(status: u16) -> &'static str {
 impl ApiMetrics {
     /// Records one proxied request that ended with `status` after `seconds`.
     pub fn observe_proxy(&self, status: u16, seconds: f64) {
+        if !self.enabled {
+            return;
+        }
         self.proxy.get_or_create(&ClassLabels { class: class(status) }).observe(seconds);
     }
 
     /// Records a wake that ended with `outcome` after `seconds`.
     pub fn observe_wake(&self, outcome: &str, seconds: f64) {
+        if !self.enabled {
+            return;
+        }
         self.wakes.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).observe(seconds);
     }
 
     /// Records a script run whose client got `status` after `seconds`.
     pub fn observe_script(&self, status: u16, seconds: f64) {
+        if !self.enabled {
+            return;
+        }
         self.scripts.get_or_create(&ClassLabels { class: class(status) }).observe(seconds);
     }
 }
@@ -138,7 +156,7 @@ pub async fn track(State(s): State<AppState>, request: Request, next: Next) -> R
     let method = request.method().to_string();
     let started = Instant::now();
     let response = next.run(request).await;
-    if let Some(route) = route {
+    if let Some(route) = route.filter(|_| s.metrics.enabled) {
         s.metrics.latency.get_or_create(&RouteLabels { method, route }).observe(started.elapsed().as_secs_f64());
     }
     response
@@ -151,10 +169,17 @@ fn to_i64(v: u64) -> i64 {
 /// The daemon and its tenants for Prometheus (admin token only).
 #[utoipa::path(get, path = "/metrics", tag = "meta", security(("bearer" = [])),
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text"),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn metrics(State(s): State<AppState>, Auth(caller): Auth) -> Result<Response, ApiError> {
     if !caller.is_admin() {
         return Err(Error::Forbidden.into());
+    }
+    if !s.metrics.enabled {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "metrics_disabled",
+            "this daemon runs with --no-metrics: start it without that flag to scrape /metrics",
+        ));
     }
     let snapshot = s.platform.containers().metrics()?;
     let mut registry = Registry::with_prefix("cubby");
@@ -222,6 +247,17 @@ pub async fn metrics(State(s): State<AppState>, Auth(caller): Auth) -> Result<Re
     pool.get_or_create(&PoolLabels { state: "free".into() }).set(to_i64(snapshot.pool_free_bytes));
     registry.register("pool_bytes", "The storage pool's space", pool);
     registry.register("api_request_duration_seconds", "API requests by route", s.metrics.latency.clone());
+    // nftables changes: a count and a total time per step (their rates'
+    // ratio is the mean time of one change).
+    let applies = Family::<StepLabels, Counter>::default();
+    let apply_seconds = Family::<StepLabels, Counter<f64, AtomicU64>>::default();
+    for a in &snapshot.nft_applies {
+        let labels = StepLabels { step: a.step.to_owned() };
+        applies.get_or_create(&labels).inc_by(a.count);
+        apply_seconds.get_or_create(&labels).inc_by(a.seconds);
+    }
+    registry.register("nft_applies", "nftables changes applied, by step", applies);
+    registry.register("nft_apply_seconds", "Time spent applying nftables changes, by step", apply_seconds);
 
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).map_err(|_| {
@@ -233,4 +269,9 @@ pub async fn metrics(State(s): State<AppState>, Auth(caller): Auth) -> Result<Re
 /// A shared handle, for the state.
 pub fn shared() -> Arc<ApiMetrics> {
     Arc::new(ApiMetrics::default())
+}
+
+/// A shared handle that measures nothing (`--no-metrics`).
+pub fn disabled() -> Arc<ApiMetrics> {
+    Arc::new(ApiMetrics { enabled: false, ..ApiMetrics::default() })
 }

@@ -72,6 +72,8 @@ pub struct MetricsSnapshot {
     /// Bytes of the pool in use and free.
     pub pool_used_bytes: u64,
     pub pool_free_bytes: u64,
+    /// nftables changes so far, by step.
+    pub nft_applies: Vec<crate::network::NftApplies>,
 }
 
 impl ContainerService {
@@ -102,6 +104,11 @@ impl ContainerService {
         let space = nix::sys::statvfs::statvfs(root).map_err(|e| Error::io("statvfs", root)(e.into()))?;
         let block = space.fragment_size();
         let (total, free) = (space.blocks() * block, space.blocks_available() * block);
-        Ok(MetricsSnapshot { tenants, pool_used_bytes: total.saturating_sub(free), pool_free_bytes: free })
+        Ok(MetricsSnapshot {
+            tenants,
+            pool_used_bytes: total.saturating_sub(free),
+            pool_free_bytes: free,
+            nft_applies: self.network.nft_applies(),
+        })
     }
 }

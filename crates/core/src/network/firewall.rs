@@ -191,11 +191,10 @@ impl NetworkService {
 
     pub(crate) async fn apply(&self, batch: Batch, step: &'static str) -> Result<(), Error> {
         let span = tracing::debug_span!("firewall.apply", step, commands = batch.len());
-        self.nft
-            .apply(&self.settings.layout.prefix, &batch)
-            .instrument(span)
-            .await
-            .map_err(|source| Error::Firewall { step, source: Box::new(source) })
+        let started = std::time::Instant::now();
+        let applied = self.nft.apply(&self.settings.layout.prefix, &batch).instrument(span).await;
+        self.apply_times.observe(step, started.elapsed().as_secs_f64());
+        applied.map_err(|source| Error::Firewall { step, source: Box::new(source) })
     }
 
     /// Checks, applies and stores a container's new rules; the caller holds

@@ -51,9 +51,39 @@ pub struct NetworkService {
     locks: ContainerLocks,
     /// Rule changes are events.
     pub(crate) events: Arc<crate::events::Events>,
+    /// How long nftables changes took, by step.
+    apply_times: ApplyTimes,
+}
+
+/// How many nftables changes of one step were applied, and their time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NftApplies {
+    /// What the change did (`install container rules`, ...).
+    pub step: &'static str,
+    pub count: u64,
+    pub seconds: f64,
+}
+
+/// Counts and total time of nftables changes, by step, since the start.
+#[derive(Debug, Default)]
+struct ApplyTimes(std::sync::Mutex<std::collections::BTreeMap<&'static str, (u64, f64)>>);
+
+impl ApplyTimes {
+    fn observe(&self, step: &'static str, seconds: f64) {
+        let mut all = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (count, total) = all.entry(step).or_default();
+        *count += 1;
+        *total += seconds;
+    }
 }
 
 impl NetworkService {
+    /// Every step's nftables changes so far: count and total seconds.
+    pub fn nft_applies(&self) -> Vec<NftApplies> {
+        let all = self.apply_times.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.iter().map(|(step, (count, seconds))| NftApplies { step, count: *count, seconds: *seconds }).collect()
+    }
+
     /// The service over `store`, making its changes through the netlink
     /// and nftables seams of `host`.
     pub(crate) fn new(
@@ -64,7 +94,16 @@ impl NetworkService {
         locks: ContainerLocks,
         events: Arc<crate::events::Events>,
     ) -> Self {
-        Self { store, netlink: Arc::clone(&host.netlink), nft: Arc::clone(&host.nft), ipam, settings, locks, events }
+        Self {
+            store,
+            netlink: Arc::clone(&host.netlink),
+            nft: Arc::clone(&host.nft),
+            ipam,
+            settings,
+            locks,
+            events,
+            apply_times: ApplyTimes::default(),
+        }
     }
 
     fn paths(&self, id: &ContainerId, slot: u32) -> ContainerPaths {
