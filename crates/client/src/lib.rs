@@ -32,6 +32,9 @@ pub enum ClientError {
     /// The answer was not what the API promises.
     #[error("unexpected answer from {url}: {detail}")]
     Decode { url: String, detail: String },
+    /// A CA file that holds no usable certificate.
+    #[error("no PEM certificate could be read from the CA file: {detail}")]
+    CaFile { detail: String },
 }
 
 impl ClientError {
@@ -50,6 +53,23 @@ impl ClientError {
             _ => None,
         }
     }
+}
+
+/// The HTTP agent: HTTPS with rustls on aws-lc-rs, checked against `roots`
+/// (the Web PKI's when none are given).
+fn agent(roots: Option<Vec<ureq::tls::Certificate<'static>>>) -> ureq::Agent {
+    let mut tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    if let Some(roots) = roots {
+        tls = tls.root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(roots)));
+    }
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(600)))
+        .tls_config(tls.build())
+        .build()
+        .into()
 }
 
 /// A raw answer, for callers that check statuses and bodies themselves.
@@ -75,14 +95,31 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of the API at `base` (like `http://127.0.0.1:7070`).
+    /// A client of the API at `base` (like `http://127.0.0.1:7070`, or
+    /// `https://…`, checked against the Web PKI's roots).
     pub fn new(base: impl Into<String>, token: Option<String>) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(600)))
-            .build()
-            .into();
-        Self { base: base.into().trim_end_matches('/').to_string(), token, agent }
+        Self { base: base.into().trim_end_matches('/').to_string(), token, agent: agent(None) }
+    }
+
+    /// The same client, trusting only the CA certificates in `pem` for
+    /// `https://` (a daemon with a certificate of your own CA).
+    ///
+    /// # Errors
+    ///
+    /// `pem` holds no certificate, or one that does not parse.
+    pub fn with_ca_pem(self, pem: &[u8]) -> Result<Self, ClientError> {
+        let mut roots = Vec::new();
+        for item in ureq::tls::parse_pem(pem) {
+            match item {
+                Ok(ureq::tls::PemItem::Certificate(cert)) => roots.push(cert),
+                Ok(_) => {}
+                Err(e) => return Err(ClientError::CaFile { detail: e.to_string() }),
+            }
+        }
+        if roots.is_empty() {
+            return Err(ClientError::CaFile { detail: "it holds no CERTIFICATE block".into() });
+        }
+        Ok(Self { agent: agent(Some(roots)), ..self })
     }
 
     /// The same daemon with another token.

@@ -13,7 +13,7 @@ use cubby_core::routes::Lookup;
 use cubby_core::{Config, Defaults, Helpers, Platform};
 use cubby_model::ByteSize;
 use cubby_model::{AccessMode, ContainerId, ProjectId};
-use cubby_proxy::tls::{CertFiles, CertStore};
+use cubby_proxy::tls::{ALPN_H2, ALPN_HTTP11, CertFiles, CertStore};
 use cubby_proxy::{
     Access, BoxFuture, Listeners, ProxyConfig, Resolution, Resolver, ScriptRunner, Target, WakeError, Workers,
 };
@@ -110,14 +110,18 @@ pub struct ServeArgs {
     /// https://…:<this port>, and plain HTTP is redirected here.
     #[arg(long)]
     pub tls_listen: Option<SocketAddr>,
-    /// A PEM certificate chain for --tls-listen (repeat for several; the
-    /// client's SNI name picks one, e.g. a wildcard for *.<domain> and one
-    /// for *.exec.<domain>). Files changed on disk are picked up within
-    /// seconds, without a restart.
-    #[arg(long = "tls-cert", requires = "tls_listen")]
+    /// Serve the API over TLS too, with the --tls-cert certificates (the
+    /// CLI trusts a private CA with --ca-file).
+    #[arg(long)]
+    pub api_tls: bool,
+    /// A PEM certificate chain for --tls-listen and --api-tls (repeat for
+    /// several; the client's SNI name picks one, e.g. a wildcard for
+    /// *.<domain> and one for *.exec.<domain>). Files changed on disk are
+    /// picked up within seconds, without a restart.
+    #[arg(long = "tls-cert")]
     pub tls_certs: Vec<PathBuf>,
     /// The PEM private key of each --tls-cert, in the same order.
-    #[arg(long = "tls-key", requires = "tls_listen")]
+    #[arg(long = "tls-key")]
     pub tls_keys: Vec<PathBuf>,
     /// Largest request body the proxy forwards.
     #[arg(long, default_value = "64MiB")]
@@ -483,8 +487,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let proxy_listeners = Listeners::bind(args.proxy_listen, workers).map_err(anyhow::Error::new)?;
     let api_addr = api_listener.local_addr()?;
     let proxy_addr = proxy_listeners.local_addr();
-    let tls = tls_listeners(&args, workers)?;
-    let tls_addr = tls.as_ref().map(|(listeners, _, _)| listeners.local_addr());
+    let certs = certificates(&args)?;
+    let tls = match (args.tls_listen, &certs) {
+        (Some(addr), Some(certs)) => Some((
+            Listeners::bind(addr, workers).map_err(anyhow::Error::new)?,
+            certs.server_config(&[ALPN_H2, ALPN_HTTP11]).map_err(anyhow::Error::new)?,
+        )),
+        _ => None,
+    };
+    let api_tls = match (args.api_tls, &certs) {
+        (true, Some(certs)) => {
+            Some(tokio_rustls::TlsAcceptor::from(certs.server_config(&[ALPN_HTTP11]).map_err(anyhow::Error::new)?))
+        }
+        _ => None,
+    };
+    let tls_addr = tls.as_ref().map(|(listeners, _)| listeners.local_addr());
 
     let helpers = helpers(&helpers_dir(args.helpers_dir.clone())?, &args.busybox)?;
     let dns: Vec<IpAddr> = if args.dns.is_empty() {
@@ -553,7 +570,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     platform.access().ensure_admin_token(&token_file).map_err(error_chain)?;
 
     let endpoints = args.data_dir.join("endpoints.json");
-    let api_url = format!("http://{api_addr}");
+    let api_url = format!("{}://{api_addr}", if api_tls.is_some() { "https" } else { "http" });
     // Written whole, then renamed: a reader never sees half a file.
     let partial = args.data_dir.join(".endpoints.json.tmp");
     std::fs::write(
@@ -622,13 +639,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.changed().await;
     };
-    let api_task = tokio::spawn(
-        axum::serve(api_listener, app.into_make_service()).with_graceful_shutdown(wait(stop_rx.clone())).into_future(),
-    );
-    let (tls, _reload) = match tls {
-        Some((listeners, certs, config)) => (Some((listeners, config)), Some(reload_certificates(certs))),
-        None => (None, None),
+    let api_task = match api_tls {
+        None => tokio::spawn(
+            axum::serve(api_listener, app.into_make_service())
+                .with_graceful_shutdown(wait(stop_rx.clone()))
+                .into_future(),
+        ),
+        Some(acceptor) => tokio::spawn(serve_api_tls(api_listener, app, acceptor, stop_rx.clone())),
     };
+    let _reload = certs.map(reload_certificates);
     let proxy = Workers::start(proxy_listeners, tls, &proxy_config, &resolver, Some(&scripts), &stop_rx)
         .map_err(anyhow::Error::new)?;
 
@@ -655,24 +674,64 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// With --tls-listen: its sockets, the certificates and the server
-/// configuration that presents them.
-#[allow(clippy::type_complexity)]
-fn tls_listeners(
-    args: &ServeArgs,
-    workers: usize,
-) -> anyhow::Result<Option<(Listeners, Arc<CertStore>, Arc<rustls::ServerConfig>)>> {
-    let Some(addr) = args.tls_listen else { return Ok(None) };
+/// The certificates of --tls-cert/--tls-key, when HTTPS is asked for.
+fn certificates(args: &ServeArgs) -> anyhow::Result<Option<Arc<CertStore>>> {
+    let wanted = args.tls_listen.is_some() || args.api_tls;
+    if !wanted {
+        if !args.tls_certs.is_empty() || !args.tls_keys.is_empty() {
+            bail!("--tls-cert and --tls-key are for --tls-listen or --api-tls: give one of them too");
+        }
+        return Ok(None);
+    }
     if args.tls_certs.is_empty() || args.tls_certs.len() != args.tls_keys.len() {
-        anyhow::bail!(
-            "--tls-listen needs certificates: give --tls-cert FILE --tls-key FILE (as many keys as certificates, in the same order)"
+        bail!(
+            "--tls-listen and --api-tls need certificates: give --tls-cert FILE --tls-key FILE (as many keys as certificates, in the same order)"
         );
     }
     let pairs = args.tls_certs.iter().zip(&args.tls_keys).map(|(c, k)| CertFiles { cert: c.clone(), key: k.clone() });
     let certs = CertStore::load(pairs.collect()).map_err(anyhow::Error::new).context("loading --tls-cert/--tls-key")?;
-    let config = certs.server_config().map_err(anyhow::Error::new)?;
-    let listeners = Listeners::bind(addr, workers).map_err(anyhow::Error::new)?;
-    Ok(Some((listeners, certs, config)))
+    Ok(Some(certs))
+}
+
+/// Serves the API over TLS (`--api-tls`, HTTP/1.1) until `stop`, then
+/// lets open connections finish for at most 10 s.
+async fn serve_api_tls(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    acceptor: tokio_rustls::TlsAcceptor,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "API accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let (acceptor, app, watcher) = (acceptor.clone(), app.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            let Ok(Ok(tls)) = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await
+            else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(error = %e, "API connection ended with an error");
+            }
+        });
+    }
+    if tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown()).await.is_err() {
+        tracing::warn!("API shutdown timed out with connections still open");
+    }
+    Ok(())
 }
 
 /// Checks the certificate files every few seconds and loads them again

@@ -1,6 +1,6 @@
 //! End to end, as root: the proxy serves HTTPS itself (`--tls-listen`)
 //! with certificates from files, checked by curl against the test's own
-//! CA: tenants' URLs are `https://`, SNI picks the certificate, plain HTTP
+//! CA, and so does the API (`--api-tls`, the client and CLI given the CA): tenants' URLs are `https://`, SNI picks the certificate, plain HTTP
 //! is redirected, HTTP/2 is offered by ALPN, proxy-made pages carry HSTS,
 //! SSE and WebSocket upgrades pass, and a renewed certificate file is
 //! served without a restart.
@@ -78,7 +78,9 @@ fn the_proxy_serves_tenants_over_https_with_certificates_from_files() {
     let ca = TestCa::new();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, &ca.pem).unwrap();
-    let (apps_crt, apps_key) = ca.leaf(dir.path(), "apps", "apps first", &["*.cubby.test"]);
+    // The first pair also covers the API's address: a client that connects
+    // to an IP address sends no SNI name and gets the first certificate.
+    let (apps_crt, apps_key) = ca.leaf(dir.path(), "apps", "apps first", &["*.cubby.test", "127.0.0.1"]);
     let (exec_crt, exec_key) = ca.leaf(dir.path(), "exec", "exec scripts", &["*.exec.cubby.test"]);
     let path = |p: &PathBuf| p.display().to_string();
     let extra_args = vec![
@@ -94,6 +96,7 @@ fn the_proxy_serves_tenants_over_https_with_certificates_from_files() {
         path(&exec_crt),
         "--tls-key".into(),
         path(&exec_key),
+        "--api-tls".into(),
     ];
     let d = Daemon::start_with(support::BIN, DaemonOptions { extra_args, ..Default::default() });
     let endpoints: serde_json::Value =
@@ -102,7 +105,16 @@ fn the_proxy_serves_tenants_over_https_with_certificates_from_files() {
         endpoints["proxy_tls"].as_str().unwrap().trim_start_matches("https://").parse().unwrap();
     let port = tls_addr.port();
 
-    let api = d.admin();
+    // The API is served over TLS too: a client trusts the test's CA; one
+    // that trusts only the Web PKI is refused (the control above it passes).
+    assert!(d.api.starts_with("https://127.0.0.1:"), "{}", d.api);
+    let api = d.admin().with_ca_pem(ca.pem.as_bytes()).unwrap();
+    assert_eq!(api.raw("GET", "/api/v1/health", None).unwrap().status, 200);
+    assert!(d.admin().raw("GET", "/api/v1/health", None).is_err(), "an unknown CA is not trusted");
+    let (code, _, err) = d.cli(&["projects", "list", "--ca-file", &path(&ca_file)]);
+    assert_eq!(code, 0, "the CLI with --ca-file: {err}");
+    let (code, _, err) = d.cli(&["projects", "list"]);
+    assert_ne!(code, 0, "the CLI without it does not trust the daemon: {err}");
     let p = project(&api, "acme");
     let web = container(&api, &p, "web", "over tls");
     assert_eq!(web.url, format!("https://web--acme.cubby.test:{port}"), "tenant URLs are https on the TLS port");
@@ -165,7 +177,7 @@ fn the_proxy_serves_tenants_over_https_with_certificates_from_files() {
     assert!(err.contains("< HTTP/1.1 101"), "{err}");
 
     // A renewed certificate file is served within seconds, no restart.
-    ca.leaf(dir.path(), "apps", "apps renewed", &["*.cubby.test"]);
+    ca.leaf(dir.path(), "apps", "apps renewed", &["*.cubby.test", "127.0.0.1"]);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (code, _, err) = curl(&ca_file, port, &format!("{}/", web.url), &[]);

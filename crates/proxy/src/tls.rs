@@ -21,6 +21,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
+/// ALPN's name of HTTP/2.
+pub const ALPN_H2: &[u8] = b"h2";
+/// ALPN's name of HTTP/1.1.
+pub const ALPN_HTTP11: &[u8] = b"http/1.1";
+
 /// A certificate chain file and its private key file, both PEM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertFiles {
@@ -134,18 +139,19 @@ impl CertStore {
     }
 
     /// A server configuration that presents these certificates (TLS 1.3
-    /// and 1.2, HTTP/2 or HTTP/1.1 by ALPN, session resumption on).
+    /// and 1.2, session resumption on), offering `alpn` (most preferred
+    /// first: [`ALPN_H2`], [`ALPN_HTTP11`]).
     ///
     /// # Errors
     ///
     /// The crypto provider refuses the protocol versions (it does not).
-    pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
+    pub fn server_config(self: &Arc<Self>, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
         let mut config = ServerConfig::builder_with_provider(Arc::clone(&self.provider))
             .with_safe_default_protocol_versions()
             .map_err(TlsError::Config)?
             .with_no_client_auth()
             .with_cert_resolver(Arc::clone(self) as Arc<dyn ResolvesServerCert>);
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         config.session_storage = rustls::server::ServerSessionMemoryCache::new(16_384);
         Ok(Arc::new(config))
     }
@@ -223,7 +229,7 @@ mod tests {
         // No SNI, or a name nothing covers: the first one.
         assert_eq!(presented(&store, None), apps_der);
         assert_eq!(presented(&store, Some("elsewhere.example")), apps_der);
-        store.server_config().expect("a server configuration");
+        store.server_config(&[ALPN_H2, ALPN_HTTP11]).expect("a server configuration");
     }
 
     #[test]

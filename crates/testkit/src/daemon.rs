@@ -234,7 +234,8 @@ impl Daemon {
                 .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
             {
                 let api = v["api"].as_str().expect("api").replace("0.0.0.0", "127.0.0.1");
-                self.api_addr = api.trim_start_matches("http://").parse().expect("api addr");
+                let addr = api.strip_prefix("https://").or_else(|| api.strip_prefix("http://")).unwrap_or(&api);
+                self.api_addr = addr.parse().expect("api addr");
                 self.api = api;
                 self.proxy_addr =
                     v["proxy"].as_str().expect("proxy").trim_start_matches("http://").parse().expect("proxy addr");

@@ -33,6 +33,10 @@ pub struct Connection {
     /// API token (default: the admin token in the data dir).
     #[arg(long, global = true, env = "CUBBY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A PEM file of the CA to trust for an https:// API (a daemon run
+    /// with --api-tls and a certificate of your own CA).
+    #[arg(long, global = true, env = "CUBBY_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// The daemon's data dir, to find its address and admin token.
     #[arg(long, global = true, default_value = "/var/lib/cubby", env = "CUBBY_DATA_DIR")]
     pub data_dir: PathBuf,
@@ -71,7 +75,14 @@ impl Connection {
             Some(t) => Some(t.clone()),
             None => std::fs::read_to_string(self.data_dir.join("admin.token")).ok().map(|t| t.trim().to_string()),
         };
-        Ok(Client::new(api, token))
+        let client = Client::new(api, token);
+        match &self.ca_file {
+            Some(file) => {
+                let pem = std::fs::read(file).with_context(|| format!("reading --ca-file {}", file.display()))?;
+                client.with_ca_pem(&pem).with_context(|| format!("--ca-file {}", file.display()))
+            }
+            None => Ok(client),
+        }
     }
 }
 
