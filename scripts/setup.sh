@@ -14,7 +14,9 @@
 #   --clients also Node.js (Debian's, when there is no node) and the
 #            TypeScript client's pinned npm packages (clients/typescript);
 #   --browser also headless Chromium and its WebDriver (chromium,
-#            chromium-driver), which the dashboard test drives.
+#            chromium-driver), which the dashboard test drives;
+#   --dns    also dnsmasq (dnsmasq-base: the program, no service), the DNS
+#            server the custom-domain test runs on loopback.
 set -euo pipefail
 
 bench=0
@@ -22,6 +24,7 @@ fuzz=0
 lint=0
 clients=0
 browser=0
+dns=0
 for arg in "$@"; do
   case "$arg" in
     --bench) bench=1 ;;
@@ -29,7 +32,8 @@ for arg in "$@"; do
     --lint) lint=1 ;;
     --clients) clients=1 ;;
     --browser) browser=1 ;;
-    *) echo "setup.sh: unknown option $arg (known: --bench, --fuzz, --lint, --clients, --browser)" >&2; exit 2 ;;
+    --dns) dns=1 ;;
+    *) echo "setup.sh: unknown option $arg (known: --bench, --fuzz, --lint, --clients, --browser, --dns)" >&2; exit 2 ;;
   esac
 done
 CARGO_DENY_VERSION=0.20.2
@@ -53,6 +57,9 @@ if [ "$fuzz" = 1 ]; then
 fi
 if [ "$browser" = 1 ]; then
   packages+=(chromium chromium-driver)
+fi
+if [ "$dns" = 1 ]; then
+  packages+=(dnsmasq-base)
 fi
 # A node already installed (Debian's or NodeSource's) is kept as it is.
 if [ "$clients" = 1 ] && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then

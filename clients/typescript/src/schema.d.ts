@@ -121,6 +121,67 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/containers/{id}/domains": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A container's custom domains, pending and verified. */
+        get: operations["list_domains"];
+        put?: never;
+        /**
+         * Add a custom domain (`{hostname}`) to a container. The answer names the
+         *     TXT record to create (`_cubby-challenge.<hostname>`) and where to point
+         *     the hostname (`cname_target`); the domain is served once verified. A
+         *     hostname is one container's in the whole daemon.
+         */
+        post: operations["create_domain"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{id}/domains/{hostname}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove a custom domain: it is no longer served. */
+        delete: operations["delete_domain"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{id}/domains/{hostname}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Look for the domain's TXT record now; found, the proxy serves the
+         *     container at the hostname. Not found: 409 `domain_not_verified`, saying
+         *     what was found.
+         */
+        post: operations["verify_domain"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/containers/{id}/env": {
         parameters: {
             query?: never;
@@ -1164,6 +1225,11 @@ export interface components {
             /** @description Start it at once (default true). */
             start?: boolean | null;
         };
+        /** @description The body of `POST /api/v1/containers/{id}/domains`. */
+        CreateDomain: {
+            /** @description A hostname of yours, like `app.customer.com`. */
+            hostname: string;
+        };
         /** @description The body of `POST /api/v1/projects`. */
         CreateProject: {
             default_access?: components["schemas"]["AccessMode"] | null;
@@ -1215,6 +1281,26 @@ export interface components {
             /** @description Send it as `Authorization: Bearer <secret>`. */
             secret: string;
         };
+        /** @description A custom domain of a container. */
+        CustomDomain: {
+            /**
+             * @description Where the hostname should point: a CNAME to this name (the tenant's
+             *     own host under the daemon's domain), or an A record to its address.
+             */
+            cname_target: string;
+            container_id: components["schemas"]["ContainerId"];
+            /** Format: date-time */
+            created_at: string;
+            /** @description The hostname, lowercase. */
+            hostname: string;
+            status: components["schemas"]["DomainStatus"];
+            /** @description The tenant's URL at this hostname (served once verified). */
+            url: string;
+            /** @description Create this TXT record, then ask for verification. */
+            verification: components["schemas"]["DomainVerification"];
+            /** Format: date-time */
+            verified_at?: string | null;
+        };
         /**
          * @description Where one delivery stands.
          * @enum {string}
@@ -1237,6 +1323,20 @@ export interface components {
              * @description Bytes its subvolume refers to (equal to exclusive with simple quotas).
              */
             referenced_bytes: number;
+        };
+        /**
+         * @description Whether a custom domain is served yet.
+         * @enum {string}
+         */
+        DomainStatus: "pending" | "verified";
+        /** @description The DNS record that proves a hostname's owner wants it served. */
+        DomainVerification: {
+            /** @description The record's name: `_cubby-challenge.<hostname>`. */
+            name: string;
+            /** @description Always `TXT`. */
+            type: string;
+            /** @description The record's value. */
+            value: string;
         };
         /** @description The body of `PUT /api/v1/containers/{id}/env/{key}`. */
         EnvValue: {
@@ -2270,6 +2370,188 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_domains: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Container id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomDomain"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_domain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Container id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateDomain"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomDomain"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_domain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Container id */
+                id: string;
+                /** @description Hostname */
+                hostname: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    verify_domain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Container id */
+                id: string;
+                /** @description Hostname */
+                hostname: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomDomain"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -32,6 +32,8 @@ pub struct AppState {
     pub max_image_bytes: u64,
     /// What the API measures of itself, for `/metrics`.
     pub metrics: Arc<routes::metrics::ApiMetrics>,
+    /// Where custom domains' TXT records are looked up.
+    pub dns: Arc<dyn cubby_core::domains::TxtLookup>,
 }
 
 /// The API router, and the OpenAPI document it serves.

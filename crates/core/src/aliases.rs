@@ -99,13 +99,21 @@ impl AccessService {
         Ok(())
     }
 
-    /// Puts a container's routes in the table: its own `label` and each of
-    /// its aliases, all leading where `route` does.
+    /// Puts a container's routes in the table: its own `label`, each of its
+    /// aliases and its verified custom domains, all leading where `route`
+    /// does.
     pub(crate) fn publish(&self, label: String, route: Route) -> Result<(), Error> {
         self.routes.remove(&route.container_id);
         for alias in self.store.aliases(Some(&route.container_id))? {
             let port = alias.port.unwrap_or(route.port);
             self.routes.insert(alias.name.clone(), Route { port, ..route.clone() });
+        }
+        // Verified custom domains: a whole hostname, which no label is
+        // (labels have no dots).
+        for domain in self.store.domains(Some(&route.container_id))? {
+            if domain.status == cubby_model::DomainStatus::Verified {
+                self.routes.insert(domain.hostname, route.clone());
+            }
         }
         self.routes.insert(label, route);
         Ok(())
@@ -114,7 +122,7 @@ impl AccessService {
     /// Publishes a container's routes again after its aliases changed,
     /// from its own route in the table (none yet: it is still being made,
     /// and its creation publishes them).
-    fn republish(&self, rec: &ContainerRecord) -> Result<(), Error> {
+    pub(crate) fn republish(&self, rec: &ContainerRecord) -> Result<(), Error> {
         let project = self.store.project(&rec.project_id)?.map(|p| p.name).unwrap_or_default();
         let own = label(&rec.name, &project);
         match self.routes.get(&own) {

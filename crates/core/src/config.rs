@@ -148,11 +148,16 @@ pub struct Urls {
 }
 
 impl Urls {
-    /// The URL of a host label (`app--acme`, `acme.exec`).
-    pub fn of_label(&self, label: &str) -> String {
+    /// The URL of a whole hostname on the proxy (a custom domain).
+    pub fn of_host(&self, host: &str) -> String {
         let (scheme, default_port) = if self.https { ("https", 443) } else { ("http", 80) };
         let port = if self.proxy_port == default_port { String::new() } else { format!(":{}", self.proxy_port) };
-        format!("{scheme}://{label}.{}{port}", self.domain)
+        format!("{scheme}://{host}{port}")
+    }
+
+    /// The URL of a host label (`app--acme`, `acme.exec`).
+    pub fn of_label(&self, label: &str) -> String {
+        self.of_host(&format!("{label}.{}", self.domain))
     }
 }
 

@@ -26,6 +26,7 @@ pub mod claims;
 mod config;
 pub mod containers;
 pub mod doctor;
+pub mod domains;
 mod error;
 pub mod events;
 pub mod images;

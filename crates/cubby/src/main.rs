@@ -8,6 +8,7 @@
 //! - every other subcommand is a client of the API ([`cli`]).
 
 mod cli;
+mod dns;
 mod doctor;
 mod host;
 mod purge;

@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// per request; `cubby-bench urls` measures how much).
     #[arg(long)]
     pub no_access_log: bool,
+    /// The DNS server (ADDR:PORT) asked for custom domains' TXT records
+    /// (default: the system's, from /etc/resolv.conf).
+    #[arg(long)]
+    pub domain_dns: Option<SocketAddr>,
     /// No Prometheus metrics: `/metrics` answers 404 and nothing is timed
     /// (usage, which bills, still counts every request).
     #[arg(long)]
@@ -591,6 +595,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         platform: Arc::clone(&platform),
         max_image_bytes,
         metrics: Arc::clone(&api_metrics),
+        dns: Arc::new(crate::dns::Dns::new(args.domain_dns)?),
     });
     // Scripts may fetch the world, not the daemon's host or its containers.
     // Scripts may fetch the world: not the daemon's host, its containers,

@@ -98,6 +98,9 @@ const CASES: &[Case] = &[
     case("POST", "/api/v1/containers/{id}/stop", None, ForA::NotFound),
     case("POST", "/api/v1/containers/{id}/start", None, ForA::NotFound),
     case("POST", "/api/v1/containers/{id}/restart", None, ForA::NotFound),
+    case("GET", "/api/v1/containers/{id}/domains", None, ForA::NotFound),
+    case("POST", "/api/v1/containers/{id}/domains", Some(r#"{"hostname":"grab.shop.test"}"#), ForA::NotFound),
+    case("POST", "/api/v1/containers/{id}/domains/{hostname}/verify", None, ForA::NotFound),
     case("GET", "/api/v1/aliases", None, ForA::Ok),
     case("POST", "/api/v1/aliases", Some(r#"{"name":"grab","container_id":"{cid}"}"#), ForA::NotFound),
     case("GET", "/api/v1/images", None, ForA::Ok),
@@ -105,6 +108,7 @@ const CASES: &[Case] = &[
     case("POST", "/api/v1/images", Some(""), ForA::Forbidden),
     // Deletes, last.
     case("DELETE", "/api/v1/aliases/{name}", None, ForA::NotFound),
+    case("DELETE", "/api/v1/containers/{id}/domains/{hostname}", None, ForA::NotFound),
     case("DELETE", "/api/v1/containers/{id}/env/{key}", None, ForA::NotFound),
     case("DELETE", "/api/v1/containers/{id}/firewall/{direction}/{rule_id}", None, ForA::NotFound),
     case("DELETE", "/api/v1/containers/{id}/snapshots/{name}", None, ForA::NotFound),
@@ -151,6 +155,10 @@ fn every_endpoint_checks_who_calls() {
         .json();
     let rule_id = rule["id"].as_str().expect("a rule id").to_string();
     api.create_alias(&CreateAlias { name: "b-alias".into(), container_id: cb.id.clone(), port: None }).unwrap();
+    let domain = api
+        .raw("POST", &format!("/api/v1/containers/{}/domains", cb.id), Some(br#"{"hostname":"b.shop.test"}"#))
+        .unwrap();
+    assert_eq!(domain.status, 201, "{:?}", domain.json());
     api.put_script(b.id.as_str(), "b.js", b"export default () => 'b'").unwrap();
     let hook = api
         .raw("POST", &format!("/api/v1/projects/{}/webhooks", b.id), Some(br#"{"url":"http://127.0.0.1:9/b"}"#))
@@ -180,6 +188,7 @@ fn every_endpoint_checks_who_calls() {
             .replace("{token_id}", token_b.token.id.as_str())
             .replace("{webhook_id}", &webhook_id)
             .replace("{key}", "GREETING")
+            .replace("{hostname}", "b.shop.test")
             .replace("{name}", &name)
     };
     let body = |c: &Case| c.body.map(|b| b.replace("{cid}", cb.id.as_str()));
@@ -215,6 +224,8 @@ fn every_endpoint_checks_who_calls() {
     assert!(!api.env(cb.id.as_str()).unwrap().values().any(|v| v == "grabbed"), "A's env writes reached B");
     assert!(api.secrets(b.id.as_str()).unwrap().names.is_empty());
     assert_eq!(api.script(b.id.as_str(), "b.js").unwrap(), b"export default () => 'b'");
+    let domains = api.raw("GET", &format!("/api/v1/containers/{}/domains", cb.id), None).unwrap().json();
+    assert_eq!(domains.as_array().map(Vec::len), Some(1), "A added no domain to B's container: {domains}");
 
     // The admin token gets through everywhere (deletes last).
     for c in CASES {

@@ -8,6 +8,7 @@
 mod access;
 mod bytesize;
 mod container;
+mod domain;
 mod error;
 mod event;
 pub mod firewall;
@@ -30,6 +31,7 @@ pub use container::{
     Container, ContainerStats, ContainerStatus, CopyContainer, CreateContainer, DiskUse, EnvValue, ExecRequest,
     ExecResult, Limits, LimitsSpec, Page, Transition, Trigger, UpdateContainer,
 };
+pub use domain::{CreateDomain, CustomDomain, DomainStatus, DomainVerification, validate_hostname};
 pub use error::{ErrorBody, ErrorDetail};
 pub use event::{AccessLogLine, Event, EventPage, EventType};
 pub use firewall::{

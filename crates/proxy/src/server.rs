@@ -297,18 +297,25 @@ impl Proxy {
             let project = project.to_ascii_lowercase();
             return crate::script::handle(&**scripts, &project, req, peer.addr, scheme).await;
         }
-        let Some(label) = label_of(host, &self.config.domain) else {
-            return error(
-                req.headers(),
-                StatusCode::NOT_FOUND,
-                "unknown_host",
-                &format!(
-                    "no container answers at this host: container URLs look like http://<name>--<project>.{}",
-                    self.config.domain
-                ),
-            );
+        // A host under the domain is looked up by its label; any other by
+        // its whole name (a tenant's verified custom domain, or nothing).
+        let label = match label_of(host, &self.config.domain).map(str::to_ascii_lowercase) {
+            Some(label) => label,
+            None => match crate::host::custom_name(host) {
+                Some(name) => name,
+                None => {
+                    return error(
+                        req.headers(),
+                        StatusCode::NOT_FOUND,
+                        "unknown_host",
+                        &format!(
+                            "no container answers at this host: container URLs look like http://<name>--<project>.{}",
+                            self.config.domain
+                        ),
+                    );
+                }
+            },
         };
-        let label = label.to_ascii_lowercase();
         let (target, upstream) = match self.resolver.resolve(&label) {
             Resolution::NotFound => {
                 return error(

@@ -17,13 +17,13 @@ pub mod usage;
 
 pub use error::StoreError;
 pub use records::{
-    AliasRecord, AuditEntry, ContainerRecord, DeliveryAttempt, DueDelivery, EventFilter, ImageRecord, LayerKind,
-    LayerRecord, NewContainer, NewEvent, SnapshotRecord, TokenRecord, WebhookRecord,
+    AliasRecord, AuditEntry, ContainerRecord, DeliveryAttempt, DomainRecord, DueDelivery, EventFilter, ImageRecord,
+    LayerKind, LayerRecord, NewContainer, NewEvent, SnapshotRecord, TokenRecord, WebhookRecord,
 };
 pub use sqlite::SqliteStore;
 pub use traits::{
-    AliasStore, AuditStore, ContainerStore, EventStore, ImageStore, LayerStore, ProjectStore, RuleStore, ScriptStore,
-    SnapshotStore, Store, TokenStore, UsageStore, WebhookStore,
+    AliasStore, AuditStore, ContainerStore, DomainStore, EventStore, ImageStore, LayerStore, ProjectStore, RuleStore,
+    ScriptStore, SnapshotStore, Store, TokenStore, UsageStore, WebhookStore,
 };
 pub use usage::{UsageCursor, UsageDelta, UsageEdge, UsageReading, UsageResolution, UsageRow, UsageScope};
 

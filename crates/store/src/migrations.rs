@@ -305,6 +305,21 @@ CREATE TABLE webhook_dispatch (
 );
 "#,
         ),
+        M::up(
+            r#"
+-- Custom domains: a customer's hostname for one container, served once
+-- its TXT record (the token) is found. A hostname is one tenant's only.
+CREATE TABLE domains (
+    hostname     TEXT PRIMARY KEY,
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    token        TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    verified_at  INTEGER
+);
+CREATE INDEX domains_by_container ON domains(container_id);
+"#,
+        ),
     ])
 }
 

@@ -169,6 +169,17 @@ pub struct AliasRecord {
     pub created_at: Timestamp,
 }
 
+/// A custom domain as stored: its verification token and state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainRecord {
+    pub hostname: String,
+    pub container_id: ContainerId,
+    pub token: String,
+    pub status: cubby_model::DomainStatus,
+    pub created_at: Timestamp,
+    pub verified_at: Option<Timestamp>,
+}
+
 /// An event to record (the store gives it its id).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {

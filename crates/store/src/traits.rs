@@ -10,9 +10,9 @@ use cubby_model::{
 };
 
 use crate::{
-    AliasRecord, AuditEntry, ContainerRecord, DeliveryAttempt, DueDelivery, EventFilter, ImageRecord, LayerRecord,
-    NewContainer, NewEvent, SnapshotRecord, StoreError, TokenRecord, UsageDelta, UsageReading, UsageResolution,
-    UsageRow, UsageScope, WebhookRecord,
+    AliasRecord, AuditEntry, ContainerRecord, DeliveryAttempt, DomainRecord, DueDelivery, EventFilter, ImageRecord,
+    LayerRecord, NewContainer, NewEvent, SnapshotRecord, StoreError, TokenRecord, UsageDelta, UsageReading,
+    UsageResolution, UsageRow, UsageScope, WebhookRecord,
 };
 
 /// Projects: one per customer of the operator.
@@ -117,6 +117,18 @@ pub trait AliasStore: Send + Sync {
     /// Which project last gave up alias `name`, and when (an alias is given
     /// up by its deletion, or its container's).
     fn alias_release(&self, name: &str) -> Result<Option<(ProjectId, cubby_model::Timestamp)>, StoreError>;
+}
+
+/// Custom domains: a customer's hostname for one container.
+pub trait DomainStore: Send + Sync {
+    /// Adds a domain. [`StoreError::Duplicate`] if the hostname is taken.
+    fn insert_domain(&self, domain: &DomainRecord) -> Result<(), StoreError>;
+    fn domain(&self, hostname: &str) -> Result<Option<DomainRecord>, StoreError>;
+    /// Domains of one container, or of all.
+    fn domains(&self, container: Option<&ContainerId>) -> Result<Vec<DomainRecord>, StoreError>;
+    /// Marks a domain verified at `at`; `false` if it is gone.
+    fn set_domain_verified(&self, hostname: &str, at: cubby_model::Timestamp) -> Result<bool, StoreError>;
+    fn delete_domain(&self, hostname: &str) -> Result<bool, StoreError>;
 }
 
 /// Read-only layers and which containers sit on them.
@@ -250,6 +262,7 @@ every_store!(
     ContainerStore,
     RuleStore,
     AliasStore,
+    DomainStore,
     LayerStore,
     SnapshotStore,
     ScriptStore,

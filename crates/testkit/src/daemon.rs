@@ -184,6 +184,11 @@ impl Daemon {
             "--dns".into(),
             "192.0.2.53".into(),
         ];
+        // Custom domains' TXT lookups never leave the machine: a closed
+        // loopback port, unless the test runs a DNS server of its own.
+        if !options.extra_args.iter().any(|a| a == "--domain-dns") {
+            args.extend(["--domain-dns".to_string(), "127.0.0.1:9".to_string()]);
+        }
         args.extend(options.extra_args);
         let mut daemon = Self {
             prefix,

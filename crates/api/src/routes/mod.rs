@@ -4,6 +4,7 @@
 pub mod access;
 pub mod access_log;
 pub mod containers;
+pub mod domains;
 pub mod env;
 pub mod events;
 pub mod firewall;
@@ -34,6 +35,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(access::public_key))
         .routes(routes!(access::create_alias, access::list_aliases))
         .routes(routes!(access::delete_alias))
+        .routes(routes!(domains::create_domain, domains::list_domains))
+        .routes(routes!(domains::verify_domain))
+        .routes(routes!(domains::delete_domain))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::delete_token))
         .routes(routes!(containers::create_container, containers::list_project_containers))

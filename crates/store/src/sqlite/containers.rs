@@ -400,6 +400,7 @@ impl SqliteStore {
         layers::delete_container_rows(&tx, id)?;
         release_aliases(&tx, "a.container_id = ?1", id.as_str())?;
         tx.execute("DELETE FROM aliases WHERE container_id = ?1", [id.as_str()]).map_err(q("delete aliases"))?;
+        tx.execute("DELETE FROM domains WHERE container_id = ?1", [id.as_str()]).map_err(q("delete domains"))?;
         // Its usage rows stay (ids and numbers) for the last invoice; the
         // cursor of its counters goes.
         tx.execute("DELETE FROM usage_cursors WHERE container_id = ?1", [id.as_str()])

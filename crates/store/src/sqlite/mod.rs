@@ -22,6 +22,7 @@ pub struct SqliteStore {
 mod aliases;
 mod audit;
 mod containers;
+mod domains;
 mod events;
 mod images;
 mod layers;
