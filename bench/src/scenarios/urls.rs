@@ -78,7 +78,10 @@ pub fn wrk(url: &str, host: Option<&str>, seconds: u32, connections: u32) -> any
 }
 
 /// nginx as a reverse proxy to `upstream`, with pooled keep-alive
-/// connections (the fair comparison), on a free loopback port.
+/// connections (the fair comparison), on a free loopback port. Its
+/// workers run as root: the host's firewall lets only root's sockets reach
+/// containers (other local users get no gateway trust), and Cubby's proxy
+/// runs as root too.
 struct Nginx {
     child: Child,
     port: u16,
@@ -91,7 +94,7 @@ impl Nginx {
         let dir = tempfile::tempdir()?;
         let d = dir.path().display();
         let conf = format!(
-            "worker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+            "user root;\nworker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
              events {{ worker_connections 1024; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
                fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\

@@ -181,6 +181,87 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, state: &Rc<NativeState>) -> rquickjs:
         )?,
     )?;
     native.set(
+        "subtleAesGcm",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>,
+             encrypt: bool,
+             key: TypedArray<'js, u8>,
+             iv: TypedArray<'js, u8>,
+             aad: TypedArray<'js, u8>,
+             data: TypedArray<'js, u8>| {
+                let out = with_bytes(&key, |k| {
+                    with_bytes(&iv, |i| {
+                        with_bytes(&aad, |a| with_bytes(&data, |d| webcrypto::aes_gcm(encrypt, k, i, a, d)))
+                    })
+                })
+                .map_err(|m| type_error(&ctx, &m))?;
+                TypedArray::<u8>::new(ctx, out)
+            },
+        )?,
+    )?;
+    native.set(
+        "subtlePbkdf2",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>,
+             hash: String,
+             password: TypedArray<'js, u8>,
+             salt: TypedArray<'js, u8>,
+             iterations: u32,
+             bits: u32| {
+                let hash = webcrypto::Hash::parse(&hash).map_err(|m| type_error(&ctx, &m))?;
+                let out =
+                    with_bytes(&password, |p| with_bytes(&salt, |s| webcrypto::pbkdf2(hash, p, s, iterations, bits)))
+                        .map_err(|m| type_error(&ctx, &m))?;
+                TypedArray::<u8>::new(ctx, out)
+            },
+        )?,
+    )?;
+    native.set(
+        "subtleHkdf",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>,
+             hash: String,
+             ikm: TypedArray<'js, u8>,
+             salt: TypedArray<'js, u8>,
+             info: TypedArray<'js, u8>,
+             bits: u32| {
+                let hash = webcrypto::Hash::parse(&hash).map_err(|m| type_error(&ctx, &m))?;
+                let out = with_bytes(&ikm, |k| {
+                    with_bytes(&salt, |s| with_bytes(&info, |i| webcrypto::hkdf(hash, k, s, i, bits)))
+                })
+                .map_err(|m| type_error(&ctx, &m))?;
+                TypedArray::<u8>::new(ctx, out)
+            },
+        )?,
+    )?;
+    native.set(
+        "subtleP256Public",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, format: String, data: TypedArray<'js, u8>| {
+            let out = with_bytes(&data, |d| webcrypto::p256_public(&format, d)).map_err(|m| type_error(&ctx, &m))?;
+            TypedArray::<u8>::new(ctx, out)
+        })?,
+    )?;
+    native.set(
+        "subtleP256Verify",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>,
+             hash: String,
+             public: TypedArray<'js, u8>,
+             signature: TypedArray<'js, u8>,
+             data: TypedArray<'js, u8>| {
+                let hash = webcrypto::Hash::parse(&hash).map_err(|m| type_error(&ctx, &m))?;
+                with_bytes(&public, |p| {
+                    with_bytes(&signature, |s| with_bytes(&data, |d| webcrypto::p256_verify(hash, p, s, d)))
+                })
+                .map_err(|m| type_error(&ctx, &m))
+            },
+        )?,
+    )?;
+    native.set(
         "timingSafeEqual",
         Function::new(ctx.clone(), |a: TypedArray<'js, u8>, b: TypedArray<'js, u8>| {
             with_bytes(&a, |a| with_bytes(&b, |b| builtins::timing_safe_equal(a, b)))

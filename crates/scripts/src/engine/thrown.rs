@@ -28,6 +28,12 @@ pub(crate) enum Thrown {
     Ed25519KeyLength(usize),
     #[error("not an Ed25519 public key")]
     NotEd25519Key,
+    #[error("not a P-256 public key (give an uncompressed or compressed point, an SPKI, or an EC JWK on P-256)")]
+    NotP256Key,
+    #[error("AES-GCM keys are 16 or 32 bytes (128 or 256 bits), not {0}")]
+    AesKeyLength(usize),
+    #[error("{0}")]
+    Crypto(String),
     #[error("{what}: {limit} fetch and ctx.cubby calls are already waiting; await some before starting more")]
     TooManyHostCalls { what: String, limit: usize },
 }
