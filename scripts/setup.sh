@@ -16,7 +16,9 @@
 #   --browser also headless Chromium and its WebDriver (chromium,
 #            chromium-driver), which the dashboard test drives;
 #   --dns    also dnsmasq (dnsmasq-base: the program, no service), the DNS
-#            server the custom-domain test runs on loopback.
+#            server the custom-domain test runs on loopback;
+#   --acme   also Pebble (Let's Encrypt's ACME test server, with its test
+#            DNS server), which the ACME test runs on loopback.
 set -euo pipefail
 
 bench=0
@@ -25,6 +27,7 @@ lint=0
 clients=0
 browser=0
 dns=0
+acme=0
 for arg in "$@"; do
   case "$arg" in
     --bench) bench=1 ;;
@@ -33,7 +36,8 @@ for arg in "$@"; do
     --clients) clients=1 ;;
     --browser) browser=1 ;;
     --dns) dns=1 ;;
-    *) echo "setup.sh: unknown option $arg (known: --bench, --fuzz, --lint, --clients, --browser, --dns)" >&2; exit 2 ;;
+    --acme) acme=1 ;;
+    *) echo "setup.sh: unknown option $arg (known: --bench, --fuzz, --lint, --clients, --browser, --dns, --acme)" >&2; exit 2 ;;
   esac
 done
 CARGO_DENY_VERSION=0.20.2
@@ -60,6 +64,9 @@ if [ "$browser" = 1 ]; then
 fi
 if [ "$dns" = 1 ]; then
   packages+=(dnsmasq-base)
+fi
+if [ "$acme" = 1 ]; then
+  packages+=(pebble)
 fi
 # A node already installed (Debian's or NodeSource's) is kept as it is.
 if [ "$clients" = 1 ] && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then

@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 # --lint: cargo-machete and cargo-deny, which check the dependencies;
 # --clients: Node.js and the TypeScript client's packages;
 # --browser: headless Chromium and chromedriver, for the dashboard test;
-# --dns: dnsmasq, the DNS server of the custom-domain test.
-./scripts/setup.sh --bench --fuzz --lint --clients --browser --dns
+# --dns: dnsmasq, the DNS server of the custom-domain test;
+# --acme: Pebble, the ACME server of the certificate test.
+./scripts/setup.sh --bench --fuzz --lint --clients --browser --dns --acme
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # Dependencies: none unused (machete); licenses, bans and sources (deny).

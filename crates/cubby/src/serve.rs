@@ -13,6 +13,7 @@ use cubby_core::routes::Lookup;
 use cubby_core::{Config, Defaults, Helpers, Platform};
 use cubby_model::ByteSize;
 use cubby_model::{AccessMode, ContainerId, ProjectId};
+use cubby_proxy::tls::acme::{Acme, Challenges};
 use cubby_proxy::tls::{ALPN_H2, ALPN_HTTP11, CertFiles, CertStore};
 use cubby_proxy::{
     Access, BoxFuture, Listeners, ProxyConfig, Resolution, Resolver, ScriptRunner, Target, WakeError, Workers,
@@ -114,6 +115,20 @@ pub struct ServeArgs {
     /// https://…:<this port>, and plain HTTP is redirected here.
     #[arg(long)]
     pub tls_listen: Option<SocketAddr>,
+    /// An ACME directory (e.g. https://acme-v02.api.letsencrypt.org/directory):
+    /// with --tls-listen, a tenant's host or verified custom domain that no
+    /// --tls-cert covers gets a certificate of its own at its first HTTPS
+    /// connection (HTTP-01, answered by the proxy: port 80 must reach it),
+    /// renewed 30 days before it expires. Kept in <data-dir>/acme (0600).
+    #[arg(long, requires = "tls_listen")]
+    pub acme_directory: Option<String>,
+    /// The contact address given to the ACME CA.
+    #[arg(long, requires = "acme_directory")]
+    pub acme_email: Option<String>,
+    /// A PEM CA to trust for the ACME directory's own HTTPS (a private or
+    /// test CA such as Pebble); the Web PKI's roots otherwise.
+    #[arg(long, requires = "acme_directory")]
+    pub acme_ca_file: Option<PathBuf>,
     /// Serve the API over TLS too, with the --tls-cert certificates (the
     /// CLI trusts a private CA with --ca-file).
     #[arg(long)]
@@ -614,7 +629,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Webhooks go out with the same destination checks as scripts' fetch.
     platform.deliver_webhooks(Arc::new(fetcher.clone()));
     let max_body = ByteSize::parse(&args.proxy_max_body).map_err(|e| anyhow::anyhow!("--proxy-max-body: {e}"))?.0;
+    let acme = match (&args.acme_directory, &certs) {
+        (Some(directory), Some(certs)) => Some(Arc::new(
+            Acme::open(
+                directory,
+                args.acme_ca_file.as_deref(),
+                args.acme_email.as_deref(),
+                args.data_dir.join("acme"),
+                Arc::clone(certs),
+                Arc::new(Challenges::default()),
+            )
+            .await
+            .map_err(anyhow::Error::new)
+            .with_context(|| format!("opening the ACME account at {directory}"))?,
+        )),
+        _ => None,
+    };
+    let _renewals = acme.clone().map(|acme| {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(12 * 3600));
+            loop {
+                every.tick().await;
+                let renewed = acme.renew_due().await;
+                if renewed > 0 {
+                    tracing::info!(renewed, "certificates renewed");
+                }
+            }
+        })
+    });
     let proxy_config = ProxyConfig {
+        acme,
         domain: platform.config().domain.clone(),
         https: args.https,
         redirect_to_https: tls_addr.map(|_| platform.config().proxy_port),
@@ -688,13 +732,15 @@ fn certificates(args: &ServeArgs) -> anyhow::Result<Option<Arc<CertStore>>> {
         }
         return Ok(None);
     }
-    if args.tls_certs.is_empty() || args.tls_certs.len() != args.tls_keys.len() {
+    if args.tls_certs.len() != args.tls_keys.len() || (args.tls_certs.is_empty() && args.acme_directory.is_none()) {
         bail!(
             "--tls-listen and --api-tls need certificates: give --tls-cert FILE --tls-key FILE (as many keys as certificates, in the same order)"
         );
     }
     let pairs = args.tls_certs.iter().zip(&args.tls_keys).map(|(c, k)| CertFiles { cert: c.clone(), key: k.clone() });
-    let certs = CertStore::load(pairs.collect()).map_err(anyhow::Error::new).context("loading --tls-cert/--tls-key")?;
+    let certs = CertStore::load_or_empty(pairs.collect())
+        .map_err(anyhow::Error::new)
+        .context("loading --tls-cert/--tls-key")?;
     Ok(Some(certs))
 }
 

@@ -54,6 +54,9 @@ pub struct ProxyConfig {
     /// With HTTPS on: the port it is reached on. Plain-HTTP requests are
     /// then redirected there (`308`), except ACME's HTTP-01 challenges.
     pub redirect_to_https: Option<u16>,
+    /// Certificates issued on demand for tenants' hosts and verified
+    /// custom domains that no certificate file covers.
+    pub acme: Option<Arc<crate::tls::acme::Acme>>,
 }
 
 impl Default for ProxyConfig {
@@ -68,6 +71,7 @@ impl Default for ProxyConfig {
             pool_idle_timeout: Duration::from_secs(60),
             own_connections_per_app: 32,
             redirect_to_https: None,
+            acme: None,
         }
     }
 }
@@ -146,7 +150,7 @@ impl Proxy {
                 Some(acceptor) => {
                     let (acceptor, timeout) = (acceptor.clone(), self.config.header_timeout);
                     tokio::spawn(async move {
-                        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                        match tokio::time::timeout(timeout, proxy.handshake(acceptor, stream)).await {
                             Ok(Ok(stream)) => {
                                 let mut peer = Peer::new(peer);
                                 peer.https = true;
@@ -169,6 +173,33 @@ impl Proxy {
         if tokio::time::timeout(Duration::from_secs(10), alive_rx.recv()).await.is_err() {
             tracing::warn!("proxy shutdown timed out with connections still open");
         }
+    }
+
+    /// The TLS handshake. With ACME, the client's SNI name is read first
+    /// and, when no certificate covers it and it is a tenant's host or a
+    /// verified custom domain, a certificate is issued before the
+    /// handshake goes on.
+    async fn handshake(
+        &self,
+        acceptor: tokio_rustls::TlsAcceptor,
+        stream: tokio::net::TcpStream,
+    ) -> std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+        let Some(acme) = &self.config.acme else { return acceptor.accept(stream).await };
+        let start = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
+        let name = start.client_hello().server_name().map(str::to_ascii_lowercase);
+        if let Some(name) = name.filter(|n| self.may_issue(n))
+            && let Err(e) = acme.ensure(&name).await
+        {
+            tracing::warn!(%name, error = %e, "no certificate could be had");
+        }
+        start.into_stream(Arc::clone(acceptor.config())).await
+    }
+
+    /// Whether `name` is one a certificate may be asked for: a tenant's
+    /// host or a verified custom domain (never a name nobody serves).
+    fn may_issue(&self, name: &str) -> bool {
+        let label = label_of(name, &self.config.domain).map(str::to_owned).or_else(|| crate::host::custom_name(name));
+        label.is_some_and(|label| !matches!(self.resolver.resolve(&label), Resolution::NotFound))
     }
 
     /// The service answering one client connection's requests.
@@ -287,6 +318,23 @@ impl Proxy {
             req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri().host()).unwrap_or("");
         let https = peer.https || self.config.https;
         let scheme = if https { "https" } else { "http" };
+        if let Some(token) = req.uri().path().strip_prefix(ACME_CHALLENGE_PATH)
+            && let Some(acme) = &self.config.acme
+        {
+            return match acme.challenges().answer(token) {
+                Some(answer) => {
+                    let mut r = Response::new(crate::error_page::full(answer));
+                    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                    r
+                }
+                None => error(
+                    req.headers(),
+                    StatusCode::NOT_FOUND,
+                    "no_challenge",
+                    "no ACME challenge is pending for this token",
+                ),
+            };
+        }
         if !peer.https
             && let Some(port) = self.config.redirect_to_https
             && !req.uri().path().starts_with(ACME_CHALLENGE_PATH)

@@ -175,8 +175,6 @@ impl Daemon {
             // not only loopback) keeps containers away from the API.
             "--api-listen".into(),
             "0.0.0.0:0".into(),
-            "--proxy-listen".into(),
-            "127.0.0.1:0".into(),
             "--pool-size".into(),
             options.pool_size.clone().unwrap_or_else(|| "3GiB".into()),
             // A fixed resolver (TEST-NET-1) so tests can check what
@@ -188,6 +186,10 @@ impl Daemon {
         // loopback port, unless the test runs a DNS server of its own.
         if !options.extra_args.iter().any(|a| a == "--domain-dns") {
             args.extend(["--domain-dns".to_string(), "127.0.0.1:9".to_string()]);
+        }
+        // A free port, unless the test needs one it knows beforehand.
+        if !options.extra_args.iter().any(|a| a == "--proxy-listen") {
+            args.extend(["--proxy-listen".to_string(), "127.0.0.1:0".to_string()]);
         }
         args.extend(options.extra_args);
         let mut daemon = Self {

@@ -9,7 +9,13 @@
 //! modification time or size changed; a pair that fails to load leaves the
 //! previous certificates in place, so a half-written renewal never takes
 //! HTTPS down.
+//!
+//! [`acme`] adds certificates issued on demand for single names (a
+//! tenant's host or its verified custom domain) when no file covers them.
 
+pub mod acme;
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
@@ -84,6 +90,8 @@ pub struct CertStore {
     pairs: Vec<CertFiles>,
     provider: Arc<CryptoProvider>,
     loaded: RwLock<Arc<Loaded>>,
+    /// Certificates issued for one name each (ACME), by that name.
+    issued: RwLock<HashMap<String, Arc<CertifiedKey>>>,
 }
 
 impl CertStore {
@@ -97,9 +105,57 @@ impl CertStore {
         if pairs.is_empty() {
             return Err(TlsError::NoPairs);
         }
+        Self::load_or_empty(pairs)
+    }
+
+    /// Like [`CertStore::load`], but no pair is fine: certificates then
+    /// come from ACME only.
+    ///
+    /// # Errors
+    ///
+    /// As [`CertStore::load`], but for the missing pairs.
+    pub fn load_or_empty(pairs: Vec<CertFiles>) -> Result<Arc<Self>, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let loaded = load_all(&pairs, &provider)?;
-        Ok(Arc::new(Self { pairs, provider, loaded: RwLock::new(Arc::new(loaded)) }))
+        Ok(Arc::new(Self { pairs, provider, loaded: RwLock::new(Arc::new(loaded)), issued: RwLock::default() }))
+    }
+
+    /// Whether a certificate from the files or an issued one covers `name`.
+    pub fn covers(&self, name: &str) -> bool {
+        let Ok(server_name) = ServerName::try_from(name) else { return false };
+        self.issued.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(name)
+            || self.current().keys.iter().any(|key| covers(key, &server_name))
+    }
+
+    /// Serves `chain` (PEM, leaf first) with `key` (PEM) for `name` from
+    /// now on.
+    ///
+    /// # Errors
+    ///
+    /// The PEM does not parse, or the key is not the certificate's.
+    pub fn insert_issued(&self, name: &str, chain: &[u8], key: &[u8]) -> Result<(), TlsError> {
+        let path = || PathBuf::from(format!("(issued for {name})"));
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain)
+            .collect::<Result<_, _>>()
+            .map_err(|source| TlsError::Pem { path: path(), source })?;
+        if certs.is_empty() {
+            return Err(TlsError::NoCertificate { path: path() });
+        }
+        let key = PrivateKeyDer::from_pem_slice(key).map_err(|source| TlsError::Pem { path: path(), source })?;
+        let signing = self
+            .provider
+            .key_provider
+            .load_private_key(key)
+            .map_err(|source| TlsError::Key { path: path(), source })?;
+        let certified = CertifiedKey::new(certs, signing);
+        if certified.keys_match().is_err() {
+            return Err(TlsError::Mismatch { cert: path(), key: path() });
+        }
+        self.issued
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.to_owned(), Arc::new(certified));
+        Ok(())
     }
 
     /// Reads the files again if any changed since they were loaded; `true`
@@ -126,16 +182,14 @@ impl CertStore {
     /// The certificate to present for `sni`.
     fn pick(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
         let loaded = self.current();
-        let covers = |key: &CertifiedKey, name: &ServerName<'_>| {
-            key.end_entity_cert()
-                .ok()
-                .and_then(|der| webpki::EndEntityCert::try_from(der).ok())
-                .is_some_and(|cert| cert.verify_is_valid_for_subject_name(name).is_ok())
-        };
         let by_name = sni
             .and_then(|sni| ServerName::try_from(sni).ok())
             .and_then(|name| loaded.keys.iter().find(|key| covers(key, &name)).cloned());
-        by_name.or_else(|| loaded.keys.first().cloned())
+        let issued = || {
+            let sni = sni?;
+            self.issued.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(sni).cloned()
+        };
+        by_name.or_else(issued).or_else(|| loaded.keys.first().cloned())
     }
 
     /// A server configuration that presents these certificates (TLS 1.3
@@ -161,6 +215,14 @@ impl ResolvesServerCert for CertStore {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         self.pick(hello.server_name())
     }
+}
+
+/// Whether `key`'s certificate is valid for `name`, as a client checks.
+fn covers(key: &CertifiedKey, name: &ServerName<'_>) -> bool {
+    key.end_entity_cert()
+        .ok()
+        .and_then(|der| webpki::EndEntityCert::try_from(der).ok())
+        .is_some_and(|cert| cert.verify_is_valid_for_subject_name(name).is_ok())
 }
 
 fn load_all(pairs: &[CertFiles], provider: &CryptoProvider) -> Result<Loaded, TlsError> {
@@ -265,5 +327,23 @@ mod tests {
         let err = CertStore::load(vec![CertFiles { cert: empty, key: a.key }]).unwrap_err();
         assert!(matches!(err, TlsError::NoCertificate { .. }), "{err:?}");
         assert!(matches!(CertStore::load(Vec::new()), Err(TlsError::NoPairs)));
+    }
+}
+
+#[cfg(test)]
+mod issued_tests {
+    use super::*;
+
+    #[test]
+    fn an_issued_certificate_is_served_for_its_name_only() {
+        let store = CertStore::load_or_empty(Vec::new()).unwrap();
+        assert!(store.pick(Some("web--acme.cubby.test")).is_none(), "nothing to present yet");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert =
+            rcgen::CertificateParams::new(vec!["web--acme.cubby.test".to_string()]).unwrap().self_signed(&key).unwrap();
+        store.insert_issued("web--acme.cubby.test", cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap();
+        assert!(store.covers("web--acme.cubby.test"));
+        assert!(store.pick(Some("web--acme.cubby.test")).is_some());
+        assert!(!store.covers("other--acme.cubby.test"));
     }
 }
