@@ -24,6 +24,60 @@ use crate::forward::{Limits, Peer, forward};
 use crate::upstream::UpstreamClient;
 use crate::{Resolution, Resolver, ScriptRunner, Target, Traffic, WakeError, label_of, script_project_of};
 
+/// A served client connection that can be told to finish its requests
+/// and close: hyper's HTTP/1.1 (with upgrades) and HTTP/2 connections.
+trait Graceful: Future<Output = Result<(), hyper::Error>> {
+    fn finish(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S> Graceful for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn finish(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, E> Graceful for hyper::server::conn::http2::Connection<I, S, E>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, S::ResBody>,
+{
+    fn finish(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Drives one client connection (and the upstream connection of its own,
+/// through `Driven`) until it ends; at shutdown it finishes what it has.
+async fn drive<C: Graceful>(
+    conn: C,
+    own: Arc<Peer>,
+    _alive: tokio::sync::mpsc::Sender<()>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = Driven::new(conn.as_mut(), &own.affinity) => r,
+        _ = stop.changed() => {
+            conn.as_mut().finish();
+            Driven::new(conn.as_mut(), &own.affinity).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "proxy connection ended with an error");
+    }
+}
+
 /// `Strict-Transport-Security` of the proxy's own pages over HTTPS: a
 /// year, this host only (tenants' hosts are siblings, not children).
 const HSTS: &str = "max-age=31536000";
@@ -230,7 +284,7 @@ impl Proxy {
         stream: S,
         peer: Peer,
         alive: tokio::sync::mpsc::Sender<()>,
-        mut stop: tokio::sync::watch::Receiver<bool>,
+        stop: tokio::sync::watch::Receiver<bool>,
     ) where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -243,20 +297,7 @@ impl Proxy {
             .keep_alive(true)
             .serve_connection(TokioIo::new(stream), self.service(peer))
             .with_upgrades();
-        tokio::spawn(async move {
-            let _alive = alive;
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = Driven::new(conn.as_mut(), &own.affinity) => r,
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    Driven::new(conn.as_mut(), &own.affinity).await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "proxy connection ended with an error");
-            }
-        });
+        tokio::spawn(drive(conn, own, alive, stop));
     }
 
     /// Serves one HTTP/2 client connection (TLS with ALPN `h2`): its
@@ -266,7 +307,7 @@ impl Proxy {
         stream: S,
         peer: Peer,
         alive: tokio::sync::mpsc::Sender<()>,
-        mut stop: tokio::sync::watch::Receiver<bool>,
+        stop: tokio::sync::watch::Receiver<bool>,
     ) where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -275,20 +316,7 @@ impl Proxy {
         let conn = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .serve_connection(TokioIo::new(stream), self.service(peer));
-        tokio::spawn(async move {
-            let _alive = alive;
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = Driven::new(conn.as_mut(), &own.affinity) => r,
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    Driven::new(conn.as_mut(), &own.affinity).await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "proxy HTTP/2 connection ended with an error");
-            }
-        });
+        tokio::spawn(drive(conn, own, alive, stop));
     }
 
     /// `308` to the same URL over HTTPS on `port`.
