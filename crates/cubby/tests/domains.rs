@@ -75,7 +75,9 @@ fn a_custom_domain_is_served_once_its_txt_record_is_found() {
     assert_eq!(domain["verification"]["name"], "_cubby-challenge.app.shop.test");
     assert_eq!(domain["cname_target"], format!("web--acme.{}", "localhost"));
     let token = domain["verification"]["value"].as_str().unwrap().to_owned();
-    // Not served while pending.
+    // Not served while pending (the control: the proxy serves the tenant
+    // at its own URL, asked the same way).
+    assert_eq!(http_get(d.proxy_addr, &web.url).status, 200);
     assert_eq!(http_get(d.proxy_addr, &shop).status, 404);
 
     // Another tenant can neither take the hostname nor see or verify it.

@@ -200,7 +200,7 @@ impl Proxy {
             let stop = stop_rx.clone();
             let proxy = Arc::clone(&self);
             match &tls {
-                None => proxy.connection(stream, Peer::new(peer), alive, stop),
+                None => proxy.connection(stream, Peer::new(peer), false, alive, stop),
                 Some(acceptor) => {
                     let (acceptor, timeout) = (acceptor.clone(), self.config.header_timeout);
                     tokio::spawn(async move {
@@ -208,11 +208,8 @@ impl Proxy {
                             Ok(Ok(stream)) => {
                                 let mut peer = Peer::new(peer);
                                 peer.https = true;
-                                if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                                    proxy.connection_h2(stream, peer, alive, stop);
-                                } else {
-                                    proxy.connection(stream, peer, alive, stop);
-                                }
+                                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                                proxy.connection(stream, peer, h2, alive, stop);
                             }
                             Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                             Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -278,11 +275,15 @@ impl Proxy {
         })
     }
 
-    /// Serves one HTTP/1.1 client connection's requests in a task of its own.
+    /// Serves one client connection's requests in a task of its own:
+    /// HTTP/1.1 with keep-alive and upgrades, or HTTP/2 (TLS with ALPN
+    /// `h2`), whose streams run in tasks of their own. Apps are spoken to
+    /// in HTTP/1.1 either way.
     fn connection<S>(
         self: Arc<Self>,
         stream: S,
         peer: Peer,
+        h2: bool,
         alive: tokio::sync::mpsc::Sender<()>,
         stop: tokio::sync::watch::Receiver<bool>,
     ) where
@@ -291,32 +292,19 @@ impl Proxy {
         let peer = Arc::new(peer);
         let own = Arc::clone(&peer);
         let header_timeout = self.config.header_timeout;
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), self.service(peer))
-            .with_upgrades();
-        tokio::spawn(drive(conn, own, alive, stop));
-    }
-
-    /// Serves one HTTP/2 client connection (TLS with ALPN `h2`): its
-    /// streams run in tasks of their own and go upstream as HTTP/1.1.
-    fn connection_h2<S>(
-        self: Arc<Self>,
-        stream: S,
-        peer: Peer,
-        alive: tokio::sync::mpsc::Sender<()>,
-        stop: tokio::sync::watch::Receiver<bool>,
-    ) where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let peer = Arc::new(peer);
-        let own = Arc::clone(&peer);
-        let conn = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .serve_connection(TokioIo::new(stream), self.service(peer));
-        tokio::spawn(drive(conn, own, alive, stop));
+        let (io, service) = (TokioIo::new(stream), self.service(peer));
+        if h2 {
+            let conn = http2::Builder::new(TokioExecutor::new()).timer(TokioTimer::new()).serve_connection(io, service);
+            tokio::spawn(drive(conn, own, alive, stop));
+        } else {
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .keep_alive(true)
+                .serve_connection(io, service)
+                .with_upgrades();
+            tokio::spawn(drive(conn, own, alive, stop));
+        }
     }
 
     /// `308` to the same URL over HTTPS on `port`.

@@ -110,15 +110,19 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), AcmeError> {
     use std::os::unix::fs::OpenOptionsExt;
     let io = |what| move |source| AcmeError::Io { what, path: path.to_path_buf(), source };
     let partial = path.with_extension("partial");
-    let mut file = std::fs::OpenOptions::new()
+    let written = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(&partial)
-        .map_err(io("write"))?;
-    file.write_all(data).and_then(|()| file.sync_all()).map_err(io("write"))?;
-    std::fs::rename(&partial, path).map_err(io("rename into"))
+        .and_then(|mut file| file.write_all(data).and_then(|()| file.sync_all()))
+        .and_then(|()| std::fs::rename(&partial, path));
+    if written.is_err() {
+        // A half-written file is not left behind.
+        let _ = std::fs::remove_file(&partial);
+    }
+    written.map_err(io("write"))
 }
 
 /// When the leaf of `chain` (PEM) expires.
