@@ -13,7 +13,7 @@ use cubby_core::routes::Lookup;
 use cubby_core::{Config, Defaults, Helpers, Platform};
 use cubby_model::ByteSize;
 use cubby_model::{AccessMode, ContainerId, ProjectId};
-use cubby_proxy::tls::acme::{Acme, Challenges};
+use cubby_proxy::tls::acme::{Acme, AcmeOptions, Challenges, DnsHook};
 use cubby_proxy::tls::{ALPN_H2, ALPN_HTTP11, CertFiles, CertStore};
 use cubby_proxy::{
     Access, BoxFuture, Listeners, ProxyConfig, Resolution, Resolver, ScriptRunner, Target, WakeError, Workers,
@@ -118,10 +118,22 @@ pub struct ServeArgs {
     /// An ACME directory (e.g. https://acme-v02.api.letsencrypt.org/directory):
     /// with --tls-listen, a tenant's host or verified custom domain that no
     /// --tls-cert covers gets a certificate of its own at its first HTTPS
-    /// connection (HTTP-01, answered by the proxy: port 80 must reach it),
-    /// renewed 30 days before it expires. Kept in <data-dir>/acme (0600).
+    /// connection (HTTP-01, answered by the proxy: port 80 must reach it;
+    /// or see --acme-challenge), renewed when a third of its lifetime is
+    /// left (30 days before at most). Kept in <data-dir>/acme (0600).
     #[arg(long, requires = "tls_listen")]
     pub acme_directory: Option<String>,
+    /// How the CA checks single names: http-01 (the plain listener, port
+    /// 80) or tls-alpn-01 (the TLS listener, port 443; for a box that
+    /// serves no plain HTTP).
+    #[arg(long, default_value = "http-01", requires = "acme_directory")]
+    pub acme_challenge: cubby_proxy::tls::acme::ChallengeKind,
+    /// A program that publishes DNS-01 TXT records (`HOOK set|clear
+    /// _acme-challenge.<domain> VALUE`, exit 0 once visible): the proxy
+    /// then gets wildcard certificates for *.<domain> and *.exec.<domain>
+    /// at startup, so tenants' hosts need no certificate of their own.
+    #[arg(long, requires = "acme_directory")]
+    pub acme_dns_hook: Option<PathBuf>,
     /// The contact address given to the ACME CA.
     #[arg(long, requires = "acme_directory")]
     pub acme_email: Option<String>,
@@ -632,9 +644,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let acme = match (&args.acme_directory, &certs) {
         (Some(directory), Some(certs)) => Some(Arc::new(
             Acme::open(
-                directory,
-                args.acme_ca_file.as_deref(),
-                args.acme_email.as_deref(),
+                AcmeOptions {
+                    directory: directory.clone(),
+                    ca_file: args.acme_ca_file.clone(),
+                    email: args.acme_email.clone(),
+                    challenge: args.acme_challenge,
+                    dns_hook: args.acme_dns_hook.clone().map(DnsHook),
+                },
                 args.data_dir.join("acme"),
                 Arc::clone(certs),
                 Arc::new(Challenges::default()),
@@ -645,14 +661,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )),
         _ => None,
     };
-    let _renewals = acme.clone().map(|acme| {
+    let _renewals = acme.clone().map(|acme| tokio::spawn(acme.renew_forever()));
+    let _wildcards = acme.clone().filter(|_| args.acme_dns_hook.is_some()).map(|acme| {
+        let domain = platform.config().domain.clone();
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(12 * 3600));
-            loop {
-                every.tick().await;
-                let renewed = acme.renew_due().await;
-                if renewed > 0 {
-                    tracing::info!(renewed, "certificates renewed");
+            for parent in [domain.clone(), format!("exec.{domain}")] {
+                match acme.ensure_wildcard(&parent).await {
+                    Ok(()) => tracing::info!(%parent, "a wildcard certificate covers every host under it"),
+                    Err(e) => tracing::warn!(%parent, error = %e, "no wildcard certificate; hosts get one each"),
                 }
             }
         })

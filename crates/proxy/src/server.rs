@@ -21,6 +21,7 @@ use crate::affinity::{Driven, OwnConnections, Upstreams};
 use crate::connect::Connector;
 use crate::error_page::{Body, ProxyMade, error};
 use crate::forward::{Limits, Peer, forward};
+use crate::tls::acme::ACME_TLS_ALPN;
 use crate::upstream::UpstreamClient;
 use crate::{Resolution, Resolver, ScriptRunner, Target, Traffic, WakeError, label_of, script_project_of};
 
@@ -205,12 +206,13 @@ impl Proxy {
                     let (acceptor, timeout) = (acceptor.clone(), self.config.header_timeout);
                     tokio::spawn(async move {
                         match tokio::time::timeout(timeout, proxy.handshake(acceptor, stream)).await {
-                            Ok(Ok(stream)) => {
+                            Ok(Ok(Some(stream))) => {
                                 let mut peer = Peer::new(peer);
                                 peer.https = true;
                                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                                 proxy.connection(stream, peer, h2, alive, stop);
                             }
+                            Ok(Ok(None)) => tracing::debug!("TLS-ALPN-01 validation answered"),
                             Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                             Err(_) => tracing::debug!("TLS handshake timed out"),
                         }
@@ -229,21 +231,34 @@ impl Proxy {
     /// The TLS handshake. With ACME, the client's SNI name is read first
     /// and, when no certificate covers it and it is a tenant's host or a
     /// verified custom domain, a certificate is issued before the
-    /// handshake goes on.
+    /// handshake goes on. A CA's TLS-ALPN-01 validation (ALPN
+    /// `acme-tls/1`) gets the pending challenge certificate and no HTTP:
+    /// `None`.
     async fn handshake(
         &self,
         acceptor: tokio_rustls::TlsAcceptor,
         stream: tokio::net::TcpStream,
-    ) -> std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
-        let Some(acme) = &self.config.acme else { return acceptor.accept(stream).await };
+    ) -> std::io::Result<Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>> {
+        let Some(acme) = &self.config.acme else { return acceptor.accept(stream).await.map(Some) };
         let start = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
-        let name = start.client_hello().server_name().map(str::to_ascii_lowercase);
+        let hello = start.client_hello();
+        let name = hello.server_name().map(str::to_ascii_lowercase);
+        let validation = hello.alpn().is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN));
+        if validation {
+            let config = name.as_deref().and_then(|n| acme.challenges().alpn_config(n));
+            let Some(config) = config else {
+                return Err(std::io::Error::other("a TLS-ALPN-01 validation for a name with no pending challenge"));
+            };
+            let mut answered = start.into_stream(config).await?;
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut answered).await;
+            return Ok(None);
+        }
         if let Some(name) = name.filter(|n| self.may_issue(n))
             && let Err(e) = acme.ensure(&name).await
         {
             tracing::warn!(%name, error = %e, "no certificate could be had");
         }
-        start.into_stream(Arc::clone(acceptor.config())).await
+        start.into_stream(Arc::clone(acceptor.config())).await.map(Some)
     }
 
     /// Whether `name` is one a certificate may be asked for: a tenant's

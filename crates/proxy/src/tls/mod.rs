@@ -123,12 +123,36 @@ impl CertStore {
     /// Whether a certificate from the files or an issued one covers `name`.
     pub fn covers(&self, name: &str) -> bool {
         let Ok(server_name) = ServerName::try_from(name) else { return false };
-        self.issued.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(name)
-            || self.current().keys.iter().any(|key| covers(key, &server_name))
+        self.issued_for(name).is_some() || self.current().keys.iter().any(|key| covers(key, &server_name))
+    }
+
+    /// Whether every single-label name under `parent` is covered: a
+    /// wildcard `*.{parent}` from the files or issued.
+    pub fn covers_all_under(&self, parent: &str) -> bool {
+        // A label no tenant host has (they are `name--project`) stands
+        // for all of them.
+        let probe = format!("wildcard-probe.{parent}");
+        self.issued_read().contains_key(&format!("*.{parent}"))
+            || ServerName::try_from(probe.as_str())
+                .is_ok_and(|name| self.current().keys.iter().any(|key| covers(key, &name)))
+    }
+
+    fn issued_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<CertifiedKey>>> {
+        self.issued.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The issued certificate for `name`: its own, or a wildcard of its
+    /// parent.
+    fn issued_for(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        let issued = self.issued_read();
+        issued.get(name).cloned().or_else(|| {
+            let (_, parent) = name.split_once('.')?;
+            issued.get(&format!("*.{parent}")).cloned()
+        })
     }
 
     /// Serves `chain` (PEM, leaf first) with `key` (PEM) for `name` from
-    /// now on.
+    /// now on (`*.{parent}`: for every name directly under `parent`).
     ///
     /// # Errors
     ///
@@ -185,10 +209,7 @@ impl CertStore {
         let by_name = sni
             .and_then(|sni| ServerName::try_from(sni).ok())
             .and_then(|name| loaded.keys.iter().find(|key| covers(key, &name)).cloned());
-        let issued = || {
-            let sni = sni?;
-            self.issued.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(sni).cloned()
-        };
+        let issued = || self.issued_for(sni?);
         by_name.or_else(issued).or_else(|| loaded.keys.first().cloned())
     }
 
@@ -345,5 +366,18 @@ mod issued_tests {
         assert!(store.covers("web--acme.cubby.test"));
         assert!(store.pick(Some("web--acme.cubby.test")).is_some());
         assert!(!store.covers("other--acme.cubby.test"));
+    }
+
+    #[test]
+    fn an_issued_wildcard_covers_the_names_one_label_under_it() {
+        let store = CertStore::load_or_empty(Vec::new()).unwrap();
+        assert!(!store.covers_all_under("cubby.test"));
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["*.cubby.test".to_string()]).unwrap().self_signed(&key).unwrap();
+        store.insert_issued("*.cubby.test", cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap();
+        assert!(store.covers_all_under("cubby.test"));
+        assert!(store.covers("web--acme.cubby.test") && store.pick(Some("web--acme.cubby.test")).is_some());
+        assert!(!store.covers("acme.exec.cubby.test"), "two labels under: not covered");
+        assert!(!store.covers_all_under("exec.cubby.test"));
     }
 }
