@@ -235,6 +235,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/containers/{id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download a container as one archive (tar + zstd), taken from a
+         *     consistent snapshot while it keeps running: a header (its settings,
+         *     firewall and network rules), its files, and a manifest with every
+         *     file's SHA-256. `POST /api/v1/projects/{id}/import` makes it again.
+         */
+        get: operations["export_container"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/containers/{id}/firewall": {
         parameters: {
             query?: never;
@@ -710,6 +732,29 @@ export interface paths {
          *     its app's port accepts connections; `url` opens the app.
          */
         post: operations["create_container"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Make a new container from an archive of `GET .../export` (streamed as
+         *     the body): a new id and URL, the exported settings, rules and files.
+         *     Every file is checked against the archive's manifest before anything
+         *     is made; environment values the export left out are set afterwards
+         *     (`PUT /api/v1/containers/{id}/env`). The box must have the image.
+         */
+        post: operations["import_container"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2847,6 +2892,71 @@ export interface operations {
             };
         };
     };
+    export_container: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The whole root filesystem instead of the tenant's files above its
+                 *     image.
+                 */
+                full?: boolean;
+                /** @description Only `/data` (a handover of the tenant's data; not importable). */
+                data_only?: boolean;
+                /** @description Environment values too (left out by default: their names are kept). */
+                include_env?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description Container id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The archive, streamed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zstd": number[];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     get_firewall: {
         parameters: {
             query?: never;
@@ -4562,6 +4672,86 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    import_container: {
+        parameters: {
+            query?: {
+                /** @description The new container's name (the exported one's by default). */
+                name?: string | null;
+                /** @description Start it once made (default true). */
+                start?: boolean | null;
+            };
+            header?: never;
+            path: {
+                /** @description Project id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description An archive made by export */
+        requestBody: {
+            content: {
+                "application/zstd": number[];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Container"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };

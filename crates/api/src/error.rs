@@ -96,6 +96,10 @@ impl From<Error> for ApiError {
             )
             .with_details(serde_json::json!({"log_tail": log_tail})),
             Error::InvalidArchive { reason } => Self::bad_request("invalid_archive", format!("{reason}. Send a tar archive (plain, gzip or zstd) of a root filesystem")),
+            Error::InvalidExport { reason } => Self::bad_request(
+                "invalid_export",
+                format!("{reason}. Send an archive made by GET /api/v1/containers/{{id}}/export, unchanged"),
+            ),
             Error::TooLarge { limit } => Self::payload_too_large(*limit),
             Error::Storage { step, .. } => Self::internal(&err, step),
             Error::Runtime { step, .. } => Self::internal(&err, step),

@@ -496,6 +496,52 @@ impl Client {
             resp.body_mut().read_to_vec().map_err(|source| ClientError::Transport { url: url.clone(), source })?;
         decode(&url, RawResponse { status, body })
     }
+
+    /// Streams container `id`'s export archive (tar + zstd) into `out`;
+    /// `query` is the export's query string (`full=true`, `data_only=true`,
+    /// `include_env=true`, `&`-joined, or empty). Returns the bytes written.
+    pub fn export_container(&self, id: &str, query: &str, out: &mut dyn std::io::Write) -> Result<u64, ClientError> {
+        let url = format!("{}/api/v1/containers/{id}/export?{query}", self.base);
+        let mut req = self.agent.get(&url);
+        if let Some(token) = &self.token {
+            req = req.header("Authorization", &format!("Bearer {token}"));
+        }
+        let mut resp = req.call().map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let body =
+                resp.body_mut().read_to_vec().map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+            return Err(api_error(&url, &RawResponse { status, body }));
+        }
+        // No size limit: an export is as large as the tenant.
+        let mut reader = resp.body_mut().as_reader();
+        std::io::copy(&mut reader, out)
+            .map_err(|e| ClientError::Transport { url: url.clone(), source: ureq::Error::Io(e) })
+    }
+
+    /// Makes a container in `project` from an export archive (`name`: the
+    /// exported one's when `None`).
+    pub fn import_container(
+        &self,
+        project: &str,
+        name: Option<&str>,
+        archive: impl Read + Send + Sync + 'static,
+    ) -> Result<Container, ClientError> {
+        let query = name.map(|n| format!("?name={n}")).unwrap_or_default();
+        let url = format!("{}/api/v1/projects/{project}/import{query}", self.base);
+        let mut req = self.agent.post(&url).header("Content-Type", "application/zstd").header("Expect", "100-continue");
+        if let Some(token) = &self.token {
+            req = req.header("Authorization", &format!("Bearer {token}"));
+        }
+        let mut archive = archive;
+        let mut resp = req
+            .send(ureq::SendBody::from_reader(&mut archive))
+            .map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+        let status = resp.status().as_u16();
+        let body =
+            resp.body_mut().read_to_vec().map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+        decode(&url, RawResponse { status, body })
+    }
 }
 
 fn api_error(url: &str, resp: &RawResponse) -> ClientError {

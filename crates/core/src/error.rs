@@ -33,6 +33,9 @@ pub enum Error {
     /// An uploaded archive is malformed or has a refused entry.
     #[error("the archive was refused: {reason}")]
     InvalidArchive { reason: String },
+    /// An uploaded tenant export is malformed, tampered with or cut short.
+    #[error("the export was refused: {reason}")]
+    InvalidExport { reason: String },
     /// An upload is larger than allowed.
     #[error("the upload is larger than {limit} bytes")]
     TooLarge { limit: u64 },

@@ -46,13 +46,7 @@ impl ContainerService {
         let id = LayerId::random();
         let source = self.pool.container(rec.id.as_str());
         let dest = self.pool.layers_dir().join(id.as_str());
-        let cgroup = self.paths(&rec.id, rec.slot).cgroup;
-        let frozen = rec.status == ContainerStatus::Running && self.host.cgroups.freeze(&cgroup).is_ok();
-        let snapped = self.host.btrfs.snapshot(&source, &dest, true);
-        if frozen && let Err(e) = self.host.cgroups.thaw(&cgroup) {
-            tracing::error!(container = %rec.id, error = %e, "could not thaw after a snapshot");
-        }
-        snapped.map_err(Error::storage("snapshot subvolume", rec.id.as_str()))?;
+        self.consistent_snapshot(rec, &dest)?;
         let generation =
             self.host.btrfs.generation(&source).map_err(Error::storage("read generation", rec.id.as_str()))?;
         let layer = LayerRecord {
@@ -69,6 +63,19 @@ impl ContainerService {
             return Err(e.into());
         }
         Ok((layer, generation))
+    }
+
+    /// Snapshots a container's own subvolume read-only at `dest`, the
+    /// container frozen (when running) for the instant it takes.
+    pub(crate) fn consistent_snapshot(&self, rec: &ContainerRecord, dest: &std::path::Path) -> Result<(), Error> {
+        let source = self.pool.container(rec.id.as_str());
+        let cgroup = self.paths(&rec.id, rec.slot).cgroup;
+        let frozen = rec.status == ContainerStatus::Running && self.host.cgroups.freeze(&cgroup).is_ok();
+        let snapped = self.host.btrfs.snapshot(&source, dest, true);
+        if frozen && let Err(e) = self.host.cgroups.thaw(&cgroup) {
+            tracing::error!(container = %rec.id, error = %e, "could not thaw after a snapshot");
+        }
+        snapped.map_err(Error::storage("snapshot subvolume", rec.id.as_str()))
     }
 
     /// The layer that holds a container's current state for copies: the

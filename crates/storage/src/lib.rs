@@ -13,6 +13,7 @@
 //! overlay whose lowers are read-only subvolumes and whose `upper/` and
 //! `work/` share one subvolume that belongs to the container alone.
 
+pub mod archive;
 pub mod btrfs;
 mod error;
 pub mod flatten;

@@ -110,6 +110,8 @@ impl Pool {
         let entries = std::fs::read_dir(&tmp).map_err(StorageError::io("list", &tmp))?;
         for entry in entries {
             let path = entry.map_err(StorageError::io("list", &tmp))?.path();
+            // A view an export had mounted when the daemon died.
+            let _ = nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH);
             if btrfs.is_subvolume(&path)? {
                 btrfs.delete_subvolume(&path)?;
             } else if path.is_dir() {

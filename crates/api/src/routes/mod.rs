@@ -7,6 +7,7 @@ pub mod containers;
 pub mod domains;
 pub mod env;
 pub mod events;
+pub mod export;
 pub mod firewall;
 pub mod images;
 pub mod meta;
@@ -46,6 +47,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(env::get_env, env::replace_env))
         .routes(routes!(env::set_env_var, env::delete_env_var))
         .routes(routes!(snapshots::copy_container))
+        .routes(routes!(export::export_container))
+        .routes(routes!(export::import_container))
         .routes(routes!(snapshots::create_snapshot, snapshots::list_snapshots))
         .routes(routes!(
             snapshots::get_snapshot,

@@ -18,7 +18,7 @@ use tracing::Instrument;
 use super::ContainerService;
 use crate::{Caller, Error};
 
-fn with_new_ids(rules: Vec<FirewallRule>) -> Vec<FirewallRule> {
+pub(super) fn with_new_ids(rules: Vec<FirewallRule>) -> Vec<FirewallRule> {
     rules.into_iter().map(|r| FirewallRule { id: RuleId::random(), ..r }).collect()
 }
 

@@ -23,6 +23,7 @@ mod copy;
 mod create;
 mod delete;
 mod exec;
+pub mod export;
 mod lifecycle;
 pub mod metrics;
 pub(crate) mod output;

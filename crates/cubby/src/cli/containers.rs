@@ -37,6 +37,36 @@ pub enum ContainersCommand {
     Delete(Target),
     /// Copy a container (or one of its snapshots) into a new one.
     Copy(CopyArgs),
+    /// Write a container's export archive (tar + zstd) to a file or stdout.
+    Export {
+        id: String,
+        /// Where to write it (`-`: stdout).
+        #[arg(long, short)]
+        output: std::path::PathBuf,
+        /// The whole root filesystem, not just the files above the image.
+        #[arg(long, conflicts_with = "data_only")]
+        full: bool,
+        /// Only /data (a handover of the tenant's data; not importable).
+        #[arg(long)]
+        data_only: bool,
+        /// Include environment values (left out by default).
+        #[arg(long)]
+        include_env: bool,
+        #[command(flatten)]
+        c: Connection,
+    },
+    /// Make a container in a project from an export archive.
+    Import {
+        /// Project id.
+        project: String,
+        /// The archive (`-`: stdin).
+        file: std::path::PathBuf,
+        /// Its name (the exported one's by default).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        c: Connection,
+    },
     /// Change a container's env, limits or name.
     Update(UpdateArgs),
     /// Sign a claim and print the link that opens the container's URL.
@@ -272,6 +302,33 @@ pub fn run(cmd: ContainersCommand) -> anyhow::Result<std::process::ExitCode> {
                 start: Some(!a.no_start),
             };
             print_one(a.c.json, &a.c.client()?.copy_container(&a.source, &req)?);
+        }
+        ContainersCommand::Export { id, output, full, data_only, include_env, c } => {
+            let query: Vec<&str> =
+                [(full, "full=true"), (data_only, "data_only=true"), (include_env, "include_env=true")]
+                    .into_iter()
+                    .filter_map(|(on, q)| on.then_some(q))
+                    .collect();
+            let client = c.client()?;
+            let written = if output.as_os_str() == "-" {
+                client.export_container(&id, &query.join("&"), &mut std::io::stdout().lock())?
+            } else {
+                let mut file = std::fs::File::create(&output)?;
+                let n = client.export_container(&id, &query.join("&"), &mut file)?;
+                file.sync_all()?;
+                n
+            };
+            if output.as_os_str() != "-" && !c.json {
+                eprintln!("wrote {written} bytes to {}", output.display());
+            }
+        }
+        ContainersCommand::Import { project, file, name, c } => {
+            let created = if file.as_os_str() == "-" {
+                c.client()?.import_container(&project, name.as_deref(), std::io::stdin())?
+            } else {
+                c.client()?.import_container(&project, name.as_deref(), std::fs::File::open(&file)?)?
+            };
+            print_one(c.json, &created);
         }
         ContainersCommand::Update(a) => {
             let mut env: BTreeMap<String, Option<String>> = a.env.into_iter().map(|(k, v)| (k, Some(v))).collect();
