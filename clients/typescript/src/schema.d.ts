@@ -496,6 +496,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/containers/{id}/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pull the template's newer files into a copy: the copy's lowers become
+         *     its template's current state while it keeps its own changes on top and
+         *     its `/data` exactly as it was. A snapshot is taken first; if the copy
+         *     does not start afterwards it is restored and `409 sync_failed` says
+         *     why. A copy already up to date is answered as it is.
+         */
+        post: operations["sync_container"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/containers/{id}/transitions": {
         parameters: {
             query?: never;
@@ -3828,6 +3851,52 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Container id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Container"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sync_container: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Container id (a copy) */
                 id: string;
             };
             cookie?: never;

@@ -273,6 +273,11 @@ impl Client {
         self.call("POST", &format!("/api/v1/containers/{source}/copy"), Some(req))
     }
 
+    /// Pulls the template's newer files into copy `id`, keeping its `/data`.
+    pub fn sync_container(&self, id: &str) -> Result<Container, ClientError> {
+        self.call("POST", &format!("/api/v1/containers/{id}/sync"), None::<&()>)
+    }
+
     pub fn update_container(&self, id: &str, req: &UpdateContainer) -> Result<Container, ClientError> {
         self.call("PATCH", &format!("/api/v1/containers/{id}"), Some(req))
     }

@@ -67,6 +67,7 @@ const CASES: &[Case] = &[
     case("POST", "/api/v1/containers/{id}/revoke-claims", None, ForA::NotFound),
     case("POST", "/api/v1/containers/{id}/copy", Some(r#"{"name":"stolen","start":false}"#), ForA::NotFound),
     case("GET", "/api/v1/containers/{id}/export", None, ForA::NotFound),
+    case("POST", "/api/v1/containers/{id}/sync", None, ForA::NotFound),
     case("POST", "/api/v1/containers/{id}/exec", Some(r#"{"command":["true"]}"#), ForA::NotFound),
     case("GET", "/api/v1/containers/{id}/logs", None, ForA::NotFound),
     case("GET", "/api/v1/containers/{id}/transitions", None, ForA::NotFound),

@@ -47,6 +47,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(env::get_env, env::replace_env))
         .routes(routes!(env::set_env_var, env::delete_env_var))
         .routes(routes!(snapshots::copy_container))
+        .routes(routes!(snapshots::sync_container))
         .routes(routes!(export::export_container))
         .routes(routes!(export::import_container))
         .routes(routes!(snapshots::create_snapshot, snapshots::list_snapshots))

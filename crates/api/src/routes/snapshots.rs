@@ -26,6 +26,23 @@ pub async fn copy_container(
     Ok((StatusCode::CREATED, Out(s.platform.containers().copy_container(&caller, &id, &req).await?)))
 }
 
+/// Pull the template's newer files into a copy: the copy's lowers become
+/// its template's current state while it keeps its own changes on top and
+/// its `/data` exactly as it was. A snapshot is taken first; if the copy
+/// does not start afterwards it is restored and `409 sync_failed` says
+/// why. A copy already up to date is answered as it is.
+#[utoipa::path(post, path = "/api/v1/containers/{id}/sync", tag = "containers", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Container id (a copy)")),
+    responses((status = 200, body = Container), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub async fn sync_container(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId<ContainerId>,
+) -> Result<Out<Container>, ApiError> {
+    Ok(Out(s.platform.containers().sync_container(&caller, &id).await?))
+}
+
 /// Take a snapshot.
 #[utoipa::path(post, path = "/api/v1/containers/{id}/snapshots", tag = "snapshots", security(("bearer" = [])),
     params(("id" = String, Path, description = "Container id")), request_body = CreateSnapshot,

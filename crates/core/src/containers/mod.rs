@@ -31,6 +31,7 @@ mod restore;
 mod service;
 mod snapshots;
 mod stats;
+mod sync;
 mod update;
 pub mod usage;
 mod watch;

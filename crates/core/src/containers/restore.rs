@@ -62,6 +62,17 @@ impl ContainerService {
         layer: &LayerRecord,
         new_lowers: &[LayerId],
     ) -> Result<(), Error> {
+        self.swap_in(rec, &self.pool.root().join(&layer.subvolume), new_lowers)
+    }
+
+    /// [`Self::swap_in_snapshot`] from any subvolume `source` (snapshotted,
+    /// not moved: the caller removes it).
+    pub(crate) fn swap_in(
+        &self,
+        rec: &ContainerRecord,
+        source: &std::path::Path,
+        new_lowers: &[LayerId],
+    ) -> Result<(), Error> {
         let id = rec.id.as_str();
         let p = self.restore_paths(id);
         let step = |s| Error::storage(s, id);
@@ -78,7 +89,7 @@ impl ContainerService {
             let _ = std::fs::remove_file(&p.journal);
             e
         };
-        self.host.btrfs.snapshot(&self.pool.root().join(&layer.subvolume), &p.staged, false).map_err(|e| {
+        self.host.btrfs.snapshot(source, &p.staged, false).map_err(|e| {
             let _ = std::fs::remove_file(&p.journal);
             step("restore snapshot")(e)
         })?;

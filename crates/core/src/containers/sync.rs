@@ -1,0 +1,198 @@
+//! Syncing a copy with its template: the copy's lowers become the
+//! template's current state (frozen into a layer, as a new copy would get),
+//! while the copy keeps its own changes on top and its `/data` exactly as
+//! it saw it, template files included. A snapshot is taken first; when the
+//! synced copy does not start, it is restored and the sync is refused.
+//!
+//! The rule for the copy's own files: what the copy wrote anywhere stays
+//! and wins over the template's new version of that file; everything it
+//! never touched outside `/data` comes from the template's new state.
+//! `/data` is made the copy's own (an opaque directory of its upper
+//! holding the merged view from before), so the template's `/data` never
+//! shows through again.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cubby_model::{Container, ContainerId, ContainerStatus, CreateSnapshot, LayerId, Trigger};
+use cubby_storage::Overlay;
+use cubby_storage::image::beneath::Beneath;
+use cubby_store::{ContainerRecord, LayerKind};
+
+use super::ContainerService;
+use crate::{Caller, Error};
+
+/// The xattr that makes an upper directory hide the lowers' directory of
+/// the same path.
+const OPAQUE: &str = "trusted.overlay.opaque";
+
+impl ContainerService {
+    /// The template `rec` was copied from, if it still exists.
+    fn template_of(&self, caller: &Caller, rec: &ContainerRecord) -> Result<ContainerRecord, Error> {
+        let no_template = || Error::Conflict {
+            code: "no_template",
+            message: format!(
+                "container {} was not copied from a container that still exists: there is nothing to sync from",
+                rec.id
+            ),
+        };
+        let lowers = self.store.container_lowers(&rec.id)?;
+        let source = lowers
+            .first()
+            .filter(|l| l.kind == LayerKind::Frozen)
+            .and_then(|l| l.source_container.clone())
+            .ok_or_else(no_template)?;
+        match self.record(caller, &source) {
+            Ok(template) => Ok(template),
+            Err(Error::NotFound { .. }) => Err(no_template()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Pulls the template's newer files into copy `id` (see the module
+    /// header); answers the copy as it runs after.
+    pub async fn sync_container(self: &Arc<Self>, caller: &Caller, id: &ContainerId) -> Result<Container, Error> {
+        let rec = self.record(caller, id)?;
+        let template = self.template_of(caller, &rec)?;
+        let before: Vec<LayerId> = self.store.container_lowers(&rec.id)?.into_iter().map(|l| l.id).collect();
+        if self.template_chain(caller, &template.id).await? == before {
+            // Up to date: nothing to stop or swap.
+            return self.detailed_view(&rec);
+        }
+        let rollback =
+            self.create_snapshot(caller, id, &CreateSnapshot { alias: None, expiry_days: Some(7.0) }).await?;
+        let guard = self.lock(id).await;
+        let rec = self.record(caller, id)?;
+        let was_running = rec.status == ContainerStatus::Running;
+        let stopped = match rec.status {
+            ContainerStatus::Running | ContainerStatus::Failed => {
+                self.stop_locked(&rec, Trigger::Api, Some(self.config.defaults.stop_timeout), Some(caller)).await
+            }
+            ContainerStatus::Stopped => Ok(rec),
+            other => Err(Error::Conflict {
+                code: "container_busy",
+                message: format!("container {id} is {}: wait and try again", other.as_str()),
+            }),
+        };
+        let staging = self.pool.tmp_path("sync");
+        let swapped = match stopped {
+            Ok(rec) => match self.stage_sync(&rec, &staging) {
+                // The template's state at this moment, frozen and swapped
+                // in under the layer lock, so nothing collects it between.
+                Ok(()) => {
+                    let template_guard = self.lock(&template.id).await;
+                    let frozen = self.record(caller, &template.id).and_then(|t| {
+                        let chain = self.frozen_layer(&t)?;
+                        Ok((t, chain))
+                    });
+                    let layers = self.layers_lock.lock().await;
+                    let result = frozen.and_then(|(t, top)| {
+                        let mut chain = vec![top];
+                        chain.extend(self.store.container_lowers(&t.id)?.into_iter().map(|l| l.id));
+                        self.swap_in(&rec, &staging, &chain)
+                    });
+                    drop((layers, template_guard));
+                    result.map(|()| rec)
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        if self.host.btrfs.is_subvolume(&staging).unwrap_or(false) {
+            let _ = self.host.btrfs.delete_subvolume(&staging);
+        }
+        let rec = match swapped {
+            Ok(rec) => rec,
+            Err(e) => {
+                // Nothing was swapped: the container is as it was (stopped
+                // if it ran); its snapshot is not needed.
+                drop(guard);
+                let _ = self.delete_snapshot(caller, id, &rollback.name).await;
+                return Err(e);
+            }
+        };
+        tracing::info!(container = %id, template = %template.id, "synced with its template");
+        let started =
+            if was_running { self.start_locked(&rec, Trigger::Api, Some(caller)).await.map(Some) } else { Ok(None) };
+        drop(guard);
+        match started {
+            Ok(_) => {
+                let _ = self.delete_snapshot(caller, id, &rollback.name).await;
+                let _ = self.collect_layers().await;
+                self.detailed_view(&self.record(caller, id)?)
+            }
+            Err(e) => {
+                tracing::warn!(container = %id, error = %e, "the synced copy did not start; rolling back");
+                self.restore_snapshot(caller, id, &rollback.name).await?;
+                // The failed start left it failed: it runs again as before.
+                let restarted = self.start_container(caller, id).await;
+                let _ = self.delete_snapshot(caller, id, &rollback.name).await;
+                if let Err(again) = restarted {
+                    tracing::error!(container = %id, error = %again, "the rolled-back copy did not start either");
+                }
+                let _ = self.collect_layers().await;
+                Err(Error::Conflict {
+                    code: "sync_failed",
+                    message: format!(
+                        "container {id} did not start on its template's new state ({}); it was put back as it was",
+                        crate::error::error_chain(&e)
+                    ),
+                })
+            }
+        }
+    }
+
+    /// The lowers a copy of `template` made now would get.
+    async fn template_chain(&self, caller: &Caller, template: &ContainerId) -> Result<Vec<LayerId>, Error> {
+        let _template = self.lock(template).await;
+        let template = self.record(caller, template)?;
+        let _layers = self.layers_lock.lock().await;
+        let mut chain = vec![self.frozen_layer(&template)?];
+        chain.extend(self.store.container_lowers(&template.id)?.into_iter().map(|l| l.id));
+        Ok(chain)
+    }
+
+    /// A writable copy of the (stopped) container's subvolume at `staging`
+    /// whose `upper/data` holds the whole `/data` the container saw.
+    fn stage_sync(&self, rec: &ContainerRecord, staging: &Path) -> Result<(), Error> {
+        let step = |s| Error::storage(s, rec.id.as_str());
+        let own = self.pool.container(rec.id.as_str());
+        self.host.btrfs.snapshot(&own, staging, false).map_err(step("snapshot for sync"))?;
+        let view = self.pool.tmp_path("sync-view");
+        std::fs::create_dir(&view).map_err(Error::io("create", &view))?;
+        let mut lowers = vec![staging.join("upper")];
+        lowers.extend(self.lower_paths(rec)?);
+        let overlay = Overlay { lowers, upper: None, target: view.clone() };
+        self.host.mounts.mount_overlay(&overlay).map_err(step("mount the view before sync"))?;
+        let merged = staging.join("data.synced");
+        let copied = (|| -> Result<bool, Error> {
+            let seen = view.join("data");
+            if !seen.is_dir() {
+                return Ok(false);
+            }
+            std::fs::create_dir(&merged).map_err(Error::io("create", &merged))?;
+            cubby_storage::flatten::copy_tree(&seen, &merged).map_err(step("copy /data"))?;
+            let meta = std::fs::metadata(&seen).map_err(Error::io("stat", &seen))?;
+            use std::os::unix::fs::MetadataExt;
+            std::os::unix::fs::lchown(&merged, Some(meta.uid()), Some(meta.gid()))
+                .map_err(Error::io("chown", &merged))?;
+            std::fs::set_permissions(&merged, std::os::unix::fs::PermissionsExt::from_mode(meta.mode() & 0o7777))
+                .map_err(Error::io("chmod", &merged))?;
+            Ok(true)
+        })();
+        let unmounted = self.host.mounts.unmount(&view).map_err(step("unmount the view before sync"));
+        let _ = std::fs::remove_dir(&view);
+        let had_data = copied?;
+        unmounted?;
+        // The copy's own /data goes; the merged one takes its place, opaque.
+        let upper = Beneath::open(&staging.join("upper")).map_err(step("open the staged upper"))?;
+        upper.remove(std::ffi::OsStr::new("data")).map_err(step("replace /data"))?;
+        if had_data {
+            let data = staging.join("upper/data");
+            std::fs::rename(&merged, &data).map_err(Error::io("move", &merged))?;
+            rustix::fs::setxattr(&data, OPAQUE, b"y", rustix::fs::XattrFlags::empty())
+                .map_err(|e| Error::io("mark opaque", &data)(e.into()))?;
+        }
+        Ok(())
+    }
+}
