@@ -1902,6 +1902,11 @@ export interface components {
             };
             /** Format: int32 */
             idle_timeout_seconds?: number | null;
+            /**
+             * @description Move it onto this image, keeping its own files and its `/data` (a
+             *     snapshot first; rolled back if it does not start on the new image).
+             */
+            image?: string | null;
             limits?: components["schemas"]["LimitsSpec"] | null;
             /**
              * Format: int32
@@ -1910,6 +1915,11 @@ export interface components {
             max_snapshots?: number | null;
             /** @description A new name; the URL follows. */
             name?: string | null;
+            /**
+             * @description Move it onto this container's current state, as a fresh copy of it
+             *     would get, keeping its own files and its `/data` (as `image`).
+             */
+            rebase_on?: string | null;
             /** @description Restart it so env changes apply now. */
             restart?: boolean | null;
         };

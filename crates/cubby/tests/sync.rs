@@ -84,3 +84,95 @@ fn a_synced_copy_gets_the_templates_files_and_keeps_its_data() {
     let err = api.sync_container(&tid).unwrap_err().to_string();
     assert!(err.contains("no_template"), "{err}");
 }
+
+/// A rootfs tarball (gzip) of static busybox, with the demo app unless
+/// `broken`, and `/etc/flavor`.
+fn image_tarball(flavor: &str, broken: bool) -> Vec<u8> {
+    let helpers = std::path::Path::new(support::BIN).parent().unwrap().join("helpers");
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, data: &[u8], mode: u32| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append_data(&mut h, path, data).unwrap();
+    };
+    add("bin/busybox", &std::fs::read("/bin/busybox").expect("busybox-static"), 0o755);
+    add("etc/flavor", flavor.as_bytes(), 0o644);
+    if !broken {
+        add("usr/local/bin/cubby-demo", &std::fs::read(helpers.join("cubby-demo")).expect("the demo helper"), 0o755);
+    }
+    let mut link = tar::Header::new_gnu();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_size(0);
+    link.set_mode(0o777);
+    link.set_uid(0);
+    link.set_gid(0);
+    link.set_mtime(0);
+    link.set_cksum();
+    b.append_link(&mut link, "bin/sh", "busybox").unwrap();
+    for dir in ["data", "tmp", "usr/bin"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o755);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append_data(&mut h, dir, std::io::empty()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn a_tenant_moves_onto_a_new_image_or_template_and_back_when_it_does_not_start() {
+    let Some(d) = daemon("a_tenant_moves_onto_a_new_image_or_template") else { return };
+    let api = d.admin();
+    api.import_image("alt", std::io::Cursor::new(image_tarball("alt", false))).unwrap();
+    api.import_image("broken", std::io::Cursor::new(image_tarball("broken", true))).unwrap();
+    let acme = project(&api, "acme");
+    let c = container(&api, &acme, "tenant", "hi").id.to_string();
+    let (code, _, err) = sh(&api, &c, "echo rows > /data/db && echo own > /own");
+    assert_eq!(code, 0, "{err}");
+
+    // A new image: its files, the tenant's own kept.
+    let moved = api
+        .update_container(&c, &cubby_model::UpdateContainer { image: Some("alt".into()), ..Default::default() })
+        .unwrap();
+    assert_eq!(moved.image, "alt");
+    assert_eq!(read(&api, &c, "/etc/flavor"), "alt");
+    assert_eq!((read(&api, &c, "/data/db"), read(&api, &c, "/own")), ("rows".into(), "own".into()));
+
+    // An image it cannot start on: refused and put back (the move above,
+    // made the same way, is the control).
+    let err = api
+        .update_container(&c, &cubby_model::UpdateContainer { image: Some("broken".into()), ..Default::default() })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sync_failed"), "{err}");
+    let back = api.container(&c).unwrap();
+    assert_eq!((back.image.as_str(), back.status), ("alt", cubby_model::ContainerStatus::Running));
+    assert_eq!(read(&api, &c, "/etc/flavor"), "alt");
+
+    // Rebased on another container's current state.
+    let t = container(&api, &acme, "template", "t").id.to_string();
+    let (code, _, err) = sh(&api, &t, "echo from-template > /marker");
+    assert_eq!(code, 0, "{err}");
+    let req = cubby_model::UpdateContainer {
+        rebase_on: Some(cubby_model::ContainerId::parse(&t).unwrap()),
+        ..Default::default()
+    };
+    api.update_container(&c, &req).unwrap();
+    assert_eq!(read(&api, &c, "/marker"), "from-template");
+    assert_eq!((read(&api, &c, "/data/db"), read(&api, &c, "/own")), ("rows".into(), "own".into()));
+    // Not on itself.
+    let req = cubby_model::UpdateContainer {
+        rebase_on: Some(cubby_model::ContainerId::parse(&c).unwrap()),
+        ..Default::default()
+    };
+    assert!(api.update_container(&c, &req).unwrap_err().to_string().contains("itself"));
+}

@@ -280,6 +280,15 @@ pub struct UpdateContainer {
     pub autostart: Option<bool>,
     #[serde(default)]
     pub idle_timeout_seconds: Option<u32>,
+    /// Move it onto this image, keeping its own files and its `/data` (a
+    /// snapshot first; rolled back if it does not start on the new image).
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Move it onto this container's current state, as a fresh copy of it
+    /// would get, keeping its own files and its `/data` (as `image`).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub rebase_on: Option<ContainerId>,
 }
 
 /// The body of `POST /api/v1/projects/{id}/containers`.

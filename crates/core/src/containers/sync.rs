@@ -1,8 +1,10 @@
-//! Syncing a copy with its template: the copy's lowers become the
-//! template's current state (frozen into a layer, as a new copy would get),
-//! while the copy keeps its own changes on top and its `/data` exactly as
-//! it saw it, template files included. A snapshot is taken first; when the
-//! synced copy does not start, it is restored and the sync is refused.
+//! Moving a tenant onto new lowers while it keeps its own files ("rebase"):
+//! a copy synced with its template (its lowers become the template's
+//! current state, frozen into a layer, as a new copy would get), rebased on
+//! another container, or moved onto another image. The tenant keeps its
+//! own changes on top and its `/data` exactly as it saw it, lower files
+//! included. A snapshot is taken first; when the tenant does not start on
+//! its new lowers, it is restored and the change is refused.
 //!
 //! The rule for the copy's own files: what the copy wrote anywhere stays
 //! and wins over the template's new version of that file; everything it
@@ -21,6 +23,15 @@ use cubby_store::{ContainerRecord, LayerKind};
 
 use super::ContainerService;
 use crate::{Caller, Error};
+
+/// What a tenant is moved onto.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Rebase {
+    /// A container's current state (a template's, for a sync).
+    OnContainer(ContainerId),
+    /// An image, under the tenant's other lowers.
+    OnImage(String),
+}
 
 /// The xattr that makes an upper directory hide the lowers' directory of
 /// the same path.
@@ -54,8 +65,67 @@ impl ContainerService {
     pub async fn sync_container(self: &Arc<Self>, caller: &Caller, id: &ContainerId) -> Result<Container, Error> {
         let rec = self.record(caller, id)?;
         let template = self.template_of(caller, &rec)?;
+        self.rebase(caller, id, &Rebase::OnContainer(template.id)).await
+    }
+
+    /// The lowers `target` gives container `rec` now.
+    async fn target_chain(
+        &self,
+        caller: &Caller,
+        rec: &ContainerRecord,
+        target: &Rebase,
+    ) -> Result<Vec<LayerId>, Error> {
+        let _template = match target {
+            Rebase::OnContainer(on) => Some(self.lock(on).await),
+            Rebase::OnImage(_) => None,
+        };
+        let _layers = self.layers_lock.lock().await;
+        self.locked_chain(caller, rec, target)
+    }
+
+    /// [`Self::target_chain`] for a caller holding the target container's
+    /// lock (if any) and the layer lock.
+    fn locked_chain(&self, caller: &Caller, rec: &ContainerRecord, target: &Rebase) -> Result<Vec<LayerId>, Error> {
+        match target {
+            Rebase::OnContainer(on) => {
+                let template = self.record(caller, on)?;
+                let mut chain = vec![self.frozen_layer(&template)?];
+                chain.extend(self.store.container_lowers(&template.id)?.into_iter().map(|l| l.id));
+                Ok(chain)
+            }
+            Rebase::OnImage(name) => {
+                let image =
+                    self.store.image(name)?.ok_or_else(|| Error::NotFound { kind: "image", id: name.clone() })?;
+                let mut chain: Vec<LayerId> = self
+                    .store
+                    .container_lowers(&rec.id)?
+                    .into_iter()
+                    .filter(|l| l.kind != LayerKind::Image)
+                    .map(|l| l.id)
+                    .collect();
+                chain.push(image.layer_id);
+                Ok(chain)
+            }
+        }
+    }
+
+    /// Moves container `id` onto `target`'s lowers (see the module header).
+    pub(crate) async fn rebase(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: &ContainerId,
+        target: &Rebase,
+    ) -> Result<Container, Error> {
+        let rec = self.record(caller, id)?;
+        if let Rebase::OnContainer(on) = target {
+            if on == id {
+                return Err(Error::invalid("rebase_on", "a container cannot be rebased on itself"));
+            }
+            self.record(caller, on)?;
+        }
+        let old_image = rec.image.clone();
         let before: Vec<LayerId> = self.store.container_lowers(&rec.id)?.into_iter().map(|l| l.id).collect();
-        if self.template_chain(caller, &template.id).await? == before {
+        if self.target_chain(caller, &rec, target).await? == before {
             // Up to date: nothing to stop or swap.
             return self.detailed_view(&rec);
         }
@@ -80,19 +150,22 @@ impl ContainerService {
                 // The template's state at this moment, frozen and swapped
                 // in under the layer lock, so nothing collects it between.
                 Ok(()) => {
-                    let template_guard = self.lock(&template.id).await;
-                    let frozen = self.record(caller, &template.id).and_then(|t| {
-                        let chain = self.frozen_layer(&t)?;
-                        Ok((t, chain))
-                    });
+                    let template_guard = match target {
+                        Rebase::OnContainer(on) => Some(self.lock(on).await),
+                        Rebase::OnImage(_) => None,
+                    };
                     let layers = self.layers_lock.lock().await;
-                    let result = frozen.and_then(|(t, top)| {
-                        let mut chain = vec![top];
-                        chain.extend(self.store.container_lowers(&t.id)?.into_iter().map(|l| l.id));
-                        self.swap_in(&rec, &staging, &chain)
+                    let result = self.locked_chain(caller, &rec, target).and_then(|chain| {
+                        self.swap_in(&rec, &staging, &chain)?;
+                        if let Rebase::OnImage(name) = target {
+                            let mut changed = rec.clone();
+                            changed.image.clone_from(name);
+                            self.store.update_container(&changed)?;
+                        }
+                        Ok(())
                     });
                     drop((layers, template_guard));
-                    result.map(|()| rec)
+                    result.and_then(|()| self.record(caller, id))
                 }
                 Err(e) => Err(e),
             },
@@ -111,7 +184,7 @@ impl ContainerService {
                 return Err(e);
             }
         };
-        tracing::info!(container = %id, template = %template.id, "synced with its template");
+        tracing::info!(container = %id, onto = ?target, "rebased");
         let started =
             if was_running { self.start_locked(&rec, Trigger::Api, Some(caller)).await.map(Some) } else { Ok(None) };
         drop(guard);
@@ -124,6 +197,13 @@ impl ContainerService {
             Err(e) => {
                 tracing::warn!(container = %id, error = %e, "the synced copy did not start; rolling back");
                 self.restore_snapshot(caller, id, &rollback.name).await?;
+                if let Rebase::OnImage(_) = target {
+                    // The snapshot holds files and lowers; the image's name
+                    // goes back too.
+                    let mut back = self.record(caller, id)?;
+                    back.image.clone_from(&old_image);
+                    self.store.update_container(&back)?;
+                }
                 // The failed start left it failed: it runs again as before.
                 let restarted = self.start_container(caller, id).await;
                 let _ = self.delete_snapshot(caller, id, &rollback.name).await;
@@ -134,22 +214,12 @@ impl ContainerService {
                 Err(Error::Conflict {
                     code: "sync_failed",
                     message: format!(
-                        "container {id} did not start on its template's new state ({}); it was put back as it was",
+                        "container {id} did not start on its new lowers ({}); it was put back as it was",
                         crate::error::error_chain(&e)
                     ),
                 })
             }
         }
-    }
-
-    /// The lowers a copy of `template` made now would get.
-    async fn template_chain(&self, caller: &Caller, template: &ContainerId) -> Result<Vec<LayerId>, Error> {
-        let _template = self.lock(template).await;
-        let template = self.record(caller, template)?;
-        let _layers = self.layers_lock.lock().await;
-        let mut chain = vec![self.frozen_layer(&template)?];
-        chain.extend(self.store.container_lowers(&template.id)?.into_iter().map(|l| l.id));
-        Ok(chain)
     }
 
     /// A writable copy of the (stopped) container's subvolume at `staging`

@@ -38,6 +38,17 @@ impl ContainerService {
         id: &ContainerId,
         req: &UpdateContainer,
     ) -> Result<Container, Error> {
+        // New lowers first (a snapshot, a restart, a rollback of their own);
+        // the other changes then apply to the moved container.
+        let rebase = match (&req.image, &req.rebase_on) {
+            (Some(_), Some(_)) => return Err(Error::invalid("image", "give image or rebase_on, not both")),
+            (Some(image), None) => Some(super::sync::Rebase::OnImage(image.clone())),
+            (None, Some(on)) => Some(super::sync::Rebase::OnContainer(on.clone())),
+            (None, None) => None,
+        };
+        if let Some(target) = rebase {
+            self.rebase(caller, id, &target).await?;
+        }
         let _guard = self.lock(id).await;
         let old = self.record(caller, id)?;
         self.update_locked(caller, old, req).await

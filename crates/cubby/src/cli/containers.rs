@@ -67,8 +67,10 @@ pub enum ContainersCommand {
         #[command(flatten)]
         c: Connection,
     },
-    /// Change a container's env, limits or name.
+    /// Change a container's env, limits, name, image or lowers.
     Update(UpdateArgs),
+    /// Pull the template's newer files into a copy, keeping its /data.
+    Sync(Target),
     /// Sign a claim and print the link that opens the container's URL.
     Authorize {
         id: String,
@@ -209,6 +211,13 @@ pub struct UpdateArgs {
     /// Restart so env changes apply now.
     #[arg(long)]
     pub restart: bool,
+    /// Move it onto this image, keeping its own files and /data.
+    #[arg(long, conflicts_with = "rebase_on")]
+    pub image: Option<String>,
+    /// Move it onto this container's current state, keeping its own files
+    /// and /data.
+    #[arg(long)]
+    pub rebase_on: Option<String>,
     #[command(flatten)]
     pub c: Connection,
 }
@@ -330,6 +339,7 @@ pub fn run(cmd: ContainersCommand) -> anyhow::Result<std::process::ExitCode> {
             };
             print_one(c.json, &created);
         }
+        ContainersCommand::Sync(Target { id, c }) => print_one(c.json, &c.client()?.sync_container(&id)?),
         ContainersCommand::Update(a) => {
             let mut env: BTreeMap<String, Option<String>> = a.env.into_iter().map(|(k, v)| (k, Some(v))).collect();
             env.extend(a.unset.into_iter().map(|k| (k, None)));
@@ -343,6 +353,8 @@ pub fn run(cmd: ContainersCommand) -> anyhow::Result<std::process::ExitCode> {
                 access: a.access,
                 autostart: a.autostart,
                 idle_timeout_seconds: a.idle_timeout,
+                image: a.image,
+                rebase_on: a.rebase_on.as_deref().map(cubby_model::ContainerId::parse).transpose()?,
             };
             print_one(a.c.json, &a.c.client()?.update_container(&a.id, &req)?);
         }

@@ -360,7 +360,8 @@ impl ContainerStore for SqliteStore {
         self.conn()
             .execute(
                 "UPDATE containers SET name = ?2, env = ?3, cpu = ?4, memory = ?5, pids = ?6, disk_limit = ?7,
-                        max_snapshots = ?8, updated_at = ?9, access = ?10, autostart = ?11, idle_timeout = ?12
+                        max_snapshots = ?8, updated_at = ?9, access = ?10, autostart = ?11, idle_timeout = ?12,
+                        image = ?13
                   WHERE id = ?1",
                 params![
                     c.id.as_str(),
@@ -375,6 +376,7 @@ impl ContainerStore for SqliteStore {
                     c.access.map(AccessMode::as_str),
                     c.autostart,
                     c.idle_timeout,
+                    c.image,
                 ],
             )
             .map_err(insert_error("update container", "container", c.name.clone()))?;
