@@ -89,6 +89,12 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         seconds: u32,
     },
+    /// A tenant's export streamed over the API against `cat` of its files.
+    Export {
+        /// Megabytes of files in the tenant.
+        #[arg(long, default_value_t = 1024)]
+        mb: u32,
+    },
     /// Wake latency, and proxy throughput with wrk: Cubby, nginx and direct.
     Urls {
         /// Wakes to measure.
@@ -139,6 +145,7 @@ fn main() -> anyhow::Result<()> {
         Scenario::Scripts { n, seconds } => {
             scenarios::scripts::run(&bin, if args.quick { 50 } else { n }, if args.quick { 3 } else { seconds })?
         }
+        Scenario::Export { mb } => scenarios::export::run(&bin, if args.quick { 64 } else { mb })?,
         Scenario::Urls { wakes, seconds } => {
             scenarios::urls::run(&bin, if args.quick { 5 } else { wakes }, if args.quick { 3 } else { seconds })?
         }

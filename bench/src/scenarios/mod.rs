@@ -1,7 +1,9 @@
 //! The measured scenarios. Each runs against a fresh daemon owned by the
 //! bench and removed at the end.
 
+pub mod export;
 pub mod firewall;
+pub mod https;
 pub mod lifecycle;
 pub mod report;
 pub mod scripts;

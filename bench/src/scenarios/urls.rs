@@ -54,10 +54,25 @@ pub fn parse_latency(text: &str) -> Option<f64> {
 }
 
 pub fn wrk(url: &str, host: Option<&str>, seconds: u32, connections: u32) -> anyhow::Result<Wrk> {
+    wrk_with(url, host, &[], seconds, connections)
+}
+
+/// [`wrk`] with more request headers (`Connection: close` makes every
+/// request a new connection).
+pub fn wrk_with(
+    url: &str,
+    host: Option<&str>,
+    headers: &[&str],
+    seconds: u32,
+    connections: u32,
+) -> anyhow::Result<Wrk> {
     let mut cmd = Command::new("wrk");
     cmd.args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency"]);
     if let Some(h) = host {
         cmd.args(["-H", &format!("Host: {h}")]);
+    }
+    for h in headers {
+        cmd.args(["-H", h]);
     }
     let out = cmd.arg(url).output().context("running wrk (install it with scripts/setup.sh --bench)")?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -82,24 +97,41 @@ pub fn wrk(url: &str, host: Option<&str>, seconds: u32, connections: u32) -> any
 /// workers run as root: the host's firewall lets only root's sockets reach
 /// containers (other local users get no gateway trust), and Cubby's proxy
 /// runs as root too.
-struct Nginx {
+pub(super) struct Nginx {
     child: Child,
-    port: u16,
+    pub(super) port: u16,
     _dir: tempfile::TempDir,
 }
 
+/// A certificate and key (PEM files) for nginx's TLS listener.
+pub(super) struct TlsFiles<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+}
+
 impl Nginx {
-    fn start(upstream: SocketAddr) -> anyhow::Result<Self> {
+    /// Plain HTTP, or HTTPS with `tls` (TLS 1.3 only, HTTP/1.1, session
+    /// cache and tickets on: what Cubby's proxy does).
+    pub(super) fn start(upstream: SocketAddr, tls: Option<TlsFiles<'_>>) -> anyhow::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = tempfile::tempdir()?;
         let d = dir.path().display();
+        let listen = match tls {
+            None => format!("listen 127.0.0.1:{port};"),
+            Some(TlsFiles { cert, key }) => format!(
+                "listen 127.0.0.1:{port} ssl;\n    ssl_certificate {};\n    ssl_certificate_key {};\n    \
+                 ssl_protocols TLSv1.3;\n    ssl_session_cache shared:SSL:10m;\n    ssl_session_tickets on;",
+                cert.display(),
+                key.display()
+            ),
+        };
         let conf = format!(
             "user root;\nworker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
              events {{ worker_connections 1024; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
                fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
                upstream app {{ server {upstream}; keepalive 64; }}\n\
-               server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://app;\n\
+               server {{\n    {listen}\n    location / {{\n      proxy_pass http://app;\n\
                    proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_set_header Host $host;\n\
                    proxy_set_header X-Forwarded-For $remote_addr;\n    }}\n  }}\n}}\n"
         );
@@ -149,7 +181,7 @@ impl Drop for Nginx {
 }
 
 /// A public project `bench` with one running container `app`.
-fn public_app(d: &Daemon) -> anyhow::Result<cubby_model::Container> {
+pub(super) fn public_app(d: &Daemon) -> anyhow::Result<cubby_model::Container> {
     let api = d.admin();
     let project = api.create_project(&CreateProject {
         name: "bench".into(),
@@ -202,6 +234,9 @@ pub fn run(bin: &str, wakes: usize, seconds: u32) -> anyhow::Result<Report> {
         }
     }
     api.delete_container(c.id.as_str())?;
+    drop(unmeasured);
+    // And over HTTPS, against nginx with the same certificate.
+    figures.extend(super::https::figures(bin, seconds)?);
 
     let mut rows = BTreeMap::new();
     rows.insert("wake: stopped → first byte via proxy".into(), summarize(&wake));
@@ -226,7 +261,7 @@ const WARM_UP_SECONDS: u32 = 2;
 pub fn proxy_figures(d: &Daemon, c: &cubby_model::Container, seconds: u32) -> anyhow::Result<Vec<(String, String)>> {
     let host = c.url.strip_prefix("http://").context("an http URL")?.to_string();
     let app: SocketAddr = format!("{}:{}", c.address, c.port).parse()?;
-    let nginx = Nginx::start(app)?;
+    let nginx = Nginx::start(app, None)?;
     let connections = 32;
     // Each target gets an untimed warm-up run first (connection pools,
     // caches, allocator), then the measured one.
@@ -255,7 +290,7 @@ pub fn proxy_figures(d: &Daemon, c: &cubby_model::Container, seconds: u32) -> an
     Ok(figures)
 }
 
-fn nginx_version() -> String {
+pub(super) fn nginx_version() -> String {
     Command::new("nginx")
         .arg("-v")
         .output()
