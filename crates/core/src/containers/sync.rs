@@ -177,8 +177,15 @@ impl ContainerService {
         let rec = match swapped {
             Ok(rec) => rec,
             Err(e) => {
-                // Nothing was swapped: the container is as it was (stopped
-                // if it ran); its snapshot is not needed.
+                // Nothing was swapped: the container is as it was, and runs
+                // again if it ran; its snapshot is not needed.
+                if was_running
+                    && let Ok(rec) = self.record(caller, id)
+                    && rec.status != ContainerStatus::Running
+                    && let Err(again) = self.start_locked(&rec, Trigger::Api, Some(caller)).await
+                {
+                    tracing::error!(container = %id, error = %again, "could not start again after a failed rebase");
+                }
                 drop(guard);
                 let _ = self.delete_snapshot(caller, id, &rollback.name).await;
                 return Err(e);
