@@ -4783,10 +4783,10 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description An archive made by export */
+        /** @description An archive made by export (tar + zstd) */
         requestBody: {
             content: {
-                "application/zstd": number[];
+                "application/octet-stream": number[];
             };
         };
         responses: {

@@ -534,7 +534,8 @@ impl Client {
     ) -> Result<Container, ClientError> {
         let query = name.map(|n| format!("?name={n}")).unwrap_or_default();
         let url = format!("{}/api/v1/projects/{project}/import{query}", self.base);
-        let mut req = self.agent.post(&url).header("Content-Type", "application/zstd").header("Expect", "100-continue");
+        let mut req =
+            self.agent.post(&url).header("Content-Type", "application/octet-stream").header("Expect", "100-continue");
         if let Some(token) = &self.token {
             req = req.header("Authorization", &format!("Bearer {token}"));
         }

@@ -132,7 +132,7 @@ pub struct ImportQuery {
 /// (`PUT /api/v1/containers/{id}/env`). The box must have the image.
 #[utoipa::path(post, path = "/api/v1/projects/{id}/import", tag = "containers", security(("bearer" = [])),
     params(("id" = String, Path, description = "Project id"), ImportQuery),
-    request_body(content = Vec<u8>, content_type = "application/zstd", description = "An archive made by export"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "An archive made by export (tar + zstd)"),
     responses((status = 201, body = Container), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
