@@ -95,6 +95,16 @@ enum Scenario {
         #[arg(long, default_value_t = 1024)]
         mb: u32,
     },
+    /// A backup of idle tenants (whole, then with nothing changed), and a
+    /// rollout over running copies against the same syncs one by one.
+    Upgrades {
+        /// Idle tenants in the backup.
+        #[arg(long, default_value_t = 500)]
+        idle: usize,
+        /// Running copies in the rollout.
+        #[arg(long, default_value_t = 100)]
+        copies: usize,
+    },
     /// Wake latency, and proxy throughput with wrk: Cubby, nginx and direct.
     Urls {
         /// Wakes to measure.
@@ -146,6 +156,9 @@ fn main() -> anyhow::Result<()> {
             scenarios::scripts::run(&bin, if args.quick { 50 } else { n }, if args.quick { 3 } else { seconds })?
         }
         Scenario::Export { mb } => scenarios::export::run(&bin, if args.quick { 64 } else { mb })?,
+        Scenario::Upgrades { idle, copies } => {
+            scenarios::upgrades::run(&bin, if args.quick { 50 } else { idle }, if args.quick { 10 } else { copies })?
+        }
         Scenario::Urls { wakes, seconds } => {
             scenarios::urls::run(&bin, if args.quick { 5 } else { wakes }, if args.quick { 3 } else { seconds })?
         }

@@ -8,6 +8,7 @@ pub mod lifecycle;
 pub mod report;
 pub mod scripts;
 pub mod templates;
+pub mod upgrades;
 pub mod urls;
 
 use std::collections::BTreeMap;

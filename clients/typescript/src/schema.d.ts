@@ -39,6 +39,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/backups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Take a backup of the whole box (admin token): the state, every
+         *     container, layer, key, certificate and script, into a new directory
+         *     under `to` (a path on the daemon's host) or the daemon's
+         *     `--backup-dir`, incremental against the newest backup there. Answers
+         *     when it is complete; `cubby restore --from DIR` rebuilds the box.
+         */
+        post: operations["create_backup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/containers": {
         parameters: {
             query?: never;
@@ -784,6 +807,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{id}/rollouts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The project's rollouts this daemon remembers, oldest first. */
+        get: operations["list_rollouts"];
+        put?: never;
+        /**
+         * Start a rollout: sync every copy of `template`, or move the tenants
+         *     onto `image`, `batch_size` at a time (each snapshotted first and put
+         *     back if it does not start). A batch with such a failure ends it.
+         *     Answers at once; follow it with `GET .../rollouts/{rollout_id}` or the
+         *     events (`container.upgraded`, `rollout.finished`).
+         */
+        post: operations["create_rollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/rollouts/{rollout_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One rollout and its progress. */
+        get: operations["get_rollout"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{id}/scripts": {
         parameters: {
             query?: never;
@@ -1078,6 +1142,45 @@ export interface components {
              */
             ttl_seconds?: number | null;
         };
+        /** @description A backup that was taken. */
+        Backup: {
+            /**
+             * Format: int64
+             * @description Bytes written into the directory.
+             */
+            bytes_written: number;
+            /**
+             * Format: int32
+             * @description Containers in it.
+             */
+            containers: number;
+            /** @description Its directory on the daemon's host. */
+            dir: string;
+            /**
+             * Format: int64
+             * @description How long it took, in milliseconds.
+             */
+            duration_ms: number;
+            /** @description Its id: the UTC time it was taken (`20261204T225106.123Z`). */
+            id: string;
+            /**
+             * Format: int32
+             * @description Read-only layers in it (images, templates, snapshots).
+             */
+            layers: number;
+            /** @description The backup it is incremental to (`None`: a whole one). */
+            parent?: string | null;
+            /**
+             * Format: int32
+             * @description Subvolumes written as a send stream this time (whole or increment).
+             */
+            streams_written: number;
+            /**
+             * Format: int32
+             * @description Subvolumes unchanged since the parent, named and not written again.
+             */
+            unchanged: number;
+        };
         /** @description Bytes, as an integer or a string with a unit such as "512MiB". */
         ByteSize: number | string;
         /** @description A container, as the API shows it. */
@@ -1263,6 +1366,15 @@ export interface components {
             /** Format: int32 */
             port?: number | null;
         };
+        /** @description `POST /api/v1/backups`. */
+        CreateBackup: {
+            /**
+             * @description Absolute directory on the daemon's host that holds the backups;
+             *     left out: the daemon's `--backup-dir`. Incremental against the
+             *     newest backup already there.
+             */
+            to?: string | null;
+        };
         /** @description The body of `POST /api/v1/projects/{id}/containers`. */
         CreateContainer: {
             access?: components["schemas"]["AccessMode"] | null;
@@ -1311,6 +1423,29 @@ export interface components {
             /** @description 1 to 20 lowercase letters, digits and hyphens, not ending in `-<digits>`. */
             name: string;
             quota?: components["schemas"]["ProjectQuota"] | null;
+        };
+        /** @description `POST /api/v1/projects/{id}/rollouts`: give `template` or `image`. */
+        CreateRollout: {
+            /**
+             * Format: int32
+             * @description Tenants per batch (default 5, at most 100). A batch ends before the
+             *     next begins.
+             */
+            batch_size?: number | null;
+            /**
+             * @description With `image`: only the tenants now on this image (default: every
+             *     tenant not on `image` yet).
+             */
+            from_image?: string | null;
+            /** @description Move the project's tenants onto this image, as `PATCH {image}` does. */
+            image?: string | null;
+            /**
+             * Format: int32
+             * @description Most tenants of a batch stopped at the same time (default: the
+             *     batch size).
+             */
+            max_unavailable?: number | null;
+            template?: components["schemas"]["ContainerId"] | null;
         };
         /** @description The body of `POST /api/v1/containers/{id}/snapshots`. */
         CreateSnapshot: {
@@ -1461,7 +1596,7 @@ export interface components {
          * @description The type of an event. The strings are stable: clients switch on them.
          * @enum {string}
          */
-        EventType: "container.created" | "container.copied" | "container.started" | "container.woken" | "container.stopped" | "container.idle_stopped" | "container.exited" | "container.oom_killed" | "container.deleted" | "snapshot.created" | "snapshot.restored" | "snapshot.deleted" | "quota.disk_full" | "firewall.changed" | "script.failed";
+        EventType: "container.created" | "container.copied" | "container.started" | "container.woken" | "container.stopped" | "container.idle_stopped" | "container.exited" | "container.oom_killed" | "container.deleted" | "snapshot.created" | "snapshot.restored" | "snapshot.deleted" | "quota.disk_full" | "firewall.changed" | "script.failed" | "container.upgraded" | "rollout.started" | "rollout.finished";
         /** @description The body of `POST /api/v1/containers/{id}/exec`. */
         ExecRequest: {
             /** @description Program and arguments, run inside the container. */
@@ -1751,6 +1886,49 @@ export interface components {
             egress?: components["schemas"]["RuleSpec"][];
             ingress?: components["schemas"]["RuleSpec"][];
         };
+        /** @description A rollout and its progress. */
+        Rollout: {
+            /** Format: int32 */
+            batch_size: number;
+            /** Format: date-time */
+            created_at: string;
+            /** @description Tenants that did not start on the new version (each put back). */
+            failed: components["schemas"]["RolloutFailure"][];
+            /** Format: date-time */
+            finished_at?: string | null;
+            id: components["schemas"]["RolloutId"];
+            image?: string | null;
+            /** Format: int32 */
+            max_unavailable: number;
+            /**
+             * Format: int32
+             * @description Tenants not tried (yet, or because an earlier batch failed).
+             */
+            pending: number;
+            project_id: components["schemas"]["ProjectId"];
+            status: components["schemas"]["RolloutStatus"];
+            template?: components["schemas"]["ContainerId"] | null;
+            /**
+             * Format: int32
+             * @description Tenants it applies to.
+             */
+            total: number;
+            /** @description Tenants done: upgraded, or found up to date. */
+            upgraded: components["schemas"]["ContainerId"][];
+        };
+        /** @description A tenant a rollout could not upgrade. */
+        RolloutFailure: {
+            container_id: components["schemas"]["ContainerId"];
+            /** @description Why, as the API would have said it. */
+            message: string;
+        };
+        /** @description Identifies a rollout: an upgrade of many tenants in batches. */
+        RolloutId: string;
+        /**
+         * @description Where a rollout is.
+         * @enum {string}
+         */
+        RolloutStatus: "running" | "completed" | "failed" | "interrupted";
         /**
          * @description What a matching rule does.
          * @enum {string}
@@ -2168,6 +2346,61 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_backup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateBackup"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Backup"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4839,6 +5072,134 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_rollouts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_rollout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateRollout"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_rollout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id */
+                id: string;
+                /** @description Rollout id */
+                rollout_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -6,7 +6,7 @@
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use cubby_core::Error;
-use cubby_model::{ContainerId, IdError, ProjectId, RuleId, TokenId, WebhookId};
+use cubby_model::{ContainerId, IdError, ProjectId, RolloutId, RuleId, TokenId, WebhookId};
 
 use crate::ApiError;
 
@@ -36,6 +36,7 @@ path_param!(ContainerId, "id", "container");
 path_param!(TokenId, "token_id", "token");
 path_param!(RuleId, "rule_id", "firewall_rule");
 path_param!(WebhookId, "webhook_id", "webhook");
+path_param!(RolloutId, "rollout_id", "rollout");
 
 /// The id in the path parameter `T::PARAM`, checked.
 #[derive(Debug)]

@@ -185,6 +185,26 @@ impl Client {
         self.call("POST", "/api/v1/projects", Some(req))
     }
 
+    /// Takes a backup of the whole box (admin token); answers when it is
+    /// complete.
+    pub fn backup(&self, req: &cubby_model::CreateBackup) -> Result<cubby_model::Backup, ClientError> {
+        self.call("POST", "/api/v1/backups", Some(req))
+    }
+
+    /// Starts a rollout over a project's tenants; answers at once.
+    pub fn create_rollout(
+        &self,
+        project: &str,
+        req: &cubby_model::CreateRollout,
+    ) -> Result<cubby_model::Rollout, ClientError> {
+        self.call("POST", &format!("/api/v1/projects/{project}/rollouts"), Some(req))
+    }
+
+    /// One rollout and its progress.
+    pub fn rollout(&self, project: &str, id: &str) -> Result<cubby_model::Rollout, ClientError> {
+        self.call("GET", &format!("/api/v1/projects/{project}/rollouts/{id}"), None::<&()>)
+    }
+
     pub fn projects(&self) -> Result<Vec<Project>, ClientError> {
         self.call("GET", "/api/v1/projects", None::<&()>)
     }

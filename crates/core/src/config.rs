@@ -115,6 +115,9 @@ pub struct Config {
     /// (`None`: containers run as host root). A pool keeps the choice it
     /// was made with; see [`crate::userns`].
     pub userns: Option<IdRange>,
+    /// Where `POST /api/v1/backups` and scheduled backups write when no
+    /// other directory is named (`--backup-dir`).
+    pub backup_dir: Option<PathBuf>,
     /// Test-only crash points (`CUBBY_FAILPOINTS`): the daemon kills itself
     /// with SIGKILL on reaching one. Empty in production.
     pub failpoints: std::collections::HashSet<String>,

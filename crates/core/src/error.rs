@@ -36,6 +36,9 @@ pub enum Error {
     /// An uploaded tenant export is malformed, tampered with or cut short.
     #[error("the export was refused: {reason}")]
     InvalidExport { reason: String },
+    /// A backup directory that cannot be restored from as it is.
+    #[error("the backup in {} cannot be used: {reason}", dir.display())]
+    InvalidBackup { dir: std::path::PathBuf, reason: String },
     /// An upload is larger than allowed.
     #[error("the upload is larger than {limit} bytes")]
     TooLarge { limit: u64 },

@@ -21,6 +21,7 @@ pub mod access;
 pub mod access_log;
 mod aliases;
 mod background;
+pub mod backup;
 mod caller;
 pub mod claims;
 mod config;

@@ -44,7 +44,7 @@ pub struct Platform {
     pub(crate) webhooks: Arc<crate::webhooks::WebhookService>,
     /// Requests through tenants' URLs, per project.
     pub(crate) access_logs: Arc<crate::access_log::AccessLogs>,
-    background: crate::background::Background,
+    pub(crate) background: crate::background::Background,
 }
 
 impl Platform {

@@ -82,6 +82,7 @@ async fn fixture() -> Fixture {
         defaults: Defaults::default(),
         seccomp: None,
         userns: None,
+        backup_dir: None,
         failpoints: Default::default(),
     };
     let btrfs = Arc::new(FakeBtrfs::new());
@@ -281,4 +282,55 @@ async fn each_root_is_mounted_for_its_own_container_only_and_never_on_the_host()
         let text = format!("{mounts:?}");
         assert!(!text.contains(other.id.as_str()), "nothing of the other tenant is mounted for it: {text}");
     }
+}
+
+#[tokio::test]
+async fn a_backup_is_incremental_and_restores_into_an_empty_data_dir() {
+    let f = fixture().await;
+    let p = acme(&f);
+    let c = f.platform.containers().create_container(&Caller::admin(), &p.id, &req("web", false)).await.unwrap();
+    let upper = f.platform.pool().container(c.id.as_str()).join("upper");
+    std::fs::write(upper.join("rows.txt"), "precious").unwrap();
+    let to = f._dir.path().join("backups");
+    let ask = cubby_model::CreateBackup { to: Some(to.display().to_string()) };
+
+    // Only the admin backs up, and never into the data dir.
+    let tenant = Caller::project(p.id.clone());
+    assert!(matches!(f.platform.backup(&tenant, &ask).await, Err(cubby_core::Error::Forbidden)));
+    let inside = cubby_model::CreateBackup { to: Some(f.platform.config().data_dir.join("b").display().to_string()) };
+    assert!(matches!(f.platform.backup(&Caller::admin(), &inside).await, Err(cubby_core::Error::Invalid(_))));
+
+    let first = f.platform.backup(&Caller::admin(), &ask).await.unwrap();
+    assert_eq!((first.parent.as_deref(), first.containers, first.layers), (None, 1, 1), "{first:?}");
+    assert_eq!((first.streams_written, first.unchanged), (2, 0), "{first:?}");
+    let second = f.platform.backup(&Caller::admin(), &ask).await.unwrap();
+    assert_eq!(second.parent.as_ref(), Some(&first.id));
+    assert_eq!((second.streams_written, second.unchanged), (0, 2), "nothing changed: {second:?}");
+    assert_eq!(cubby_core::backup::list(&to).unwrap(), vec![first.id.clone(), second.id.clone()]);
+
+    // Restored with another btrfs into an empty data dir: the state, the
+    // keys and the container's files, from streams of the first backup.
+    let btrfs = FakeBtrfs::new();
+    let data_dir = f._dir.path().join("restored");
+    let opts = cubby_core::backup::RestoreOptions {
+        from: to.clone(),
+        backup: None,
+        data_dir: data_dir.clone(),
+        pool_size: None,
+        proc_root: f._dir.path().join("proc"),
+    };
+    let report = cubby_core::backup::restore(&btrfs, &opts).unwrap();
+    assert_eq!((report.backup.as_str(), report.containers, report.layers), (second.id.as_str(), 1, 1));
+    let restored = data_dir.join("pool/containers").join(c.id.as_str());
+    assert_eq!(std::fs::read_to_string(restored.join("upper/rows.txt")).unwrap(), "precious");
+    assert!(btrfs.has_subvolume(&restored) && btrfs.has_subvolume(&data_dir.join("pool/layers/lmin")));
+    let key = |dir: &Path| std::fs::read(dir.join("claims.key")).unwrap();
+    assert_eq!(key(&data_dir), key(&f.platform.config().data_dir));
+    let state = SqliteStore::open(&data_dir.join("cubby.db")).unwrap();
+    assert!(state.container(&c.id).unwrap().is_some());
+    assert!(std::fs::read_dir(data_dir.join("pool/tmp")).unwrap().next().is_none(), "no scratch left");
+
+    // A second restore into the same data dir is refused.
+    let again = cubby_core::backup::restore(&btrfs, &opts).unwrap_err();
+    assert!(matches!(again, cubby_core::Error::Conflict { code: "data_dir_in_use", .. }), "{again}");
 }

@@ -4,6 +4,7 @@
 //! - `cubby purge` removes every host resource of one daemon instance;
 //! - `cubby doctor` reports (and with `--fix` repairs) drift between the
 //!   database and the host;
+//! - `cubby restore` rebuilds a box from a backup, offline;
 //! - `cubby openapi` prints the API's OpenAPI document;
 //! - every other subcommand is a client of the API ([`cli`]).
 
@@ -12,6 +13,7 @@ mod dns;
 mod doctor;
 mod host;
 mod purge;
+mod restore;
 mod scripts;
 mod serve;
 
@@ -42,6 +44,9 @@ enum Command {
     Purge(purge::PurgeArgs),
     /// Report drift between the database and the host (exit 0: none); `--fix` removes orphans.
     Doctor(doctor::DoctorArgs),
+    /// Rebuild a box from a backup directory into an empty data dir (no
+    /// daemon running on it); then `cubby serve` brings every tenant back.
+    Restore(restore::RestoreArgs),
     /// Print the API's OpenAPI document.
     Openapi,
     /// Print a shell's completions: `cubby completions bash > /etc/bash_completion.d/cubby`.
@@ -59,6 +64,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => serve::run(*a),
         Command::Purge(a) => purge::run(a),
         Command::Doctor(a) => doctor::run(a),
+        Command::Restore(a) => restore::run(a),
         Command::Openapi => {
             println!("{}", cubby_api::openapi::document().to_pretty_json().expect("the document serialises"));
             Ok(std::process::ExitCode::SUCCESS)

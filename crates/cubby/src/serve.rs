@@ -201,12 +201,37 @@ pub struct ServeArgs {
     /// root. Applies to a new data dir; a pool keeps what it was made with.
     #[arg(long, default_value = "1000000:65536")]
     pub userns: String,
+    /// Where backups go (`POST /api/v1/backups` without `to`, and the
+    /// scheduled ones): a directory on another disk than the data dir.
+    #[arg(long)]
+    pub backup_dir: Option<PathBuf>,
+    /// Take a backup into `--backup-dir` this often: `90s`, `30m`, `6h`,
+    /// `1d` (each incremental to the one before).
+    #[arg(long, requires = "backup_dir", value_parser = parse_interval)]
+    pub backup_interval: Option<std::time::Duration>,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
     /// Log each step's duration when it ends (for bench/ and profiling).
     #[arg(long)]
     pub trace_spans: bool,
+}
+
+/// A duration as a number with a unit: `90s`, `30m`, `6h`, `1d`.
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().map_err(|_| format!("`{text}`: give a number and a unit, like 6h"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("`{text}`: the unit is one of s, m, h, d")),
+    };
+    if seconds < 10 {
+        return Err(format!("`{text}`: at least 10s apart"));
+    }
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 /// Adapts the core (routes, claims, wake, activity) to the proxy's
@@ -575,6 +600,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("--script-max-body: {e}"))?,
             ..Defaults::default()
         },
+        backup_dir: args.backup_dir.clone(),
         failpoints: std::env::var("CUBBY_FAILPOINTS")
             .map(|v| v.split(',').filter(|p| !p.is_empty()).map(str::to_string).collect())
             .unwrap_or_default(),
@@ -597,6 +623,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let host = crate::host::real(&args.proc_root, &args.runtime, &layout, &args.cgroup_root)?;
     let platform = Platform::open(config, store, host).await.map_err(error_chain).context("starting the core")?;
+    if let Some(every) = args.backup_interval {
+        platform.schedule_backups(every);
+    }
     let token_file = args.data_dir.join("admin.token");
     platform.access().ensure_admin_token(&token_file).map_err(error_chain)?;
 

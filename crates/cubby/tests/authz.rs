@@ -55,6 +55,9 @@ const CASES: &[Case] = &[
     // Delivery to loopback is refused before any traffic leaves.
     case("POST", "/api/v1/projects/{id}/webhooks", Some(r#"{"url":"http://127.0.0.1:9/planted"}"#), ForA::NotFound),
     case("GET", "/api/v1/projects/{id}/webhooks", None, ForA::NotFound),
+    case("POST", "/api/v1/projects/{id}/rollouts", Some(r#"{"image":"minimal"}"#), ForA::NotFound),
+    case("GET", "/api/v1/projects/{id}/rollouts", None, ForA::NotFound),
+    case("GET", "/api/v1/projects/{id}/rollouts/{rollout_id}", None, ForA::NotFound),
     case("GET", "/api/v1/projects/{id}/webhooks/{webhook_id}/deliveries", None, ForA::NotFound),
     case("GET", "/api/v1/projects/{id}/secrets", None, ForA::NotFound),
     case("PUT", "/api/v1/projects/{id}/secrets", Some(r#"{"PLANTED":"x"}"#), ForA::NotFound),
@@ -109,6 +112,7 @@ const CASES: &[Case] = &[
     case("GET", "/api/v1/images", None, ForA::Ok),
     case("GET", "/api/v1/images/{name}", None, ForA::Ok),
     case("POST", "/api/v1/images", Some(""), ForA::Forbidden),
+    case("POST", "/api/v1/backups", Some(r#"{"to":"{backups}"}"#), ForA::Forbidden),
     // Deletes, last.
     case("DELETE", "/api/v1/aliases/{name}", None, ForA::NotFound),
     case("DELETE", "/api/v1/containers/{id}/domains/{hostname}", None, ForA::NotFound),
@@ -168,6 +172,8 @@ fn every_endpoint_checks_who_calls() {
         .unwrap()
         .json();
     let webhook_id = hook["id"].as_str().expect("a webhook id").to_string();
+    let rollout = cubby_model::CreateRollout { image: Some("minimal".into()), ..Default::default() };
+    let rollout_id = api.create_rollout(b.id.as_str(), &rollout).unwrap().id.to_string();
 
     // Every documented operation has a row, and every row is documented.
     let rows: BTreeSet<(String, String)> =
@@ -190,11 +196,14 @@ fn every_endpoint_checks_who_calls() {
             .replace("{rule_id}", &rule_id)
             .replace("{token_id}", token_b.token.id.as_str())
             .replace("{webhook_id}", &webhook_id)
+            .replace("{rollout_id}", &rollout_id)
             .replace("{key}", "GREETING")
             .replace("{hostname}", "b.shop.test")
             .replace("{name}", &name)
     };
-    let body = |c: &Case| c.body.map(|b| b.replace("{cid}", cb.id.as_str()));
+    let backups = std::env::temp_dir().join(format!("cubby-authz-backups-{}", d.prefix));
+    let body =
+        |c: &Case| c.body.map(|b| b.replace("{cid}", cb.id.as_str()).replace("{backups}", backups.to_str().unwrap()));
     let nobody = d.client(None);
     let alpha = d.client(Some(&token_a));
 
@@ -258,6 +267,10 @@ fn every_endpoint_checks_who_calls() {
             assert!(shows_b, "{} {}: the admin's list shows B's resources: {text}", c.method, c.template);
         }
     }
+    // Only the admin's backup was written.
+    let written = std::fs::read_dir(&backups).map(|d| d.count()).unwrap_or(0);
+    let _ = std::fs::remove_dir_all(&backups);
+    assert_eq!(written, 1, "one backup, the admin's");
 }
 
 /// Calls `c`; a stream (Server-Sent Events) is read for a second, then

@@ -47,11 +47,24 @@ pub enum EventType {
     /// An exec script failed (`data.path`, `data.code`).
     #[serde(rename = "script.failed")]
     ScriptFailed,
+    /// Moved onto new lowers, keeping its own files and `/data`: a sync, a
+    /// new image or template, a rollout's step (`data.onto`,
+    /// `data.rollout_id`).
+    #[serde(rename = "container.upgraded")]
+    ContainerUpgraded,
+    /// A rollout began (`data.rollout_id`, `data.total`).
+    #[serde(rename = "rollout.started")]
+    RolloutStarted,
+    /// A rollout ended: `data.status` is `completed`, or `failed` when a
+    /// batch had a tenant that did not start (rolled back) and the rest
+    /// were not tried.
+    #[serde(rename = "rollout.finished")]
+    RolloutFinished,
 }
 
 impl EventType {
     /// Every type, in the order above.
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 18] = [
         Self::ContainerCreated,
         Self::ContainerCopied,
         Self::ContainerStarted,
@@ -67,6 +80,9 @@ impl EventType {
         Self::QuotaDiskFull,
         Self::FirewallChanged,
         Self::ScriptFailed,
+        Self::ContainerUpgraded,
+        Self::RolloutStarted,
+        Self::RolloutFinished,
     ];
 
     /// The stable string (`container.started`).
@@ -87,6 +103,9 @@ impl EventType {
             Self::QuotaDiskFull => "quota.disk_full",
             Self::FirewallChanged => "firewall.changed",
             Self::ScriptFailed => "script.failed",
+            Self::ContainerUpgraded => "container.upgraded",
+            Self::RolloutStarted => "rollout.started",
+            Self::RolloutFinished => "rollout.finished",
         }
     }
 

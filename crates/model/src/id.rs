@@ -172,6 +172,13 @@ id_type!(
     "webhook"
 );
 
+id_type!(
+    /// Identifies a rollout: an upgrade of many tenants in batches.
+    RolloutId,
+    "u",
+    "rollout"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

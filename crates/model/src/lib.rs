@@ -6,6 +6,7 @@
 //! a [`Project`]. Nothing here touches the host.
 
 mod access;
+mod backup;
 mod bytesize;
 mod container;
 mod domain;
@@ -15,6 +16,7 @@ pub mod firewall;
 mod id;
 mod image;
 mod project;
+mod rollout;
 mod script;
 pub mod shadow;
 mod snapshot;
@@ -26,6 +28,7 @@ mod webhook;
 pub use access::{
     AccessMode, Alias, Authorization, AuthorizeRequest, CreateAlias, PublicKey, RESERVED_ALIASES, validate_alias_name,
 };
+pub use backup::{Backup, CreateBackup};
 pub use bytesize::{ByteSize, ByteSizeError};
 pub use container::{
     Container, ContainerStats, ContainerStatus, CopyContainer, CreateContainer, DiskUse, EnvValue, ExecRequest,
@@ -39,10 +42,12 @@ pub use firewall::{
     RuleSpec, RuleState,
 };
 pub use id::{
-    ContainerId, IdError, LayerId, ProjectId, RuleId, SnapshotId, TokenId, WebhookId, random_id, random_secret,
+    ContainerId, IdError, LayerId, ProjectId, RolloutId, RuleId, SnapshotId, TokenId, WebhookId, random_id,
+    random_secret,
 };
 pub use image::{Image, ImageConfig, ImageSource};
 pub use project::{CreateProject, Project, ProjectQuota, UpdateProject};
+pub use rollout::{CreateRollout, Rollout, RolloutFailure, RolloutStatus};
 pub use script::{
     MAX_SCRIPT_BYTES, PutSecrets, ScriptFile, ScriptInvocation, ScriptLogLine, SecretNames, validate_script_path,
     validate_secrets,

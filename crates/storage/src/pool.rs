@@ -97,7 +97,7 @@ impl Pool {
         }
 
         let pool = Self { root, loop_file };
-        for dir in [pool.images_dir(), pool.containers_dir(), pool.layers_dir(), pool.tmp_dir()] {
+        for dir in [pool.images_dir(), pool.containers_dir(), pool.layers_dir(), pool.tmp_dir(), pool.backups_dir()] {
             std::fs::create_dir_all(&dir).map_err(StorageError::io("create", &dir))?;
         }
         pool.clear_tmp(btrfs)?;
@@ -147,6 +147,12 @@ impl Pool {
 
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+
+    /// The read-only snapshots kept as the parents of the next backup's
+    /// increments (`<container>@<backup>`).
+    pub fn backups_dir(&self) -> PathBuf {
+        self.root.join("backups")
     }
 
     /// The read-only subvolume of image `name`.

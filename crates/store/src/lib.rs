@@ -22,8 +22,8 @@ pub use records::{
 };
 pub use sqlite::SqliteStore;
 pub use traits::{
-    AliasStore, AuditStore, ContainerStore, DomainStore, EventStore, ImageStore, LayerStore, ProjectStore, RuleStore,
-    ScriptStore, SnapshotStore, Store, TokenStore, UsageStore, WebhookStore,
+    AliasStore, AuditStore, BackupStore, ContainerStore, DomainStore, EventStore, ImageStore, LayerStore, ProjectStore,
+    RuleStore, ScriptStore, SnapshotStore, Store, TokenStore, UsageStore, WebhookStore,
 };
 pub use usage::{UsageCursor, UsageDelta, UsageEdge, UsageReading, UsageResolution, UsageRow, UsageScope};
 

@@ -246,6 +246,13 @@ pub trait UsageStore: Send + Sync {
     fn usage_project(&self, id: &ContainerId) -> Result<Option<ProjectId>, StoreError>;
 }
 
+/// A consistent copy of the whole state while the daemon keeps running.
+pub trait BackupStore: Send + Sync {
+    /// Writes a consistent copy of every table to the new file `dest`
+    /// (SQLite's online backup; a shared store would dump instead).
+    fn backup_to(&self, dest: &std::path::Path) -> Result<(), StoreError>;
+}
+
 macro_rules! every_store {
     ($($part:path),+ $(,)?) => {
         /// Everything the daemon remembers.
@@ -270,4 +277,5 @@ every_store!(
     UsageStore,
     EventStore,
     WebhookStore,
+    BackupStore,
 );

@@ -155,6 +155,15 @@ impl Daemon {
 
     /// Starts a daemon with extra options.
     pub fn start_with(bin: &str, options: DaemonOptions) -> Self {
+        let mut daemon = Self::prepare_with(bin, options);
+        daemon.spawn();
+        daemon
+    }
+
+    /// A daemon with its own prefix, data dir and subnet, not started yet
+    /// (to put something in its data dir first, as a restore does):
+    /// [`Daemon::start_again`] starts it.
+    pub fn prepare_with(bin: &str, options: DaemonOptions) -> Self {
         let prefix = format!("t{}", random_suffix(7));
         let data_dir = std::env::temp_dir().join(format!("cubby-test-{prefix}"));
         let run_dir = PathBuf::from(format!("/run/{prefix}"));
@@ -192,7 +201,7 @@ impl Daemon {
             args.extend(["--proxy-listen".to_string(), "127.0.0.1:0".to_string()]);
         }
         args.extend(options.extra_args);
-        let mut daemon = Self {
+        Self {
             prefix,
             data_dir,
             run_dir,
@@ -208,9 +217,7 @@ impl Daemon {
             env: Vec::new(),
             own_session: options.own_session,
             _lease: lease,
-        };
-        daemon.spawn();
-        daemon
+        }
     }
 
     fn spawn(&mut self) {

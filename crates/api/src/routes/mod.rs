@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod access_log;
+pub mod backups;
 pub mod containers;
 pub mod domains;
 pub mod env;
@@ -13,6 +14,7 @@ pub mod images;
 pub mod meta;
 pub mod metrics;
 pub mod projects;
+pub mod rollouts;
 pub mod scripts;
 pub mod snapshots;
 pub mod tokens;
@@ -84,6 +86,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             "/api/v1/projects/{id}/scripts/{*path}",
             axum::routing::get(scripts::get_script).put(scripts::put_script).delete(scripts::delete_script),
         ))
+        .routes(routes!(backups::create_backup))
+        .routes(routes!(rollouts::create_rollout, rollouts::list_rollouts))
+        .routes(routes!(rollouts::get_rollout))
         .routes(routes!(images::list_images))
         .routes(routes!(images::get_image, images::delete_image))
         .merge(

@@ -89,6 +89,10 @@ pub struct ExportHeader {
     pub max_snapshots: u32,
     pub firewall: Firewall,
     pub network: NetworkRules,
+    /// The address the exporting daemon's proxy connects from: rules that
+    /// name it are moved to the importing daemon's.
+    #[serde(default)]
+    pub proxy_source: Option<String>,
 }
 
 /// What an export mounted and snapshotted, undone when dropped.
@@ -267,6 +271,7 @@ impl ContainerService {
             max_snapshots: rec.max_snapshots,
             firewall: self.store.firewall(&rec.id)?,
             network: self.store.network(&rec.id)?,
+            proxy_source: Some(self.network.proxy_source()),
         };
         let header = serde_json::to_vec_pretty(&header).map_err(|e| Error::Io {
             op: "encode",
@@ -374,10 +379,13 @@ impl ContainerService {
         })?;
         let mut env = header.env.clone();
         env.extend(options.environment_vars.clone());
-        let firewall = Firewall {
+        let mut firewall = Firewall {
             ingress: super::copy::with_new_ids(header.firewall.ingress.clone()),
             egress: super::copy::with_new_ids(header.firewall.egress.clone()),
         };
+        if let Some(from) = &header.proxy_source {
+            crate::network::firewall::repoint(&mut firewall, from, &self.network.proxy_source());
+        }
         let id = LayerId::random();
         let dest = self.pool.layers_dir().join(id.as_str());
         let layers = self.layers_lock.lock().await;

@@ -28,6 +28,7 @@ mod lifecycle;
 pub mod metrics;
 pub(crate) mod output;
 mod restore;
+mod rollout;
 mod service;
 mod snapshots;
 mod stats;

@@ -35,6 +35,10 @@ pub struct ContainerService {
     pub(crate) teardowns: Mutex<Vec<JoinHandle<()>>>,
     /// Serialises what creates, references or removes layers.
     pub(crate) layers_lock: tokio::sync::Mutex<()>,
+    /// One backup at a time.
+    pub(crate) backup_lock: tokio::sync::Mutex<()>,
+    /// Rollouts running and recent.
+    pub(crate) rollouts: super::rollout::Rollouts,
     /// Wakes the qgroup sweeper.
     pub(crate) qgroup_sweep: Arc<tokio::sync::Notify>,
     /// Proxied traffic per container, for idle stops.
@@ -91,6 +95,8 @@ impl ContainerService {
             generation: AtomicU64::new(1),
             teardowns: Mutex::new(Vec::new()),
             layers_lock: tokio::sync::Mutex::new(()),
+            backup_lock: tokio::sync::Mutex::new(()),
+            rollouts: Default::default(),
             qgroup_sweep: Arc::new(tokio::sync::Notify::new()),
             activity: crate::wake::ActivityTable::default(),
             wakes: crate::wake::WakeTable::default(),

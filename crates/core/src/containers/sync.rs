@@ -116,6 +116,18 @@ impl ContainerService {
         id: &ContainerId,
         target: &Rebase,
     ) -> Result<Container, Error> {
+        self.rebase_as(caller, id, target, None).await
+    }
+
+    /// [`Self::rebase`], as a step of rollout `rollout` when given (its
+    /// `container.upgraded` event names it).
+    pub(crate) async fn rebase_as(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: &ContainerId,
+        target: &Rebase,
+        rollout: Option<&cubby_model::RolloutId>,
+    ) -> Result<Container, Error> {
         let rec = self.record(caller, id)?;
         if let Rebase::OnContainer(on) = target {
             if on == id {
@@ -199,7 +211,14 @@ impl ContainerService {
             Ok(_) => {
                 let _ = self.delete_snapshot(caller, id, &rollback.name).await;
                 let _ = self.collect_layers().await;
-                self.detailed_view(&self.record(caller, id)?)
+                let rec = self.record(caller, id)?;
+                let onto = match target {
+                    Rebase::OnContainer(on) => serde_json::json!({ "container_id": on }),
+                    Rebase::OnImage(image) => serde_json::json!({ "image": image }),
+                };
+                let data = serde_json::json!({ "onto": onto, "rollout_id": rollout });
+                self.announce(cubby_model::EventType::ContainerUpgraded, &rec, Some(Trigger::Api), Some(caller), data);
+                self.detailed_view(&rec)
             }
             Err(e) => {
                 tracing::warn!(container = %id, error = %e, "the synced copy did not start; rolling back");

@@ -28,6 +28,28 @@ fn marked(mut firewall: Firewall) -> Firewall {
     firewall
 }
 
+/// The file in the data dir naming the subnet the state was last served
+/// with.
+pub(crate) const SUBNET_FILE: &str = "subnet";
+
+/// Moves every rule whose source or destination is the address `from`
+/// (alone or as a /32) to `to`; returns how many fields changed. For
+/// rules that name a daemon's proxy, when they move to another daemon or
+/// subnet.
+pub(crate) fn repoint(firewall: &mut Firewall, from: &str, to: &str) -> usize {
+    let host = format!("{from}/32");
+    let mut changed = 0;
+    for rule in firewall.ingress.iter_mut().chain(firewall.egress.iter_mut()) {
+        for field in [&mut rule.source, &mut rule.destination] {
+            if field.as_deref().is_some_and(|v| v == from || v == host) {
+                *field = Some(to.to_string());
+                changed += 1;
+            }
+        }
+    }
+    changed
+}
+
 /// A proxy URL's address and port (`http://198.51.100.7:3128`).
 pub(crate) fn parse_proxy(url: &str) -> Result<(IpAddr, u16), Error> {
     let bad = || {
@@ -75,6 +97,48 @@ impl NetworkService {
                 shadowed_by: None,
             }],
         }
+    }
+
+    /// The address the proxy's connections to containers come from.
+    pub(crate) fn proxy_source(&self) -> String {
+        self.ipam.gateway().to_string()
+    }
+
+    /// Keeps rules naming the proxy's address right when the state moved to
+    /// another subnet (a restored backup started with its own `--subnet`):
+    /// the subnet the state was last served with is in `<data>/subnet`,
+    /// and a rule whose source or destination is that subnet's gateway
+    /// (the default ingress rule, and any the tenant wrote for the proxy)
+    /// is moved to this one's. Returns how many rules moved.
+    pub(crate) fn follow_subnet(&self) -> Result<usize, Error> {
+        let file = self.settings.layout.data_dir.join(SUBNET_FILE);
+        let now = self.ipam.subnet();
+        let before = match std::fs::read_to_string(&file) {
+            Ok(text) => text.trim().parse::<ipnet::Ipv4Net>().ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io("read", &file)(e)),
+        };
+        let mut moved = 0;
+        if let Some(old) = before.filter(|old| *old != now)
+            && let Some(old_gateway) = old.hosts().next()
+        {
+            let (from, to) = (old_gateway.to_string(), self.ipam.gateway().to_string());
+            for rec in self.store.containers(None, None, u32::MAX)? {
+                let mut firewall = self.store.firewall(&rec.id)?;
+                let changed = repoint(&mut firewall, &from, &to);
+                if changed > 0 {
+                    self.store.replace_firewall(&rec.id, &firewall)?;
+                    moved += changed;
+                }
+            }
+            tracing::info!(from = %old, to = %now, rules = moved, "the subnet changed: rules naming the proxy follow it");
+        }
+        if before != Some(now) {
+            let partial = file.with_extension("tmp");
+            std::fs::write(&partial, format!("{now}\n")).map_err(Error::io("write", &partial))?;
+            std::fs::rename(&partial, &file).map_err(Error::io("rename", &partial))?;
+        }
+        Ok(moved)
     }
 
     /// Checks a whole rule set.

@@ -162,6 +162,7 @@ impl NetworkService {
             subnet: self.ipam.subnet(),
             guard: self.settings.egress_guard.clone(),
         };
+        self.follow_subnet()?;
         let mut batch = base.batch();
         for rec in self.store.containers(None, None, u32::MAX)? {
             let rules = self
@@ -276,7 +277,7 @@ impl NetworkService {
 mod tests {
     use cubby_model::{Direction, RuleAction, RuleSpec};
     use cubby_network::{FakeNetlink, FakeNftables};
-    use cubby_store::SqliteStore;
+    use cubby_store::{RuleStore, SqliteStore};
 
     use super::*;
     use crate::Caller;
@@ -293,6 +294,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("proc/sys/net/ipv4")).unwrap();
         std::fs::write(dir.path().join("proc/sys/net/ipv4/ip_forward"), "1\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
         let store = Arc::new(SqliteStore::in_memory().unwrap());
         let (netlink, nft) = (Arc::new(FakeNetlink::new()), Arc::new(FakeNftables::new()));
         let settings = NetworkSettings {
@@ -331,6 +333,29 @@ mod tests {
     /// The nft text of every batch applied so far that mentions `what`.
     fn batches_naming(f: &Fixture, what: &str) -> usize {
         f.nft.batches().iter().filter(|b| b.to_string().contains(what)).count()
+    }
+
+    #[tokio::test]
+    async fn rules_naming_the_proxy_follow_the_state_to_another_subnet() {
+        let f = fixture();
+        let data = f._dir.path().join("data");
+        // The state was served on 10.98.0.0/24 (a restored backup).
+        std::fs::write(data.join("subnet"), "10.98.0.0/24\n").unwrap();
+        let project = crate::testing::project(&*f.store, "acme");
+        let mut firewall = f.network.default_firewall(8080);
+        firewall.ingress[0].source = Some("10.98.0.1".into());
+        let mut other = firewall.ingress[0].clone();
+        other.id = cubby_model::RuleId::random();
+        other.source = Some("10.98.0.7/32".into());
+        firewall.ingress.push(other);
+        let rec = crate::testing::container(&*f.store, &project.id, firewall);
+        f.network.prepare().await.unwrap();
+        let stored = f.store.firewall(&rec.id).unwrap();
+        let sources: Vec<_> = stored.ingress.iter().map(|r| r.source.as_deref()).collect();
+        assert_eq!(sources, vec![Some("10.99.0.1"), Some("10.98.0.7/32")], "only the proxy's address moves");
+        assert_eq!(std::fs::read_to_string(data.join("subnet")).unwrap(), "10.99.0.0/24\n");
+        // Served again on the same subnet: nothing moves.
+        assert_eq!(f.network.follow_subnet().unwrap(), 0);
     }
 
     #[tokio::test]

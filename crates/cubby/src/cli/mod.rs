@@ -6,12 +6,14 @@
 //! through `--token` (or `CUBBY_TOKEN`), else the admin token file.
 
 mod aliases;
+mod backup;
 mod containers;
 mod env;
 mod events;
 mod images;
 mod output;
 mod projects;
+mod rollout;
 mod rules;
 mod scripts;
 mod snapshots;
@@ -128,6 +130,12 @@ pub enum ClientCommand {
     /// What happened to tenants (starts, stops, exits, OOM kills...);
     /// `--follow` keeps printing.
     Events(events::EventsArgs),
+    /// Upgrade many tenants of a project in batches: every copy of a
+    /// template (`--template`), or onto an image (`--image`).
+    Rollout(rollout::RolloutArgs),
+    /// Take a backup of the whole box now (admin token):
+    /// `cubby backup --to /mnt/backups`; `cubby restore` rebuilds it.
+    Backup(backup::BackupArgs),
     /// Where a project's events are POSTed, signed: list, create, delete,
     /// deliveries.
     #[command(subcommand)]
@@ -158,6 +166,8 @@ pub fn run(command: ClientCommand) -> anyhow::Result<std::process::ExitCode> {
         ClientCommand::Usage(a) => usage::run(a),
         ClientCommand::Events(a) => events::run(a),
         ClientCommand::Webhooks(c) => events::webhooks(c),
+        ClientCommand::Backup(a) => backup::run(a),
+        ClientCommand::Rollout(a) => rollout::run(a),
     }
     .context("the API call failed")
 }

@@ -20,6 +20,28 @@ pub enum BtrfsCall {
     SetReadonly(PathBuf, bool),
     /// A sweep of the quota groups of deleted subvolumes.
     RemoveStaleQgroups(PathBuf),
+    Send {
+        subvolume: PathBuf,
+        parent: Option<PathBuf>,
+    },
+}
+
+/// A writer that counts what passes through.
+struct Counted<'a> {
+    inner: &'a mut dyn std::io::Write,
+    bytes: u64,
+}
+
+impl std::io::Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Models subvolumes as directories on any filesystem. Snapshots copy the
@@ -155,6 +177,33 @@ impl Btrfs for FakeBtrfs {
 
     fn sync(&self, _path: &Path) -> Result<(), StorageError> {
         Ok(())
+    }
+
+    /// A tar of the tree under the subvolume's name (the parent is only
+    /// recorded: the fake's streams are always whole).
+    fn send(&self, subvolume: &Path, parent: Option<&Path>, out: &mut dyn std::io::Write) -> Result<u64, StorageError> {
+        let name = subvolume.file_name().ok_or(StorageError::Missing { what: "subvolume", path: subvolume.into() })?;
+        let mut counted = Counted { inner: out, bytes: 0 };
+        let mut tar = tar::Builder::new(&mut counted);
+        tar.follow_symlinks(false);
+        tar.append_dir_all(name, subvolume).and_then(|()| tar.finish()).map_err(StorageError::io("send", subvolume))?;
+        drop(tar);
+        self.lock()
+            .calls
+            .push(BtrfsCall::Send { subvolume: subvolume.to_path_buf(), parent: parent.map(Path::to_path_buf) });
+        Ok(counted.bytes)
+    }
+
+    fn receive(&self, stream: &Path, into: &Path) -> Result<PathBuf, StorageError> {
+        let before = super::send::entries(into)?;
+        let file = std::fs::File::open(stream).map_err(StorageError::io("open", stream))?;
+        tar::Archive::new(file).unpack(into).map_err(StorageError::io("receive", stream))?;
+        let received = super::send::received(into, &before)?;
+        let mut s = self.lock();
+        s.generation += 1;
+        let generation = s.generation;
+        s.subvolumes.insert(received.clone(), (true, generation));
+        Ok(received)
     }
 
     fn subvolumes_under(&self, dir: &Path) -> Result<Vec<PathBuf>, StorageError> {

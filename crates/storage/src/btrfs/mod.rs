@@ -3,11 +3,13 @@
 //! [`Btrfs`] is the seam. [`LibBtrfs`] calls the kernel through
 //! libbtrfsutil (the library btrfs-progs itself uses: ioctls, no process
 //! spawned). [`FakeBtrfs`] models subvolumes as plain directories and
-//! records each call, for unit tests without root.
+//! records each call, for unit tests without root. Send and receive, which
+//! libbtrfsutil does not have, run btrfs-progs' `btrfs` (`send.rs`).
 
 mod fake;
 mod quota;
 mod real;
+mod send;
 
 use std::path::{Path, PathBuf};
 
@@ -50,4 +52,12 @@ pub trait Btrfs: Send + Sync + std::fmt::Debug {
     /// Commits the current transaction of the filesystem holding `path`, so
     /// that [`Btrfs::generation`] reflects every write made so far.
     fn sync(&self, path: &Path) -> Result<(), StorageError>;
+    /// Writes the read-only subvolume at `subvolume` to `out` as a send
+    /// stream: whole, or only what differs from `parent` (a read-only
+    /// snapshot the receiving side already has). Returns the bytes written.
+    fn send(&self, subvolume: &Path, parent: Option<&Path>, out: &mut dyn std::io::Write) -> Result<u64, StorageError>;
+    /// Makes the read-only subvolume a send stream file describes inside
+    /// directory `into` (on the pool's filesystem); returns its path. An
+    /// increment's parent must have been received into the same directory.
+    fn receive(&self, stream: &Path, into: &Path) -> Result<PathBuf, StorageError>;
 }

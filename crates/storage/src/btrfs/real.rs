@@ -102,6 +102,14 @@ impl Btrfs for LibBtrfs {
         super::quota::sync(path)
     }
 
+    fn send(&self, subvolume: &Path, parent: Option<&Path>, out: &mut dyn std::io::Write) -> Result<u64, StorageError> {
+        super::send::send(subvolume, parent, out)
+    }
+
+    fn receive(&self, stream: &Path, into: &Path) -> Result<PathBuf, StorageError> {
+        super::send::receive(stream, into)
+    }
+
     fn subvolumes_under(&self, dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
         // A subvolume root has inode number 256 on btrfs; walking the tree
         // finds them without the privileged tree-search ioctl.

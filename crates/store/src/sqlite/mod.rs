@@ -103,6 +103,21 @@ impl SqliteStore {
     }
 }
 
+impl crate::BackupStore for SqliteStore {
+    fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
+        let open = |source| StoreError::Open { path: dest.to_path_buf(), source };
+        let mut copy = Connection::open(dest).map_err(open)?;
+        // The whole copy in one step while this store's connection is held:
+        // no write of the daemon lands half in it.
+        let src = self.conn();
+        let backup = rusqlite::backup::Backup::new(&src, &mut copy).map_err(q("start the online backup"))?;
+        backup
+            .run_to_completion(std::ffi::c_int::MAX, std::time::Duration::ZERO, None)
+            .map_err(q("copy the database"))?;
+        Ok(())
+    }
+}
+
 pub(super) fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data serialises")
 }

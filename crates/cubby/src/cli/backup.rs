@@ -1,0 +1,28 @@
+//! `cubby backup`: asks the daemon for a backup of the whole box.
+
+use clap::Args;
+use cubby_model::CreateBackup;
+
+use super::Connection;
+use super::output::print_one;
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Directory on the daemon's host that holds the backups (default:
+    /// the daemon's --backup-dir). Incremental against the newest there.
+    #[arg(long)]
+    pub to: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub c: Connection,
+}
+
+pub fn run(a: BackupArgs) -> anyhow::Result<std::process::ExitCode> {
+    let to = match a.to {
+        // The daemon resolves nothing relative to the CLI's directory.
+        Some(dir) => Some(std::path::absolute(&dir)?.display().to_string()),
+        None => None,
+    };
+    let backup = a.c.client()?.backup(&CreateBackup { to })?;
+    print_one(a.c.json, &backup);
+    Ok(std::process::ExitCode::SUCCESS)
+}
