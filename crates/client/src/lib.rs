@@ -504,17 +504,26 @@ impl Client {
 
     /// Streams a rootfs tarball to the daemon as image `name`.
     pub fn import_image(&self, name: &str, archive: impl Read + Send + Sync + 'static) -> Result<Image, ClientError> {
-        let url = format!("{}/api/v1/images?name={name}", self.base);
-        // With 100-continue the daemon can refuse (name taken, not admin)
-        // before a large body is sent.
+        self.post_stream(&format!("/api/v1/images?name={name}"), archive)
+    }
+
+    /// POSTs `body` streamed (`application/octet-stream`) to `path`. With
+    /// 100-continue the daemon can refuse (a name taken, a token that may
+    /// not) before a large body is sent.
+    fn post_stream<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: impl Read + Send + Sync + 'static,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
         let mut req =
             self.agent.post(&url).header("Content-Type", "application/octet-stream").header("Expect", "100-continue");
         if let Some(token) = &self.token {
             req = req.header("Authorization", &format!("Bearer {token}"));
         }
-        let mut archive = archive;
+        let mut body = body;
         let mut resp = req
-            .send(ureq::SendBody::from_reader(&mut archive))
+            .send(ureq::SendBody::from_reader(&mut body))
             .map_err(|source| ClientError::Transport { url: url.clone(), source })?;
         let status = resp.status().as_u16();
         let body =
@@ -553,20 +562,7 @@ impl Client {
         archive: impl Read + Send + Sync + 'static,
     ) -> Result<Container, ClientError> {
         let query = name.map(|n| format!("?name={n}")).unwrap_or_default();
-        let url = format!("{}/api/v1/projects/{project}/import{query}", self.base);
-        let mut req =
-            self.agent.post(&url).header("Content-Type", "application/octet-stream").header("Expect", "100-continue");
-        if let Some(token) = &self.token {
-            req = req.header("Authorization", &format!("Bearer {token}"));
-        }
-        let mut archive = archive;
-        let mut resp = req
-            .send(ureq::SendBody::from_reader(&mut archive))
-            .map_err(|source| ClientError::Transport { url: url.clone(), source })?;
-        let status = resp.status().as_u16();
-        let body =
-            resp.body_mut().read_to_vec().map_err(|source| ClientError::Transport { url: url.clone(), source })?;
-        decode(&url, RawResponse { status, body })
+        self.post_stream(&format!("/api/v1/projects/{project}/import{query}"), archive)
     }
 }
 

@@ -126,15 +126,7 @@ impl ContainerService {
             created_at: cubby_model::now(),
             warnings: Vec::new(),
         };
-        let layer = LayerRecord {
-            id: layer_id.clone(),
-            kind: LayerKind::Image,
-            subvolume: format!("layers/{layer_id}"),
-            root: format!("layers/{layer_id}"),
-            created_at: image.created_at,
-            source_container: None,
-            source_generation: None,
-        };
+        let layer = LayerRecord::standalone(layer_id.clone(), LayerKind::Image, image.created_at);
         self.failpoint("image.published");
         let stored = self.store.insert_layer(&layer).and_then(|()| {
             self.failpoint("image.layer_inserted");

@@ -17,30 +17,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 /// A rootfs with busybox and a page to serve.
 fn rootfs_tarball() -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed");
-    let mut add = |path: &str, data: &[u8], mode: u32| {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(mode);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        h.set_cksum();
-        b.append_data(&mut h, path, data).unwrap();
-    };
-    add("bin/busybox", &busybox, 0o755);
-    add("www/index.html", b"hello from an imported image\n", 0o644);
-    let mut link = tar::Header::new_gnu();
-    link.set_entry_type(tar::EntryType::Symlink);
-    link.set_size(0);
-    link.set_mode(0o777);
-    link.set_uid(0);
-    link.set_gid(0);
-    link.set_mtime(0);
-    link.set_cksum();
-    b.append_link(&mut link, "bin/sh", "busybox").unwrap();
-    gzip(&b.into_inner().unwrap())
+    gzip(&support::Rootfs::busybox().file("www/index.html", b"hello from an imported image\n", 0o644).finish())
 }
 
 fn hostile(path: &str, kind: tar::EntryType) -> Vec<u8> {

@@ -85,47 +85,16 @@ fn a_synced_copy_gets_the_templates_files_and_keeps_its_data() {
     assert!(err.contains("no_template"), "{err}");
 }
 
-/// A rootfs tarball (gzip) of static busybox, with the demo app unless
-/// `broken`, and `/etc/flavor`.
+/// A rootfs tarball of static busybox, with the demo app unless `broken`,
+/// and `/etc/flavor`.
 fn image_tarball(flavor: &str, broken: bool) -> Vec<u8> {
     let helpers = std::path::Path::new(support::BIN).parent().unwrap().join("helpers");
-    let mut b = tar::Builder::new(Vec::new());
-    let mut add = |path: &str, data: &[u8], mode: u32| {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(mode);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        h.set_cksum();
-        b.append_data(&mut h, path, data).unwrap();
-    };
-    add("bin/busybox", &std::fs::read("/bin/busybox").expect("busybox-static"), 0o755);
-    add("etc/flavor", flavor.as_bytes(), 0o644);
+    let mut b = support::Rootfs::busybox().file("etc/flavor", flavor.as_bytes(), 0o644);
     if !broken {
-        add("usr/local/bin/cubby-demo", &std::fs::read(helpers.join("cubby-demo")).expect("the demo helper"), 0o755);
+        let demo = std::fs::read(helpers.join("cubby-demo")).expect("the demo helper");
+        b = b.file("usr/local/bin/cubby-demo", &demo, 0o755);
     }
-    let mut link = tar::Header::new_gnu();
-    link.set_entry_type(tar::EntryType::Symlink);
-    link.set_size(0);
-    link.set_mode(0o777);
-    link.set_uid(0);
-    link.set_gid(0);
-    link.set_mtime(0);
-    link.set_cksum();
-    b.append_link(&mut link, "bin/sh", "busybox").unwrap();
-    for dir in ["data", "tmp", "usr/bin"] {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_size(0);
-        h.set_mode(0o755);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        h.set_cksum();
-        b.append_data(&mut h, dir, std::io::empty()).unwrap();
-    }
-    b.into_inner().unwrap()
+    b.dir("data").dir("tmp").dir("usr/bin").finish()
 }
 
 #[test]

@@ -117,6 +117,23 @@ pub struct LayerRecord {
     pub source_generation: Option<u64>,
 }
 
+impl LayerRecord {
+    /// A layer made from no container, whose whole subvolume
+    /// (`layers/<id>`) is the overlay lower: an image's, a flattened
+    /// chain's, an import's.
+    pub fn standalone(id: LayerId, kind: LayerKind, created_at: Timestamp) -> Self {
+        Self {
+            subvolume: format!("layers/{id}"),
+            root: format!("layers/{id}"),
+            id,
+            kind,
+            created_at,
+            source_container: None,
+            source_generation: None,
+        }
+    }
+}
+
 /// A named snapshot of a container: its own layer, and the lowers the
 /// container had then.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -395,15 +395,7 @@ impl ContainerService {
             let _ = self.host.btrfs.delete_subvolume(&dest);
             return Err(Error::storage("freeze the import", "import")(e));
         }
-        let layer = LayerRecord {
-            root: format!("layers/{id}"),
-            subvolume: format!("layers/{id}"),
-            id: id.clone(),
-            kind: LayerKind::Flattened,
-            created_at: cubby_model::now(),
-            source_container: None,
-            source_generation: None,
-        };
+        let layer = LayerRecord::standalone(id.clone(), LayerKind::Flattened, cubby_model::now());
         let new = NewContainer {
             id: ContainerId::random(),
             project_id: project.clone(),

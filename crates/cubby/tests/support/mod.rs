@@ -74,3 +74,47 @@ pub fn doctor(d: &Daemon, extra: &[&str]) -> (i32, String) {
         format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
     )
 }
+
+/// A root filesystem tarball being built: static busybox with `/bin/sh`,
+/// then whatever a test adds, every entry owned by root with time 0.
+pub struct Rootfs(tar::Builder<Vec<u8>>);
+
+impl Rootfs {
+    /// `bin/busybox` (Debian's busybox-static) and `bin/sh` linking to it.
+    pub fn busybox() -> Self {
+        let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed");
+        let mut link = Self::header(tar::EntryType::Symlink, 0, 0o777);
+        let mut b = Self(tar::Builder::new(Vec::new())).file("bin/busybox", &busybox, 0o755);
+        b.0.append_link(&mut link, "bin/sh", "busybox").unwrap();
+        b
+    }
+
+    fn header(kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        h
+    }
+
+    pub fn file(mut self, path: &str, data: &[u8], mode: u32) -> Self {
+        let mut h = Self::header(tar::EntryType::Regular, data.len() as u64, mode);
+        self.0.append_data(&mut h, path, data).unwrap();
+        self
+    }
+
+    pub fn dir(mut self, path: &str) -> Self {
+        let mut h = Self::header(tar::EntryType::Directory, 0, 0o755);
+        self.0.append_data(&mut h, path, std::io::empty()).unwrap();
+        self
+    }
+
+    /// The tar bytes (uncompressed).
+    pub fn finish(self) -> Vec<u8> {
+        self.0.into_inner().unwrap()
+    }
+}
