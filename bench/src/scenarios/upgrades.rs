@@ -12,7 +12,10 @@ use cubby_testkit::DaemonOptions;
 use super::{Report, machine};
 
 pub fn run(bin: &str, idle: usize, copies: usize) -> anyhow::Result<Report> {
-    let d = super::daemon(bin, DaemonOptions { pool_size: Some("16GiB".into()), ..Default::default() });
+    // A /21: more tenants than a /24 has addresses.
+    let options =
+        DaemonOptions { pool_size: Some("16GiB".into()), subnet: Some("10.219.0.0/21".into()), ..Default::default() };
+    let d = super::daemon(bin, options);
     let api = d.admin();
     let p = api.create_project(&cubby_model::CreateProject { name: "bench".into(), ..Default::default() })?;
     let pid = p.id.to_string();

@@ -1,7 +1,8 @@
 // Prelude, part 2: HTTP objects.
 // Owns: Headers, Request, Response, fetch, and the internal constructors the
 // engine uses (internals.makeRequest, makeResponse, headerPairs, bodyOf).
-// Bodies are always whole Uint8Arrays (no streams).
+// Bodies are always whole Uint8Arrays (no streams); a Blob or FormData body
+// is turned into bytes (FormData as multipart, blob.js) when it is made.
 (function (native, internals) {
   "use strict";
 
@@ -83,6 +84,11 @@
       async bytes() { const b = read(this); return b ? b.slice() : new Uint8Array(0); },
       async text() { const b = read(this); return b ? utf8Decode(b, false) : ""; },
       async json() { const b = read(this); return JSON.parse(b ? utf8Decode(b, false) : ""); },
+      async blob() {
+        const b = read(this);
+        return new Blob(b ? [b] : [], { type: this.headers.get("content-type") ?? "" });
+      },
+      async formData() { return internals.decodeForm(read(this) ?? new Uint8Array(0), this.headers.get("content-type")); },
     });
     Object.defineProperty(cls.prototype, "bodyUsed", { get() { return false; }, configurable: true });
   }
@@ -93,7 +99,9 @@
     if (typeof body === "string") return [utf8Encode(body), "text/plain;charset=UTF-8"];
     if (body instanceof URLSearchParams) return [utf8Encode(body.toString()), "application/x-www-form-urlencoded;charset=UTF-8"];
     if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) return [toBytes(body, what).slice(), null];
-    throw new TypeError(`${what} must be a string, Uint8Array, ArrayBuffer, URLSearchParams or null; use Response.json(value) or JSON.stringify for objects`);
+    if (body instanceof Blob) return [internals.blobBytes(body).slice(), body.type || null];
+    if (body instanceof FormData) return internals.encodeMultipart(body);
+    throw new TypeError(`${what} must be a string, Uint8Array, ArrayBuffer, Blob, FormData, URLSearchParams or null; use Response.json(value) or JSON.stringify for objects`);
   }
 
   const METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH"];
@@ -240,14 +248,31 @@
       timeout = Number(init.timeout);
       if (!(timeout > 0)) throw new TypeError("fetch: init.timeout must be a positive number of milliseconds");
     }
+    const signal = init.signal;
+    if (signal !== undefined && signal !== null && !(signal instanceof AbortSignal)) {
+      throw new TypeError("fetch: init.signal must be an AbortSignal");
+    }
+    signal?.throwIfAborted();
     const body = requestBody(request);
-    const [status, flat, bytes] = await native.fetch(
+    const sent = native.fetch(
       request.method,
       request.url,
       headerList(request.headers).flat(),
       body ?? new Uint8Array(0),
       timeout,
     );
+    // An abort settles the script's promise at once with the signal's
+    // reason; the request itself runs out in the daemon (within its timeout).
+    const [status, flat, bytes] = signal
+      ? await new Promise((resolve, reject) => {
+          const onAbort = () => reject(signal.reason);
+          signal.addEventListener("abort", onAbort, { once: true });
+          sent.then(
+            (v) => { signal.removeEventListener("abort", onAbort); resolve(v); },
+            (e) => { signal.removeEventListener("abort", onAbort); reject(e); },
+          );
+        })
+      : await sent;
     return internals.makeResponse(status, flat, bytes, request.url);
   }
 

@@ -5,6 +5,7 @@
 mod basics;
 mod host;
 mod limits;
+mod platform;
 mod services;
 mod webcrypto;
 
