@@ -3170,6 +3170,11 @@ export interface operations {
                 data_only?: boolean;
                 /** @description Environment values too (left out by default: their names are kept). */
                 include_env?: boolean;
+                /**
+                 * @description A snapshot (name or alias) to export as it was, instead of the
+                 *     current state.
+                 */
+                snapshot?: string | null;
             };
             header?: never;
             path: {

@@ -23,18 +23,15 @@ fn options() -> DaemonOptions {
     DaemonOptions { extra_args: vec!["--public-port".into(), PUBLIC_PORT.into()], ..Default::default() }
 }
 
-/// `cubby restore` of the backups in `from` into `data_dir`: (exit code,
-/// stdout, stderr).
-fn restore(from: &Path, data_dir: &Path) -> (i32, String, String) {
-    let out = std::process::Command::new(BIN)
-        .arg("restore")
-        .arg("--from")
-        .arg(from)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--pool-size", "3GiB"])
-        .output()
-        .expect("run cubby restore");
+/// `cubby restore` of backup `backup` (else the newest) in `from` into
+/// `data_dir`: (exit code, stdout, stderr).
+fn restore(from: &Path, backup: Option<&str>, data_dir: &Path) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("restore").arg("--from").arg(from).arg("--data-dir").arg(data_dir).args(["--pool-size", "3GiB"]);
+    if let Some(id) = backup {
+        cmd.args(["--backup", id]);
+    }
+    let out = cmd.output().expect("run cubby restore");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -123,11 +120,25 @@ fn a_backup_restored_on_a_fresh_box_serves_every_tenant_with_the_same_data_and_u
     let expected_data = data_of(&api, &web_id);
     assert!(expected_data.contains("precious\nmore rows\n") && expected_data.contains("blob: OK"), "{expected_data}");
     let containers_before = api.containers(None, None, 100).unwrap().items;
+    // What the daemon keeps for the next increment goes with its tenant.
+    let kept = |id: &str| {
+        std::fs::read_dir(a.data_dir.join("pool/backups"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(&format!("{id}@")))
+            .count()
+    };
+    let gone = container(&api, &acme, "gone", "deleted after its backup");
+    api.backup(&CreateBackup { to: Some(dir.display().to_string()) }).unwrap();
+    assert_eq!(kept(gone.id.as_str()), 1, "control: its snapshot is kept for the next backup");
+    api.delete_container(gone.id.as_str()).unwrap();
+    assert_eq!(kept(gone.id.as_str()), 0, "a deleted tenant leaves nothing in the pool");
     let firewall_before = api.firewall(&web_id).unwrap();
 
     // A fresh box: another data dir, prefix and subnet.
     let mut b = Daemon::prepare_with(BIN, options());
-    let (code, out, err) = restore(&dir, &b.data_dir);
+    // The second backup (a third was taken since, with a tenant deleted
+    // after it): restore picks the one it is told.
+    let (code, out, err) = restore(&dir, Some(&second.id), &b.data_dir);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&format!("restored backup {}", second.id)) && out.contains("4 containers"), "{out}");
     b.start_again();
@@ -180,14 +191,14 @@ fn a_backup_restored_on_a_fresh_box_serves_every_tenant_with_the_same_data_and_u
     bytes[middle] ^= 0x20;
     std::fs::write(&web_stream, &bytes).unwrap();
     let fresh = std::env::temp_dir().join(format!("cubby-restore-refused-{}", a.prefix));
-    let (code, out, err) = restore(&dir, &fresh);
+    let (code, out, err) = restore(&dir, None, &fresh);
     assert_ne!(code, 0, "{out}");
     assert!(err.contains("does not match its checksum"), "{err}");
     assert!(!fresh.exists(), "nothing made for a refused backup");
     // A data dir that already holds a box is never overwritten.
     bytes[middle] ^= 0x20;
     std::fs::write(&web_stream, &bytes).unwrap();
-    let (code, _, err) = restore(&dir, &b.data_dir);
+    let (code, _, err) = restore(&dir, None, &b.data_dir);
     assert_ne!(code, 0);
     assert!(err.contains("already holds a box"), "{err}");
 }

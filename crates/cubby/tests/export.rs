@@ -8,7 +8,7 @@ mod support;
 
 use std::io::Read;
 
-use cubby_model::{CreateToken, Direction, NetworkRules, Protocol, RuleAction, RuleSpec};
+use cubby_model::{CreateSnapshot, CreateToken, Direction, NetworkRules, Protocol, RuleAction, RuleSpec};
 use support::{container, daemon, project, sh};
 
 /// `/data` as the tenant sees it: every entry's name, mode and owner,
@@ -153,6 +153,37 @@ fn a_tenant_exported_deleted_and_imported_has_the_same_data_and_rules() {
     // A data-only export cannot make a tenant, said before anything unpacks.
     let err = api.import_container(acme.id.as_str(), Some("data"), std::io::Cursor::new(data_only)).unwrap_err();
     assert!(err.to_string().contains("data-only"), "{err}");
+}
+
+#[test]
+fn a_snapshot_is_exported_as_it_was_and_imported_as_a_tenant() {
+    let Some(d) = daemon("a_snapshot_is_exported_as_it_was_and_imported_as_a_tenant") else { return };
+    let api = d.admin();
+    let acme = project(&api, "acme");
+    let id = container(&api, &acme, "web", "hi").id.to_string();
+    let (code, _, err) = sh(&api, &id, "echo monday > /data/ledger");
+    assert_eq!(code, 0, "{err}");
+    let snap = CreateSnapshot { alias: Some("monday".into()), ..Default::default() };
+    api.create_snapshot(&id, &snap).unwrap();
+    let (code, _, err) = sh(&api, &id, "echo tuesday > /data/ledger && echo new > /data/later");
+    assert_eq!(code, 0, "{err}");
+
+    // The current state (the control), then the snapshot by its alias.
+    let mut now = Vec::new();
+    api.export_container(&id, "", &mut now).unwrap();
+    assert!(members(&now).iter().any(|n| n == "rootfs/data/later"));
+    let mut monday = Vec::new();
+    api.export_container(&id, "snapshot=monday", &mut monday).unwrap();
+    assert!(header_of(&monday)["snapshot"].as_str().is_some_and(|n| n.starts_with("snap-")), "{}", header_of(&monday));
+    assert!(!members(&monday).iter().any(|n| n == "rootfs/data/later"), "only what the snapshot held");
+    let imported = api.import_container(acme.id.as_str(), Some("monday"), std::io::Cursor::new(monday)).unwrap();
+    let (code, out, err) = sh(&api, imported.id.as_str(), "cat /data/ledger; ls /data/later 2>&1 || true");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("monday\n") && out.contains("No such file"), "{out}");
+    // The tenant itself is untouched, and a missing snapshot is a 404.
+    assert_eq!(sh(&api, &id, "cat /data/ledger").1, "tuesday\n");
+    let err = api.export_container(&id, "snapshot=never", &mut Vec::new()).unwrap_err().to_string();
+    assert!(err.contains("snapshot_not_found"), "{err}");
 }
 
 fn zstd_encode(bytes: &[u8]) -> Vec<u8> {

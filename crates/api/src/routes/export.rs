@@ -36,6 +36,10 @@ pub struct ExportQuery {
     /// Environment values too (left out by default: their names are kept).
     #[serde(default)]
     pub include_env: bool,
+    /// A snapshot (name or alias) to export as it was, instead of the
+    /// current state.
+    #[serde(default)]
+    pub snapshot: Option<String>,
 }
 
 /// Download a container as one archive (tar + zstd), taken from a
@@ -61,7 +65,7 @@ pub async fn export_container(
         (false, true) => ExportScope::Data,
         (false, false) => ExportScope::Delta,
     };
-    let options = ExportOptions { scope, include_env: q.include_env };
+    let options = ExportOptions { scope, include_env: q.include_env, snapshot: q.snapshot };
     let prepared = s.platform.containers().prepare_export(&caller, &id, options).await?;
     let disposition = format!("attachment; filename=\"{}\"", prepared.file_name.replace(['"', '\\'], "_"));
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);

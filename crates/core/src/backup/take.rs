@@ -237,10 +237,20 @@ impl ContainerService {
             };
             let file = format!("{STREAMS}/{kind}-{}.btrfs", p.id);
             let mut out = HashedFile::create(&partial.join(&file))?;
-            self.host
-                .btrfs
-                .send(&p.snapshot, p.parent.as_ref().map(|(s, _)| s.as_path()), &mut out)
-                .map_err(Error::storage("send for a backup", &p.id))?;
+            let sent = self.host.btrfs.send(&p.snapshot, p.parent.as_ref().map(|(s, _)| s.as_path()), &mut out);
+            if let Err(e) = sent {
+                // A tenant deleted since its snapshot took it along: it is
+                // left out, as restore leaves out a record without files.
+                let gone = p.kind == SubvolumeKind::Container
+                    && self.store.container(&cubby_model::ContainerId::from_stored(p.id.clone()))?.is_none();
+                if gone {
+                    tracing::info!(container = %p.id, "deleted during the backup: left out");
+                    drop(out);
+                    let _ = std::fs::remove_file(partial.join(&file));
+                    continue;
+                }
+                return Err(Error::storage("send for a backup", &p.id)(e));
+            }
             let stream = out.finish(id, &file)?;
             let mut chain = p.parent.map(|(_, chain)| chain).unwrap_or_default();
             chain.push(stream);
@@ -282,6 +292,14 @@ impl ContainerService {
         }
         let out = tar.into_inner().map_err(fail)?;
         out.finish(id, FILES)
+    }
+
+    /// Deletes what the backups keep in the pool of container `id` (its
+    /// last backup's snapshot, the next increment's parent): a deleted
+    /// tenant leaves nothing on the box. Its next backup is whole again.
+    pub(crate) fn forget_backup_snapshots(&self, id: &cubby_model::ContainerId) {
+        let prefix = format!("{id}@");
+        self.drop_backup_snapshots(|name| name.starts_with(&prefix));
     }
 
     /// Deletes the snapshots in `pool/backups/` whose names `drop` picks.

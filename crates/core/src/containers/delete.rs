@@ -85,6 +85,7 @@ impl ContainerService {
         info_span!("storage.subvolume_delete").in_scope(|| {
             self.host.btrfs.delete_subvolume(&paths.subvolume).map_err(Error::storage("delete subvolume", id))
         })?;
+        self.forget_backup_snapshots(&rec.id);
         self.drop_output(&rec.id);
         paths.log.remove().map_err(Error::runtime("remove logs", id))
     }
@@ -137,6 +138,7 @@ impl ContainerService {
         keep(info_span!("storage.subvolume_delete").in_scope(|| {
             self.host.btrfs.delete_subvolume(&paths.subvolume).map_err(Error::storage("delete subvolume", id))
         }));
+        self.forget_backup_snapshots(&rec.id);
         self.drop_output(&rec.id);
         keep(remove_dir(&paths.bundle));
         keep(paths.log.remove().map_err(Error::runtime("remove logs", id)));

@@ -56,11 +56,14 @@ impl ExportScope {
 }
 
 /// How to export.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ExportOptions {
     pub scope: ExportScope,
     /// Environment values are left out (their names kept) unless asked.
     pub include_env: bool,
+    /// Export this snapshot (name or alias) as it was, instead of the
+    /// tenant's current state.
+    pub snapshot: Option<String>,
 }
 
 /// The archive's first member: what the tenant was, and how to make it
@@ -93,6 +96,10 @@ pub struct ExportHeader {
     /// name it are moved to the importing daemon's.
     #[serde(default)]
     pub proxy_source: Option<String>,
+    /// The snapshot exported (its name then), when it is not the current
+    /// state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 /// What an export mounted and snapshotted, undone when dropped.
@@ -217,8 +224,42 @@ impl ContainerService {
             scratch: self.pool.tmp_path("export-view"),
             mounted: false,
         };
-        self.consistent_snapshot(&rec, &view.snapshot)?;
-        let layers = self.store.container_lowers(&rec.id)?;
+        // The tenant's state now (frozen for the instant), or a snapshot's,
+        // held by a snapshot of its own so deleting it cannot pull the
+        // files from under the export.
+        let snap = options.snapshot.as_deref().map(|key| self.snapshot_record(&rec.id, key)).transpose()?;
+        let (layers, image) = match &snap {
+            None => {
+                self.consistent_snapshot(&rec, &view.snapshot)?;
+                (self.store.container_lowers(&rec.id)?, rec.image.clone())
+            }
+            Some(s) => {
+                let layer = self
+                    .store
+                    .layer(&s.layer_id)?
+                    .ok_or_else(|| Error::NotFound { kind: "layer", id: s.layer_id.to_string() })?;
+                self.host
+                    .btrfs
+                    .snapshot(&self.pool.root().join(&layer.subvolume), &view.snapshot, true)
+                    .map_err(Error::storage("snapshot for an export", rec.id.as_str()))?;
+                let mut lowers = Vec::with_capacity(s.lowers.len());
+                for id in &s.lowers {
+                    lowers.push(
+                        self.store.layer(id)?.ok_or_else(|| Error::NotFound { kind: "layer", id: id.to_string() })?,
+                    );
+                }
+                // The image the snapshot sits on (the tenant may have moved
+                // to another since).
+                let image_layer = lowers.iter().find(|l| l.kind == LayerKind::Image).map(|l| l.id.clone());
+                let image = self
+                    .store
+                    .images()?
+                    .into_iter()
+                    .find(|i| Some(&i.layer_id) == image_layer.as_ref())
+                    .map_or_else(|| rec.image.clone(), |i| i.image.name);
+                (lowers, image)
+            }
+        };
         drop(guard);
         let mut lowers = vec![view.snapshot.join("upper")];
         match options.scope {
@@ -257,7 +298,7 @@ impl ContainerService {
             source_project: project.clone(),
             exported_at: cubby_model::now(),
             scope: options.scope,
-            image: rec.image.clone(),
+            image,
             command: rec.command.clone(),
             env,
             env_redacted,
@@ -272,6 +313,7 @@ impl ContainerService {
             firewall: self.store.firewall(&rec.id)?,
             network: self.store.network(&rec.id)?,
             proxy_source: Some(self.network.proxy_source()),
+            snapshot: snap.as_ref().map(|s| s.name.clone()),
         };
         let header = serde_json::to_vec_pretty(&header).map_err(|e| Error::Io {
             op: "encode",
@@ -288,7 +330,10 @@ impl ContainerService {
             prefix: options.scope.prefix(),
             tree,
             ids: self.id_shift(),
-            file_name: format!("{}--{project}.{scope}.cubby.tar.zst", rec.name),
+            file_name: match &snap {
+                None => format!("{}--{project}.{scope}.cubby.tar.zst", rec.name),
+                Some(s) => format!("{}--{project}@{}.{scope}.cubby.tar.zst", rec.name, s.name),
+            },
             _view: view,
         })
     }

@@ -115,7 +115,7 @@ impl ContainerService {
         self.store.snapshots(id)?.iter().map(|s| self.snapshot_view(s)).collect()
     }
 
-    fn snapshot_record(&self, id: &ContainerId, key: &str) -> Result<SnapshotRecord, Error> {
+    pub(crate) fn snapshot_record(&self, id: &ContainerId, key: &str) -> Result<SnapshotRecord, Error> {
         self.store.snapshot(id, key)?.ok_or_else(|| Error::NotFound { kind: "snapshot", id: key.to_string() })
     }
 

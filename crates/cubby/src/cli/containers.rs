@@ -52,6 +52,9 @@ pub enum ContainersCommand {
         /// Include environment values (left out by default).
         #[arg(long)]
         include_env: bool,
+        /// Export this snapshot (name or alias) as it was.
+        #[arg(long)]
+        snapshot: Option<String>,
         #[command(flatten)]
         c: Connection,
     },
@@ -312,12 +315,27 @@ pub fn run(cmd: ContainersCommand) -> anyhow::Result<std::process::ExitCode> {
             };
             print_one(a.c.json, &a.c.client()?.copy_container(&a.source, &req)?);
         }
-        ContainersCommand::Export { id, output, full, data_only, include_env, c } => {
-            let query: Vec<&str> =
+        ContainersCommand::Export { id, output, full, data_only, include_env, snapshot, c } => {
+            let mut query: Vec<String> =
                 [(full, "full=true"), (data_only, "data_only=true"), (include_env, "include_env=true")]
                     .into_iter()
-                    .filter_map(|(on, q)| on.then_some(q))
+                    .filter(|(on, _)| *on)
+                    .map(|(_, q)| q.to_string())
                     .collect();
+            if let Some(name) = snapshot {
+                // Names and aliases are plain, but a typo must not change the query.
+                let escaped: String = name
+                    .bytes()
+                    .map(|b| {
+                        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                            char::from(b).to_string()
+                        } else {
+                            format!("%{b:02X}")
+                        }
+                    })
+                    .collect();
+                query.push(format!("snapshot={escaped}"));
+            }
             let client = c.client()?;
             let written = if output.as_os_str() == "-" {
                 client.export_container(&id, &query.join("&"), &mut std::io::stdout().lock())?
