@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 use cubby_core::backup::RestoreOptions;
-use cubby_model::ByteSize;
 
 /// Flags of `cubby restore`.
 #[derive(Debug, Clone, Args)]
@@ -31,13 +30,7 @@ pub struct RestoreArgs {
 }
 
 pub fn run(args: RestoreArgs) -> anyhow::Result<std::process::ExitCode> {
-    let pool_size = args
-        .pool_size
-        .as_deref()
-        .map(ByteSize::parse)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--pool-size: {e}"))?
-        .map(|b| b.0);
+    let pool_size = crate::serve::pool_size_flag(args.pool_size.as_deref())?;
     let opts = RestoreOptions {
         from: std::path::absolute(&args.from)?,
         backup: args.backup,

@@ -217,6 +217,11 @@ pub struct ServeArgs {
     pub trace_spans: bool,
 }
 
+/// `--pool-size` in bytes (`None`: not given).
+pub(crate) fn pool_size_flag(text: Option<&str>) -> anyhow::Result<Option<u64>> {
+    Ok(text.map(ByteSize::parse).transpose().map_err(|e| anyhow::anyhow!("--pool-size: {e}"))?.map(|b| b.0))
+}
+
 /// A duration as a number with a unit: `90s`, `30m`, `6h`, `1d`.
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
@@ -565,13 +570,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         args.dns.clone()
     };
-    let pool_size = args
-        .pool_size
-        .as_deref()
-        .map(ByteSize::parse)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--pool-size: {e}"))?
-        .map(|b| b.0);
+    let pool_size = pool_size_flag(args.pool_size.as_deref())?;
     let max_image_bytes =
         ByteSize::parse(&args.max_image_size).map_err(|e| anyhow::anyhow!("--max-image-size: {e}"))?.0;
     let layout = Layout::new(&args.prefix, args.data_dir.clone(), args.run_dir.clone());

@@ -80,12 +80,7 @@ fn a_rollout_upgrades_every_copy_in_batches_and_stops_at_a_broken_release() {
     // Release v3 does not start: the first batch of two fails and is put
     // back (the v2 rollout above, made the same way, is the control); the
     // three after it are never stopped.
-    let (code, _, err) = sh(
-        &api,
-        &tid,
-        "echo v3 > /app/version && rm /usr/local/bin/cubby-demo && printf '#!/bin/sh\\nexit 3\\n' > /usr/local/bin/cubby-demo \
-         && chmod 755 /usr/local/bin/cubby-demo",
-    );
+    let (code, _, err) = sh(&api, &tid, &format!("echo v3 > /app/version && {}", support::BREAK_THE_APP));
     assert_eq!(code, 0, "{err}");
     let pids_before: Vec<Option<u32>> = copies.iter().map(|c| support::init_pid(&d, c)).collect();
     let broken = api.create_rollout(pid, &req).unwrap();

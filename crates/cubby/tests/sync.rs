@@ -60,12 +60,7 @@ fn a_synced_copy_gets_the_templates_files_and_keeps_its_data() {
 
     // A template whose new state does not start: the sync is refused and
     // the copy is put back (the good sync above is the control).
-    let (code, _, err) = sh(
-        &api,
-        &tid,
-        "echo v3 > /app/version && rm /usr/local/bin/cubby-demo && printf '#!/bin/sh\\nexit 3\\n' > /usr/local/bin/cubby-demo \
-         && chmod 755 /usr/local/bin/cubby-demo",
-    );
+    let (code, _, err) = sh(&api, &tid, &format!("echo v3 > /app/version && {}", support::BREAK_THE_APP));
     assert_eq!(code, 0, "{err}");
     let err = api.sync_container(&c).unwrap_err().to_string();
     assert!(err.contains("sync_failed"), "{err}");

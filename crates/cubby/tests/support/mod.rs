@@ -10,6 +10,11 @@ use cubby_testkit::Daemon;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cubby");
 
+/// Shell that turns a `minimal` container's app into one that exits 3 at
+/// once: a release that never becomes ready.
+pub const BREAK_THE_APP: &str = "rm /usr/local/bin/cubby-demo && printf '#!/bin/sh\\nexit 3\\n' > /usr/local/bin/cubby-demo \
+     && chmod 755 /usr/local/bin/cubby-demo";
+
 /// Starts a daemon, or returns `None` when the test cannot run (not root,
 /// outside CI: `require_root` prints why).
 pub fn daemon(test: &str) -> Option<Daemon> {
