@@ -9,12 +9,14 @@
 //! data dir is touched. Streams are received with `btrfs receive
 //! --chroot` into one directory per subvolume (an increment finds its
 //! parent there), then snapshotted into place, so the pool holds only
-//! subvolumes of its own. A restore that fails removes what it placed and
+//! subvolumes of its own. `files.tar` is unpacked under the data dir's fd
+//! without following a link. A restore that fails removes what it placed and
 //! the database, so it can be run again.
 
 use std::path::{Path, PathBuf};
 
-use cubby_storage::{Btrfs, Pool, PoolOptions};
+use cubby_storage::image::beneath::Beneath;
+use cubby_storage::{Btrfs, Pool, PoolOptions, StorageError};
 use cubby_store::{AuditEntry, ContainerStore, LayerStore, SqliteStore};
 
 use super::{DATABASE, FileRef, Manifest, SubvolumeEntry, SubvolumeKind};
@@ -123,7 +125,7 @@ fn restore_into(
     pool: &Pool,
     placed: &mut Vec<PathBuf>,
 ) -> Result<RestoreReport, Error> {
-    unpack_files(&super::verify(&opts.from, &manifest.files)?, &opts.data_dir)?;
+    unpack_files(&super::verify(&opts.from, &manifest.files)?, &opts.data_dir, pool.root())?;
     let db_path = opts.data_dir.join(DATABASE);
     copy_file(&super::verify(&opts.from, &manifest.database)?, &db_path)?;
     let store = SqliteStore::open(&db_path)?;
@@ -208,22 +210,36 @@ fn remove_received(btrfs: &dyn Btrfs, scratch: &Path) {
 }
 
 /// Unpacks `files.tar` into the data dir: directories and regular files
-/// only, each path checked to stay inside.
-fn unpack_files(tarball: &Path, data_dir: &Path) -> Result<(), Error> {
+/// only, every path resolved under the data dir's fd without following a
+/// link (`Beneath`), no file written over.
+/// `pool/…` goes under the pool's own fd: the pool may be another
+/// filesystem mounted there, which the data dir's lookups do not cross.
+fn unpack_files(tarball: &Path, data_dir: &Path, pool: &Path) -> Result<(), Error> {
     let file = std::fs::File::open(tarball).map_err(Error::io("open", tarball))?;
-    let mut archive = tar::Archive::new(file);
-    archive.set_preserve_permissions(true);
+    let data = Beneath::open(data_dir).map_err(Error::storage("open the data dir", "restore"))?;
+    let pool_root = Beneath::open(pool).map_err(Error::storage("open the pool", "restore"))?;
     let refuse = |reason: String| Error::InvalidBackup { dir: tarball.into(), reason };
+    let placed = |e: StorageError| refuse(crate::error::error_chain(&e));
+    let mut archive = tar::Archive::new(file);
     for entry in archive.entries().map_err(Error::io("read", tarball))? {
         let mut entry = entry.map_err(Error::io("read", tarball))?;
         let path = entry.path().map_err(Error::io("read", tarball))?.into_owned();
+        let mode = entry.header().mode().map_err(Error::io("read", tarball))?;
         let kind = entry.header().entry_type();
-        if !(kind.is_dir() || kind.is_file()) {
+        let (root, path) = match path.strip_prefix("pool") {
+            Ok(rest) => (&pool_root, rest.to_path_buf()),
+            Err(_) => (&data, path),
+        };
+        if kind.is_dir() {
+            root.create_dir_all(&path, mode).map_err(placed)?;
+        } else if kind.is_file() {
+            if let Some(parent) = path.parent() {
+                root.create_dir_all(parent, 0o700).map_err(placed)?;
+            }
+            let mut out = root.create_file(&path, mode).map_err(placed)?;
+            std::io::copy(&mut entry, &mut out).map_err(Error::io("write", data_dir.join(&path)))?;
+        } else {
             return Err(refuse(format!("{} is neither a file nor a directory", path.display())));
-        }
-        // `unpack_in` refuses `..` and paths that leave the data dir.
-        if !entry.unpack_in(data_dir).map_err(Error::io("unpack", data_dir.join(&path)))? {
-            return Err(refuse(format!("{} leaves the data dir", path.display())));
         }
     }
     Ok(())

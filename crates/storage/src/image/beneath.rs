@@ -110,6 +110,39 @@ impl Beneath {
         Ok(Some(File::from(fd)))
     }
 
+    /// Makes the directory at `rel` and any missing parents (each with
+    /// `mode`); one that exists is fine.
+    pub fn create_dir_all(&self, rel: &Path, mode: u32) -> Result<(), StorageError> {
+        let rel = normal_components(rel)?;
+        let mut at = PathBuf::new();
+        for part in rel.components() {
+            let parent =
+                self.open_at(&at, OFlags::DIRECTORY | OFlags::RDONLY).map_err(|e| self.lookup_error(&at, e))?;
+            match rustix::fs::mkdirat(&parent, part.as_os_str(), Mode::from_raw_mode(mode & 0o7777)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(StorageError::io("create", self.shown.join(&at).join(part))(e.into())),
+            }
+            at.push(part);
+            // What exists must be a directory reached without a link.
+            self.open_at(&at, OFlags::DIRECTORY | OFlags::RDONLY).map_err(|e| self.lookup_error(&at, e))?;
+        }
+        Ok(())
+    }
+
+    /// Creates the regular file at `rel` (its parent must exist) with
+    /// `mode`; a file already there is refused.
+    pub fn create_file(&self, rel: &Path, mode: u32) -> Result<File, StorageError> {
+        let rel = normal_components(rel)?;
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let fd = rustix::fs::openat2(&self.fd, &rel, flags, Mode::from_raw_mode(mode & 0o7777), RESOLVE).map_err(
+            |e| match e {
+                Errno::EXIST => refused(&rel, "it is there already"),
+                other => self.lookup_error(&rel, other),
+            },
+        )?;
+        Ok(File::from(fd))
+    }
+
     /// Reads the regular file at `rel`, refusing more than `max` bytes.
     pub fn read(&self, rel: &Path, max: u64) -> Result<Vec<u8>, StorageError> {
         let mut bytes = Vec::new();
@@ -192,4 +225,31 @@ fn check_name(name: &OsStr) -> Result<(), StorageError> {
         return Err(refused(Path::new(name), "it does not name an entry of its directory"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_and_directories_are_made_under_the_root_never_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let root = Beneath::open(dir.path()).unwrap();
+        // The control: a nested file is made where it belongs.
+        root.create_dir_all(Path::new("projects/p1/scripts"), 0o755).unwrap();
+        std::io::Write::write_all(&mut root.create_file(Path::new("projects/p1/scripts/a.js"), 0o640).unwrap(), b"x")
+            .unwrap();
+        assert_eq!(std::fs::read(dir.path().join("projects/p1/scripts/a.js")).unwrap(), b"x");
+        assert!(matches!(
+            root.create_file(Path::new("projects/p1/scripts/a.js"), 0o640),
+            Err(StorageError::Refused { .. })
+        ));
+        // A link planted on the way is not followed, for files or directories.
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("escape")).unwrap();
+        assert!(root.create_file(Path::new("escape/planted"), 0o644).is_err());
+        assert!(root.create_dir_all(Path::new("escape/deeper"), 0o755).is_err());
+        assert!(root.create_file(Path::new("../up"), 0o644).is_err());
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "nothing made outside");
+    }
 }
