@@ -1154,7 +1154,10 @@ export interface components {
              * @description Containers in it.
              */
             containers: number;
-            /** @description Its directory on the daemon's host. */
+            /**
+             * @description Its directory on the daemon's host, or its URL in the bucket
+             *     (`s3://bucket/prefix/<id>`).
+             */
             dir: string;
             /**
              * Format: int64
@@ -1369,9 +1372,11 @@ export interface components {
         /** @description `POST /api/v1/backups`. */
         CreateBackup: {
             /**
-             * @description Absolute directory on the daemon's host that holds the backups;
-             *     left out: the daemon's `--backup-dir`. Incremental against the
-             *     newest backup already there.
+             * @description Absolute directory on the daemon's host that holds the backups, or
+             *     `s3://bucket/prefix` of an S3-compatible store (endpoint and
+             *     credentials from the daemon's `AWS_*` environment); left out: the
+             *     daemon's `--backup-dir`. Incremental against the newest backup
+             *     already there.
              */
             to?: string | null;
         };

@@ -97,6 +97,14 @@ impl From<Error> for ApiError {
             .with_details(serde_json::json!({"log_tail": log_tail})),
             Error::InvalidArchive { reason } => Self::bad_request("invalid_archive", format!("{reason}. Send a tar archive (plain, gzip or zstd) of a root filesystem")),
             Error::InvalidBackup { .. } => Self::bad_request("invalid_backup", format!("{err}. Name a directory of complete backups made by POST /api/v1/backups, unchanged")),
+            Error::ObjectStore { .. } => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "backup_store_failed",
+                format!(
+                    "{}. Check the bucket, the endpoint and the AWS_* credentials the daemon runs with; nothing was kept of this backup",
+                    err.chain()
+                ),
+            ),
             Error::InvalidExport { reason } => Self::bad_request(
                 "invalid_export",
                 format!("{reason}. Send an archive made by GET /api/v1/containers/{{id}}/export, unchanged"),

@@ -116,8 +116,9 @@ pub struct Config {
     /// was made with; see [`crate::userns`].
     pub userns: Option<IdRange>,
     /// Where `POST /api/v1/backups` and scheduled backups write when no
-    /// other directory is named (`--backup-dir`).
-    pub backup_dir: Option<PathBuf>,
+    /// other place is named (`--backup-dir`): a directory or
+    /// `s3://bucket/prefix`.
+    pub backup_to: Option<String>,
     /// Test-only crash points (`CUBBY_FAILPOINTS`): the daemon kills itself
     /// with SIGKILL on reaching one. Empty in production.
     pub failpoints: std::collections::HashSet<String>,

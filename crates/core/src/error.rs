@@ -39,6 +39,14 @@ pub enum Error {
     /// A backup directory that cannot be restored from as it is.
     #[error("the backup in {} cannot be used: {reason}", dir.display())]
     InvalidBackup { dir: std::path::PathBuf, reason: String },
+    /// The object store backups go to failed or refused a request.
+    #[error("the object store {url} failed to {op}")]
+    ObjectStore {
+        url: String,
+        op: &'static str,
+        #[source]
+        source: Box<object_store::Error>,
+    },
     /// An upload is larger than allowed.
     #[error("the upload is larger than {limit} bytes")]
     TooLarge { limit: u64 },

@@ -82,7 +82,7 @@ async fn fixture() -> Fixture {
         defaults: Defaults::default(),
         seccomp: None,
         userns: None,
-        backup_dir: None,
+        backup_to: None,
         failpoints: Default::default(),
     };
     let btrfs = Arc::new(FakeBtrfs::new());

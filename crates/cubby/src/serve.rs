@@ -202,9 +202,12 @@ pub struct ServeArgs {
     #[arg(long, default_value = "1000000:65536")]
     pub userns: String,
     /// Where backups go (`POST /api/v1/backups` without `to`, and the
-    /// scheduled ones): a directory on another disk than the data dir.
+    /// scheduled ones): a directory on another disk than the data dir, or
+    /// `s3://bucket/prefix` with the endpoint and credentials in the
+    /// environment (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP).
     #[arg(long)]
-    pub backup_dir: Option<PathBuf>,
+    pub backup_dir: Option<String>,
     /// Take a backup into `--backup-dir` this often: `90s`, `30m`, `6h`,
     /// `1d` (each incremental to the one before).
     #[arg(long, requires = "backup_dir", value_parser = parse_interval)]
@@ -599,7 +602,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("--script-max-body: {e}"))?,
             ..Defaults::default()
         },
-        backup_dir: args.backup_dir.clone(),
+        backup_to: args.backup_dir.clone(),
         failpoints: std::env::var("CUBBY_FAILPOINTS")
             .map(|v| v.split(',').filter(|p| !p.is_empty()).map(str::to_string).collect())
             .unwrap_or_default(),
@@ -622,8 +625,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let host = crate::host::real(&args.proc_root, &args.runtime, &layout, &args.cgroup_root)?;
     let platform = Platform::open(config, store, host).await.map_err(error_chain).context("starting the core")?;
+    if let Some(to) = &args.backup_dir {
+        platform.backup_target(to).map_err(error_chain).context("--backup-dir")?;
+    }
     if let Some(every) = args.backup_interval {
-        platform.schedule_backups(every);
+        platform.schedule_backups(every).map_err(error_chain).context("--backup-dir")?;
     }
     let token_file = args.data_dir.join("admin.token");
     platform.access().ensure_admin_token(&token_file).map_err(error_chain)?;

@@ -202,3 +202,186 @@ fn a_backup_restored_on_a_fresh_box_serves_every_tenant_with_the_same_data_and_u
     assert_ne!(code, 0);
     assert!(err.contains("already holds a box"), "{err}");
 }
+
+/// An S3 endpoint on loopback, serving the directory `root` (a bucket is a
+/// directory of it) with s3s-fs and one access key, in a thread of this
+/// test; it stops with the test process.
+struct S3Server {
+    root: tempfile::TempDir,
+    endpoint: String,
+}
+
+const S3_KEY: &str = "cubby-test-key";
+const S3_SECRET: &str = "cubby-test-secret-0123456789";
+
+impl S3Server {
+    fn start(buckets: &[&str]) -> Self {
+        let root = tempfile::tempdir().unwrap();
+        for bucket in buckets {
+            std::fs::create_dir(root.path().join(bucket)).unwrap();
+        }
+        let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
+        let service = {
+            let mut b = s3s::service::S3ServiceBuilder::new(fs);
+            b.set_auth(s3s::auth::SimpleAuth::from_single(S3_KEY, S3_SECRET));
+            b.build()
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let Ok((socket, _)) = listener.accept().await else { continue };
+                    let service = service.clone();
+                    tokio::spawn(async move {
+                        let io = hyper_util::rt::TokioIo::new(socket);
+                        let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                    });
+                }
+            });
+        });
+        Self { root, endpoint }
+    }
+
+    /// The environment that points a daemon or the CLI at this endpoint.
+    fn env(&self, secret: &str) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", S3_KEY),
+            ("AWS_SECRET_ACCESS_KEY", secret),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// The object `key` of `bucket`, as stored.
+    fn object(&self, bucket: &str, key: &str) -> PathBuf {
+        self.root.path().join(bucket).join(key)
+    }
+}
+
+/// `cubby restore --from URL` with `env`.
+fn restore_from_bucket(url: &str, env: &[(String, String)], data_dir: &Path) -> (i32, String, String) {
+    let out = std::process::Command::new(BIN)
+        .args(["restore", "--from", url, "--pool-size", "3GiB", "--data-dir"])
+        .arg(data_dir)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("run cubby restore");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_backup_in_an_s3_bucket_restores_a_box_and_a_failed_upload_leaves_nothing() {
+    if !cubby_testkit::require_root("a_backup_in_an_s3_bucket_restores_a_box_and_a_failed_upload_leaves_nothing") {
+        return;
+    }
+    let s3 = S3Server::start(&["cubby-backups"]);
+    let url = "s3://cubby-backups/box-1";
+    let env = s3.env(S3_SECRET);
+    let a = Daemon::start_with(
+        BIN,
+        DaemonOptions {
+            extra_args: vec!["--public-port".into(), PUBLIC_PORT.into(), "--backup-dir".into(), url.into()],
+            env: env.clone(),
+            ..Default::default()
+        },
+    );
+    let api = a.admin();
+    let acme = project(&api, "acme");
+    let zeta = project(&api, "zeta");
+    let web = container(&api, &acme, "web", "hello from web");
+    let web_id = web.id.to_string();
+    // Over one multipart part, so the stream goes up in parts.
+    let (code, _, err) = sh(
+        &api,
+        &web_id,
+        "set -e; cd /data; echo precious > rows.txt; head -c 12000000 /dev/urandom > blob; md5sum blob > blob.md5",
+    );
+    assert_eq!(code, 0, "{err}");
+    let other = container(&api, &zeta, "other", "hello from zeta");
+    let zeta_token = api.create_token(zeta.id.as_str(), &CreateToken::default()).unwrap().secret;
+
+    // To the daemon's --backup-dir through the CLI, then incremental
+    // through the API after one tenant changed.
+    let (code, out, err) = a.cli(&["backup", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let first: Backup = serde_json::from_str(&out).unwrap();
+    assert_eq!(first.dir, format!("{url}/{}", first.id));
+    assert!(s3.object("cubby-backups", &format!("box-1/{}/backup.json", first.id)).is_file());
+    let stream = format!("box-1/{}/streams/container-{web_id}.btrfs", first.id);
+    assert!(std::fs::metadata(s3.object("cubby-backups", &stream)).unwrap().len() > 12_000_000, "web's stream");
+    assert!(!a.data_dir.join("backup-staging").exists(), "nothing staged is kept on the box");
+    let (code, _, err) = sh(&api, &web_id, "echo more rows >> /data/rows.txt");
+    assert_eq!(code, 0, "{err}");
+    let second = api.backup(&CreateBackup { to: Some(url.into()) }).unwrap();
+    assert_eq!(second.parent.as_ref(), Some(&first.id), "{second:?}");
+    assert!(second.bytes_written < first.bytes_written / 4, "an increment: {first:?} {second:?}");
+    let expected_data = data_of(&api, &web_id);
+    assert!(expected_data.contains("precious\nmore rows\n") && expected_data.contains("blob: OK"), "{expected_data}");
+
+    // An upload the store refuses halfway (its prefix is a file there, so
+    // listing works and writing fails): the error says so, and nothing of
+    // the attempt stays (the backups above, to the same store, are the
+    // control).
+    std::fs::write(s3.object("cubby-backups", "box-2"), b"in the way").unwrap();
+    let snapshots = || {
+        let mut v: Vec<_> = std::fs::read_dir(a.data_dir.join("pool/backups"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = snapshots();
+    let (code, _, err) = sh(&api, &web_id, "echo not backed up >> /data/rows.txt");
+    assert_eq!(code, 0, "{err}");
+    let refused = api.backup(&CreateBackup { to: Some("s3://cubby-backups/box-2".into()) }).unwrap_err();
+    assert!(format!("{refused:?}").contains("backup_store_failed"), "{refused:?}");
+    assert_eq!(snapshots(), before, "no snapshot of the failed backup is left in the pool");
+    assert!(!a.data_dir.join("backup-staging").exists());
+
+    // Restored from the bucket into a fresh box: the newest complete
+    // backup, the same tenants, data and URLs.
+    let mut b = Daemon::prepare_with(BIN, options());
+    let (code, out, err) = restore_from_bucket(url, &env, &b.data_dir);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("restored backup {}", second.id)) && out.contains("2 containers"), "{out}");
+    assert!(!b.data_dir.join("restore-download").exists(), "the download is removed once restored");
+    b.start_again();
+    let api_b = b.admin();
+    assert_eq!(data_of(&api_b, &web_id), expected_data, "the same /data, byte for byte");
+    let r = http_get(b.proxy_addr, &web.url);
+    assert_eq!((r.status, r.json()["greeting"].as_str()), (200, Some("hello from web")), "{}", r.body);
+    assert_eq!(http_get(b.proxy_addr, &other.url).json()["greeting"], "hello from zeta");
+    let as_zeta = b.client(Some(&zeta_token));
+    assert!(as_zeta.container(other.id.as_str()).is_ok(), "control: zeta sees its own tenant");
+    assert!(as_zeta.container(&web_id).is_err(), "zeta cannot see acme's tenant on the restored box");
+
+    // Wrong credentials and a changed object: refused before anything is
+    // made (the restore above, by the same command, is the control).
+    let fresh = std::env::temp_dir().join(format!("cubby-restore-s3-refused-{}", a.prefix));
+    let _cleanup = Cleanup(fresh.clone());
+    let (code, out, err) = restore_from_bucket(url, &s3.env("not-the-secret"), &fresh);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("failed to"), "{err}");
+    assert!(!fresh.join("cubby.db").exists() && !fresh.join("restore-download").exists());
+    let object = s3.object("cubby-backups", &format!("box-1/{}/cubby.db", second.id));
+    let mut bytes = std::fs::read(&object).unwrap();
+    bytes[100] ^= 0x20;
+    std::fs::write(&object, &bytes).unwrap();
+    let (code, out, err) = restore_from_bucket(url, &env, &fresh);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("does not match its checksum"), "{err}");
+    assert!(!fresh.join("cubby.db").exists() && !fresh.join("restore-download").exists());
+}

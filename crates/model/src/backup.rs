@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateBackup {
-    /// Absolute directory on the daemon's host that holds the backups;
-    /// left out: the daemon's `--backup-dir`. Incremental against the
-    /// newest backup already there.
+    /// Absolute directory on the daemon's host that holds the backups, or
+    /// `s3://bucket/prefix` of an S3-compatible store (endpoint and
+    /// credentials from the daemon's `AWS_*` environment); left out: the
+    /// daemon's `--backup-dir`. Incremental against the newest backup
+    /// already there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
 }
@@ -21,7 +23,8 @@ pub struct CreateBackup {
 pub struct Backup {
     /// Its id: the UTC time it was taken (`20261204T225106.123Z`).
     pub id: String,
-    /// Its directory on the daemon's host.
+    /// Its directory on the daemon's host, or its URL in the bucket
+    /// (`s3://bucket/prefix/<id>`).
     pub dir: String,
     /// The backup it is incremental to (`None`: a whole one).
     pub parent: Option<String>,

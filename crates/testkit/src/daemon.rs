@@ -35,6 +35,8 @@ pub struct DaemonOptions {
     /// generator, see [`own_session`]). Tests leave it off, so an
     /// interrupted test run takes its daemons with it.
     pub own_session: bool,
+    /// Extra environment of the daemon process.
+    pub env: Vec<(String, String)>,
 }
 
 /// Makes `cmd` start a new session. With autogroup scheduling (Debian's
@@ -214,7 +216,7 @@ impl Daemon {
             args,
             child: None,
             log,
-            env: Vec::new(),
+            env: options.env,
             own_session: options.own_session,
             _lease: lease,
         }

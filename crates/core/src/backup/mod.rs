@@ -23,13 +23,17 @@
 //! stream.
 //!
 //! A backup is written under `.<id>.partial/` and renamed when complete, so
-//! a crash never leaves a directory that looks whole. Restore
+//! a crash never leaves a directory that looks whole. The same layout goes
+//! to an S3-compatible bucket (`s3://bucket/prefix`, [`bucket`]), the
+//! manifest uploaded last. Restore
 //! ([`restore::restore`]) checks every file's SHA-256 before it changes
 //! anything.
 
+pub mod bucket;
 mod restore;
 mod take;
 
+pub use bucket::{Bucket, Target};
 pub use restore::{RestoreOptions, RestoreReport, restore};
 
 use std::io::{Read, Write};
@@ -117,47 +121,62 @@ pub struct SubvolumeEntry {
 
 impl Platform {
     /// Takes a backup of the whole box (admin only) into `req.to`, or the
-    /// daemon's `--backup-dir`.
+    /// daemon's `--backup-dir`: a directory or `s3://bucket/prefix`.
     pub async fn backup(&self, caller: &Caller, req: &CreateBackup) -> Result<Backup, Error> {
         if !caller.is_admin() {
             return Err(Error::Forbidden);
         }
-        let config = self.config();
-        let to = match (&req.to, &config.backup_dir) {
-            (Some(to), _) => PathBuf::from(to),
-            (None, Some(dir)) => dir.clone(),
+        let to = match (&req.to, &self.config().backup_to) {
+            (Some(to), _) => to.clone(),
+            (None, Some(to)) => to.clone(),
             (None, None) => {
-                return Err(Error::invalid("to", "name a directory: this daemon was started without --backup-dir"));
+                return Err(Error::invalid(
+                    "to",
+                    "name a directory or s3://bucket/prefix: this daemon was started without --backup-dir",
+                ));
             }
         };
-        if !to.is_absolute() || to.components().any(|c| matches!(c, Component::ParentDir)) {
-            return Err(Error::invalid("to", "give an absolute path without `..`"));
+        let target = self.backup_target(&to)?;
+        self.containers().take_backup(&target).await
+    }
+
+    /// Checks and opens where backups go: an absolute directory out of the
+    /// data dir, or a bucket.
+    pub fn backup_target(&self, to: &str) -> Result<Target, Error> {
+        let target = Target::parse(to)?;
+        if let Target::Dir(to) = &target {
+            let data_dir = &self.config().data_dir;
+            if !to.is_absolute() || to.components().any(|c| matches!(c, Component::ParentDir)) {
+                return Err(Error::invalid("to", "give an absolute path without `..`, or s3://bucket/prefix"));
+            }
+            if to.starts_with(data_dir) || data_dir.starts_with(to) {
+                return Err(Error::invalid(
+                    "to",
+                    "a backup inside the data dir (or around it) is lost with it: choose a directory on another disk",
+                ));
+            }
         }
-        if to.starts_with(&config.data_dir) || config.data_dir.starts_with(&to) {
-            return Err(Error::invalid(
-                "to",
-                "a backup inside the data dir (or around it) is lost with it: choose a directory on another disk",
-            ));
-        }
-        self.containers().take_backup(&to).await
+        Ok(target)
     }
 
     /// Takes a backup into `--backup-dir` every `interval` (the first one
     /// an interval after start). A failed one is logged and tried again at
     /// the next.
-    pub fn schedule_backups(&self, interval: Duration) {
-        let Some(dir) = self.config().backup_dir.clone() else { return };
+    pub fn schedule_backups(&self, interval: Duration) -> Result<(), Error> {
+        let Some(to) = self.config().backup_to.clone() else { return Ok(()) };
+        let target = self.backup_target(&to)?;
         let containers = Arc::clone(self.containers());
         self.background.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(e) = containers.take_backup(&dir).await {
-                    tracing::error!(dir = %dir.display(), error = %e.chain(), "scheduled backup failed");
+                if let Err(e) = containers.take_backup(&target).await {
+                    tracing::error!(to = %to, error = %e.chain(), "scheduled backup failed");
                 }
             }
         }));
+        Ok(())
     }
 }
 
@@ -165,6 +184,14 @@ impl Manifest {
     /// The entry of subvolume `id` of `kind`.
     pub fn entry(&self, kind: SubvolumeKind, id: &str) -> Option<&SubvolumeEntry> {
         self.subvolumes.iter().find(|e| e.kind == kind && e.id == id)
+    }
+
+    /// The files (but the manifest) that backup `backup` holds of this one.
+    pub fn files_of<'a>(&'a self, backup: &'a str) -> impl Iterator<Item = &'a FileRef> + 'a {
+        [&self.database, &self.files]
+            .into_iter()
+            .chain(self.subvolumes.iter().flat_map(|e| &e.chain))
+            .filter(move |r| r.backup == backup)
     }
 }
 
@@ -198,7 +225,12 @@ pub fn is_backup_id(name: &str) -> bool {
 pub fn read_manifest(root: &Path, id: &str) -> Result<Manifest, Error> {
     let path = root.join(id).join(MANIFEST);
     let text = std::fs::read(&path).map_err(Error::io("read", &path))?;
-    let manifest: Manifest = serde_json::from_slice(&text)
+    parse_manifest(&text, id, root)
+}
+
+/// Parses the manifest `text` of backup `id` found in `root`.
+pub(crate) fn parse_manifest(text: &[u8], id: &str, root: &Path) -> Result<Manifest, Error> {
+    let manifest: Manifest = serde_json::from_slice(text)
         .map_err(|e| Error::InvalidBackup { dir: root.join(id), reason: format!("{MANIFEST} cannot be read: {e}") })?;
     if manifest.format != FORMAT || manifest.id != id {
         return Err(Error::InvalidBackup {
@@ -207,6 +239,11 @@ pub fn read_manifest(root: &Path, id: &str) -> Result<Manifest, Error> {
         });
     }
     Ok(manifest)
+}
+
+/// Whether the file `r` names stays inside its backup's directory.
+pub(crate) fn is_safe_ref(r: &FileRef) -> bool {
+    is_backup_id(&r.backup) && r.file.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 /// The ids of the complete backups under `root`, oldest first (a missing
@@ -298,7 +335,7 @@ pub(crate) fn hash_file(dir: &Path, backup: &str, file: &str) -> Result<FileRef,
 pub(crate) fn verify(root: &Path, r: &FileRef) -> Result<PathBuf, Error> {
     let dir = root.join(&r.backup);
     let bad = |reason: String| Error::InvalidBackup { dir: dir.clone(), reason };
-    if !is_backup_id(&r.backup) || r.file.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+    if !is_safe_ref(r) {
         return Err(bad(format!("the manifest names an unsafe path {}/{}", r.backup, r.file)));
     }
     let path = dir.join(&r.file);

@@ -24,7 +24,8 @@ use std::time::Instant;
 use cubby_model::{Backup, ContainerStatus};
 
 use super::{
-    DATABASE, FILES, FORMAT, FileRef, HashedFile, MANIFEST, MAX_CHAIN, Manifest, STREAMS, SubvolumeEntry, SubvolumeKind,
+    DATABASE, FILES, FORMAT, FileRef, HashedFile, MANIFEST, MAX_CHAIN, Manifest, STREAMS, SubvolumeEntry,
+    SubvolumeKind, Target,
 };
 use crate::Error;
 use crate::containers::ContainerService;
@@ -33,6 +34,18 @@ use crate::containers::ContainerService;
 /// pool, written as streams, or rebuilt at start).
 const DATA_FILES: &[&str] =
     &["claims.key", "secrets.key", "admin.token", "subnet", "acme", "projects", "logs", "pool/idmap"];
+
+/// The data dir's directory a backup to a bucket is written into before it
+/// is uploaded (gone afterwards; one left by a crash goes at the next).
+const STAGING: &str = "backup-staging";
+
+/// Removes the staging directory and what it holds.
+fn remove_staging(dir: &Path) -> Result<(), Error> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", dir)(e)),
+        _ => Ok(()),
+    }
+}
 
 /// A subvolume snapshotted for this backup, still to be written.
 struct Pending {
@@ -47,18 +60,37 @@ struct Pending {
 }
 
 impl ContainerService {
-    /// Writes a backup of the whole box into a new directory under `to`,
-    /// incremental against the newest backup already there.
-    pub(crate) async fn take_backup(self: &Arc<Self>, to: &Path) -> Result<Backup, Error> {
+    /// Writes a backup of the whole box to `target`, incremental against
+    /// the newest backup already there. A bucket gets it through a staging
+    /// directory under the data dir, removed afterwards.
+    pub(crate) async fn take_backup(self: &Arc<Self>, target: &Target) -> Result<Backup, Error> {
         let _one = self.backup_lock.lock().await;
         let t0 = Instant::now();
-        if !to.exists() {
-            std::fs::create_dir_all(to).map_err(Error::io("create", to))?;
-            crate::platform::set_mode(to, 0o700)?;
-        }
-        let previous = match super::list(to)?.last() {
-            Some(id) => Some(super::read_manifest(to, id)?),
-            None => None,
+        let (local, previous) = match target {
+            Target::Dir(to) => {
+                if !to.exists() {
+                    std::fs::create_dir_all(to).map_err(Error::io("create", to))?;
+                    crate::platform::set_mode(to, 0o700)?;
+                }
+                let previous = match super::list(to)?.last() {
+                    Some(id) => Some(super::read_manifest(to, id)?),
+                    None => None,
+                };
+                (to.clone(), previous)
+            }
+            Target::Bucket(bucket) => {
+                let staging = self.config.data_dir.join(STAGING);
+                remove_staging(&staging)?;
+                std::fs::create_dir(&staging).map_err(Error::io("create", &staging))?;
+                crate::platform::set_mode(&staging, 0o700)?;
+                match bucket.newest().await {
+                    Ok(previous) => (staging, previous),
+                    Err(e) => {
+                        remove_staging(&staging)?;
+                        return Err(e);
+                    }
+                }
+            }
         };
         let mut id = super::backup_id(cubby_model::now());
         if previous.as_ref().is_some_and(|p| p.id >= id) {
@@ -68,15 +100,30 @@ impl ContainerService {
             if previous.as_ref().is_some_and(|p| p.id >= id) {
                 return Err(Error::Conflict {
                     code: "backup_clock",
-                    message: format!("the newest backup in {} is from the future: check the clock", to.display()),
+                    message: format!("the newest backup in {} is from the future: check the clock", local.display()),
                 });
             }
         }
-        let partial = to.join(format!(".{id}.partial"));
+        let partial = local.join(format!(".{id}.partial"));
         std::fs::create_dir(&partial).map_err(Error::io("create", &partial))?;
-        let result = self.write_backup(to, &partial, &id, previous.as_ref()).await;
+        let mut result = self.write_backup(&local, &partial, &id, previous.as_ref()).await;
+        if let Target::Bucket(bucket) = target {
+            if let Ok((report, manifest)) = &mut result {
+                match bucket.upload(&local.join(&id), manifest).await {
+                    Ok(_) => report.dir = format!("{}/{id}", bucket.url()),
+                    Err(e) => {
+                        bucket.remove(&id).await;
+                        result = Err(e);
+                    }
+                }
+            }
+            remove_staging(&local)?;
+        }
         match result {
-            Ok(mut report) => {
+            Ok((mut report, manifest)) => {
+                // The new backup's snapshots are the next one's parents; the rest go.
+                let keep: HashSet<String> = manifest.subvolumes.iter().filter_map(|e| e.snapshot.clone()).collect();
+                self.drop_backup_snapshots(|name| !keep.contains(name));
                 report.duration_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
                 tracing::info!(backup = %report.id, dir = %report.dir, streams = report.streams_written,
                     unchanged = report.unchanged, bytes = report.bytes_written, ms = report.duration_ms, "backup taken");
@@ -96,7 +143,7 @@ impl ContainerService {
         partial: &Path,
         id: &str,
         previous: Option<&Manifest>,
-    ) -> Result<Backup, Error> {
+    ) -> Result<(Backup, Manifest), Error> {
         let backups = self.pool.backups_dir();
         let mut entries: Vec<SubvolumeEntry> = Vec::new();
         let mut pending: Vec<Pending> = Vec::new();
@@ -207,11 +254,8 @@ impl ContainerService {
         std::fs::rename(partial, &dir).map_err(Error::io("rename", partial))?;
         std::fs::File::open(to).and_then(|d| d.sync_all()).map_err(Error::io("sync", to))?;
 
-        // The new backup's snapshots are the next one's parents; the rest go.
-        let keep: HashSet<String> = manifest.subvolumes.iter().filter_map(|e| e.snapshot.clone()).collect();
-        self.drop_backup_snapshots(|name| !keep.contains(name));
         let count = |k| u32::try_from(manifest.subvolumes.iter().filter(|e| e.kind == k).count()).unwrap_or(u32::MAX);
-        Ok(Backup {
+        let report = Backup {
             id: id.into(),
             dir: dir.display().to_string(),
             parent: manifest.parent.clone(),
@@ -221,7 +265,8 @@ impl ContainerService {
             unchanged,
             bytes_written,
             duration_ms: 0,
-        })
+        };
+        Ok((report, manifest))
     }
 
     /// Sends each pending snapshot into `streams/`; layers' snapshots go

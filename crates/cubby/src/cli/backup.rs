@@ -8,10 +8,12 @@ use super::output::print_one;
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// Directory on the daemon's host that holds the backups (default:
-    /// the daemon's --backup-dir). Incremental against the newest there.
+    /// Directory on the daemon's host that holds the backups, or
+    /// `s3://bucket/prefix` (the daemon's AWS_* environment has the
+    /// credentials); default: the daemon's --backup-dir. Incremental
+    /// against the newest there.
     #[arg(long)]
-    pub to: Option<std::path::PathBuf>,
+    pub to: Option<String>,
     #[command(flatten)]
     pub c: Connection,
 }
@@ -19,6 +21,7 @@ pub struct BackupArgs {
 pub fn run(a: BackupArgs) -> anyhow::Result<std::process::ExitCode> {
     let to = match a.to {
         // The daemon resolves nothing relative to the CLI's directory.
+        Some(url) if url.contains("://") => Some(url),
         Some(dir) => Some(std::path::absolute(&dir)?.display().to_string()),
         None => None,
     };
