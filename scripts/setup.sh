@@ -12,7 +12,8 @@
 #   --lint   also cargo-machete and cargo-deny (crates.io, pinned), which
 #            scripts/test.sh runs on the dependencies;
 #   --clients also Node.js (Debian's, when there is no node) and the
-#            TypeScript client's pinned npm packages (clients/typescript);
+#            pinned npm packages of the TypeScript client (clients/typescript)
+#            and of the provider webhook examples (examples/scripts/providers);
 #   --browser also headless Chromium and its WebDriver (chromium,
 #            chromium-driver), which the dashboard test drives;
 #   --dns    also dnsmasq (dnsmasq-base: the program, no service), the DNS
@@ -116,9 +117,13 @@ if [ "$lint" = 1 ]; then
 fi
 
 if [ "$clients" = 1 ]; then
-  client_dir="$(dirname "$0")/../clients/typescript"
-  if [ ! -d "$client_dir/node_modules" ] || [ "$client_dir/package-lock.json" -nt "$client_dir/node_modules" ]; then
-    echo "setup.sh: installing the TypeScript client's packages (npm ci)"
-    (cd "$client_dir" && npm ci --no-audit --no-fund --loglevel=error && touch node_modules)
-  fi
+  # The TypeScript client's packages, and the provider webhook examples'
+  # (Stripe's SDK, standardwebhooks, esbuild), all pinned by lockfiles.
+  for npm_dir in clients/typescript examples/scripts/providers; do
+    dir="$(dirname "$0")/../$npm_dir"
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+      echo "setup.sh: installing the npm packages of $npm_dir (npm ci)"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && touch node_modules)
+    fi
+  done
 fi

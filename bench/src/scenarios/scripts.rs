@@ -1,7 +1,9 @@
 //! Exec scripts: the latency of a hello-world script through the proxy,
 //! against the same request answered without running JavaScript (a path
-//! with no script, 404), on one keep-alive connection; and `wrk`
-//! throughput of the script.
+//! with no script, 404), on one keep-alive connection; the same for the
+//! Stripe SDK example (`examples/scripts/providers/stripe.ts`, bundled by
+//! `cubby scripts push --bundle`) verifying a signed delivery; and `wrk`
+//! throughput of the hello script.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -23,8 +25,14 @@ fn timed_get(
     host: &str,
     path: &str,
 ) -> anyhow::Result<(u16, Duration)> {
+    timed(s, reader, &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n"))
+}
+
+/// One request (head and body as written) on a kept-alive connection; its
+/// status and time.
+fn timed(s: &mut TcpStream, reader: &mut BufReader<TcpStream>, request: &str) -> anyhow::Result<(u16, Duration)> {
     let t0 = Instant::now();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n")?;
+    s.write_all(request.as_bytes())?;
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let status: u16 = line.split_whitespace().nth(1).context("a status line")?.parse()?;
@@ -76,6 +84,7 @@ pub fn run(bin: &str, n: usize, seconds: u32) -> anyhow::Result<Report> {
         }
         script.push(ms(t));
     }
+    let stripe = stripe_verify(&d, p.id.as_str(), &host, &mut s, &mut reader, n)?;
     let through = wrk(&format!("http://{}/hello", d.proxy_addr), Some(&host), seconds, 8)?;
 
     let (s_sum, b_sum) = (summarize(&script), summarize(&baseline));
@@ -89,6 +98,21 @@ pub fn run(bin: &str, n: usize, seconds: u32) -> anyhow::Result<Report> {
         format!("{:.0} | {:.2} | {:.2}", through.rps, through.p50_ms, through.p99_ms),
     );
     let mut rows = BTreeMap::new();
+    let mut notes = Vec::new();
+    match stripe {
+        Some((times, bytes)) => {
+            let sum = summarize(&times);
+            figures.insert(
+                "Stripe SDK verifying a signature, over the baseline: median | p99 ms".into(),
+                format!("{:.2} | {:.2}", sum.median_ms - b_sum.median_ms, sum.p99_ms - b_sum.p99_ms),
+            );
+            rows.insert(format!("Stripe SDK webhook verify ({} KiB bundle) via proxy", bytes / 1024), sum);
+        }
+        None => notes.push(
+            "Stripe SDK row left out: examples/scripts/providers has no node_modules (scripts/setup.sh --clients)"
+                .into(),
+        ),
+    }
     rows.insert("hello-world script via proxy (keep-alive)".into(), s_sum);
     rows.insert("baseline: same proxy, no script (404)".into(), b_sum);
     Ok(Report {
@@ -96,10 +120,61 @@ pub fn run(bin: &str, n: usize, seconds: u32) -> anyhow::Result<Report> {
         machine: machine(),
         rows,
         figures,
-        notes: vec![
+        notes: [
             "alternating requests on one keep-alive connection; each script call gets a fresh QuickJS runtime and context"
                 .into(),
             "times are wall-clock on a shared machine: read them as indications, compare ratios within one run".into(),
-        ],
+        ]
+        .into_iter()
+        .chain(notes)
+        .collect(),
     })
+}
+
+/// The Stripe example bundled and pushed by the CLI, then `n` signed
+/// deliveries verified by it on the kept-alive connection: their times and
+/// the bundle's size. `None` when the example's npm packages are missing.
+fn stripe_verify(
+    d: &cubby_testkit::Daemon,
+    project: &str,
+    host: &str,
+    s: &mut TcpStream,
+    reader: &mut BufReader<TcpStream>,
+    n: usize,
+) -> anyhow::Result<Option<(Vec<f64>, usize)>> {
+    use hmac::{KeyInit, Mac};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scripts/providers");
+    if !dir.join("node_modules/stripe").is_dir() {
+        return Ok(None);
+    }
+    let api = d.admin();
+    let (code, out, err) =
+        d.cli(&["scripts", "push", dir.to_str().context("a UTF-8 path")?, "--project", project, "--bundle"]);
+    if code != 0 {
+        bail!("cubby scripts push --bundle failed: {out}{err}");
+    }
+    let secret = "whsec_bench_0123456789";
+    api.put_secrets(project, &[("STRIPE_WEBHOOK_SECRET".to_string(), secret.to_string())].into())?;
+    let bytes = api.script(project, "stripe.js")?.len();
+    let payload = r#"{"id":"evt_bench","object":"event","type":"invoice.paid","data":{"object":{}}}"#;
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n + 20 {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())?;
+        mac.update(format!("{t}.{payload}").as_bytes());
+        let signature = format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()));
+        let request = format!(
+            "POST /stripe HTTP/1.1\r\nHost: {host}\r\nStripe-Signature: {signature}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
+            payload.len()
+        );
+        let (status, time) = timed(s, reader, &request)?;
+        if status != 200 {
+            bail!("the Stripe example answered {status}");
+        }
+        // The first runs compile the bundle and fill the caches.
+        if i >= 20 {
+            times.push(ms(time));
+        }
+    }
+    Ok(Some((times, bytes)))
 }

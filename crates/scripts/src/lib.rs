@@ -42,8 +42,11 @@
 //!   strings and byte arrays; the natives are never reachable from
 //!   `globalThis`. The prelude is compiled to bytecode once per process and
 //!   loaded into each context (about 0.15 ms instead of 1.3 ms to parse).
-//! - **No imports.** A script is one file; `import` (static or dynamic) is
-//!   refused with a message saying so.
+//! - **Imports from the project only.** A script may `import` other files
+//!   of its project's `scripts/` (relative paths, ES modules; see
+//!   [`modules`]); packages are bundled into one file beforehand. Each
+//!   module is compiled to bytecode on its first run and loaded from it
+//!   after, while its file is unchanged.
 //!
 //! # Crates
 //!
@@ -61,6 +64,7 @@ mod fake;
 mod fetch;
 mod host;
 mod magic;
+pub mod modules;
 mod typescript;
 
 pub use engine::{Invocation, Limits, LogLine, Outcome, ScriptError, ScriptRequest, ScriptResponse, run};
@@ -68,4 +72,5 @@ pub use fake::{CubbyCall, FakeHost};
 pub use fetch::{Destinations, FetchError, HttpFetcher, MAX_FETCH_BODY, MAX_REDIRECTS, default_blocked};
 pub use host::{AnswerRoom, CubbyCallError, FetchRequest, FetchResponse, ScriptHost};
 pub use magic::{MAX_ON_EVENTS, MAX_TIMEOUT_MS, Magic, MagicError, MagicProblem, parse_magic};
+pub use modules::{MapModules, ModuleCode, ModuleSource, NoModules};
 pub use typescript::{TranspileError, TranspileProblem, strip_types};

@@ -17,6 +17,7 @@ use cubby_model::{
     MAX_SCRIPT_BYTES, ProjectId, PutSecrets, ScriptFile, ScriptInvocation, SecretNames, validate_script_path,
     validate_secrets,
 };
+use cubby_scripts::{ModuleCode, ModuleSource};
 use sha2::{Digest, Sha256};
 
 pub use routing::Route;
@@ -37,7 +38,8 @@ const ROUTES_TTL: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub(crate) struct Compiled {
     pub magic: cubby_scripts::Magic,
-    pub js: String,
+    /// The JavaScript, and its bytecode once a run made it.
+    pub code: Arc<ModuleCode>,
 }
 
 /// A project's routes, and when the folder was read.
@@ -305,8 +307,13 @@ impl ScriptService {
         {
             return Ok(Arc::clone(routes));
         }
-        let routes: Arc<Vec<Route>> =
-            Arc::new(list_files(&self.scripts_dir(project))?.iter().map(|f| Route::of(f)).collect());
+        let routes: Arc<Vec<Route>> = Arc::new(
+            list_files(&self.scripts_dir(project))?
+                .iter()
+                .filter(|f| !routing::is_private(f))
+                .map(|f| Route::of(f))
+                .collect(),
+        );
         lock(&self.state.routes).insert(project.clone(), (Instant::now(), Arc::clone(&routes)));
         Ok(routes)
     }
@@ -314,7 +321,10 @@ impl ScriptService {
     /// The compiled script at `path`, from the cache while the file is
     /// unchanged.
     fn compiled(&self, file: &str, path: &Path) -> Result<Arc<Compiled>, Error> {
-        let meta = std::fs::metadata(path).map_err(Error::io("stat", path))?;
+        let meta = std::fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
+        if !meta.is_file() {
+            return Err(Error::invalid("path", format!("{file} is not a regular file")));
+        }
         let modified = meta.modified().map_err(Error::io("stat", path))?;
         if let Some((m, len, c)) = lock(&self.state.compiled).get(path)
             && *m == modified
@@ -361,7 +371,32 @@ fn compile(file: &str, text: &str) -> Result<Compiled, Error> {
     } else {
         text.to_string()
     };
-    Ok(Compiled { magic, js })
+    Ok(Compiled { magic, code: ModuleCode::new(file, js) })
+}
+
+/// The files one project's scripts may import: its own `scripts/`, each
+/// file compiled (and its bytecode kept) through the service's cache.
+pub(crate) struct ProjectModules {
+    pub service: Arc<ScriptService>,
+    pub dir: PathBuf,
+}
+
+impl ModuleSource for ProjectModules {
+    fn module(&self, path: &str) -> Result<Option<Arc<ModuleCode>>, String> {
+        if validate_script_path(path).is_err() {
+            return Ok(None);
+        }
+        let full = self.dir.join(path);
+        match std::fs::symlink_metadata(&full) {
+            Ok(m) if m.is_file() => {}
+            _ => return Ok(None),
+        }
+        match self.service.compiled(path, &full) {
+            Ok(compiled) => Ok(Some(Arc::clone(&compiled.code))),
+            Err(Error::Invalid(v)) => Err(v.message),
+            Err(e) => Err(e.to_string()),
+        }
+    }
 }
 
 /// Script files under `dir`, relative and sorted; hidden entries skipped.

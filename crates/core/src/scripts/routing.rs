@@ -2,7 +2,9 @@
 //! extension is dropped, `index` serves its folder, and `[name]` segments
 //! match any one segment and become `ctx.params.name`. Where several files
 //! match, the one with a literal segment earliest wins (`users/me.ts`
-//! before `users/[id].ts`).
+//! before `users/[id].ts`). A file with a segment that starts with `_`
+//! (`_lib/verify.ts`, `_shared.ts`) is no route: it is there to be
+//! imported.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +12,11 @@ use std::collections::BTreeMap;
 enum Segment {
     Literal(String),
     Param(String),
+}
+
+/// Whether `file` is only for imports (a segment starts with `_`).
+pub fn is_private(file: &str) -> bool {
+    file.split('/').any(|segment| segment.starts_with('_'))
 }
 
 /// One routable file.

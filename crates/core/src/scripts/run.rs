@@ -429,8 +429,11 @@ impl AdmittedScript {
             }
         };
         let invocation = Invocation {
-            module_name: self.file.clone(),
-            source: self.compiled.js.clone(),
+            module: Arc::clone(&self.compiled.code),
+            modules: Arc::new(super::ProjectModules {
+                service: Arc::clone(&service),
+                dir: service.scripts_dir(&project),
+            }),
             request: ScriptRequest { method: self.head.method, url: self.head.url, headers: self.head.headers, body },
             params: self.params,
             env,

@@ -7,6 +7,7 @@
 
 mod aliases;
 mod backup;
+mod bundle;
 mod containers;
 mod env;
 mod events;

@@ -1,6 +1,7 @@
 //! `cubby scripts ...`: a project's exec scripts and secrets. `push DIR`
 //! mirrors a local folder: new and changed `.js`/`.ts` files are uploaded
-//! (compared by SHA-256), files that are gone locally are removed.
+//! (compared by SHA-256), files that are gone locally are removed; with
+//! `--bundle`, each endpoint's bundle instead (see `bundle`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,12 @@ pub enum ScriptsCommand {
         /// Keep remote files that are not in the folder.
         #[arg(long)]
         no_delete: bool,
+        /// Bundle each endpoint with its imports and npm packages into one
+        /// file with esbuild (the folder's node_modules/.bin/esbuild), and
+        /// push the bundles (`x.ts` goes up as `x.js`; `_private` files are
+        /// inlined, not pushed).
+        #[arg(long)]
+        bundle: bool,
         #[command(flatten)]
         c: Connection,
     },
@@ -89,12 +96,13 @@ fn local_files(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
 
 pub fn run(cmd: ScriptsCommand) -> anyhow::Result<std::process::ExitCode> {
     match cmd {
-        ScriptsCommand::Push { dir, project, no_delete, c } => {
+        ScriptsCommand::Push { dir, project, no_delete, bundle, c } => {
             if !dir.is_dir() {
                 bail!("{} is not a folder", dir.display());
             }
             let client = c.client()?;
             let local = local_files(&dir)?;
+            let local = if bundle { super::bundle::bundle(&dir, &local)? } else { local };
             let remote: BTreeMap<String, String> =
                 client.scripts(&project)?.into_iter().map(|f| (f.path, f.sha256)).collect();
             let (mut uploaded, mut removed, mut same) = (Vec::new(), Vec::new(), 0);

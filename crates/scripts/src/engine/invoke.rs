@@ -1,18 +1,19 @@
 //! One invocation, on its script thread: a fresh QuickJS runtime and context
 //! with the memory limit, the interrupt handler (deadline and cancellation)
-//! and the no-imports loader; the prelude; the module; the handler call
+//! and the loader of the project's modules; the prelude; the module; the handler call
 //! under an overall timeout; and the mapping of every failure to a
 //! [`ScriptError`].
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
 use rquickjs::loader::{ImportAttributes, Loader, Resolver};
-use rquickjs::module::Declared;
+use rquickjs::module::{Declared, WriteOptions};
 use rquickjs::{Array, AsyncContext, AsyncRuntime, Coerced, Ctx, Function, Module, Object, Promise, TypedArray, Value};
 use tokio::sync::oneshot;
 
@@ -20,6 +21,8 @@ use super::console::LogBuffer;
 use super::memory::LimitedAllocator;
 use super::natives::{self, NativeState, pairs, with_bytes};
 use super::prelude::{self, PreludeError};
+use crate::modules::{ModuleCode, ModuleSource};
+
 use super::{Invocation, JS_STACK_BYTES, Limits, Outcome, ScriptError, ScriptRequest, ScriptResponse};
 
 /// Why the JavaScript side produced no response, before the limits that
@@ -117,12 +120,25 @@ fn thrown<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Failure {
     Failure::Js { name: String::new(), message, stack: None }
 }
 
-/// Refuses every import, static or dynamic.
-struct NoImports;
+/// Most modules one run may load (its own included).
+const MAX_MODULES: usize = 512;
 
-const NO_IMPORTS: &str = "imports are not supported in exec scripts; put the code in this one file";
+/// The modules of one run, found by the resolver and kept until the runtime
+/// is gone (QuickJS may point into their bytecode: see [`declare`]).
+type Found = Arc<Mutex<HashMap<String, Arc<ModuleCode>>>>;
 
-impl Resolver for NoImports {
+/// Resolves and loads imports from the project's `scripts/`
+/// ([`ModuleSource`]), each module from its bytecode once one run made it.
+struct Imports {
+    source: Arc<dyn ModuleSource>,
+    found: Found,
+}
+
+fn found(found: &Found) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ModuleCode>>> {
+    found.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Resolver for Imports {
     fn resolve<'js>(
         &mut self,
         _ctx: &Ctx<'js>,
@@ -130,19 +146,65 @@ impl Resolver for NoImports {
         name: &str,
         _attributes: Option<ImportAttributes<'js>>,
     ) -> rquickjs::Result<String> {
-        Err(rquickjs::Error::new_resolving_message(base, name, NO_IMPORTS))
+        let refuse = |why: String| rquickjs::Error::new_resolving_message(base, name, why);
+        let candidates = crate::modules::candidates(base, name).map_err(refuse)?;
+        for path in &candidates {
+            if found(&self.found).contains_key(path) {
+                return Ok(path.clone());
+            }
+            match self.source.module(path) {
+                Ok(Some(code)) => {
+                    let mut all = found(&self.found);
+                    if all.len() >= MAX_MODULES {
+                        return Err(refuse(format!("a script may load at most {MAX_MODULES} modules")));
+                    }
+                    all.insert(path.clone(), code);
+                    return Ok(path.clone());
+                }
+                Ok(None) => {}
+                Err(why) => return Err(refuse(format!("{path}: {why}"))),
+            }
+        }
+        Err(refuse(format!(
+            "no such file in the project's scripts/ (tried {}); imported by {base}",
+            candidates.join(", ")
+        )))
     }
 }
 
-impl Loader for NoImports {
+impl Loader for Imports {
     fn load<'js>(
         &mut self,
-        _ctx: &Ctx<'js>,
+        ctx: &Ctx<'js>,
         name: &str,
         _attributes: Option<ImportAttributes<'js>>,
     ) -> rquickjs::Result<Module<'js, Declared>> {
-        Err(rquickjs::Error::new_loading_message(name, NO_IMPORTS))
+        let code = found(&self.found).get(name).cloned();
+        let Some(code) = code else {
+            return Err(rquickjs::Error::new_loading_message(name, "it was not resolved first"));
+        };
+        declare(ctx, &code)
     }
+}
+
+/// Declares module `code` in `ctx`: from its bytecode when a run made it,
+/// else compiled from its JavaScript (and its bytecode kept for the next
+/// run). The caller keeps `code` alive until the runtime is dropped.
+fn declare<'js>(ctx: &Ctx<'js>, code: &Arc<ModuleCode>) -> rquickjs::Result<Module<'js, Declared>> {
+    if let Some(bytes) = code.bytecode() {
+        // SAFETY: the bytes were written by `Module::write` of this same
+        // QuickJS build, in this process, from this module's own source
+        // (below), never read from outside. QuickJS may keep pointing into
+        // them (ROM_DATA): they live in `code`, which the run holds until
+        // its runtime is dropped (`Found`, `run_script`), and a kept
+        // bytecode is never changed or freed while an `Arc` to it exists.
+        return unsafe { Module::load(ctx.clone(), bytes) };
+    }
+    let module = Module::declare(ctx.clone(), code.name(), code.js())?;
+    if let Ok(bytes) = module.write(WriteOptions::default()) {
+        code.keep_bytecode(bytes);
+    }
+    Ok(module)
 }
 
 /// Runs `inv` and sends its [`Outcome`] on `tx`, unless the caller goes away
@@ -199,7 +261,10 @@ async fn run_script(
         stop
     })))
     .await;
-    rt.set_loader(NoImports, NoImports).await;
+    let modules: Found = Arc::default();
+    found(&modules).insert(inv.module.name().to_owned(), Arc::clone(&inv.module));
+    let imports = || Imports { source: Arc::clone(&inv.modules), found: Arc::clone(&modules) };
+    rt.set_loader(imports(), imports()).await;
     let ctx = AsyncContext::full(&rt).await.map_err(setup)?;
 
     let state = Rc::new(NativeState {
@@ -223,6 +288,8 @@ async fn run_script(
     // its runtime.
     drop(ctx);
     drop(rt);
+    // Only now may the modules' bytecode go.
+    drop(modules);
     result
 }
 
@@ -235,8 +302,7 @@ async fn handle<'js>(ctx: Ctx<'js>, inv: &Invocation, state: &Rc<NativeState>) -
         PreludeError::Js(e) => caught(&ctx, e),
     })?;
 
-    let declared = Module::declare(ctx.clone(), inv.module_name.as_str(), inv.source.as_str())
-        .map_err(|e| caught(&ctx, e).into_syntax())?;
+    let declared = declare(&ctx, &inv.module).map_err(|e| caught(&ctx, e).into_syntax())?;
     let (module, evaluated) = declared.eval().map_err(fail)?;
     evaluated.into_future::<Value>().await.map_err(fail)?;
     let handler: Value = module.namespace().and_then(|ns| ns.get("default")).map_err(fail)?;

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::host::ScriptHost;
+use crate::modules::{ModuleCode, ModuleSource};
 
 /// Stack of each script thread. QuickJS is held to [`JS_STACK_BYTES`] of it,
 /// well inside, so deep recursion is a catchable error and never a crash.
@@ -85,11 +86,12 @@ impl Default for Limits {
 /// Everything one run needs.
 #[derive(Clone)]
 pub struct Invocation {
-    /// The script's path in its project, e.g. `webhooks/signup.ts`; names
-    /// the module in stack traces and errors.
-    pub module_name: String,
-    /// JavaScript (TypeScript already stripped by [`crate::strip_types`]).
-    pub source: String,
+    /// The script: its path in its project (e.g. `webhooks/signup.ts`,
+    /// the module's name in stack traces and errors) and its JavaScript
+    /// (TypeScript already stripped by [`crate::strip_types`]).
+    pub module: Arc<ModuleCode>,
+    /// The files its imports may load.
+    pub modules: Arc<dyn ModuleSource>,
     /// The request to handle.
     pub request: ScriptRequest,
     /// Route parameters, as `ctx.params`.
@@ -108,8 +110,7 @@ impl fmt::Debug for Invocation {
     // Leaves out the source and the secrets' values.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Invocation")
-            .field("module_name", &self.module_name)
-            .field("source_len", &self.source.len())
+            .field("module", &self.module)
             .field("request", &self.request)
             .field("params", &self.params)
             .field("env_keys", &self.env.keys().collect::<Vec<_>>())

@@ -1,10 +1,12 @@
 //! Engine tests with real QuickJS: `basics` (requests, responses, errors),
 //! `services` (console, crypto, URL, timers, encodings), `host` (ctx.cubby
-//! and fetch through FakeHost) and `limits` (time, memory, isolation).
+//! and fetch through FakeHost), `limits` (time, memory, isolation) and
+//! `modules` (imports from the project's files).
 
 mod basics;
 mod host;
 mod limits;
+mod modules;
 mod platform;
 mod services;
 mod webcrypto;
@@ -46,8 +48,8 @@ impl crate::ScriptHost for NeverAnswers {
 /// FakeHost.
 pub(super) fn invocation(source: &str) -> Invocation {
     Invocation {
-        module_name: "test/handler.js".to_owned(),
-        source: source.to_owned(),
+        module: crate::ModuleCode::new("test/handler.js", source),
+        modules: Arc::new(crate::NoModules),
         request: ScriptRequest {
             method: "GET".to_owned(),
             url: "http://acme.exec.localhost:8080/hello?x=1&y=two%20words".to_owned(),
