@@ -12,6 +12,7 @@
 mod builtins;
 mod console;
 mod invoke;
+mod keys;
 mod memory;
 mod natives;
 mod prelude;

@@ -66,7 +66,7 @@ pub(crate) fn with_bytes<R>(array: &TypedArray<'_, u8>, f: impl FnOnce(&[u8]) ->
     f(bytes)
 }
 
-fn type_error(ctx: &Ctx<'_>, error: &dyn std::fmt::Display) -> rquickjs::Error {
+pub(crate) fn type_error(ctx: &Ctx<'_>, error: &dyn std::fmt::Display) -> rquickjs::Error {
     Exception::throw_type(ctx, &error.to_string())
 }
 
@@ -237,6 +237,7 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, state: &Rc<NativeState>) -> rquickjs:
             },
         )?,
     )?;
+    super::keys::install(ctx, &native)?;
     native.set(
         "subtleP256Public",
         Function::new(ctx.clone(), |ctx: Ctx<'js>, format: String, data: TypedArray<'js, u8>| {

@@ -2,11 +2,13 @@
 // verifiers written for Workers and Deno call.
 // Owns: CryptoKey and internals.subtle (runtime.js puts it on `crypto`):
 // digest (SHA-1/256/384/512); importKey/exportKey of HMAC and AES-GCM
-// secrets (raw, jwk), PBKDF2 and HKDF base keys (raw), Ed25519 and ECDSA
-// P-256 public keys (raw, jwk; spki for P-256); generateKey (HMAC,
-// AES-GCM); sign/verify (HMAC), verify (Ed25519, ECDSA); encrypt/decrypt
-// (AES-GCM); deriveBits/deriveKey (PBKDF2, HKDF). The bytes are handled
-// by Rust natives (RustCrypto, ed25519-dalek). What is not here throws
+// secrets (raw, jwk), PBKDF2 and HKDF base keys (raw), RSA keys
+// (RSASSA-PKCS1-v1_5, RSA-PSS: spki, pkcs8, jwk), ECDSA P-256 and
+// Ed25519 keys (public: raw, spki, jwk; private: pkcs8, jwk);
+// generateKey (HMAC, AES-GCM, RSA, ECDSA P-256, Ed25519); sign/verify
+// (HMAC, RSA, ECDSA, Ed25519); encrypt/decrypt (AES-GCM);
+// deriveBits/deriveKey (PBKDF2, HKDF). The bytes are handled by Rust
+// natives (RustCrypto, ed25519-dalek). What is not here throws
 // NotSupportedError naming the operation.
 (function (native, internals) {
   "use strict";
@@ -24,7 +26,7 @@
 
   const notSupported = (what) =>
     new Exception(
-      `crypto.subtle ${what} is not supported here: digest, HMAC, AES-GCM, PBKDF2, HKDF, and Ed25519 and ECDSA P-256 verification are`,
+      `crypto.subtle ${what} is not supported here: digest, HMAC, AES-GCM, PBKDF2, HKDF, RSASSA-PKCS1-v1_5, RSA-PSS, ECDSA P-256 and Ed25519 are`,
       "NotSupportedError",
     );
   const HASHES = { "SHA-1": 64, "SHA-256": 64, "SHA-384": 128, "SHA-512": 128 };
@@ -33,8 +35,12 @@
     if (!(name in HASHES)) throw new TypeError(`${what}: unknown hash \`${name}\`; use SHA-1, SHA-256, SHA-384 or SHA-512`);
     return name;
   };
-  const algorithmName = (algorithm) =>
-    String(typeof algorithm === "object" && algorithm !== null ? algorithm.name : algorithm).toUpperCase();
+  const CANONICAL = { "RSASSA-PKCS1-V1_5": "RSASSA-PKCS1-v1_5", ED25519: "Ed25519" };
+  const algorithmName = (algorithm) => {
+    const name = String(typeof algorithm === "object" && algorithm !== null ? algorithm.name : algorithm).toUpperCase();
+    return CANONICAL[name] ?? name;
+  };
+  const isRsa = (name) => name === "RSASSA-PKCS1-v1_5" || name === "RSA-PSS";
   const copy = (bytes) => bytes.slice().buffer;
   const base64url = {
     encode: (bytes) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""),
@@ -74,6 +80,30 @@
     return bytes;
   };
 
+  const concat = (a, b) => {
+    const out = new Uint8Array(a.length + b.length);
+    out.set(a, 0);
+    out.set(b, a.length);
+    return out;
+  };
+  const bitLength = (bytes) => {
+    let i = 0;
+    while (i < bytes.length && bytes[i] === 0) i++;
+    return i === bytes.length ? 0 : (bytes.length - i - 1) * 8 + (32 - Math.clz32(bytes[i]));
+  };
+  // A key's usages must fit its type (a public key only verifies).
+  const checkedUsages = (usages, allowed) => {
+    const bad = [...usages].filter((u) => !allowed.includes(u));
+    if (bad.length) throw new Exception(`this key cannot be used to ${bad.join(", ")}`, "SyntaxError");
+    return usages;
+  };
+  const saltLength = (algorithm, name) => {
+    if (name !== "RSA-PSS") return 0;
+    const salt = Number(algorithm.saltLength);
+    if (!Number.isInteger(salt) || salt < 0) throw new TypeError("RSA-PSS needs saltLength (bytes; usually the hash's length, e.g. 32)");
+    return salt;
+  };
+
   const subtle = {
     async digest(algorithm, data) {
       return copy(native.subtleDigest(hashName(algorithm, "digest"), toBytes(data, "digest data")));
@@ -89,14 +119,46 @@
         else throw notSupported(`importKey("${format}") of an HMAC key (use "raw" or an "oct" JWK)`);
         return makeKey("secret", { name: "HMAC", hash: { name: hash }, length: bytes.length * 8 }, extractable, usages, bytes);
       }
-      if (name === "ED25519") {
+      if (name === "Ed25519") {
         let bytes;
-        if (format === "raw") bytes = toBytes(keyData, "importKey raw key");
-        else if (format === "jwk" && keyData && keyData.kty === "OKP" && keyData.crv === "Ed25519" && !keyData.d) {
+        if (format === "pkcs8" || (format === "jwk" && keyData && keyData.kty === "OKP" && keyData.d)) {
+          const [seed, publicKey] = format === "pkcs8"
+            ? native.subtleEd25519Private("pkcs8", toBytes(keyData, "importKey pkcs8 key"))
+            : native.subtleEd25519Private("raw", base64url.decode(keyData.d));
+          if (format === "jwk" && keyData.x !== undefined && base64url.encode(publicKey) !== keyData.x) {
+            throw new Exception("the JWK's x is not the public key of its d", "DataError");
+          }
+          return makeKey("private", { name: "Ed25519" }, extractable, checkedUsages(usages, ["sign"]), concat(seed, publicKey));
+        }
+        if (format === "raw" || format === "spki") bytes = toBytes(keyData, `importKey ${format} key`);
+        else if (format === "jwk" && keyData && keyData.kty === "OKP" && keyData.crv === "Ed25519") {
           bytes = base64url.decode(keyData.x);
-        } else throw notSupported(`importKey("${format}") of an Ed25519 key (public keys: "raw" or an OKP JWK)`);
+        } else throw notSupported(`importKey("${format}") of an Ed25519 key`);
+        if (format === "spki") {
+          // The SPKI of an Ed25519 key is a fixed 12-byte prefix and the key.
+          if (bytes.length !== 44 || base64url.encode(bytes.slice(0, 12)) !== "MCowBQYDK2VwAyEA") {
+            throw new Exception("not an Ed25519 SPKI key", "DataError");
+          }
+          bytes = bytes.slice(12);
+        }
         if (bytes.length !== 32) throw new Exception("an Ed25519 public key is 32 bytes", "DataError");
-        return makeKey("public", { name: "Ed25519" }, extractable, usages, bytes);
+        return makeKey("public", { name: "Ed25519" }, extractable, checkedUsages(usages, ["verify"]), bytes);
+      }
+      if (isRsa(name)) {
+        const hash = hashName(algorithm.hash, `importKey ${name}`);
+        let parts;
+        if (format === "spki" || format === "pkcs8") parts = native.subtleRsaImport(format, toBytes(keyData, `importKey ${format} key`));
+        else if (format === "jwk" && keyData && keyData.kty === "RSA") {
+          const fields = keyData.d ? ["n", "e", "d", "p", "q"] : ["n", "e"];
+          parts = native.subtleRsaFromParts(fields.map((f) => {
+            if (typeof keyData[f] !== "string") throw new Exception(`the RSA JWK has no \`${f}\``, "DataError");
+            return base64url.decode(keyData[f]);
+          }));
+        } else throw notSupported(`importKey("${format}") of an RSA key (spki, pkcs8 or an RSA JWK are)`);
+        const [der, n, e] = parts;
+        const type = parts.length > 3 ? "private" : "public";
+        const algo = { name, modulusLength: bitLength(n), publicExponent: e, hash: { name: hash } };
+        return makeKey(type, algo, extractable, checkedUsages(usages, type === "private" ? ["sign"] : ["verify"]), der);
       }
       if (name === "AES-GCM") {
         let bytes;
@@ -114,6 +176,16 @@
       if (name === "ECDSA") {
         const curve = String(algorithm && algorithm.namedCurve);
         if (curve !== "P-256") throw notSupported(`ECDSA on ${curve} (P-256 is)`);
+        if (format === "pkcs8" || (format === "jwk" && keyData && keyData.kty === "EC" && keyData.d)) {
+          const [scalar, point] = format === "pkcs8"
+            ? native.subtleP256Private("pkcs8", toBytes(keyData, "importKey pkcs8 key"))
+            : native.subtleP256Private("raw", base64url.decode(keyData.d));
+          if (format === "jwk" && (base64url.encode(point.slice(1, 33)) !== keyData.x || base64url.encode(point.slice(33)) !== keyData.y)) {
+            throw new Exception("the JWK's x and y are not the public key of its d", "DataError");
+          }
+          const algo = { name: "ECDSA", namedCurve: "P-256" };
+          return makeKey("private", algo, extractable, checkedUsages(usages, ["sign"]), concat(scalar, point));
+        }
         let bytes;
         if (format === "raw" || format === "spki") bytes = native.subtleP256Public(format, toBytes(keyData, `importKey ${format} key`));
         else if (format === "jwk" && keyData && keyData.kty === "EC" && keyData.crv === "P-256" && !keyData.d) {
@@ -124,8 +196,8 @@
           point.set(x, 1);
           point.set(y, 1 + x.length);
           bytes = native.subtleP256Public("raw", point);
-        } else throw notSupported(`importKey("${format}") of an ECDSA key (public keys: "raw", "spki" or an EC JWK)`);
-        return makeKey("public", { name: "ECDSA", namedCurve: "P-256" }, extractable, usages, bytes);
+        } else throw notSupported(`importKey("${format}") of an ECDSA key (raw, spki, pkcs8 or an EC JWK)`);
+        return makeKey("public", { name: "ECDSA", namedCurve: "P-256" }, extractable, checkedUsages(usages, ["verify"]), bytes);
       }
       throw notSupported(`importKey of ${name} keys`);
     },
@@ -133,35 +205,79 @@
     async exportKey(format, key) {
       const bytes = material.get(key);
       if (!bytes) throw new TypeError("not a CryptoKey");
-      if (!key.extractable && key.type === "secret") {
+      if (!key.extractable && key.type !== "public") {
         throw new Exception("the key was imported or made as not extractable", "InvalidAccessError");
       }
+      const name = key.algorithm.name;
+      const jwk = (fields) => ({ ...fields, ext: key.extractable, key_ops: [...key.usages] });
+      if (isRsa(name)) {
+        if (format === "spki" && key.type === "public") return copy(bytes);
+        if (format === "pkcs8" && key.type === "private") return copy(bytes);
+        if (format === "jwk") {
+          const parts = native.subtleRsaImport(key.type === "private" ? "pkcs8" : "spki", bytes).slice(1);
+          const names = ["n", "e", "d", "p", "q", "dp", "dq", "qi"];
+          const fields = { kty: "RSA", alg: `${name === "RSA-PSS" ? "PS" : "RS"}${key.algorithm.hash.name.slice(4)}` };
+          parts.forEach((part, i) => { fields[names[i]] = base64url.encode(part); });
+          return jwk(fields);
+        }
+        throw notSupported(`exportKey("${format}") of an RSA ${key.type} key`);
+      }
+      if (name === "ECDSA" && key.type === "private") {
+        if (format === "pkcs8") return copy(native.subtleP256Export("pkcs8", bytes.slice(0, 32)));
+        if (format === "jwk") {
+          return jwk({ kty: "EC", crv: "P-256", d: base64url.encode(bytes.slice(0, 32)), x: base64url.encode(bytes.slice(33, 65)), y: base64url.encode(bytes.slice(65, 97)) });
+        }
+        throw notSupported(`exportKey("${format}") of an ECDSA private key (pkcs8 and jwk are)`);
+      }
+      if (name === "Ed25519" && key.type === "private") {
+        if (format === "pkcs8") return copy(native.subtleEd25519Pkcs8(bytes.slice(0, 32)));
+        if (format === "jwk") return jwk({ kty: "OKP", crv: "Ed25519", d: base64url.encode(bytes.slice(0, 32)), x: base64url.encode(bytes.slice(32)) });
+        throw notSupported(`exportKey("${format}") of an Ed25519 private key (pkcs8 and jwk are)`);
+      }
       if (format === "raw") return copy(bytes);
-      if (format === "jwk" && key.algorithm.name === "HMAC") {
-        const alg = `HS${key.algorithm.hash.name.slice(4)}`;
-        return { kty: "oct", k: base64url.encode(bytes), alg, ext: key.extractable, key_ops: [...key.usages] };
+      if (format === "spki" && name === "ECDSA") return copy(native.subtleP256Export("spki", bytes));
+      if (format === "spki" && name === "Ed25519") return copy(concat(base64url.decode("MCowBQYDK2VwAyEA"), bytes));
+      if (format === "jwk" && name === "HMAC") {
+        return jwk({ kty: "oct", k: base64url.encode(bytes), alg: `HS${key.algorithm.hash.name.slice(4)}` });
       }
-      if (format === "jwk" && key.algorithm.name === "AES-GCM") {
-        const alg = `A${key.algorithm.length}GCM`;
-        return { kty: "oct", k: base64url.encode(bytes), alg, ext: key.extractable, key_ops: [...key.usages] };
+      if (format === "jwk" && name === "AES-GCM") {
+        return jwk({ kty: "oct", k: base64url.encode(bytes), alg: `A${key.algorithm.length}GCM` });
       }
-      if (format === "jwk" && key.algorithm.name === "ECDSA") {
-        return {
-          kty: "EC",
-          crv: "P-256",
-          x: base64url.encode(bytes.slice(1, 33)),
-          y: base64url.encode(bytes.slice(33, 65)),
-          ext: key.extractable,
-          key_ops: [...key.usages],
-        };
+      if (format === "jwk" && name === "ECDSA") {
+        return jwk({ kty: "EC", crv: "P-256", x: base64url.encode(bytes.slice(1, 33)), y: base64url.encode(bytes.slice(33, 65)) });
       }
-      if (format === "jwk" && key.algorithm.name === "Ed25519") {
-        return { kty: "OKP", crv: "Ed25519", x: base64url.encode(bytes), ext: key.extractable, key_ops: [...key.usages] };
-      }
-      throw notSupported(`exportKey("${format}")`);
+      if (format === "jwk" && name === "Ed25519") return jwk({ kty: "OKP", crv: "Ed25519", x: base64url.encode(bytes) });
+      throw notSupported(`exportKey("${format}") of a ${name} key`);
     },
 
     async generateKey(algorithm, extractable, usages = []) {
+      const name = algorithmName(algorithm);
+      const pair = (algo, privateBytes, publicBytes) => ({
+        publicKey: makeKey("public", algo, true, usages.filter((u) => u === "verify"), publicBytes),
+        privateKey: makeKey("private", algo, extractable, usages.filter((u) => u === "sign"), privateBytes),
+      });
+      if (isRsa(name)) {
+        const hash = hashName(algorithm.hash, `generateKey ${name}`);
+        const exponent = toBytes(algorithm.publicExponent, "generateKey publicExponent");
+        let keys;
+        try {
+          keys = native.subtleRsaGenerate(Number(algorithm.modulusLength) >>> 0, exponent);
+        } catch (e) {
+          throw new Exception(e.message, "OperationError");
+        }
+        const [pkcs8, spki] = keys;
+        const algo = { name, modulusLength: Number(algorithm.modulusLength), publicExponent: exponent.slice(), hash: { name: hash } };
+        return pair(algo, pkcs8, spki);
+      }
+      if (name === "ECDSA") {
+        if (String(algorithm.namedCurve) !== "P-256") throw notSupported(`ECDSA on ${algorithm.namedCurve} (P-256 is)`);
+        const [scalar, point] = native.subtleP256Generate();
+        return pair({ name: "ECDSA", namedCurve: "P-256" }, concat(scalar, point), point);
+      }
+      if (name === "Ed25519") {
+        const [seed, publicKey] = native.subtleEd25519Generate();
+        return pair({ name: "Ed25519" }, concat(seed, publicKey), publicKey);
+      }
       if (algorithmName(algorithm) === "AES-GCM") {
         const length = algorithm.length;
         if (length !== 128 && length !== 256) throw new Exception("AES-GCM keys are 128 or 256 bits", "OperationError");
@@ -176,9 +292,22 @@
     },
 
     async sign(algorithm, key, data) {
-      if (algorithmName(algorithm) !== "HMAC") throw notSupported(`sign with ${algorithmName(algorithm)}`);
-      const bytes = keyBytes(key, "sign", "HMAC");
-      return copy(native.subtleHmacSign(key.algorithm.hash.name, bytes, toBytes(data, "sign data")));
+      const name = algorithmName(algorithm);
+      const input = toBytes(data, "sign data");
+      if (name === "HMAC") {
+        const bytes = keyBytes(key, "sign", "HMAC");
+        return copy(native.subtleHmacSign(key.algorithm.hash.name, bytes, input));
+      }
+      if (isRsa(name)) {
+        const bytes = keyBytes(key, "sign", name);
+        return copy(native.subtleRsaSign(name === "RSA-PSS", saltLength(algorithm, name), key.algorithm.hash.name, bytes, input));
+      }
+      if (name === "ECDSA") {
+        const bytes = keyBytes(key, "sign", "ECDSA");
+        return copy(native.subtleP256Sign(hashName(algorithm.hash, "sign ECDSA"), bytes.slice(0, 32), input));
+      }
+      if (name === "Ed25519") return copy(native.subtleEd25519Sign(keyBytes(key, "sign", "Ed25519").slice(0, 32), input));
+      throw notSupported(`sign with ${name}`);
     },
 
     async verify(algorithm, key, signature, data) {
@@ -187,7 +316,12 @@
         const bytes = keyBytes(key, "verify", "HMAC");
         return native.subtleHmacVerify(key.algorithm.hash.name, bytes, toBytes(signature, "verify signature"), toBytes(data, "verify data"));
       }
-      if (name === "ED25519") {
+      if (isRsa(name)) {
+        const bytes = keyBytes(key, "verify", name);
+        const pss = name === "RSA-PSS";
+        return native.subtleRsaVerify(pss, saltLength(algorithm, name), key.algorithm.hash.name, bytes, toBytes(signature, "verify signature"), toBytes(data, "verify data"));
+      }
+      if (name === "Ed25519") {
         const bytes = keyBytes(key, "verify", "Ed25519");
         return native.subtleEd25519Verify(bytes, toBytes(signature, "verify signature"), toBytes(data, "verify data"));
       }

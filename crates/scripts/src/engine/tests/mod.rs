@@ -9,6 +9,7 @@ mod limits;
 mod modules;
 mod platform;
 mod services;
+mod signing;
 mod webcrypto;
 
 use std::collections::BTreeMap;
