@@ -176,6 +176,7 @@ impl AdmittedRun for Admitted {
                     status: resp.status,
                     headers: resp.headers,
                     body: resp.body,
+                    stream: resp.stream.map(|s| Box::pin(s) as cubby_proxy::ChunkStream),
                 }),
                 Err(f) => ScriptOutcome::Failed(failure(&f)),
             }

@@ -414,3 +414,66 @@ fn one_project_cannot_take_the_script_runner_from_another() {
     assert_eq!((ran, refused.len()), (4, 2), "{statuses:?}");
     assert!(refused.iter().all(|(_, retry)| retry.is_some()), "503s say when to retry: {statuses:?}");
 }
+
+/// Reads from `reader` until `needle` has been seen (or the stream ends),
+/// bounded by the socket's read timeout; everything read so far.
+fn read_until(reader: &mut impl std::io::Read, seen: &mut Vec<u8>, needle: &str) -> bool {
+    let mut buf = [0u8; 4096];
+    for _ in 0..10_000 {
+        if String::from_utf8_lossy(seen).contains(needle) {
+            return true;
+        }
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    false
+}
+
+#[test]
+fn a_script_streams_server_sent_events_while_it_runs() {
+    use std::io::Write;
+    let Some(d) = daemon("a_script_streams_server_sent_events_while_it_runs") else { return };
+    let api = d.admin();
+    let p = project(&api, "live");
+    // The second event waits for a container the test makes only after it
+    // has read the first: the first can only arrive if the answer streams.
+    put(
+        &api,
+        p.id.as_str(),
+        "events.ts",
+        r#"// @timeout 60000
+export default (request: Request, ctx: any) => {
+  const encoder = new TextEncoder();
+  let sent = 0;
+  const body = new ReadableStream({
+    async pull(c) {
+      if (sent++ === 0) { c.enqueue(encoder.encode("data: first\n\n")); return; }
+      for (let i = 0; i < 400; i++) {
+        const { items } = await ctx.cubby.containers.list();
+        if (items.some((x: any) => x.name === "go")) { c.enqueue(encoder.encode("data: go seen\n\n")); c.close(); return; }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      c.close();
+    },
+  });
+  return new Response(body, { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } });
+};
+"#,
+    );
+    let mut s = std::net::TcpStream::connect(d.proxy_addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET /events HTTP/1.1\r\nHost: live.exec.localhost:{}\r\nConnection: close\r\n\r\n", d.proxy_addr.port())
+        .unwrap();
+    let mut seen = Vec::new();
+    assert!(read_until(&mut s, &mut seen, "data: first"), "{}", String::from_utf8_lossy(&seen));
+    let head = String::from_utf8_lossy(&seen).to_lowercase();
+    assert!(head.starts_with("http/1.1 200") && head.contains("content-type: text/event-stream"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "streamed, not sized: {head}");
+    assert!(!head.contains("go seen"), "the second event cannot exist yet");
+    container(&api, &p, "go", "the signal");
+    assert!(read_until(&mut s, &mut seen, "data: go seen"), "{}", String::from_utf8_lossy(&seen));
+    // And the stream ends with the chunked terminator.
+    assert!(read_until(&mut s, &mut seen, "\r\n0\r\n\r\n"), "{}", String::from_utf8_lossy(&seen));
+}

@@ -160,11 +160,28 @@ impl ScriptHead {
 }
 
 /// What a script answered.
-#[derive(Debug, Clone)]
 pub struct ScriptAnswer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// The whole body, or empty when `stream` carries it.
     pub body: Bytes,
+    /// The body's chunks as the script makes them (a `ReadableStream`
+    /// answer, e.g. server-sent events), sent as they come.
+    pub stream: Option<ChunkStream>,
+}
+
+/// A streamed body's chunks.
+pub type ChunkStream = std::pin::Pin<Box<dyn futures::Stream<Item = Bytes> + Send + Sync>>;
+
+impl std::fmt::Debug for ScriptAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptAnswer")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body_len", &self.body.len())
+            .field("streamed", &self.stream.is_some())
+            .finish()
+    }
 }
 
 /// A script request refused or failed, answered by the proxy in the
@@ -180,7 +197,7 @@ pub struct ScriptRefusal {
 }
 
 /// How a script request ended.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum ScriptOutcome {
     /// The script's own answer.
     Answered(ScriptAnswer),

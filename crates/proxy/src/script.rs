@@ -153,7 +153,14 @@ fn with_cors(mut out: Response<Body>, origin: Option<&str>) -> Response<Body> {
 }
 
 fn to_response(answer: ScriptAnswer) -> Response<Body> {
-    let mut out = Response::new(full(answer.body));
+    let body = match answer.stream {
+        Some(stream) => {
+            let frames = futures::StreamExt::map(stream, |chunk| Ok(hyper::body::Frame::data(chunk)));
+            BodyExt::boxed(http_body_util::StreamBody::new(frames))
+        }
+        None => full(answer.body),
+    };
+    let mut out = Response::new(body);
     *out.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in answer.headers {
         if let (Ok(name), Ok(value)) = (header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
@@ -198,6 +205,7 @@ mod tests {
             status: 200,
             headers: vec![("access-control-allow-origin".into(), "https://evil.example".into())],
             body: Bytes::new(),
+            stream: None,
         };
         let out = with_cors(to_response(own), Some("https://app.example"));
         let origins: Vec<_> = out.headers().get_all(header::ACCESS_CONTROL_ALLOW_ORIGIN).iter().collect();

@@ -33,6 +33,8 @@ use crate::Error;
 pub const PART: usize = 8 << 20;
 /// Parts of one file in flight at once.
 const PARTS_IN_FLIGHT: usize = 4;
+/// The largest manifest read (one of 10,000 tenants is a few MiB).
+const MAX_MANIFEST: usize = 64 << 20;
 
 /// Where backups go: a directory on the host or a bucket.
 #[derive(Debug, Clone)]
@@ -78,6 +80,12 @@ impl Bucket {
         let parsed = url::Url::parse(url).map_err(|e| Error::invalid("to", format!("`{url}` is not a URL: {e}")))?;
         if parsed.host_str().is_none_or(str::is_empty) || parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(Error::invalid("to", "write s3://bucket or s3://bucket/prefix"));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(Error::invalid(
+                "to",
+                "put no credentials in the URL (it is logged and returned): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the daemon's environment",
+            ));
         }
         if parsed.as_str().trim_end_matches('/') != url.trim_end_matches('/') {
             // `..`, `.` or characters the URL would rewrite: the prefix
@@ -133,20 +141,35 @@ impl Bucket {
     /// The manifest of backup `id`, or `None` when it has none (an upload
     /// cut short, or no such backup).
     pub async fn manifest(&self, id: &str) -> Result<Option<Manifest>, Error> {
+        Ok(self.manifest_with_bytes(id).await?.map(|(m, _)| m))
+    }
+
+    /// The manifest of backup `id` and its bytes as stored.
+    async fn manifest_with_bytes(&self, id: &str) -> Result<Option<(Manifest, bytes::Bytes)>, Error> {
         let key = self.key(id, MANIFEST);
         let bytes = match self.store.get(&key).await {
             Ok(got) => got.bytes().await.map_err(self.fail("read a manifest"))?,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(self.fail("read a manifest")(e)),
         };
-        super::parse_manifest(&bytes, id, Path::new(&self.url)).map(Some)
+        if bytes.len() > MAX_MANIFEST {
+            return Err(Error::InvalidBackup {
+                dir: PathBuf::from(&self.url),
+                reason: format!("{key} is larger than a manifest can be"),
+            });
+        }
+        Ok(Some((super::parse_manifest(&bytes, id, Path::new(&self.url))?, bytes)))
     }
 
     /// The newest complete backup's manifest.
     pub async fn newest(&self) -> Result<Option<Manifest>, Error> {
+        Ok(self.newest_with_bytes().await?.map(|(m, _)| m))
+    }
+
+    async fn newest_with_bytes(&self) -> Result<Option<(Manifest, bytes::Bytes)>, Error> {
         for id in self.ids().await?.iter().rev() {
-            if let Some(m) = self.manifest(id).await? {
-                return Ok(Some(m));
+            if let Some(found) = self.manifest_with_bytes(id).await? {
+                return Ok(Some(found));
             }
         }
         Ok(None)
@@ -216,14 +239,15 @@ impl Bucket {
     /// file against the manifest.
     pub async fn download(&self, backup: Option<&str>, into: &Path) -> Result<String, Error> {
         let unusable = |reason: String| Error::InvalidBackup { dir: PathBuf::from(&self.url), reason };
-        let manifest = match backup {
+        let (manifest, manifest_bytes) = match backup {
             Some(id) if !super::is_backup_id(id) => {
                 return Err(unusable(format!("`{id}` is not a backup id (they look like 20261204T225106.123Z)")));
             }
-            Some(id) => {
-                self.manifest(id).await?.ok_or_else(|| unusable(format!("it holds no complete backup {id}")))?
-            }
-            None => self.newest().await?.ok_or_else(|| unusable("it holds no complete backup".into()))?,
+            Some(id) => self
+                .manifest_with_bytes(id)
+                .await?
+                .ok_or_else(|| unusable(format!("it holds no complete backup {id}")))?,
+            None => self.newest_with_bytes().await?.ok_or_else(|| unusable("it holds no complete backup".into()))?,
         };
         let mut wanted: Vec<&FileRef> = vec![&manifest.database, &manifest.files];
         wanted.extend(manifest.subvolumes.iter().flat_map(|e| &e.chain));
@@ -238,14 +262,19 @@ impl Bucket {
             if let Some(parent) = path.parent() {
                 tokio::fs::create_dir_all(parent).await.map_err(Error::io("create", parent))?;
             }
-            self.get_file(&self.key(&r.backup, &r.file), &path).await?;
+            self.get_file(&self.key(&r.backup, &r.file), &path, r.bytes).await?;
         }
-        let path = into.join(&manifest.id).join(MANIFEST);
-        self.get_file(&self.key(&manifest.id, MANIFEST), &path).await?;
+        // The manifest read above, not a second read that could differ.
+        let dir = into.join(&manifest.id);
+        tokio::fs::create_dir_all(&dir).await.map_err(Error::io("create", &dir))?;
+        let path = dir.join(MANIFEST);
+        tokio::fs::write(&path, &manifest_bytes).await.map_err(Error::io("write", &path))?;
         Ok(manifest.id)
     }
 
-    async fn get_file(&self, key: &Key, path: &Path) -> Result<(), Error> {
+    /// Downloads `key` into `path`; more than `size` bytes (the manifest's
+    /// count) are refused as they arrive, before they fill the disk.
+    async fn get_file(&self, key: &Key, path: &Path, size: u64) -> Result<(), Error> {
         let mut stream = match self.store.get(key).await {
             Ok(got) => got.into_stream(),
             Err(object_store::Error::NotFound { .. }) => {
@@ -262,8 +291,16 @@ impl Bucket {
             .open(path)
             .await
             .map_err(Error::io("create", path))?;
+        let mut written = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(self.fail("download"))?;
+            written += chunk.len() as u64;
+            if written > size {
+                return Err(Error::InvalidBackup {
+                    dir: PathBuf::from(&self.url),
+                    reason: format!("{key} is longer than its manifest says: it changed"),
+                });
+            }
             out.write_all(&chunk).await.map_err(Error::io("write", path))?;
         }
         out.sync_all().await.map_err(Error::io("sync", path))?;
@@ -286,7 +323,7 @@ mod tests {
         );
         let Target::Bucket(root) = Target::parse("s3://backups").unwrap() else { panic!("a bucket") };
         assert_eq!(root.key("20261204T090501.002Z", MANIFEST).as_ref(), "20261204T090501.002Z/backup.json");
-        for bad in ["s3://", "s3://b/../x", "s3://b/x?y=1", "gs://b/x", "ftp://x"] {
+        for bad in ["s3://", "s3://b/../x", "s3://b/x?y=1", "gs://b/x", "ftp://x", "s3://key:secret@b/x"] {
             assert!(matches!(Target::parse(bad), Err(Error::Invalid(_))), "{bad}");
         }
     }

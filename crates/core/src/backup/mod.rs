@@ -137,7 +137,13 @@ impl Platform {
             }
         };
         let target = self.backup_target(&to)?;
-        self.containers().take_backup(&target).await
+        // On a task of its own: a client that stops waiting (a backup can
+        // outlast an HTTP timeout) does not cut it off halfway, where its
+        // cleanup would not run.
+        let containers = Arc::clone(self.containers());
+        tokio::spawn(async move { containers.take_backup(&target).await })
+            .await
+            .map_err(|e| Error::Conflict { code: "backup_failed", message: format!("the backup task failed: {e}") })?
     }
 
     /// Checks and opens where backups go: an absolute directory out of the

@@ -98,9 +98,16 @@ impl ContainerService {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             id = super::backup_id(cubby_model::now());
             if previous.as_ref().is_some_and(|p| p.id >= id) {
+                let place = match target {
+                    Target::Dir(dir) => dir.display().to_string(),
+                    Target::Bucket(bucket) => {
+                        let _ = remove_staging(&local);
+                        bucket.url().to_string()
+                    }
+                };
                 return Err(Error::Conflict {
                     code: "backup_clock",
-                    message: format!("the newest backup in {} is from the future: check the clock", local.display()),
+                    message: format!("the newest backup in {place} is from the future: check the clock"),
                 });
             }
         }
@@ -117,7 +124,9 @@ impl ContainerService {
                     }
                 }
             }
-            remove_staging(&local)?;
+            if let Err(e) = remove_staging(&local) {
+                tracing::warn!(error = %e.chain(), "could not remove the backup's staging directory; the next backup does");
+            }
         }
         match result {
             Ok((mut report, manifest)) => {

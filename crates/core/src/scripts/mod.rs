@@ -44,8 +44,32 @@ pub(crate) struct Compiled {
 
 /// A project's routes, and when the folder was read.
 type RouteCache = HashMap<ProjectId, (Instant, Arc<Vec<Route>>)>;
-/// Compiled files by path, with the (mtime, size) they were compiled at.
-type CompiledCache = HashMap<PathBuf, (SystemTime, u64, Arc<Compiled>)>;
+/// Compiled files by path, with the version of the file they were
+/// compiled from.
+type CompiledCache = HashMap<PathBuf, (FileVersion, Arc<Compiled>)>;
+
+/// What tells two versions of a file apart: a push writes a new file and
+/// renames it over the old (a new inode), and an edit in place moves the
+/// change time, even when the size stays and the mtime tick does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileVersion {
+    modified: SystemTime,
+    len: u64,
+    inode: u64,
+    changed_ns: i64,
+}
+
+impl FileVersion {
+    fn of(meta: &std::fs::Metadata) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        Some(Self {
+            modified: meta.modified().ok()?,
+            len: meta.len(),
+            inode: meta.ino(),
+            changed_ns: meta.ctime().saturating_mul(1_000_000_000).saturating_add(meta.ctime_nsec()),
+        })
+    }
+}
 
 /// Caches and locks of the script runner.
 #[derive(Debug, Default)]
@@ -214,6 +238,7 @@ impl ScriptService {
             }
             parent = p.parent().map(Path::to_path_buf);
         }
+        lock(&self.state.compiled).remove(&target);
         self.forget_routes(project);
         tracing::info!(project = %project, script = path, "script removed");
         Ok(())
@@ -325,16 +350,17 @@ impl ScriptService {
         if !meta.is_file() {
             return Err(Error::invalid("path", format!("{file} is not a regular file")));
         }
-        let modified = meta.modified().map_err(Error::io("stat", path))?;
-        if let Some((m, len, c)) = lock(&self.state.compiled).get(path)
-            && *m == modified
-            && *len == meta.len()
+        let version = FileVersion::of(&meta);
+        if let Some((v, c)) = lock(&self.state.compiled).get(path)
+            && Some(*v) == version
         {
             return Ok(Arc::clone(c));
         }
         let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
         let compiled = Arc::new(compile(file, &text)?);
-        lock(&self.state.compiled).insert(path.to_path_buf(), (modified, meta.len(), Arc::clone(&compiled)));
+        if let Some(version) = version {
+            lock(&self.state.compiled).insert(path.to_path_buf(), (version, Arc::clone(&compiled)));
+        }
         Ok(compiled)
     }
 
@@ -351,6 +377,8 @@ impl ScriptService {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove", &dir)(e)),
         }
+        // Its compiled files (and their bytecode) go with it.
+        lock(&self.state.compiled).retain(|path, _| !path.starts_with(&dir));
         self.forget_routes(project);
         Ok(())
     }

@@ -194,10 +194,10 @@ fn declare<'js>(ctx: &Ctx<'js>, code: &Arc<ModuleCode>) -> rquickjs::Result<Modu
     if let Some(bytes) = code.bytecode() {
         // SAFETY: the bytes were written by `Module::write` of this same
         // QuickJS build, in this process, from this module's own source
-        // (below), never read from outside. QuickJS may keep pointing into
-        // them (ROM_DATA): they live in `code`, which the run holds until
-        // its runtime is dropped (`Found`, `run_script`), and a kept
-        // bytecode is never changed or freed while an `Arc` to it exists.
+        // (below), never read from outside. QuickJS-ng copies what it reads
+        // (its ROM_DATA flag is obsolete), and the bytes live in `code`,
+        // which the run holds until its runtime is dropped (`Found`,
+        // `run_script`) in any case; kept bytecode is never changed.
         return unsafe { Module::load(ctx.clone(), bytes) };
     }
     let module = Module::declare(ctx.clone(), code.name(), code.js())?;
@@ -214,11 +214,13 @@ pub(super) async fn execute(
     cancel: Arc<AtomicBool>,
     started: Instant,
     mut tx: oneshot::Sender<Outcome>,
+    head: oneshot::Sender<Outcome>,
 ) {
     let logs = Rc::new(RefCell::new(LogBuffer::new(inv.limits.max_log_bytes)));
+    let head = Head { sender: RefCell::new(Some(head)), started };
     let result = tokio::select! {
         biased;
-        result = run_script(&inv, &cancel, started, &logs) => result,
+        result = run_script(&inv, &cancel, started, &logs, &head) => result,
         () = tx.closed() => return,
     };
     let logs = logs.borrow_mut().take();
@@ -227,11 +229,22 @@ pub(super) async fn execute(
     let _ = tx.send(outcome);
 }
 
+/// Where a streamed answer's head goes, as soon as the handler returned it
+/// (the caller then reads the chunks while the run goes on).
+struct Head {
+    sender: RefCell<Option<oneshot::Sender<Outcome>>>,
+    started: Instant,
+}
+
+/// Chunks of a streamed body waiting for the client, at most.
+const STREAM_CHUNKS_IN_FLIGHT: usize = 4;
+
 async fn run_script(
     inv: &Invocation,
     cancel: &Arc<AtomicBool>,
     started: Instant,
     logs: &Rc<RefCell<LogBuffer>>,
+    head: &Head,
 ) -> Result<ScriptResponse, ScriptError> {
     let limits = inv.limits;
     // A timeout too large to add is as good as none (a year).
@@ -274,7 +287,7 @@ async fn run_script(
         room: crate::host::AnswerRoom::new(limits.memory_bytes),
         in_flight: Rc::default(),
     });
-    let work = ctx.async_with(async |ctx| handle(ctx, inv, &state).await);
+    let work = ctx.async_with(async |ctx| handle(ctx, inv, &state, head).await);
     let result = match tokio::time::timeout_at(deadline.into(), work).await {
         Err(_elapsed) => Err(ScriptError::Timeout { limit: limits.timeout }),
         Ok(Ok(response)) => Ok(response),
@@ -294,7 +307,12 @@ async fn run_script(
 }
 
 /// Inside the context: prelude, module, handler, response.
-async fn handle<'js>(ctx: Ctx<'js>, inv: &Invocation, state: &Rc<NativeState>) -> Result<ScriptResponse, Failure> {
+async fn handle<'js>(
+    ctx: Ctx<'js>,
+    inv: &Invocation,
+    state: &Rc<NativeState>,
+    head: &Head,
+) -> Result<ScriptResponse, Failure> {
     let fail = |e| caught(&ctx, e);
     let native = natives::install(&ctx, state).map_err(fail)?;
     let internals = prelude::load(&ctx, &native).map_err(|e| match e {
@@ -315,7 +333,63 @@ async fn handle<'js>(ctx: Ctx<'js>, inv: &Invocation, state: &Rc<NativeState>) -
     let invoke: Function = internals.get("invoke").map_err(fail)?;
     let promise: Promise = invoke.call((handler, request, context)).map_err(fail)?;
     let answer: Array = promise.into_future().await.map_err(fail)?;
+    if answer.len() == 4 {
+        return stream(&ctx, &answer, inv.limits.max_response_bytes, state, head).await;
+    }
     to_response(&ctx, &answer, inv.limits.max_response_bytes)
+}
+
+/// A streamed answer `[status, flatHeaders, null, next]`: the head goes to
+/// the caller at once, then each chunk `next()` gives, until it answers
+/// `null`, the client goes away, or the body passes `max_body` bytes.
+async fn stream<'js>(
+    ctx: &Ctx<'js>,
+    answer: &Array<'js>,
+    max_body: usize,
+    state: &Rc<NativeState>,
+    head: &Head,
+) -> Result<ScriptResponse, Failure> {
+    let fail = |e| caught(ctx, e);
+    let status: i32 = answer.get(0).map_err(fail)?;
+    let status = u16::try_from(status)
+        .ok()
+        .filter(|s| (200..=999).contains(s))
+        .ok_or_else(|| Failure::BadReturn(format!("status {status} is not a response status (200 to 999)")))?;
+    let flat: Vec<String> = answer.get(1).map_err(fail)?;
+    let next: Function = answer.get(3).map_err(fail)?;
+    let (chunks, receiver) = tokio::sync::mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);
+    let response = ScriptResponse {
+        status,
+        headers: pairs(flat),
+        body: Bytes::new(),
+        stream: Some(super::BodyStream::new(receiver)),
+    };
+    let Some(sender) = head.sender.borrow_mut().take() else {
+        return Err(Failure::Internal("a second streamed answer".into()));
+    };
+    let logs = state.logs.borrow_mut().take();
+    if sender.send(Outcome { result: Ok(response), logs, duration: head.started.elapsed() }).is_err() {
+        return Err(Failure::Internal("the caller went away".into()));
+    }
+    let mut sent = 0usize;
+    loop {
+        let promise: Promise = next.call(()).map_err(fail)?;
+        let chunk: Value = promise.into_future().await.map_err(fail)?;
+        if chunk.is_null() || chunk.is_undefined() {
+            break;
+        }
+        let bytes = TypedArray::<u8>::from_value(chunk).map_err(fail)?;
+        let bytes = with_bytes(&bytes, Bytes::copy_from_slice);
+        sent += bytes.len();
+        if sent > max_body {
+            return Err(Failure::TooLarge);
+        }
+        if chunks.send(bytes).await.is_err() {
+            // The client is gone: nothing more to do.
+            break;
+        }
+    }
+    Ok(ScriptResponse { status, headers: Vec::new(), body: Bytes::new(), stream: None })
 }
 
 fn make_request<'js>(ctx: &Ctx<'js>, internals: &Object<'js>, request: &ScriptRequest) -> rquickjs::Result<Value<'js>> {
@@ -361,5 +435,5 @@ fn to_response(ctx: &Ctx<'_>, answer: &Array<'_>, max_body: usize) -> Result<Scr
     if body.len() > max_body {
         return Err(Failure::TooLarge);
     }
-    Ok(ScriptResponse { status, headers: pairs(flat), body: with_bytes(&body, Bytes::copy_from_slice) })
+    Ok(ScriptResponse { status, headers: pairs(flat), body: with_bytes(&body, Bytes::copy_from_slice), stream: None })
 }

@@ -23,6 +23,10 @@ use super::webcrypto::{Hash, digest};
 
 /// The RSA modulus sizes accepted, in bits.
 const RSA_BITS: std::ops::RangeInclusive<usize> = 1024..=8192;
+/// The largest key DER read (an 8192-bit private key is about 4.8 KiB):
+/// the parsing and checks are native work the time limit cannot stop, so
+/// their input is bounded first.
+const MAX_KEY_DER: usize = 8 * 1024;
 /// The sizes `generateKey` makes (a native call cannot be interrupted, and
 /// 4096 bits already takes about a second).
 const RSA_GENERATE_BITS: [usize; 3] = [2048, 3072, 4096];
@@ -63,6 +67,9 @@ fn private_parts(key: &PrivateKey) -> Parts {
 /// Reads an RSA key: `spki` (public) or `pkcs8` (private) DER. Answers the
 /// kept DER and the key's parts.
 pub(crate) fn rsa_import(format: &str, der: &[u8]) -> Result<(Vec<u8>, Parts), Thrown> {
+    if der.len() > MAX_KEY_DER {
+        return Err(crypto(format!("an RSA key's DER is at most {MAX_KEY_DER} bytes")));
+    }
     match format {
         "spki" => {
             let key = PublicKey::from_public_key_der(der).map_err(|e| crypto(format!("not an RSA SPKI key: {e}")))?;
@@ -82,6 +89,12 @@ pub(crate) fn rsa_import(format: &str, der: &[u8]) -> Result<(Vec<u8>, Parts), T
 /// and all its parts.
 pub(crate) fn rsa_from_parts(parts: &[Vec<u8>]) -> Result<(Vec<u8>, Parts), Thrown> {
     let number = |bytes: &[u8]| BoxedUint::from_be_slice_vartime(bytes);
+    // No part is longer than the modulus, and the modulus is bounded, before
+    // any arithmetic (which the time limit cannot interrupt).
+    let modulus = parts.first().map_or(0, Vec::len);
+    if modulus > RSA_BITS.end() / 8 + 1 || parts.iter().any(|p| p.len() > modulus) {
+        return Err(crypto("an RSA JWK's parts are at most as long as its n, of at most 8192 bits"));
+    }
     match parts {
         [n, e] => {
             checked_size(number(n).bit_width_vartime() as usize)?;
@@ -449,6 +462,11 @@ mod tests {
         let (public_again, _) = rsa_from_parts(&parts[..2]).unwrap();
         assert_eq!(public_again, public);
         assert!(rsa_generate(1024, &[1, 0, 1]).is_err() && rsa_generate(2048, &[3]).is_err());
+        // Parts longer than the modulus are refused before any arithmetic.
+        let mut huge = parts[..5].to_vec();
+        huge[3] = vec![0xff; 1 << 20];
+        assert!(rsa_from_parts(&huge).is_err());
+        assert!(rsa_import("pkcs8", &vec![0x30; 64 * 1024]).is_err());
     }
 
     #[test]

@@ -50,15 +50,69 @@ pub struct ScriptRequest {
 }
 
 /// What the handler answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct ScriptResponse {
     /// 200..=599 for a `Response`; 200 for a JSON value, 204 for `undefined`.
     pub status: u16,
     /// Lower-case header names; a name may repeat (e.g. `set-cookie`).
     pub headers: Vec<(String, String)>,
-    /// The whole body.
+    /// The whole body (empty when it is streamed).
     pub body: Bytes,
+    /// The body's chunks, when the handler answered with a `ReadableStream`
+    /// (the script is still running while they come).
+    pub stream: Option<BodyStream>,
 }
+
+/// The chunks of a streamed response, as the script enqueues them. The
+/// script runs until the stream ends, its time limit passes, or this is
+/// dropped (the client went away), which stops it.
+pub struct BodyStream {
+    chunks: tokio::sync::mpsc::Receiver<Bytes>,
+    /// The run's final outcome: held so that the run goes on while the
+    /// stream is read, and stops when it is dropped.
+    run: Option<tokio::sync::oneshot::Receiver<Outcome>>,
+    /// Stops the script's JavaScript at once when the stream is dropped.
+    cancel: Option<CancelOnDrop>,
+}
+
+impl BodyStream {
+    pub(crate) fn new(chunks: tokio::sync::mpsc::Receiver<Bytes>) -> Self {
+        Self { chunks, run: None, cancel: None }
+    }
+}
+
+impl BodyStream {
+    /// The next chunk; `None` once the stream is over (ended by the script,
+    /// cut by a failure or its time limit).
+    pub async fn next(&mut self) -> Option<Bytes> {
+        self.chunks.recv().await
+    }
+}
+
+impl futures::Stream for BodyStream {
+    type Item = Bytes;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Bytes>> {
+        self.chunks.poll_recv(cx)
+    }
+}
+
+impl fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodyStream").finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for BodyStream {
+    /// Two streams are never the same stream's contents.
+    fn eq(&self, _: &Self) -> bool {
+        false
+    }
+}
+
+impl Eq for BodyStream {}
 
 /// Per-invocation limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,8 +184,9 @@ pub struct LogLine {
     pub message: String,
 }
 
-/// The result of one run, with its log whatever happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The result of one run, with its log whatever happened (a streamed run:
+/// what it printed until its head was sent).
+#[derive(Debug, PartialEq, Eq)]
 pub struct Outcome {
     /// The response, or why there is none.
     pub result: Result<ScriptResponse, ScriptError>,
@@ -233,18 +288,38 @@ pub async fn run(inv: Invocation) -> Outcome {
         Err(e) => return failed(format!("run needs a tokio runtime: {e}")),
     };
     let cancel = Arc::new(AtomicBool::new(false));
-    let _cancel_on_drop = CancelOnDrop(cancel.clone());
-    let (tx, rx) = tokio::sync::oneshot::channel();
+    let cancel_on_drop = CancelOnDrop(cancel.clone());
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    let (head_tx, head_rx) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new()
         .name("cubby-script".to_owned())
         .stack_size(THREAD_STACK_BYTES)
-        .spawn(move || handle.block_on(invoke::execute(inv, cancel, started, tx)));
+        .spawn(move || handle.block_on(invoke::execute(inv, cancel, started, tx, head_tx)));
     if let Err(e) = spawned {
         return failed(format!("could not start a script thread: {e}"));
     }
-    match rx.await {
-        Ok(outcome) => outcome,
-        Err(_) => failed("the script thread stopped without an answer".to_owned()),
+    tokio::select! {
+        // A streamed head is always sent before the final outcome: look at
+        // it first, so a stream that already ended still gives its head.
+        biased;
+        head = head_rx => match head {
+            // A streamed answer: the run goes on while its stream is held.
+            Ok(mut outcome) => {
+                if let Ok(ScriptResponse { stream: Some(stream), .. }) = &mut outcome.result {
+                    stream.run = Some(rx);
+                    stream.cancel = Some(cancel_on_drop);
+                }
+                outcome
+            }
+            Err(_) => match rx.await {
+                Ok(outcome) => outcome,
+                Err(_) => failed("the script thread stopped without an answer".to_owned()),
+            },
+        },
+        outcome = &mut rx => match outcome {
+            Ok(outcome) => outcome,
+            Err(_) => failed("the script thread stopped without an answer".to_owned()),
+        },
     }
 }
 

@@ -9,9 +9,10 @@ use rquickjs::{Context, Ctx, Function, Module, Object, Runtime, Value};
 
 /// The prelude's parts, in evaluation order, with the module names their
 /// stack frames show. Each is a function `(native, internals) => void`.
-const PARTS: [(&str, &str); 6] = [
+const PARTS: [(&str, &str); 7] = [
     ("cubby:url.js", include_str!("js/url.js")),
     ("cubby:events.js", include_str!("js/events.js")),
+    ("cubby:streams.js", include_str!("js/streams.js")),
     ("cubby:blob.js", include_str!("js/blob.js")),
     ("cubby:web.js", include_str!("js/web.js")),
     ("cubby:webcrypto.js", include_str!("js/webcrypto.js")),

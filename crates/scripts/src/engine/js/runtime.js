@@ -207,7 +207,22 @@
   // [0, message] when the value cannot be sent.
   function finish(value) {
     if (value instanceof Response) {
-      return [value.status, internals.headerPairs(value.headers), internals.responseBody(value) ?? new Uint8Array(0)];
+      const body = internals.responseBody(value);
+      if (internals.isReadable(body)) {
+        // Streamed: the engine sends the head, then calls `next` for each
+        // chunk until it answers null.
+        const reader = body.getReader();
+        const next = async () => {
+          const { value: chunk, done } = await reader.read();
+          if (done) return null;
+          if (!(chunk instanceof ArrayBuffer) && !ArrayBuffer.isView(chunk)) {
+            throw new TypeError("a Response body stream's chunks must be Uint8Array: encode text with TextEncoder or pipe it through a TextEncoderStream");
+          }
+          return toBytes(chunk, "a Response body chunk").slice();
+        };
+        return [value.status, internals.headerPairs(value.headers), null, next];
+      }
+      return [value.status, internals.headerPairs(value.headers), body ?? new Uint8Array(0)];
     }
     if (value === undefined) return [204, [], new Uint8Array(0)];
     let text;

@@ -43,6 +43,8 @@
   class TextDecoder {
     #fatal;
     #ignoreBOM;
+    #pending = new Uint8Array(0);
+    #started = false;
     constructor(label = "utf-8", options = {}) {
       const l = String(label).trim().toLowerCase();
       if (l !== "utf-8" && l !== "utf8" && l !== "unicode-1-1-utf-8") {
@@ -54,12 +56,34 @@
     get encoding() { return "utf-8"; }
     get fatal() { return this.#fatal; }
     get ignoreBOM() { return this.#ignoreBOM; }
-    decode(input, _options) {
-      if (input === undefined || input === null) return "";
-      let bytes = toBytes(input, "TextDecoder.decode input");
-      if (!this.#ignoreBOM && bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+    // With { stream: true }, an incomplete UTF-8 sequence at the end waits
+    // for the next call (TextDecoderStream decodes chunk by chunk).
+    decode(input, options = {}) {
+      let bytes = input === undefined || input === null ? new Uint8Array(0) : toBytes(input, "TextDecoder.decode input");
+      if (this.#pending.length) {
+        const joined = new Uint8Array(this.#pending.length + bytes.length);
+        joined.set(this.#pending);
+        joined.set(bytes, this.#pending.length);
+        bytes = joined;
+        this.#pending = new Uint8Array(0);
+      }
+      const stream = !!(options && options.stream);
+      if (stream) {
+        let cut = bytes.length;
+        for (let back = 1; back <= Math.min(3, bytes.length); back++) {
+          const b = bytes[bytes.length - back];
+          if ((b & 0xc0) === 0x80) continue;
+          const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+          if (need > back) cut = bytes.length - back;
+          break;
+        }
+        this.#pending = bytes.slice(cut);
+        bytes = bytes.subarray(0, cut);
+      }
+      if (!this.#started && !this.#ignoreBOM && bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
         bytes = bytes.subarray(3);
       }
+      if (bytes.length || !stream) this.#started = stream;
       return utf8Decode(bytes, this.#fatal);
     }
   }

@@ -1,8 +1,10 @@
 // Prelude, part 2: HTTP objects.
 // Owns: Headers, Request, Response, fetch, and the internal constructors the
 // engine uses (internals.makeRequest, makeResponse, headerPairs, bodyOf).
-// Bodies are always whole Uint8Arrays (no streams); a Blob or FormData body
-// is turned into bytes (FormData as multipart, blob.js) when it is made.
+// A body is whole bytes (a Blob or FormData is turned into bytes when it is
+// made; FormData as multipart, blob.js) or a ReadableStream (streams.js),
+// read whole by text()/json()/..., and sent chunk by chunk when a handler
+// answers with it (runtime.js).
 (function (native, internals) {
   "use strict";
 
@@ -76,21 +78,43 @@
     get [Symbol.toStringTag]() { return "Headers"; }
   }
 
-  // Body readers shared by Request and Response. `read(this)` gives the body
-  // bytes or null. Bodies may be read more than once.
-  function addBodyMethods(cls, read) {
+  // Body readers shared by Request and Response. `get(this)` gives the
+  // body (bytes, a stream or null), `set(this, bytes)` keeps a stream's
+  // bytes once read. A body of bytes may be read more than once; a stream
+  // is read once (then the bytes it gave are kept).
+  function addBodyMethods(cls, get, set) {
+    const read = async (r) => {
+      const b = get(r);
+      if (!internals.isReadable(b)) return b;
+      const bytes = await internals.readAll(b, `${cls.name} body`);
+      set(r, bytes);
+      return bytes;
+    };
     Object.assign(cls.prototype, {
-      async arrayBuffer() { const b = read(this); return b ? b.slice().buffer : new ArrayBuffer(0); },
-      async bytes() { const b = read(this); return b ? b.slice() : new Uint8Array(0); },
-      async text() { const b = read(this); return b ? utf8Decode(b, false) : ""; },
-      async json() { const b = read(this); return JSON.parse(b ? utf8Decode(b, false) : ""); },
+      async arrayBuffer() { const b = await read(this); return b ? b.slice().buffer : new ArrayBuffer(0); },
+      async bytes() { const b = await read(this); return b ? b.slice() : new Uint8Array(0); },
+      async text() { const b = await read(this); return b ? utf8Decode(b, false) : ""; },
+      async json() { const b = await read(this); return JSON.parse(b ? utf8Decode(b, false) : ""); },
       async blob() {
-        const b = read(this);
+        const b = await read(this);
         return new Blob(b ? [b] : [], { type: this.headers.get("content-type") ?? "" });
       },
-      async formData() { return internals.decodeForm(read(this) ?? new Uint8Array(0), this.headers.get("content-type")); },
+      async formData() { return internals.decodeForm((await read(this)) ?? new Uint8Array(0), this.headers.get("content-type")); },
     });
-    Object.defineProperty(cls.prototype, "bodyUsed", { get() { return false; }, configurable: true });
+    Object.defineProperty(cls.prototype, "body", {
+      get() {
+        const b = get(this);
+        if (b === null || internals.isReadable(b)) return b;
+        const stream = internals.streamOf(b);
+        set(this, stream);
+        return stream;
+      },
+      configurable: true,
+    });
+    Object.defineProperty(cls.prototype, "bodyUsed", {
+      get() { const b = get(this); return internals.isReadable(b) && b.locked; },
+      configurable: true,
+    });
   }
 
   // A body from user code, with the content-type it implies.
@@ -101,12 +125,22 @@
     if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) return [toBytes(body, what).slice(), null];
     if (body instanceof Blob) return [internals.blobBytes(body).slice(), body.type || null];
     if (body instanceof FormData) return internals.encodeMultipart(body);
-    throw new TypeError(`${what} must be a string, Uint8Array, ArrayBuffer, Blob, FormData, URLSearchParams or null; use Response.json(value) or JSON.stringify for objects`);
+    if (internals.isReadable(body)) return [body, null];
+    throw new TypeError(`${what} must be a string, Uint8Array, ArrayBuffer, Blob, FormData, URLSearchParams, ReadableStream or null; use Response.json(value) or JSON.stringify for objects`);
   }
 
   const METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH"];
   let requestBody; // (request) => bytes or null
   let setRequest; // (request, method, url, headers, body) => request
+  let setRequestBody; // (request, body) => void
+  // A body for a copy: a stream is teed (one branch stays with the
+  // original through `keep`), bytes are shared.
+  const teeBody = (body, keep) => {
+    if (!internals.isReadable(body)) return body;
+    const [mine, theirs] = body.tee();
+    keep(mine);
+    return theirs;
+  };
 
   class Request {
     #method = "GET";
@@ -120,7 +154,7 @@
         this.#method = input.#method;
         this.#url = input.#url;
         this.#headers = new Headers(input.#headers);
-        this.#body = input.#body;
+        this.#body = teeBody(input.#body, (b) => { input.#body = b; });
       } else {
         this.#url = new URL(String(input)).href;
         this.#headers = new Headers();
@@ -140,6 +174,7 @@
     }
     static {
       requestBody = (r) => r.#body;
+      setRequestBody = (r, b) => { r.#body = b; };
       setRequest = (r, method, url, headers, body) => {
         r.#method = method;
         r.#url = url;
@@ -151,15 +186,15 @@
     get method() { return this.#method; }
     get url() { return this.#url; }
     get headers() { return this.#headers; }
-    get body() { return null; }
     clone() { return new Request(this); }
     get [Symbol.toStringTag]() { return "Request"; }
   }
-  addBodyMethods(Request, (r) => requestBody(r));
+  addBodyMethods(Request, (r) => requestBody(r), (r, b) => { setRequestBody(r, b); });
 
   const NULL_BODY = [101, 204, 205, 304];
   let responseBody; // (response) => bytes or null
   let setResponse; // (response, status, headers, body, url) => response
+  let setResponseBody; // (response, body) => void
 
   class Response {
     #status = 200;
@@ -184,6 +219,7 @@
     }
     static {
       responseBody = (r) => r.#body;
+      setResponseBody = (r, b) => { r.#body = b; };
       setResponse = (r, status, headers, body, url) => {
         r.#status = status;
         r.#headers = headers;
@@ -210,14 +246,14 @@
     get url() { return this.#url; }
     get redirected() { return false; }
     get type() { return "default"; }
-    get body() { return null; }
     clone() {
       const copy = new Response(internals);
-      return setResponse(copy, this.#status, new Headers(this.#headers), this.#body, this.#url);
+      const body = teeBody(this.#body, (b) => { this.#body = b; });
+      return setResponse(copy, this.#status, new Headers(this.#headers), body, this.#url);
     }
     get [Symbol.toStringTag]() { return "Response"; }
   }
-  addBodyMethods(Response, (r) => responseBody(r));
+  addBodyMethods(Response, (r) => responseBody(r), (r, b) => { setResponseBody(r, b); });
 
   internals.headerPairs = (headers) => headerList(headers).flat();
   internals.responseBody = responseBody;
@@ -253,7 +289,8 @@
       throw new TypeError("fetch: init.signal must be an AbortSignal");
     }
     signal?.throwIfAborted();
-    const body = requestBody(request);
+    let body = requestBody(request);
+    if (internals.isReadable(body)) body = await internals.readAll(body, "fetch body");
     const sent = native.fetch(
       request.method,
       request.url,

@@ -61,7 +61,7 @@
   function makeKey(type, algorithm, extractable, usages, bytes) {
     const key = Object.create(CryptoKey.prototype, {
       type: { value: type, enumerable: true },
-      algorithm: { value: Object.freeze(algorithm), enumerable: true },
+      algorithm: { value: Object.freeze({ ...algorithm, ...(algorithm.hash ? { hash: Object.freeze({ ...algorithm.hash }) } : {}) }), enumerable: true },
       extractable: { value: !!extractable, enumerable: true },
       usages: { value: Object.freeze([...usages]), enumerable: true },
     });
@@ -121,7 +121,7 @@
       }
       if (name === "Ed25519") {
         let bytes;
-        if (format === "pkcs8" || (format === "jwk" && keyData && keyData.kty === "OKP" && keyData.d)) {
+        if (format === "pkcs8" || (format === "jwk" && keyData && keyData.kty === "OKP" && keyData.crv === "Ed25519" && keyData.d)) {
           const [seed, publicKey] = format === "pkcs8"
             ? native.subtleEd25519Private("pkcs8", toBytes(keyData, "importKey pkcs8 key"))
             : native.subtleEd25519Private("raw", base64url.decode(keyData.d));
@@ -253,7 +253,7 @@
     async generateKey(algorithm, extractable, usages = []) {
       const name = algorithmName(algorithm);
       const pair = (algo, privateBytes, publicBytes) => ({
-        publicKey: makeKey("public", algo, true, usages.filter((u) => u === "verify"), publicBytes),
+        publicKey: makeKey("public", algo, true, checkedUsages(usages, ["sign", "verify"]).filter((u) => u === "verify"), publicBytes),
         privateKey: makeKey("private", algo, extractable, usages.filter((u) => u === "sign"), privateBytes),
       });
       if (isRsa(name)) {

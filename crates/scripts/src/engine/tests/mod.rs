@@ -10,6 +10,7 @@ mod modules;
 mod platform;
 mod services;
 mod signing;
+mod streams;
 mod webcrypto;
 
 use std::collections::BTreeMap;
