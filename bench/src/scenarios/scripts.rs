@@ -148,8 +148,15 @@ fn stripe_verify(
         return Ok(None);
     }
     let api = d.admin();
-    let (code, out, err) =
-        d.cli(&["scripts", "push", dir.to_str().context("a UTF-8 path")?, "--project", project, "--bundle"]);
+    let (code, out, err) = d.cli(&[
+        "scripts",
+        "push",
+        dir.to_str().context("a UTF-8 path")?,
+        "--project",
+        project,
+        "--bundle",
+        "--no-delete",
+    ]);
     if code != 0 {
         bail!("cubby scripts push --bundle failed: {out}{err}");
     }
