@@ -12,6 +12,7 @@ mod services;
 mod signing;
 mod streams;
 mod webcrypto;
+mod wpt_url;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
