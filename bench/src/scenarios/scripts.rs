@@ -53,7 +53,11 @@ fn timed(s: &mut TcpStream, reader: &mut BufReader<TcpStream>, request: &str) ->
 }
 
 pub fn run(bin: &str, n: usize, seconds: u32) -> anyhow::Result<Report> {
-    let d = super::daemon(bin, DaemonOptions::default());
+    // Slots for the in-flight memory row, which holds many scripts at once.
+    let d = super::daemon(
+        bin,
+        DaemonOptions { extra_args: vec!["--script-concurrency".into(), "64".into()], ..Default::default() },
+    );
     let api = d.admin();
     let p = api.create_project(&CreateProject {
         name: "bench".into(),
@@ -85,6 +89,7 @@ pub fn run(bin: &str, n: usize, seconds: u32) -> anyhow::Result<Report> {
         script.push(ms(t));
     }
     let stripe = stripe_verify(&d, p.id.as_str(), &host, &mut s, &mut reader, n)?;
+    let memory = in_flight_memory(&d, p.id.as_str(), &host)?;
     let through = wrk(&format!("http://{}/hello", d.proxy_addr), Some(&host), seconds, 8)?;
 
     let (s_sum, b_sum) = (summarize(&script), summarize(&baseline));
@@ -96,6 +101,10 @@ pub fn run(bin: &str, n: usize, seconds: u32) -> anyhow::Result<Report> {
     figures.insert(
         "wrk -c8 hello script: req/s | p50 ms | p99 ms".into(),
         format!("{:.0} | {:.2} | {:.2}", through.rps, through.p50_ms, through.p99_ms),
+    );
+    figures.insert(
+        format!("daemon RSS per in-flight script ({} waiting at once) MiB", memory.1),
+        format!("{:.2}", memory.0),
     );
     let mut rows = BTreeMap::new();
     let mut notes = Vec::new();
@@ -184,4 +193,51 @@ fn stripe_verify(
         }
     }
     Ok(Some((times, bytes)))
+}
+
+/// The daemon's resident memory, KiB.
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("VmRSS in /proc/<pid>/status")?;
+    Ok(line.split_whitespace().nth(1).context("a VmRSS value")?.parse()?)
+}
+
+/// The daemon's resident memory per script in flight: `N` requests to a
+/// script that waits 3 s on a timer, held at once, against the daemon
+/// before them (MiB per script, N).
+fn in_flight_memory(d: &cubby_testkit::Daemon, project: &str, host: &str) -> anyhow::Result<(f64, usize)> {
+    const N: usize = 48;
+    let api = d.admin();
+    api.put_script(
+        project,
+        "wait.js",
+        b"export default async () => { await new Promise((r) => setTimeout(r, 3000)); return { waited: true }; }",
+    )?;
+    let pid = d.pid().context("the daemon's pid")?;
+    let get = |host: String, addr: std::net::SocketAddr| -> anyhow::Result<u16> {
+        let mut s = TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut reader = BufReader::new(s.try_clone()?);
+        Ok(timed_get(&mut s, &mut reader, &host, "/wait")?.0)
+    };
+    // One run first: the compiled file, the allocator's arenas.
+    if get(host.to_string(), d.proxy_addr)? != 200 {
+        bail!("the waiting script did not answer 200");
+    }
+    let before = rss_kib(pid)?;
+    let threads: Vec<_> = (0..N)
+        .map(|_| {
+            let (host, addr) = (host.to_string(), d.proxy_addr);
+            std::thread::spawn(move || get(host, addr))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = rss_kib(pid)?;
+    for t in threads {
+        let status = t.join().map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
+        if status != 200 {
+            bail!("a waiting script answered {status}");
+        }
+    }
+    Ok((during.saturating_sub(before) as f64 / 1024.0 / N as f64, N))
 }
