@@ -18,6 +18,7 @@ use cubby_model::{
     validate_secrets,
 };
 use cubby_scripts::{ModuleCode, ModuleSource};
+use cubby_storage::image::beneath::Beneath;
 use sha2::{Digest, Sha256};
 
 pub use routing::Route;
@@ -346,17 +347,27 @@ impl ScriptService {
     /// The compiled script at `path`, from the cache while the file is
     /// unchanged.
     fn compiled(&self, file: &str, path: &Path) -> Result<Arc<Compiled>, Error> {
-        let meta = std::fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
-        if !meta.is_file() {
-            return Err(Error::invalid("path", format!("{file} is not a regular file")));
-        }
+        // Opened under the scripts folder's fd with openat2: no link is
+        // followed, nothing outside the folder is reached, and the file
+        // checked is the file read.
+        let unreadable = || Error::invalid("path", format!("{file} is not a regular file of the project's scripts/"));
+        let dir =
+            path.ancestors().nth(file.split('/').count()).filter(|d| d.join(file) == path).ok_or_else(unreadable)?;
+        let opened = Beneath::open(dir).and_then(|root| root.file(Path::new(file))).map_err(|_| unreadable())?;
+        let meta = opened.metadata().map_err(Error::io("stat", path))?;
         let version = FileVersion::of(&meta);
         if let Some((v, c)) = lock(&self.state.compiled).get(path)
             && Some(*v) == version
         {
             return Ok(Arc::clone(c));
         }
-        let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
+        let mut text = String::new();
+        let limit = u64::try_from(MAX_SCRIPT_BYTES).unwrap_or(u64::MAX) + 1;
+        std::io::Read::read_to_string(&mut std::io::Read::take(opened, limit), &mut text)
+            .map_err(Error::io("read", path))?;
+        if text.len() > MAX_SCRIPT_BYTES {
+            return Err(Error::invalid("content", format!("{file} is larger than {MAX_SCRIPT_BYTES} bytes")));
+        }
         let compiled = Arc::new(compile(file, &text)?);
         if let Some(version) = version {
             lock(&self.state.compiled).insert(path.to_path_buf(), (version, Arc::clone(&compiled)));
@@ -415,9 +426,10 @@ impl ModuleSource for ProjectModules {
             return Ok(None);
         }
         let full = self.dir.join(path);
-        match std::fs::symlink_metadata(&full) {
-            Ok(m) if m.is_file() => {}
-            _ => return Ok(None),
+        // A quick look first, so a candidate that is not there is `None`
+        // (the read itself goes through the folder's fd).
+        if !std::fs::symlink_metadata(&full).is_ok_and(|m| m.is_file()) {
+            return Ok(None);
         }
         match self.service.compiled(path, &full) {
             Ok(compiled) => Ok(Some(Arc::clone(&compiled.code))),

@@ -111,3 +111,26 @@ async fn admission_checks_route_and_token_before_anything_runs() {
     let logs = f.service.script_logs(&admin, &a.id, 10).unwrap();
     assert_eq!((logs.len(), logs[0].status, logs[0].script.as_str()), (1, 200, "paid.js"));
 }
+
+#[test]
+fn a_script_or_module_behind_a_link_is_never_read() {
+    let f = fixture();
+    let (a, b) = (project(&f, "acme"), project(&f, "other"));
+    let (as_a, as_b) = (Caller::project(a.id.clone()), Caller::project(b.id.clone()));
+    f.service.put_script(&as_a, &a.id, "own.js", b"export default () => 'a'").unwrap();
+    f.service.put_script(&as_b, &b.id, "_lib/secret.js", b"export const secret = 'b';").unwrap();
+    let mine = f.service.scripts_dir(&a.id);
+    // Control: the project's own file is compiled.
+    assert!(f.service.compiled("own.js", &mine.join("own.js")).is_ok());
+    // Links planted on the host (a file, and a folder on the way) to the
+    // other project's file: refused, as files and as imports.
+    let theirs = f.service.scripts_dir(&b.id);
+    std::os::unix::fs::symlink(theirs.join("_lib/secret.js"), mine.join("linked.js")).unwrap();
+    std::os::unix::fs::symlink(theirs.join("_lib"), mine.join("_lib")).unwrap();
+    for file in ["linked.js", "_lib/secret.js"] {
+        assert!(f.service.compiled(file, &mine.join(file)).is_err(), "{file}");
+        let modules = super::ProjectModules { service: Arc::clone(&f.service), dir: mine.clone() };
+        let loaded = cubby_scripts::ModuleSource::module(&modules, file);
+        assert!(!matches!(loaded, Ok(Some(_))), "{file}: {loaded:?}");
+    }
+}
