@@ -444,6 +444,7 @@ fn a_script_streams_server_sent_events_while_it_runs() {
         p.id.as_str(),
         "events.ts",
         r#"// @timeout 60000
+// @concurrent false
 export default (request: Request, ctx: any) => {
   const encoder = new TextEncoder();
   let sent = 0;
@@ -472,8 +473,27 @@ export default (request: Request, ctx: any) => {
     assert!(head.starts_with("http/1.1 200") && head.contains("content-type: text/event-stream"), "{head}");
     assert!(head.contains("transfer-encoding: chunked"), "streamed, not sized: {head}");
     assert!(!head.contains("go seen"), "the second event cannot exist yet");
+    // A streaming script still holds its run slot (`@concurrent false`
+    // here): a second request waits for the first stream to end.
+    let mut second = std::net::TcpStream::connect(d.proxy_addr).unwrap();
+    write!(
+        second,
+        "GET /events HTTP/1.1\r\nHost: live.exec.localhost:{}\r\nConnection: close\r\n\r\n",
+        d.proxy_addr.port()
+    )
+    .unwrap();
+    second.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut waiting = Vec::new();
+    assert!(
+        !read_until(&mut second, &mut waiting, "HTTP/1.1"),
+        "answered while the first streams: {}",
+        String::from_utf8_lossy(&waiting)
+    );
     container(&api, &p, "go", "the signal");
     assert!(read_until(&mut s, &mut seen, "data: go seen"), "{}", String::from_utf8_lossy(&seen));
     // And the stream ends with the chunked terminator.
     assert!(read_until(&mut s, &mut seen, "\r\n0\r\n\r\n"), "{}", String::from_utf8_lossy(&seen));
+    // Then the second runs (the same way the first did: the control).
+    second.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    assert!(read_until(&mut second, &mut waiting, "data: go seen"), "{}", String::from_utf8_lossy(&waiting));
 }

@@ -73,11 +73,19 @@ pub struct BodyStream {
     run: Option<tokio::sync::oneshot::Receiver<Outcome>>,
     /// Stops the script's JavaScript at once when the stream is dropped.
     cancel: Option<CancelOnDrop>,
+    /// What the caller keeps for as long as the script streams (its run
+    /// slots: a streaming script still counts as running).
+    held: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl BodyStream {
     pub(crate) fn new(chunks: tokio::sync::mpsc::Receiver<Bytes>) -> Self {
-        Self { chunks, run: None, cancel: None }
+        Self { chunks, run: None, cancel: None, held: Vec::new() }
+    }
+
+    /// Keeps `value` until the stream is dropped.
+    pub fn hold(&mut self, value: Box<dyn std::any::Any + Send + Sync>) {
+        self.held.push(value);
     }
 }
 
