@@ -6,11 +6,16 @@
 # Prints one line per container: `<milliseconds>`. Cleans up everything it
 # made, also when interrupted.
 #
-#   bench/baseline/runc-baseline.sh [N]          (root; needs runc, btrfs-progs,
+#   bench/baseline/runc-baseline.sh [N] [CLIENTS] (root; needs runc, btrfs-progs,
 #                                                 iproute2, busybox-static, jq, curl)
+#
+# With CLIENTS > 1, that many workers provision at once (container i by
+# worker i mod CLIENTS), as that many API clients would: the floor under
+# the same concurrency.
 set -euo pipefail
 
 N=${1:-50}
+CLIENTS=${2:-1}
 TAG=${BASELINE_TAG:-bl$$}
 WORK=$(mktemp -d /var/tmp/cubby-baseline.XXXXXX)
 BR=${TAG}br
@@ -55,7 +60,8 @@ jq '.process.terminal = false
   | .process.args = ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]
   | .root.readonly = false' "$WORK/config.json" > "$WORK/spec.json"
 
-for i in $(seq 1 "$N"); do
+provision() {
+  local i=$1 start end
   start=$(date +%s%N)
   btrfs subvolume snapshot "$WORK/pool/base" "$WORK/pool/c$i" >/dev/null
   ip netns add "$TAG-$i"
@@ -77,4 +83,17 @@ for i in $(seq 1 "$N"); do
   runc --root "$RUNC_ROOT" delete -f "$TAG-$i" >/dev/null 2>&1
   ip netns del "$TAG-$i"
   btrfs subvolume delete "$WORK/pool/c$i" >/dev/null
-done
+}
+
+if [ "$CLIENTS" -le 1 ]; then
+  for i in $(seq 1 "$N"); do provision "$i"; done
+else
+  for w in $(seq 0 $(( CLIENTS - 1 ))); do
+    (
+      for i in $(seq 1 "$N"); do
+        if [ $(( i % CLIENTS )) -eq "$w" ]; then provision "$i"; fi
+      done
+    ) &
+  done
+  wait
+fi

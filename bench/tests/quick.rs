@@ -24,9 +24,18 @@ fn quick_report_is_well_formed() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out_dir.path().join("report.json")).unwrap()).unwrap();
     let rows = json["rows"].as_object().unwrap();
-    for prefix in
-        ["0 baseline", "1 provision", "2 provision", "3 create", "4 stop", "5 wake", "6 delete", "7 API", "8 API"]
-    {
+    for prefix in [
+        "0 baseline",
+        "0b baseline",
+        "1 provision",
+        "2 provision",
+        "3 create",
+        "4 stop",
+        "5 wake",
+        "6 delete",
+        "7 API",
+        "8 API",
+    ] {
         let (name, row) =
             rows.iter().find(|(k, _)| k.starts_with(prefix)).unwrap_or_else(|| panic!("no `{prefix}` row"));
         for field in ["median_ms", "p95_ms", "p99_ms", "min_ms", "max_ms"] {
@@ -37,6 +46,7 @@ fn quick_report_is_well_formed() {
     let figures = json["figures"].as_object().unwrap();
     for needle in [
         "provision sequential vs baseline",
+        "vs baseline with 2 clients",
         "throughput",
         "density: running idle tenants",
         "Cubby proxy",

@@ -87,13 +87,14 @@ fn concurrently<T: Send>(
     Ok((times, values, wall))
 }
 
-fn baseline(sizes: &Sizes) -> anyhow::Result<Vec<f64>> {
+fn baseline(sizes: &Sizes, clients: usize) -> anyhow::Result<Vec<f64>> {
     let script = sizes
         .baseline
         .clone()
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("baseline/runc-baseline.sh"));
     let out = Command::new(&script)
         .arg(sizes.n.to_string())
+        .arg(clients.to_string())
         .output()
         .with_context(|| format!("running {} (install jq with scripts/setup.sh --bench)", script.display()))?;
     if !out.status.success() {
@@ -158,8 +159,11 @@ pub fn run(bin: &str, sizes: &Sizes) -> anyhow::Result<Report> {
     let mut notes = Vec::new();
 
     // The floor, in the same run.
-    let base = summarize(&baseline(sizes)?);
+    let base = summarize(&baseline(sizes, 1)?);
     rows.insert("0 baseline: runc script (snapshot, veth, runc create+start, until HTTP 200)".into(), base.clone());
+    // The same floor under the same concurrency as the concurrent row.
+    let base_conc = summarize(&baseline(sizes, sizes.clients)?);
+    rows.insert(format!("0b baseline: runc script, {} clients at once", sizes.clients), base_conc.clone());
 
     let d = super::daemon(
         bin,
@@ -197,6 +201,10 @@ pub fn run(bin: &str, sizes: &Sizes) -> anyhow::Result<Report> {
     ids.extend(more);
     let conc = summarize(&conc);
     figures.insert(format!("provision {} clients vs baseline", sizes.clients), ratio(&conc, &base));
+    figures.insert(
+        format!("provision {} clients vs baseline with {} clients", sizes.clients, sizes.clients),
+        ratio(&conc, &base_conc),
+    );
     rows.insert(format!("2 provision: POST copy → first HTTP 200 ({} clients)", sizes.clients), conc);
 
     // Create from an image.
