@@ -228,6 +228,37 @@ pub fn run(bin: &str, sizes: &Sizes) -> anyhow::Result<Report> {
     }
     rows.insert("4 stop: POST stop".into(), summarize(&stop));
     rows.insert("5 wake: stopped → first byte via URL".into(), summarize(&wake));
+
+    // Wake again, while `clients` clients provision copies: each stopped
+    // tenant woken by a request (timed) and stopped again (not timed), for
+    // as long as the load runs (at most 3 rounds).
+    let loading = std::sync::atomic::AtomicBool::new(true);
+    let (woken, loaded) = std::thread::scope(|s| -> anyhow::Result<(Vec<f64>, Vec<String>)> {
+        let load = s.spawn(|| {
+            let made = concurrently(sizes.n, sizes.clients, |i| copy(format!("w{i}")));
+            loading.store(false, Ordering::Relaxed);
+            made
+        });
+        let mut woken = Vec::new();
+        'rounds: for _ in 0..3 {
+            for (id, url) in &created_ids {
+                if !loading.load(Ordering::Relaxed) {
+                    break 'rounds;
+                }
+                api.stop(id)?;
+                let host = url.strip_prefix("http://").context("an http URL")?;
+                woken.push(ms(first_byte(d.proxy_addr, host, "/healthz")?));
+            }
+        }
+        let (_, made, _) = load.join().map_err(|_| anyhow::anyhow!("the load panicked"))??;
+        Ok((woken, made))
+    })?;
+    ids.extend(loaded);
+    if woken.is_empty() {
+        notes.push("5b: the provisioning load ended before a wake could be timed".into());
+    } else {
+        rows.insert(format!("5b wake while {} clients provision", sizes.clients), summarize(&woken));
+    }
     ids.extend(created_ids.into_iter().map(|(id, _)| id));
 
     // Delete (sequential): everything made so far.
