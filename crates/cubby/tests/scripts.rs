@@ -497,3 +497,40 @@ export default (request: Request, ctx: any) => {
     second.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     assert!(read_until(&mut second, &mut waiting, "data: go seen"), "{}", String::from_utf8_lossy(&waiting));
 }
+
+#[test]
+fn a_client_that_stops_reading_a_stream_holds_no_slot_past_the_script() {
+    use std::io::Write;
+    let Some(d) = daemon("a_client_that_stops_reading_a_stream_holds_no_slot_past_the_script") else { return };
+    let api = d.admin();
+    let p = project(&api, "flood");
+    // More than the socket buffers and the chunks in flight hold: the
+    // script waits for a reader until its 2 s limit ends it.
+    put(
+        &api,
+        p.id.as_str(),
+        "big.js",
+        r#"// @timeout 2000
+// @concurrent false
+export default () => {
+  let sent = 0;
+  return new Response(new ReadableStream({
+    pull(c) { if (sent++ < 140) c.enqueue(new Uint8Array(64 * 1024)); else c.close(); },
+  }));
+};
+"#,
+    );
+    let request =
+        format!("GET /big HTTP/1.1\r\nHost: flood.exec.localhost:{}\r\nConnection: close\r\n\r\n", d.proxy_addr.port());
+    let mut stalled = std::net::TcpStream::connect(d.proxy_addr).unwrap();
+    stalled.write_all(request.as_bytes()).unwrap();
+    // This client never reads. The second request (same `@concurrent
+    // false` script) gets its answer once the first script has ended,
+    // while the first connection is still open.
+    let mut second = std::net::TcpStream::connect(d.proxy_addr).unwrap();
+    second.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    second.write_all(request.as_bytes()).unwrap();
+    let mut seen = Vec::new();
+    assert!(read_until(&mut second, &mut seen, "HTTP/1.1 200"), "{}", String::from_utf8_lossy(&seen));
+    drop(stalled);
+}

@@ -446,10 +446,11 @@ impl AdmittedScript {
             host,
         };
         let slots = (self._project_slot, self._serial, self._daemon_slot);
-        let mut outcome = cubby_scripts::run(invocation).await;
+        let outcome = cubby_scripts::run(invocation).await;
         // A streaming script runs on after its head: it keeps its slots
-        // (project, serial, daemon) until its stream ends.
-        if let Ok(ScriptResponse { stream: Some(stream), .. }) = &mut outcome.result {
+        // (project, serial, daemon) until the script ends (not until a
+        // client has read it all).
+        if let Ok(ScriptResponse { stream: Some(stream), .. }) = &outcome.result {
             stream.hold(Box::new(slots));
         }
         let result = outcome.result.map_err(|e| {

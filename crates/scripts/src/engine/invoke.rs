@@ -217,12 +217,16 @@ pub(super) async fn execute(
     head: oneshot::Sender<Outcome>,
 ) {
     let logs = Rc::new(RefCell::new(LogBuffer::new(inv.limits.max_log_bytes)));
-    let head = Head { sender: RefCell::new(Some(head)), started };
+    let head = Head { sender: RefCell::new(Some(head)), started, held: Arc::default() };
     let result = tokio::select! {
         biased;
         result = run_script(&inv, &cancel, started, &logs, &head) => result,
-        () = tx.closed() => return,
+        () = tx.closed() => {
+            head.held.release();
+            return;
+        }
     };
+    head.held.release();
     let logs = logs.borrow_mut().take();
     let outcome = Outcome { result, logs, duration: started.elapsed() };
     // The caller may have gone in the meantime; nothing to do then.
@@ -234,6 +238,8 @@ pub(super) async fn execute(
 struct Head {
     sender: RefCell<Option<oneshot::Sender<Outcome>>>,
     started: Instant,
+    /// What the caller holds while the script runs, let go when it ends.
+    held: Arc<super::Held>,
 }
 
 /// Chunks of a streamed body waiting for the client, at most.
@@ -362,7 +368,7 @@ async fn stream<'js>(
         status,
         headers: pairs(flat),
         body: Bytes::new(),
-        stream: Some(super::BodyStream::new(receiver)),
+        stream: Some(super::BodyStream::new(receiver, Arc::clone(&head.held))),
     };
     let Some(sender) = head.sender.borrow_mut().take() else {
         return Err(Failure::Internal("a second streamed answer".into()));

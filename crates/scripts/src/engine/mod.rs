@@ -73,19 +73,41 @@ pub struct BodyStream {
     run: Option<tokio::sync::oneshot::Receiver<Outcome>>,
     /// Stops the script's JavaScript at once when the stream is dropped.
     cancel: Option<CancelOnDrop>,
-    /// What the caller keeps for as long as the script streams (its run
+    /// What the caller keeps for as long as the script runs (its run
     /// slots: a streaming script still counts as running).
-    held: Vec<Box<dyn std::any::Any + Send + Sync>>,
+    held: Arc<Held>,
+}
+
+/// Values kept until a streaming run's script has ended (by the script
+/// thread, whatever the client does; dropping the stream ends the script).
+#[derive(Default)]
+pub(crate) struct Held(std::sync::Mutex<(bool, Vec<Box<dyn std::any::Any + Send + Sync>>)>);
+
+impl Held {
+    /// The script has ended: what is held goes now, and what comes later
+    /// goes at once.
+    pub(crate) fn release(&self) {
+        let taken = {
+            let mut held = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            held.0 = true;
+            std::mem::take(&mut held.1)
+        };
+        drop(taken);
+    }
 }
 
 impl BodyStream {
-    pub(crate) fn new(chunks: tokio::sync::mpsc::Receiver<Bytes>) -> Self {
-        Self { chunks, run: None, cancel: None, held: Vec::new() }
+    pub(crate) fn new(chunks: tokio::sync::mpsc::Receiver<Bytes>, held: Arc<Held>) -> Self {
+        Self { chunks, run: None, cancel: None, held }
     }
 
-    /// Keeps `value` until the stream is dropped.
-    pub fn hold(&mut self, value: Box<dyn std::any::Any + Send + Sync>) {
-        self.held.push(value);
+    /// Keeps `value` until the script has ended (not until the client has
+    /// read the stream: a client that stops reading holds nothing).
+    pub fn hold(&self, value: Box<dyn std::any::Any + Send + Sync>) {
+        let mut held = self.held.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !held.0 {
+            held.1.push(value);
+        }
     }
 }
 
@@ -298,7 +320,7 @@ pub async fn run(inv: Invocation) -> Outcome {
     let cancel = Arc::new(AtomicBool::new(false));
     let cancel_on_drop = CancelOnDrop(cancel.clone());
     let (tx, mut rx) = tokio::sync::oneshot::channel();
-    let (head_tx, head_rx) = tokio::sync::oneshot::channel();
+    let (head_tx, mut head_rx) = tokio::sync::oneshot::channel::<Outcome>();
     let spawned = std::thread::Builder::new()
         .name("cubby-script".to_owned())
         .stack_size(THREAD_STACK_BYTES)
@@ -310,7 +332,7 @@ pub async fn run(inv: Invocation) -> Outcome {
         // A streamed head is always sent before the final outcome: look at
         // it first, so a stream that already ended still gives its head.
         biased;
-        head = head_rx => match head {
+        head = &mut head_rx => match head {
             // A streamed answer: the run goes on while its stream is held.
             Ok(mut outcome) => {
                 if let Ok(ScriptResponse { stream: Some(stream), .. }) = &mut outcome.result {
@@ -324,9 +346,12 @@ pub async fn run(inv: Invocation) -> Outcome {
                 Err(_) => failed("the script thread stopped without an answer".to_owned()),
             },
         },
-        outcome = &mut rx => match outcome {
-            Ok(outcome) => outcome,
-            Err(_) => failed("the script thread stopped without an answer".to_owned()),
+        outcome = &mut rx => match (head_rx.try_recv(), outcome) {
+            // The head came too, in the same poll: it is the answer (the
+            // run is over; its stream ends with what it holds).
+            (Ok(head), _) => head,
+            (Err(_), Ok(outcome)) => outcome,
+            (Err(_), Err(_)) => failed("the script thread stopped without an answer".to_owned()),
         },
     }
 }

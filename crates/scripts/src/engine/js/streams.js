@@ -269,8 +269,13 @@
             throw e;
           }
           if (next.done) break;
-          await writer.ready;
-          await writer.write(next.value);
+          try {
+            await writer.ready;
+            await writer.write(next.value);
+          } catch (e) {
+            if (!options.preventCancel) await reader.cancel(e).catch(() => {});
+            throw e;
+          }
         }
         if (!options.preventClose) await writer.close();
       } finally {
@@ -289,7 +294,11 @@
       const reader = this.getReader();
       const preventCancel = !!(options && options.preventCancel);
       return {
-        next: () => reader.read(),
+        next: async () => {
+          const result = await reader.read();
+          if (result.done) reader.releaseLock();
+          return result;
+        },
         return: async (value) => {
           if (!preventCancel) await reader.cancel(value);
           reader.releaseLock();
@@ -313,7 +322,7 @@
         async pull(c) {
           const { value, done } = await iterator.next();
           if (done) c.close();
-          else c.enqueue(value);
+          else c.enqueue(await value);
         },
         async cancel(reason) {
           if (typeof iterator.return === "function") await iterator.return(reason);
@@ -475,10 +484,19 @@
       let readableController;
       let backpressure = deferred();
       const started = deferred();
+      let writableController;
+      let cancelled = null;
       this.#readable = new ReadableStream({
         start(c) { readableController = c; },
         pull() { backpressure.resolve(undefined); },
-        cancel(reason) { return call(transformer, "cancel", [reason]); },
+        cancel(reason) {
+          // The writable side fails from now on, and a write waiting for
+          // room is released into that failure.
+          cancelled = reason === undefined ? new TypeError("the readable side was cancelled") : reason;
+          if (writableController) writableController.error(cancelled);
+          backpressure.resolve(undefined);
+          return call(transformer, "cancel", [reason]);
+        },
       }, { highWaterMark: highWaterMark(readableStrategy, 0), size: readableStrategy && readableStrategy.size });
       const controller = {
         get desiredSize() { return readableController.desiredSize; },
@@ -490,9 +508,13 @@
         terminate() { try { readableController.close(); } catch {} },
       };
       this.#writable = new WritableStream({
-        start: () => started.promise,
+        start: (c) => {
+          writableController = c;
+          return started.promise;
+        },
         async write(chunk) {
           if (readableController.desiredSize <= 0) await backpressure.promise;
+          if (cancelled !== null) throw cancelled;
           if (typeof transformer.transform === "function") await transformer.transform(chunk, controller);
           else controller.enqueue(chunk);
         },

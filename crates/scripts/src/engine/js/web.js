@@ -101,13 +101,15 @@
       },
       async formData() { return internals.decodeForm((await read(this)) ?? new Uint8Array(0), this.headers.get("content-type")); },
     });
+    // A body of bytes stays bytes (sent whole, with its length); `body`
+    // hands out one stream over them, kept per object.
+    const views = new WeakMap();
     Object.defineProperty(cls.prototype, "body", {
       get() {
         const b = get(this);
         if (b === null || internals.isReadable(b)) return b;
-        const stream = internals.streamOf(b);
-        set(this, stream);
-        return stream;
+        if (!views.has(this)) views.set(this, internals.streamOf(b));
+        return views.get(this);
       },
       configurable: true,
     });

@@ -45,6 +45,16 @@ async fn readable_writable_and_transform_streams_behave_as_on_the_web() {
             out.cancelled = cancelled;
             out.locked = (() => { const s = new ReadableStream(); s.getReader(); try { s.getReader(); return "twice"; } catch (e) { return e.name; } })();
             try { new ReadableStream({ type: "bytes" }); out.bytes = "made"; } catch (e) { out.bytes = e.name; }
+
+            // Iteration to the end lets go of the stream; promises from a
+            // sync iterable are awaited; a cancelled transform fails writes.
+            const done = ReadableStream.from([Promise.resolve("p")]);
+            out.awaited = await Array.fromAsync(done);
+            out.unlocked = !done.locked;
+            const t = new TransformStream();
+            const writer = t.writable.getWriter();
+            await t.readable.cancel(new Error("no reader"));
+            try { await writer.write("x"); out.afterCancel = "written"; } catch (e) { out.afterCancel = e.message; }
             return out;
         }"#,
     )
@@ -58,6 +68,8 @@ async fn readable_writable_and_transform_streams_behave_as_on_the_web() {
     assert_eq!(v["errored"], "boom", "an errored stream rejects its reads");
     assert_eq!(v["cancelled"], "enough");
     assert_eq!((v["locked"].as_str(), v["bytes"].as_str()), (Some("TypeError"), Some("TypeError")));
+    assert_eq!((&v["awaited"], &v["unlocked"]), (&serde_json::json!(["p"]), &serde_json::json!(true)), "{v}");
+    assert_eq!(v["afterCancel"], "no reader", "{v}");
 }
 
 #[tokio::test]
@@ -68,8 +80,10 @@ async fn bodies_are_streams_and_streams_are_bodies() {
             for await (const chunk of request.body) chunks.push(new TextDecoder().decode(chunk));
             const made = new Response(ReadableStream.from([new TextEncoder().encode("one "), new TextEncoder().encode("two")]));
             const copy = made.clone();
+            const whole = new Response("whole");
+            const peeked = (await whole.body.getReader().read()).value.length;
             return { request: chunks.join(""), text: await made.text(), copy: await copy.text(),
-                     bodyOfBytes: (await new Response("whole").body.getReader().read()).value.length };
+                     bodyOfBytes: peeked, stillBytes: await whole.text() };
         }"#,
     );
     inv.request.method = "POST".into();
@@ -77,7 +91,7 @@ async fn bodies_are_streams_and_streams_are_bodies() {
     let v = json(ok(&run(inv).await));
     assert_eq!(
         v,
-        serde_json::json!({"request": "posted body", "text": "one two", "copy": "one two", "bodyOfBytes": 5})
+        serde_json::json!({"request": "posted body", "text": "one two", "copy": "one two", "bodyOfBytes": 5, "stillBytes": "whole"})
     );
 }
 
