@@ -48,6 +48,21 @@ impl Drop for Cleanup {
     }
 }
 
+/// Tenant `web` of `project`, its `/data` holding a row file and `bytes`
+/// random bytes with their checksum.
+fn web_with_data(api: &cubby_client::Client, project: &cubby_model::Project, bytes: usize) -> cubby_model::Container {
+    let web = container(api, project, "web", "hello from web");
+    let (code, _, err) = sh(
+        api,
+        web.id.as_str(),
+        &format!(
+            "set -e; cd /data; echo precious > rows.txt; head -c {bytes} /dev/urandom > blob; md5sum blob > blob.md5"
+        ),
+    );
+    assert_eq!(code, 0, "{err}");
+    web
+}
+
 /// The `/data` a tenant sees, without the demo app's own live database.
 fn data_of(api: &cubby_client::Client, id: &str) -> String {
     let (code, out, err) =
@@ -71,14 +86,8 @@ fn a_backup_restored_on_a_fresh_box_serves_every_tenant_with_the_same_data_and_u
     // of a template, a snapshot, rules, a script, project tokens.
     let acme = project(&api, "acme");
     let zeta = project(&api, "zeta");
-    let web = container(&api, &acme, "web", "hello from web");
+    let web = web_with_data(&api, &acme, 300_000);
     let web_id = web.id.to_string();
-    let (code, _, err) = sh(
-        &api,
-        &web_id,
-        "set -e; cd /data; echo precious > rows.txt; head -c 300000 /dev/urandom > blob; md5sum blob > blob.md5",
-    );
-    assert_eq!(code, 0, "{err}");
     let rule = RuleSpec {
         action: Some(RuleAction::Drop),
         protocol: Some(Protocol::Tcp),
@@ -300,15 +309,9 @@ fn a_backup_in_an_s3_bucket_restores_a_box_and_a_failed_upload_leaves_nothing() 
     let api = a.admin();
     let acme = project(&api, "acme");
     let zeta = project(&api, "zeta");
-    let web = container(&api, &acme, "web", "hello from web");
-    let web_id = web.id.to_string();
     // Over one multipart part, so the stream goes up in parts.
-    let (code, _, err) = sh(
-        &api,
-        &web_id,
-        "set -e; cd /data; echo precious > rows.txt; head -c 12000000 /dev/urandom > blob; md5sum blob > blob.md5",
-    );
-    assert_eq!(code, 0, "{err}");
+    let web = web_with_data(&api, &acme, 12_000_000);
+    let web_id = web.id.to_string();
     let other = container(&api, &zeta, "other", "hello from zeta");
     let zeta_token = api.create_token(zeta.id.as_str(), &CreateToken::default()).unwrap().secret;
 

@@ -49,8 +49,8 @@ pub use image::{Image, ImageConfig, ImageSource};
 pub use project::{CreateProject, Project, ProjectQuota, UpdateProject};
 pub use rollout::{CreateRollout, Rollout, RolloutFailure, RolloutStatus};
 pub use script::{
-    MAX_SCRIPT_BYTES, PutSecrets, ScriptFile, ScriptInvocation, ScriptLogLine, SecretNames, validate_script_path,
-    validate_secrets,
+    MAX_SCRIPT_BYTES, PutSecrets, ScriptFile, ScriptInvocation, ScriptLogLine, SecretNames, is_private_script,
+    validate_script_path, validate_secrets,
 };
 pub use snapshot::{CreateSnapshot, Snapshot, UpdateSnapshot, validate_alias};
 pub use token::{CreateToken, CreatedToken, Token};

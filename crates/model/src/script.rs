@@ -70,6 +70,13 @@ pub struct SecretNames {
 /// replaces the previous one.
 pub type PutSecrets = BTreeMap<String, String>;
 
+/// Whether the script file `path` is only there to be imported (one of its
+/// segments starts with `_`, as `_lib/verify.ts`): it is no endpoint, and
+/// `cubby scripts push --bundle` inlines it instead of pushing it.
+pub fn is_private_script(path: &str) -> bool {
+    path.split('/').any(|segment| segment.starts_with('_'))
+}
+
 /// Checks a script's path: relative segments of letters, digits, `_`,
 /// `-`, `.` and `[name]` parameters, ending in `.js` or `.ts`.
 pub fn validate_script_path(path: &str) -> Result<(), ValidationError> {

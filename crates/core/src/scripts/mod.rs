@@ -336,7 +336,7 @@ impl ScriptService {
         let routes: Arc<Vec<Route>> = Arc::new(
             list_files(&self.scripts_dir(project))?
                 .iter()
-                .filter(|f| !routing::is_private(f))
+                .filter(|f| !cubby_model::is_private_script(f))
                 .map(|f| Route::of(f))
                 .collect(),
         );

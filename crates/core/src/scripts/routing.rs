@@ -14,11 +14,6 @@ enum Segment {
     Param(String),
 }
 
-/// Whether `file` is only for imports (a segment starts with `_`).
-pub fn is_private(file: &str) -> bool {
-    file.split('/').any(|segment| segment.starts_with('_'))
-}
-
 /// One routable file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {

@@ -27,12 +27,6 @@ const ESBUILD_FLAGS: &[&str] = &[
     "--log-level=warning",
 ];
 
-/// Whether `path` is only for imports (a segment starts with `_`), as the
-/// daemon's router decides.
-fn is_private(path: &str) -> bool {
-    path.split('/').any(|s| s.starts_with('_'))
-}
-
 /// The esbuild to run: `node_modules/.bin/esbuild` in `dir` or a parent,
 /// else the one on `PATH`.
 fn esbuild(dir: &Path) -> anyhow::Result<PathBuf> {
@@ -76,7 +70,7 @@ pub fn bundle(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> anyhow::Result<B
     let out_dir = scratch.path();
     {
         let mut out = BTreeMap::new();
-        for (path, source) in files.iter().filter(|(p, _)| !is_private(p)) {
+        for (path, source) in files.iter().filter(|(p, _)| !cubby_model::is_private_script(p)) {
             let name = match path.strip_suffix(".ts") {
                 Some(stem) => format!("{stem}.js"),
                 None => path.clone(),
@@ -110,6 +104,7 @@ mod tests {
     fn the_header_is_the_leading_comment_lines_only() {
         let source = "// @token secret\n\n// webhook\nimport x from 'y';\n// @timeout 5s\n";
         assert_eq!(header(source), "// @token secret\n\n// webhook\n");
-        assert!(is_private("_lib/x.ts") && is_private("a/_b.ts") && !is_private("a/b_c.ts"));
+        let private = cubby_model::is_private_script;
+        assert!(private("_lib/x.ts") && private("a/_b.ts") && !private("a/b_c.ts"));
     }
 }
